@@ -1,0 +1,131 @@
+/**
+ * The command line: `run <config>` (with `--explain` to plan only) and `sweep`.
+ * Exit codes: 0 success, 1 a stage failed, 2 bad usage or config. On success the last line
+ * on stdout is the run folder (or its report).
+ */
+import { parseArgs } from "node:util";
+import { STAGES } from "../stages/mod.ts";
+import { type BackendName, selectBackend } from "./backends/mod.ts";
+import { resolveConfig } from "./config.ts";
+import { describeError, exitCodeOf, UsageError } from "./errors.ts";
+import { gitState } from "./git.ts";
+import { Progress } from "./progress.ts";
+import { planRun, runDirOf, runPipeline } from "./runner.ts";
+import { BACKENDS } from "./schema.ts";
+
+const USAGE = `usage: deno task run <config.json> [options]
+  --set path=value   override a config field (repeatable), e.g. --set adversarial.iterations=50
+  --results DIR      results folder (default: results)
+  --backend NAME     ${BACKENDS.join(" | ")} (overrides the config's backend)
+  --explain          say per stage whether it is cached or why it would run; run nothing
+  --force STAGE      re-run a stage even if cached (repeatable; "all" for every stage)
+  --until STAGE      stop after this stage
+  --quiet            no progress output
+stages: ${STAGES.map((s) => s.name).join(", ")}`;
+
+/** Runs the CLI with arguments; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const progress = new Progress();
+  try {
+    return await dispatch(args);
+  } catch (e) {
+    progress.done();
+    const code = exitCodeOf(e);
+    console.error(`error: ${describeError(e)}`);
+    if (Deno.env.get("GAN_DEBUG")) console.error(e);
+    if (e instanceof UsageError) console.error(USAGE);
+    return code;
+  }
+}
+
+async function dispatch(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === "sweep") {
+    throw new UsageError("sweeps are not available yet (coming with the sweep issue)");
+  }
+  if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        set: { type: "string", multiple: true, default: [] },
+        results: { type: "string", default: "results" },
+        backend: { type: "string" },
+        explain: { type: "boolean", default: false },
+        force: { type: "string", multiple: true, default: [] },
+        until: { type: "string" },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length
+        ? `expected one config file, got ${positionals.join(" ")}`
+        : "missing config file",
+    );
+  }
+  const overrides = [...values.set];
+  if (values.backend !== undefined) overrides.push(`backend=${values.backend}`);
+  const cfg = await resolveConfig(positionals[0], overrides);
+  const progress = new Progress({ quiet: values.quiet });
+  const backend = await selectBackend(cfg.backend as BackendName);
+  progress.log(
+    `backend: ${backend.runtime.backend} (${backend.reason})${
+      backend.notes.length ? "; " + backend.notes.join("; ") : ""
+    }`,
+  );
+  const opts = {
+    cfg,
+    stages: STAGES,
+    results: values.results,
+    runtime: backend.runtime,
+    force: values.force,
+    until: values.until,
+    progress,
+  };
+  if (values.explain) {
+    const plans = await planRun(opts);
+    for (const p of plans) {
+      console.log(
+        `${p.stage.padEnd(20)} ${p.key.slice(0, 12)}  ${
+          p.cached ? "cached" : `runs because ${p.reason}`
+        }`,
+      );
+    }
+    console.log(runDirOf(values.results, cfg).dir);
+    return 0;
+  }
+  const record = await runPipeline({
+    ...opts,
+    environment: {
+      deno: Deno.version.deno,
+      v8: Deno.version.v8,
+      os: `${Deno.build.os}-${Deno.build.arch}`,
+      backend: { name: backend.name, reason: backend.reason, notes: backend.notes },
+      git: await gitState(),
+    },
+  });
+  const ran = record.stages.filter((s) => s.status === "ran").length;
+  progress.log(
+    ran === 0
+      ? `all ${record.stages.length} stages cached; nothing ran`
+      : `${ran} of ${record.stages.length} stages ran in ${record.seconds.toFixed(1)}s`,
+  );
+  console.log(record.runDir);
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

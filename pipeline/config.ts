@@ -1,0 +1,345 @@
+/**
+ * Loading a config: read JSON (errors with line and column), follow `extends`, apply
+ * `--set path=value` overrides, then validate every field against {@link CONFIG_SCHEMA}
+ * and fill defaults. Every error names the path, what was wrong and what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * const cfg = await resolveConfig("configs/quick.json", ["adversarial.iterations=5"]);
+ * console.assert(cfg.adversarial.iterations === 5);
+ * ```
+ */
+import { basename, dirname, resolve } from "node:path";
+import { ConfigError } from "./errors.ts";
+import { CONFIG_SCHEMA, type Field, META_KEYS } from "./schema.ts";
+import { BACKENDS, type DataFileName } from "./schema.ts";
+
+type FileMap = Record<DataFileName, string | null>;
+
+/** A resolved, validated config with every default filled. */
+export interface Config {
+  name: string;
+  description: string;
+  seed: number;
+  backend: typeof BACKENDS[number];
+  data: {
+    source: "npm" | "url" | "file";
+    dataset: string;
+    files: FileMap;
+    sha256: FileMap;
+    retries: number;
+    timeoutSeconds: number;
+  };
+  preprocess: {
+    trainSubset: number | null;
+    testSubset: number | null;
+    subsetMode: "first" | "random";
+  };
+  model: {
+    noiseDim: number;
+    counterfeiter: { hidden: number[]; activation: Activation; outputActivation: Activation };
+    police: { hidden: number[]; activation: Activation; dropout: number };
+  };
+  optimizer: {
+    learningRate: number;
+    beta1: number;
+    beta2: number;
+    epsilon: number;
+    form: "keras" | "tfjs";
+  };
+  loss: { form: "logits" | "clipped" };
+  warmup: { batchSize: number; fitBatchSize: number };
+  adversarial: {
+    iterations: number;
+    batchSize: number;
+    fitBatchSize: number;
+    checkpointEvery: number;
+    policeDropoutInCounterfeiterStep: boolean;
+  };
+}
+
+/** Activation names a layer accepts. */
+export type Activation = "relu" | "leakyRelu" | "elu" | "tanh" | "sigmoid" | "linear";
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type JsonObject = { [k: string]: Json };
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Parses JSON text; a syntax error names the file, line and column. */
+export function parseJsonText(text: string, file: string): Json {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    let line: number | undefined, col: number | undefined;
+    const lc = /line (\d+) column (\d+)/.exec(msg);
+    const pos = /position (\d+)/.exec(msg);
+    if (lc) [line, col] = [Number(lc[1]), Number(lc[2])];
+    else if (pos) {
+      const before = text.slice(0, Number(pos[1])).split("\n");
+      line = before.length;
+      col = before[before.length - 1].length + 1;
+    } else if (/end of JSON input|Unterminated/i.test(msg)) {
+      const lines = text.split("\n");
+      line = lines.length;
+      col = lines[lines.length - 1].length + 1;
+    }
+    const where = line !== undefined ? `:${line}:${col}` : "";
+    const reason = msg.replace(/\s*(in JSON )?at position \d+.*$/, "").replace(
+      /^JSON\.parse: /,
+      "",
+    );
+    throw new ConfigError(`${file}${where}: malformed JSON: ${reason}`);
+  }
+}
+
+async function readJsonFile(path: string): Promise<Json> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ConfigError(
+        `config file not found: ${path} (check the path; configs live in configs/)`,
+      );
+    }
+    throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`);
+  }
+  return parseJsonText(text, path);
+}
+
+/** Deep merge: objects merge key by key, everything else (arrays included) replaces. */
+export function deepMerge(base: Json, over: Json): Json {
+  if (!isObject(base) || !isObject(over)) return structuredClone(over);
+  const out: JsonObject = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
+  return out;
+}
+
+/** Reads a config file and everything it `extends`, merged (the file's own values win). */
+export async function loadRaw(path: string, chain: string[] = []): Promise<JsonObject> {
+  const abs = resolve(path);
+  if (chain.includes(abs)) {
+    throw new ConfigError(
+      `extends cycle: ${[...chain, abs].map((p) => basename(p)).join(" -> ")} (remove one extends)`,
+    );
+  }
+  const raw = await readJsonFile(path);
+  if (!isObject(raw)) throw new ConfigError(`${path}: a config must be a JSON object`);
+  const ext = raw["extends"];
+  const own: JsonObject = { ...raw };
+  delete own["extends"];
+  delete own["$schema"];
+  if (ext === undefined) return own;
+  if (typeof ext !== "string") {
+    throw new ConfigError(`${path}: extends: expected a path string, got ${JSON.stringify(ext)}`);
+  }
+  const parent = await loadRaw(resolve(dirname(abs), ext), [...chain, abs]);
+  delete parent["name"]; // a name belongs to its own file
+  return deepMerge(parent, own) as JsonObject;
+}
+
+/** Parses `path=value`: JSON if it parses (numbers, booleans, null, arrays), else a string. */
+export function parseOverride(spec: string): { path: string[]; value: Json } {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) {
+    throw new ConfigError(`--set ${spec}: expected path=value, e.g. adversarial.iterations=50`);
+  }
+  const path = spec.slice(0, eq).trim().split(".");
+  const text = spec.slice(eq + 1);
+  let value: Json;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = text;
+  }
+  return { path, value };
+}
+
+/** Applies one override in place, creating intermediate objects. */
+export function applyOverride(cfg: JsonObject, path: string[], value: Json): void {
+  let node: JsonObject = cfg;
+  for (const key of path.slice(0, -1)) {
+    if (!isObject(node[key])) node[key] = {};
+    node = node[key] as JsonObject;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+/** Edit distance, for "did you mean". */
+export function levenshtein(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}
+
+function didYouMean(key: string, options: string[]): string {
+  let best = "", bestD = Infinity;
+  for (const o of options) {
+    const d = levenshtein(key.toLowerCase(), o.toLowerCase());
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : "";
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return `array ${JSON.stringify(v)}`;
+  if (typeof v === "object") return "an object";
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function range(f: { min?: number; max?: number; above?: number }): string {
+  const parts: string[] = [];
+  if (f.above !== undefined) parts.push(`> ${f.above}`);
+  if (f.min !== undefined) parts.push(`>= ${f.min}`);
+  if (f.max !== undefined) parts.push(`<= ${f.max}`);
+  return parts.join(" and ");
+}
+
+/** Validates a value against a field and fills defaults; throws a ConfigError naming the path. */
+export function validate(field: Field, value: unknown, path: string, src: string): unknown {
+  const fail = (what: string): never => {
+    throw new ConfigError(`${src}: ${path}: ${what}`);
+  };
+  switch (field.kind) {
+    case "object": {
+      if (value === undefined) value = {};
+      if (!isObject(value)) fail(`expected an object, got ${describe(value)}`);
+      const obj = value as JsonObject;
+      const names = Object.keys(field.fields);
+      for (const k of Object.keys(obj)) {
+        if (!(k in field.fields)) {
+          const where = path ? `${path}.${k}` : k;
+          throw new ConfigError(
+            `${src}: ${where}: unknown key${didYouMean(k, names)}; allowed here: ${
+              names.join(", ")
+            }`,
+          );
+        }
+      }
+      const out: Record<string, unknown> = {};
+      for (const [k, f] of Object.entries(field.fields)) {
+        out[k] = validate(f, obj[k], path ? `${path}.${k}` : k, src);
+      }
+      return out;
+    }
+    case "nullable":
+      if (value === undefined || value === null) return null;
+      return validate(field.inner, value, path, src);
+    case "int":
+    case "number": {
+      if (value === undefined) return field.default;
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        fail(
+          `expected ${field.kind === "int" ? "an integer" : "a number"}, got ${describe(value)}`,
+        );
+      }
+      const n = value as number;
+      if (field.kind === "int" && !Number.isInteger(n)) fail(`expected an integer, got ${n}`);
+      const r = range(field);
+      const bad = (field.min !== undefined && n < field.min) ||
+        (field.max !== undefined && n > field.max) ||
+        (field.kind === "number" && field.above !== undefined && n <= field.above);
+      if (bad) fail(`${n} is out of range; allowed: ${r}`);
+      return n;
+    }
+    case "bool":
+      if (value === undefined) return field.default;
+      if (typeof value !== "boolean") fail(`expected true or false, got ${describe(value)}`);
+      return value;
+    case "string":
+      if (value === undefined) return field.default;
+      if (typeof value !== "string") fail(`expected a string, got ${describe(value)}`);
+      return value;
+    case "enum": {
+      if (value === undefined) return field.default;
+      if (typeof value !== "string" || !field.values.includes(value)) {
+        const hint = typeof value === "string" ? didYouMean(value, [...field.values]) : "";
+        fail(`${describe(value)} is not allowed${hint}; allowed: ${field.values.join(", ")}`);
+      }
+      return value;
+    }
+    case "intList": {
+      if (value === undefined) return [...field.default];
+      if (!Array.isArray(value) || value.length === 0) {
+        fail(`expected a non-empty array of integers, got ${describe(value)}`);
+      }
+      (value as unknown[]).forEach((v, i) => {
+        if (typeof v !== "number" || !Number.isInteger(v) || v < field.min) {
+          fail(`[${i}]: expected an integer >= ${field.min}, got ${describe(v)}`);
+        }
+      });
+      return [...(value as number[])];
+    }
+  }
+}
+
+/** Cross-field rules the per-field schema cannot say. */
+function checkRules(cfg: Config, src: string): void {
+  const { data } = cfg;
+  if (data.source !== "npm") {
+    for (const [k, v] of Object.entries(data.files)) {
+      if (v === null) {
+        throw new ConfigError(
+          `${src}: data.files.${k}: required when data.source is "${data.source}"`,
+        );
+      }
+    }
+  }
+  if (data.source === "url") {
+    for (const [k, v] of Object.entries(data.sha256)) {
+      if (v === null) {
+        throw new ConfigError(
+          `${src}: data.sha256.${k}: required when data.source is "url" (run sha256sum on the file)`,
+        );
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(data.sha256)) {
+    if (v !== null && !/^[0-9a-f]{64}$/i.test(v)) {
+      throw new ConfigError(`${src}: data.sha256.${k}: expected 64 hex digits, got "${v}"`);
+    }
+  }
+}
+
+/**
+ * Loads, merges, overrides and validates a config file. `overrides` are `path=value`
+ * strings as given to `--set`.
+ */
+export async function resolveConfig(path: string, overrides: string[] = []): Promise<Config> {
+  const raw = await loadRaw(path);
+  for (const spec of overrides) {
+    const { path: p, value } = parseOverride(spec);
+    if (META_KEYS.includes(p[0] as typeof META_KEYS[number])) {
+      throw new ConfigError(`--set ${spec}: ${p[0]} cannot be overridden`);
+    }
+    applyOverride(raw, p, value);
+  }
+  const cfg = validate(CONFIG_SCHEMA, raw, "", path) as Config;
+  if (cfg.name === "") cfg.name = basename(path).replace(/\.json$/, "");
+  if (!/^[A-Za-z0-9._-]+$/.test(cfg.name)) {
+    throw new ConfigError(
+      `${path}: name: "${cfg.name}" may hold only letters, digits, '.', '_', '-'`,
+    );
+  }
+  checkRules(cfg, path);
+  if (cfg.data.source === "file") {
+    for (const k of Object.keys(cfg.data.files) as DataFileName[]) {
+      cfg.data.files[k] = resolve(dirname(resolve(path)), cfg.data.files[k] ?? "");
+    }
+  }
+  return cfg;
+}

@@ -1,0 +1,298 @@
+/**
+ * The runner walks the stage graph in order, computes each stage's key from exactly what it
+ * depends on, reuses cached entries, runs the rest, and writes the run record `run.json`.
+ * It also explains, per stage, why it is cached or why it must run.
+ *
+ * @example
+ * ```ts
+ * import { runPipeline } from "./runner.ts";
+ * // const record = await runPipeline({ cfg, stages, results: "results" });
+ * ```
+ */
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { StageError, UsageError } from "./errors.ts";
+import { canonicalJson, hashValue } from "./hash.ts";
+import { Progress } from "./progress.ts";
+import type { RuntimeFacts, Stage } from "./stage.ts";
+import { type EntryMeta, type KeyInputs, Store, writeFileAtomic } from "./store.ts";
+
+/** The plan for one stage: its key and whether/why it runs. */
+export interface StagePlan {
+  stage: string;
+  key: string;
+  cached: boolean;
+  reason: string;
+  inputs: KeyInputs;
+}
+
+/** One stage's line in run.json. */
+export interface StageRecord {
+  stage: string;
+  key: string;
+  status: "cached" | "ran" | "failed" | "skipped";
+  reason: string;
+  seconds: number;
+  summary?: Record<string, unknown>;
+  error?: string;
+}
+
+/** Options of a run. */
+export interface RunOptions {
+  cfg: Config;
+  stages: Stage[];
+  results: string;
+  runtime: RuntimeFacts;
+  /** Extra facts for run.json (backend choice and why, versions). */
+  environment?: Record<string, unknown>;
+  force?: string[];
+  until?: string;
+  progress?: Progress;
+}
+
+/** The record written to run.json. */
+export interface RunRecord {
+  name: string;
+  runDir: string;
+  configHash: string;
+  seed: number;
+  config: Config;
+  stages: StageRecord[];
+  started: string;
+  finished: string | null;
+  seconds: number;
+  status: "ok" | "failed";
+  environment: Record<string, unknown>;
+}
+
+/** Checks stage names, order and `--force`/`--until`; returns the stages up to `until`. */
+export function selectStages(stages: Stage[], force: string[] = [], until?: string): Stage[] {
+  const names = stages.map((s) => s.name);
+  const seen = new Set<string>();
+  for (const s of stages) {
+    for (const n of s.needs) {
+      if (!seen.has(n)) {
+        throw new Error(`stage ${s.name} needs ${n}, which does not come before it`);
+      }
+    }
+    seen.add(s.name);
+  }
+  for (const f of force) {
+    if (f !== "all" && !names.includes(f)) {
+      throw new UsageError(`--force ${f}: no such stage; stages: ${names.join(", ")}, all`);
+    }
+  }
+  if (until === undefined) return stages;
+  const i = names.indexOf(until);
+  if (i < 0) throw new UsageError(`--until ${until}: no such stage; stages: ${names.join(", ")}`);
+  return stages.slice(0, i + 1);
+}
+
+function diffPaths(a: unknown, b: unknown, path: string, out: string[]): void {
+  const isObj = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const ao = a as Record<string, unknown>, bo = b as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(ao), ...Object.keys(bo)])) {
+      diffPaths(ao[k], bo[k], path ? `${path}.${k}` : k, out);
+    }
+  } else if (canonicalJson(a ?? null) !== canonicalJson(b ?? null)) {
+    out.push(path);
+  }
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v) ?? "(absent)";
+  return s.length > 40 ? s.slice(0, 37) + "..." : s;
+}
+
+/** Says why a stage with these inputs has no entry, by comparing with the closest one. */
+export function explainMiss(inputs: KeyInputs, previous: EntryMeta[]): string {
+  if (previous.length === 0) return "never computed before";
+  let best: { meta: EntryMeta; changes: string[] } | null = null;
+  for (const meta of previous) {
+    const changes: string[] = [];
+    const cfgPaths: string[] = [];
+    diffPaths(meta.inputs.config, inputs.config, "", cfgPaths);
+    for (const p of cfgPaths) {
+      const get = (o: unknown) =>
+        p.split(".").reduce((n: unknown, k) => (n as Record<string, unknown>)?.[k], o);
+      changes.push(
+        `${p} changed (${show(get(meta.inputs.config))} -> ${show(get(inputs.config))})`,
+      );
+    }
+    for (const up of Object.keys(inputs.upstream)) {
+      if (meta.inputs.upstream[up] !== inputs.upstream[up]) changes.push(`upstream ${up} changed`);
+    }
+    if (meta.inputs.version !== inputs.version) {
+      changes.push(`stage version changed (${meta.inputs.version} -> ${inputs.version})`);
+    }
+    const rt: string[] = [];
+    diffPaths(meta.inputs.runtime, inputs.runtime, "", rt);
+    for (const p of rt) changes.push(`${p} changed`);
+    if (
+      canonicalJson(meta.inputs.fingerprint ?? null) !== canonicalJson(inputs.fingerprint ?? null)
+    ) {
+      changes.push("input file contents changed");
+    }
+    if (!best || changes.length < best.changes.length) best = { meta, changes };
+  }
+  const c = best!.changes;
+  return c.length ? c.join("; ") : "no matching entry";
+}
+
+/** Computes every stage's key and whether it is cached, without running anything. */
+export async function planRun(opts: RunOptions): Promise<StagePlan[]> {
+  const { cfg, runtime } = opts;
+  const store = new Store(opts.results);
+  const stages = selectStages(opts.stages, opts.force, opts.until);
+  const force = new Set(opts.force ?? []);
+  const keys: Record<string, string> = {};
+  const plans: StagePlan[] = [];
+  for (const s of stages) {
+    const inputs: KeyInputs = {
+      stage: s.name,
+      version: s.version,
+      config: s.pick(cfg),
+      upstream: Object.fromEntries(s.needs.map((n) => [n, keys[n]])),
+      runtime: s.usesTensors ? runtime : null,
+      fingerprint: s.fingerprint ? await s.fingerprint(cfg) : null,
+    };
+    const key = hashValue(inputs);
+    keys[s.name] = key;
+    const forced = force.has(s.name) || force.has("all");
+    const cached = !forced && await store.has(s.name, key);
+    let reason = "cached";
+    if (forced) reason = "forced (--force)";
+    else if (!cached) reason = explainMiss(inputs, await store.entries(s.name));
+    plans.push({ stage: s.name, key, cached, reason, inputs });
+  }
+  return plans;
+}
+
+/** The run folder of a config: `<results>/runs/<name>-<12 hex of the resolved config>`. */
+export function runDirOf(results: string, cfg: Config): { dir: string; hash: string } {
+  const hash = hashValue(cfg);
+  return { dir: join(results, "runs", `${cfg.name}-${hash.slice(0, 12)}`), hash };
+}
+
+/** Runs the pipeline; returns the run record (also written to run.json). */
+export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
+  const progress = opts.progress ?? new Progress();
+  const store = new Store(opts.results);
+  const plans = await planRun(opts);
+  const stages = selectStages(opts.stages, opts.force, opts.until);
+  const { dir: runDir, hash } = runDirOf(opts.results, opts.cfg);
+  await Deno.mkdir(runDir, { recursive: true });
+  const started = new Date();
+  const record: RunRecord = {
+    name: opts.cfg.name,
+    runDir,
+    configHash: hash,
+    seed: opts.cfg.seed,
+    config: opts.cfg,
+    stages: [],
+    started: started.toISOString(),
+    finished: null,
+    seconds: 0,
+    status: "ok",
+    environment: { ...opts.environment, runtime: opts.runtime },
+  };
+  const writeRecord = () =>
+    writeFileAtomic(join(runDir, "run.json"), JSON.stringify(record, null, 2) + "\n");
+  let failure: unknown = null;
+  let failedStage = "";
+  for (let i = 0; i < stages.length; i++) {
+    const stage = stages[i], plan = plans[i];
+    const inputs = Object.fromEntries(
+      stage.needs.map((n) => [n, store.dir(n, plan.inputs.upstream[n])]),
+    );
+    if (plan.cached) {
+      progress.log(`[${stage.name}] cached (${plan.key.slice(0, 12)})`);
+      const meta = await store.meta(stage.name, plan.key);
+      record.stages.push({
+        stage: stage.name,
+        key: plan.key,
+        status: "cached",
+        reason: "cached",
+        seconds: 0,
+        summary: meta?.summary,
+      });
+      continue;
+    }
+    progress.log(`[${stage.name}] running: ${plan.reason}`);
+    const t0 = performance.now();
+    const tmp = await store.begin(stage.name, plan.key);
+    const workDir = store.workDir(stage.name, plan.key);
+    try {
+      const summary = await stage.run({
+        cfg: opts.cfg,
+        outDir: tmp,
+        inputs,
+        workDir,
+        progress,
+        runtime: opts.runtime,
+      }) ?? undefined;
+      progress.done();
+      const seconds = (performance.now() - t0) / 1000;
+      const meta: EntryMeta = {
+        stage: stage.name,
+        key: plan.key,
+        inputs: plan.inputs,
+        seconds,
+        created: new Date().toISOString(),
+        summary,
+      };
+      await store.commit(stage.name, plan.key, tmp, meta);
+      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      progress.log(`[${stage.name}] done in ${seconds.toFixed(1)}s`);
+      record.stages.push({
+        stage: stage.name,
+        key: plan.key,
+        status: "ran",
+        reason: plan.reason,
+        seconds,
+        summary,
+      });
+    } catch (e) {
+      progress.done();
+      await store.abandon(tmp);
+      const seconds = (performance.now() - t0) / 1000;
+      const msg = e instanceof Error ? e.message : String(e);
+      record.stages.push({
+        stage: stage.name,
+        key: plan.key,
+        status: "failed",
+        reason: plan.reason,
+        seconds,
+        error: msg,
+      });
+      for (const rest of plans.slice(i + 1)) {
+        record.stages.push({
+          stage: rest.stage,
+          key: rest.key,
+          status: "skipped",
+          reason: `${stage.name} failed`,
+          seconds: 0,
+        });
+      }
+      record.status = "failed";
+      failure = e;
+      failedStage = stage.name;
+      break;
+    }
+  }
+  record.finished = new Date().toISOString();
+  record.seconds = (Date.now() - started.getTime()) / 1000;
+  await writeRecord();
+  if (failure) {
+    const msg = failure instanceof Error ? failure.message : String(failure);
+    const err = new StageError(`stage ${failedStage} failed: ${msg}`);
+    if (failure instanceof Error && "exitCode" in failure) {
+      // keep the original class (a DataError stays one) but name the stage
+      failure.message = `stage ${failedStage}: ${msg}`;
+      throw failure;
+    }
+    throw err;
+  }
+  return record;
+}

@@ -1,0 +1,55 @@
+/**
+ * The stage contract. A stage is data (name, version, needs, the config it picks) plus a
+ * `run` function, so the graph can be listed and explained without running anything.
+ *
+ * @example
+ * ```ts
+ * import type { Stage } from "./stage.ts";
+ * const hello: Stage = {
+ *   name: "hello",
+ *   version: 1,
+ *   needs: [],
+ *   pick: (cfg) => ({ seed: cfg.seed }),
+ *   run: async (ctx) => { await Deno.writeTextFile(`${ctx.outDir}/hello.txt`, "hi"); },
+ * };
+ * ```
+ */
+import type { Config } from "./config.ts";
+import type { Progress } from "./progress.ts";
+
+/** Facts about the tensor engine that change a stage's numbers. */
+export interface RuntimeFacts {
+  backend: string;
+  tfjs: string;
+}
+
+/** What a stage's `run` gets. */
+export interface StageContext {
+  cfg: Config;
+  /** The folder to write artifacts into (a temporary folder, renamed on success). */
+  outDir: string;
+  /** Artifact folders of the stages this one needs, by name. */
+  inputs: Record<string, string>;
+  /** A folder that survives a crash, for checkpoints of long stages; removed on success. */
+  workDir: string;
+  progress: Progress;
+  runtime: RuntimeFacts;
+}
+
+/** A pipeline stage. */
+export interface Stage {
+  name: string;
+  /** Bump when the stage's semantics change: old cache entries stop matching. */
+  version: number;
+  needs: string[];
+  /** The part of the config this stage depends on (and nothing more). */
+  pick(cfg: Config): unknown;
+  /** Whether the tensor engine's facts (backend, tfjs version) are part of its key. */
+  usesTensors?: boolean;
+  /** Inputs outside the config that change the result (e.g. local file contents). */
+  fingerprint?(cfg: Config): Promise<unknown>;
+  /** One-line description for listings. */
+  doc?: string;
+  /** Produces the artifacts; may return a summary stored in meta.json. */
+  run(ctx: StageContext): Promise<Record<string, unknown> | void>;
+}

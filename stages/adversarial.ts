@@ -1,0 +1,215 @@
+/**
+ * Stage `adversarial`: the lecture's loop. Each iteration draws fresh noise, makes fakes,
+ * draws real rows with replacement, fits the police one epoch on real(1)+fake(0) with
+ * dropout on, then fits the counterfeiter one epoch on the same noise with target 1 through
+ * the police in inference mode. A checkpoint every `checkpointEvery` iterations makes an
+ * interrupted run resume, with the same numbers as one that never stopped.
+ *
+ * Writes `police/`, `counterfeiter/`, `history.json` (one row per iteration) and
+ * `checkpoints/iter_NNNNNN/counterfeiter/` (for evaluation over time).
+ */
+import { join } from "node:path";
+import { readNpyF32 } from "../pipeline/npy.ts";
+import type { Progress } from "../pipeline/progress.ts";
+import type { Stage } from "../pipeline/stage.ts";
+import { fitCounterfeiter, fitPolice, type Gan, generate, makeGan, meanD } from "./gan.ts";
+import { activeAdamKernel } from "./kernels.ts";
+import { loadNet, saveNet } from "./model_io.ts";
+import { disposeNet } from "./nets.ts";
+import { streamsFor, streamsFromState, streamsState } from "./streams.ts";
+import { pickTraining } from "./train_police.ts";
+
+/** One row of the history. */
+export interface HistoryRow {
+  iteration: number;
+  /** Mean D on this iteration's real rows and fakes, before the police update. */
+  dRealBefore: number;
+  dFakeBefore: number;
+  /** After the police update. */
+  dRealAfterPolice: number;
+  dFakeAfterPolice: number;
+  /** D on fakes from the same noise after the counterfeiter update. */
+  dFakeAfterCounterfeiter: number;
+  policeLoss: number;
+  counterfeiterLoss: number;
+  seconds: number;
+}
+
+/** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
+export function adversarialIterations(
+  gan: Gan,
+  train: Float32Array,
+  dim: number,
+  from: number,
+  to: number,
+  history: HistoryRow[],
+  onIteration?: (row: HistoryRow) => void | Promise<void>,
+): Promise<void> {
+  const { adversarial: a, model } = gan.cfg;
+  const nTrain = train.length / dim;
+  const nd = model.noiseDim;
+  return (async () => {
+    for (let it = from + 1; it <= to; it++) {
+      const t0 = performance.now();
+      const noise = gan.streams.data.normals(a.batchSize * nd);
+      const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
+      const real = new Float32Array(a.batchSize * dim);
+      rows.forEach((r, i) => real.set(train.subarray(r * dim, (r + 1) * dim), i * dim));
+      const fakes = generate(gan.g, noise, nd);
+      const dRealBefore = meanD(gan.d, real, dim);
+      const dFakeBefore = meanD(gan.d, fakes, dim);
+      const pol = fitPolice(gan, real, fakes, dim, a.fitBatchSize);
+      const dRealAfterPolice = meanD(gan.d, real, dim);
+      const dFakeAfterPolice = meanD(gan.d, fakes, dim);
+      const cf = fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep);
+      const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
+      const row: HistoryRow = {
+        iteration: it,
+        dRealBefore,
+        dFakeBefore,
+        dRealAfterPolice,
+        dFakeAfterPolice,
+        dFakeAfterCounterfeiter,
+        policeLoss: pol.loss,
+        counterfeiterLoss: cf.loss,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      history.push(row);
+      await onIteration?.(row);
+    }
+  })();
+}
+
+/** Where the rows that must match bit for bit across runs live: all but `seconds`. */
+export function historyNumbers(h: HistoryRow[]): number[][] {
+  return h.map((r) => [
+    r.iteration,
+    r.dRealBefore,
+    r.dFakeBefore,
+    r.dRealAfterPolice,
+    r.dFakeAfterPolice,
+    r.dFakeAfterCounterfeiter,
+    r.policeLoss,
+    r.counterfeiterLoss,
+  ]);
+}
+
+const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
+
+async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, history: HistoryRow[]) {
+  const tmp = join(workDir, `state.tmp-${Deno.pid}`);
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
+  await saveNet(join(tmp, "counterfeiter"), gan.g, gan.optG.state());
+  await Deno.writeTextFile(join(tmp, "history.json"), JSON.stringify(history));
+  await Deno.writeTextFile(join(tmp, "rng.json"), JSON.stringify(streamsState(gan.streams)));
+  await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration }));
+  // Swap in the new state: the old one stays until the new one is complete.
+  const state = join(workDir, "state");
+  const old = join(workDir, `state.old-${Deno.pid}`);
+  await Deno.rename(state, old).catch(() => {});
+  await Deno.rename(tmp, state);
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+  await saveNet(join(workDir, "snapshots", iterName(iteration), "counterfeiter"), gan.g);
+}
+
+async function readCheckpoint(workDir: string): Promise<number | null> {
+  try {
+    const c = JSON.parse(await Deno.readTextFile(join(workDir, "state", "checkpoint.json")));
+    return c.iteration;
+  } catch {
+    return null;
+  }
+}
+
+/** The adversarial stage. */
+export const adversarialStage: Stage = {
+  name: "adversarial",
+  version: 1,
+  needs: ["preprocess", "train_police", "train_counterfeiter"],
+  usesTensors: true,
+  doc: "the adversarial loop, with checkpoints",
+  pick: (cfg) => ({ ...pickTraining(cfg), adversarial: cfg.adversarial }),
+  async run({ cfg, inputs, outDir, workDir, progress }) {
+    const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
+    const dim = train.shape[1];
+    await Deno.mkdir(workDir, { recursive: true });
+    const resumeAt = await readCheckpoint(workDir);
+    const src = resumeAt !== null
+      ? {
+        police: join(workDir, "state", "police"),
+        counterfeiter: join(workDir, "state", "counterfeiter"),
+      }
+      : {
+        police: join(inputs.train_police, "police"),
+        counterfeiter: join(inputs.train_counterfeiter, "counterfeiter"),
+      };
+    const d = await loadNet(src.police);
+    const g = await loadNet(src.counterfeiter);
+    const history: HistoryRow[] = [];
+    let streams = streamsFor(cfg, "adversarial");
+    if (resumeAt !== null) {
+      history.push(...JSON.parse(await Deno.readTextFile(join(workDir, "state", "history.json"))));
+      streams = streamsFromState(
+        JSON.parse(await Deno.readTextFile(join(workDir, "state", "rng.json"))),
+      );
+      progress.log(`  resuming from the checkpoint at iteration ${resumeAt}`);
+    }
+    const gan = makeGan(cfg, g.net, d.net, streams, activeAdamKernel());
+    if (d.adam) gan.optD.restore(d.adam);
+    if (g.adam) gan.optG.restore(g.adam);
+    const total = cfg.adversarial.iterations;
+    try {
+      await loop(gan, train.data, dim, resumeAt ?? 0, total, history, workDir, progress);
+      await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
+      await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
+      await Deno.writeTextFile(
+        join(outDir, "history.json"),
+        JSON.stringify(history, null, 1) + "\n",
+      );
+      try {
+        await Deno.rename(join(workDir, "snapshots"), join(outDir, "checkpoints"));
+      } catch {
+        await Deno.mkdir(join(outDir, "checkpoints"));
+      }
+    } finally {
+      disposeNet(gan.g);
+      disposeNet(gan.d);
+    }
+    const last = history.at(-1);
+    return {
+      iterations: total,
+      resumedFrom: resumeAt,
+      final: last ? { ...last, seconds: undefined } : null,
+      meanSecondsPerIteration: history.length
+        ? history.reduce((s, r) => s + r.seconds, 0) / history.length
+        : 0,
+    };
+  },
+};
+
+async function loop(
+  gan: Gan,
+  train: Float32Array,
+  dim: number,
+  from: number,
+  total: number,
+  history: HistoryRow[],
+  workDir: string,
+  progress: Progress,
+) {
+  const every = gan.cfg.adversarial.checkpointEvery;
+  progress.start("adversarial", total, from);
+  await adversarialIterations(gan, train, dim, from, total, history, async (row) => {
+    progress.update(row.iteration, {
+      "D(real)": row.dRealAfterPolice,
+      "D(fake)": row.dFakeAfterCounterfeiter,
+      "loss D": row.policeLoss,
+      "loss G": row.counterfeiterLoss,
+    });
+    if (row.iteration % every === 0 || row.iteration === total) {
+      await saveCheckpoint(workDir, gan, row.iteration, history);
+    }
+  });
+  progress.done();
+}

@@ -1,0 +1,205 @@
+/**
+ * The lecture's training, readable top to bottom: the loss, a Keras-style `fit` epoch
+ * (shuffled minibatches, last one partial, every draw from our seed), the police step and
+ * the counterfeiter step through a frozen police. The stages call these.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { bceFromLogits } from "./gan.ts";
+ * const l = bceFromLogits(tf.tensor2d([[0]]), tf.tensor2d([[1]]));
+ * console.assert(Math.abs(l.dataSync()[0] - Math.log(2)) < 1e-6);
+ * ```
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { Config } from "../pipeline/config.ts";
+import { StageError } from "../pipeline/errors.ts";
+import type { Rng } from "../pipeline/rng.ts";
+import { Adam } from "./adam.ts";
+import { forward, type Net, variablesOf } from "./nets.ts";
+
+/** Keras' epsilon for clipping probabilities. */
+export const CLIP_EPSILON = 1e-7;
+
+/** Mean binary cross-entropy from logits: max(l,0) - l*y + log(1+exp(-|l|)). */
+export function bceFromLogits(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() =>
+    tf.mean(
+      tf.add(
+        tf.sub(tf.relu(logits), tf.mul(logits, labels)),
+        tf.log1p(tf.exp(tf.neg(tf.abs(logits)))),
+      ),
+    )
+  );
+}
+
+/** Mean BCE on probabilities clipped to [eps, 1-eps]: zero gradient once the sigmoid saturates. */
+export function bceClipped(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const p = tf.clipByValue(tf.sigmoid(logits), CLIP_EPSILON, 1 - CLIP_EPSILON);
+    const one = tf.scalar(1);
+    return tf.neg(
+      tf.mean(
+        tf.add(tf.mul(labels, tf.log(p)), tf.mul(tf.sub(one, labels), tf.log(tf.sub(one, p)))),
+      ),
+    );
+  });
+}
+
+/** The loss of a config. */
+export function lossFn(form: Config["loss"]["form"]): (l: tf.Tensor, y: tf.Tensor) => tf.Scalar {
+  return form === "logits" ? bceFromLogits : bceClipped;
+}
+
+/** Copies the given rows of a row-major matrix into a new tensor. */
+export function gatherRows(src: Float32Array, dim: number, rows: ArrayLike<number>): tf.Tensor2D {
+  const out = new Float32Array(rows.length * dim);
+  for (let r = 0; r < rows.length; r++) {
+    out.set(src.subarray(rows[r] * dim, rows[r] * dim + dim), r * dim);
+  }
+  return tf.tensor2d(out, [rows.length, dim]);
+}
+
+/**
+ * One Keras `fit` epoch over `n` rows: a shuffled order from `rng`, minibatches of
+ * `batchSize` (last one partial), `step(rows)` per minibatch returning its mean loss.
+ * Returns the epoch loss (mean over rows, as Keras reports it) and the step count.
+ */
+export function fitEpoch(
+  n: number,
+  batchSize: number,
+  rng: Rng,
+  step: (rows: Int32Array) => number,
+): { loss: number; steps: number } {
+  const order = rng.permutation(n);
+  let total = 0, steps = 0;
+  for (let start = 0; start < n; start += batchSize) {
+    const rows = order.subarray(start, Math.min(n, start + batchSize));
+    total += step(rows) * rows.length;
+    steps++;
+  }
+  return { loss: total / n, steps };
+}
+
+/** The random streams of a training run, each from the seed, so one use never shifts another. */
+export interface Streams {
+  shuffle: Rng;
+  dropout: Rng;
+  data: Rng;
+}
+
+/** Everything a GAN step needs. */
+export interface Gan {
+  g: Net;
+  d: Net;
+  optG: Adam;
+  optD: Adam;
+  cfg: Config;
+  loss: (l: tf.Tensor, y: tf.Tensor) => tf.Scalar;
+  streams: Streams;
+}
+
+/** Creates optimizers for both nets (optionally restoring their state). */
+export function makeGan(
+  cfg: Config,
+  g: Net,
+  d: Net,
+  streams: Streams,
+  kernel?: Adam["kernel"],
+): Gan {
+  return {
+    g,
+    d,
+    optG: new Adam(variablesOf(g), cfg.optimizer, kernel),
+    optD: new Adam(variablesOf(d), cfg.optimizer, kernel),
+    cfg,
+    loss: lossFn(cfg.loss.form),
+    streams,
+  };
+}
+
+function checkFinite(opt: Adam, loss: number, what: string): void {
+  if (!Number.isFinite(loss) || !opt.finite) {
+    throw new StageError(
+      `${what} ${Number.isFinite(loss) ? "weights" : "loss"} became ${loss} (NaN or infinite); ` +
+        `the learning rate (optimizer.learningRate) is the usual cause`,
+    );
+  }
+}
+
+/** Generates images from noise rows (counterfeiter in inference mode) as a flat array. */
+export function generate(g: Net, noise: Float32Array, noiseDim: number): Float32Array {
+  return tf.tidy(() =>
+    forward(g, tf.tensor2d(noise, [noise.length / noiseDim, noiseDim])).dataSync() as Float32Array
+  ).slice();
+}
+
+/** Mean police probability over rows of images, in inference mode (no dropout). */
+export function meanD(d: Net, x: Float32Array, dim: number): number {
+  return tf.tidy(() =>
+    tf.mean(tf.sigmoid(forward(d, tf.tensor2d(x, [x.length / dim, dim])))).dataSync()[0]
+  );
+}
+
+/** One police fit epoch on real (label 1) and fake (label 0) rows, dropout on. */
+export function fitPolice(
+  gan: Gan,
+  real: Float32Array,
+  fake: Float32Array,
+  dim: number,
+  batchSize: number,
+) {
+  const nReal = real.length / dim, nFake = fake.length / dim;
+  const x = new Float32Array(real.length + fake.length);
+  x.set(real);
+  x.set(fake, real.length);
+  const y = new Float32Array(nReal + nFake).fill(1, 0, nReal);
+  const vars = variablesOf(gan.d);
+  const res = fitEpoch(nReal + nFake, batchSize, gan.streams.shuffle, (rows) => {
+    let lossValue = 0;
+    tf.tidy(() => {
+      const xb = gatherRows(x, dim, rows);
+      const yb = tf.tensor2d(Float32Array.from(rows, (r) => y[r]), [rows.length, 1]);
+      const { value, grads } = tf.variableGrads(
+        () => gan.loss(forward(gan.d, xb, gan.streams.dropout), yb),
+        vars,
+      );
+      lossValue = value.dataSync()[0];
+      gan.optD.apply(vars.map((v) => grads[v.name]));
+    });
+    return lossValue;
+  });
+  checkFinite(gan.optD, res.loss, "police");
+  return res;
+}
+
+/**
+ * One counterfeiter fit epoch on noise rows with target 1, through the police, updating only
+ * the counterfeiter. The police runs in inference mode unless `policeDropout` is set.
+ */
+export function fitCounterfeiter(
+  gan: Gan,
+  noise: Float32Array,
+  batchSize: number,
+  policeDropout: boolean,
+) {
+  const nd = gan.cfg.model.noiseDim;
+  const n = noise.length / nd;
+  const vars = variablesOf(gan.g);
+  const res = fitEpoch(n, batchSize, gan.streams.shuffle, (rows) => {
+    let lossValue = 0;
+    tf.tidy(() => {
+      const zb = gatherRows(noise, nd, rows);
+      const yb = tf.ones([rows.length, 1]);
+      const { value, grads } = tf.variableGrads(() => {
+        const fake = forward(gan.g, zb);
+        return gan.loss(forward(gan.d, fake, policeDropout ? gan.streams.dropout : null), yb);
+      }, vars);
+      lossValue = value.dataSync()[0];
+      gan.optG.apply(vars.map((v) => grads[v.name]));
+    });
+    return lossValue;
+  });
+  checkFinite(gan.optG, res.loss, "counterfeiter");
+  return res;
+}

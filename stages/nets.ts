@@ -1,0 +1,147 @@
+/**
+ * The two networks as plain variables and a forward function, so every random draw
+ * (initial weights, dropout masks) comes from our seeded {@link Rng} and the police can
+ * return logits. Saving and loading in the tfjs layers format is in `model_io.ts`.
+ *
+ * @example
+ * ```ts
+ * import { counterfeiterSizes, initNet } from "./nets.ts";
+ * import { Rng } from "../pipeline/rng.ts";
+ * const g = initNet("counterfeiter", counterfeiterSizes(10, [8], 784), ["relu"], "linear", 0, new Rng(1));
+ * console.assert(g.layers.length === 2);
+ * ```
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { Activation, Config } from "../pipeline/config.ts";
+import type { Rng } from "../pipeline/rng.ts";
+
+/** One dense layer's parameters. */
+export interface Dense {
+  W: tf.Variable;
+  b: tf.Variable;
+}
+
+/** A multilayer perceptron: dense layers, hidden activations, optional dropout. */
+export interface Net {
+  kind: "counterfeiter" | "police";
+  layers: Dense[];
+  hiddenActivation: Activation;
+  outputActivation: Activation;
+  dropout: number;
+}
+
+/** Layer sizes of the counterfeiter: noise -> hidden -> image. */
+export function counterfeiterSizes(noiseDim: number, hidden: number[], imageDim: number): number[] {
+  return [noiseDim, ...hidden, imageDim];
+}
+
+/** Layer sizes of the police: image -> hidden -> 1. */
+export function policeSizes(imageDim: number, hidden: number[]): number[] {
+  return [imageDim, ...hidden, 1];
+}
+
+/** Keras' Dense defaults: Glorot-uniform weights, zero bias, drawn from `rng`. */
+export function initNet(
+  kind: Net["kind"],
+  sizes: number[],
+  hidden: Activation[],
+  output: Activation,
+  dropout: number,
+  rng: Rng,
+): Net {
+  const layers: Dense[] = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    const [fanIn, fanOut] = [sizes[i], sizes[i + 1]];
+    const limit = Math.sqrt(6 / (fanIn + fanOut));
+    const w = rng.uniforms(fanIn * fanOut, -limit, limit);
+    layers.push({
+      W: tf.variable(tf.tensor2d(w, [fanIn, fanOut]), true),
+      b: tf.variable(tf.zeros([fanOut]), true),
+    });
+  }
+  return { kind, layers, hiddenActivation: hidden[0] ?? "relu", outputActivation: output, dropout };
+}
+
+/** The counterfeiter and police of a config, freshly initialised from the seed. */
+export function initNets(cfg: Config, imageDim: number, rngG: Rng, rngD: Rng): { g: Net; d: Net } {
+  const m = cfg.model;
+  const g = initNet(
+    "counterfeiter",
+    counterfeiterSizes(m.noiseDim, m.counterfeiter.hidden, imageDim),
+    [m.counterfeiter.activation],
+    m.counterfeiter.outputActivation,
+    0,
+    rngG,
+  );
+  const d = initNet(
+    "police",
+    policeSizes(imageDim, m.police.hidden),
+    [m.police.activation],
+    "sigmoid",
+    m.police.dropout,
+    rngD,
+  );
+  return { g, d };
+}
+
+/** Applies an activation by name. */
+export function activate(x: tf.Tensor, a: Activation): tf.Tensor {
+  switch (a) {
+    case "relu":
+      return tf.relu(x);
+    case "leakyRelu":
+      return tf.leakyRelu(x, 0.3); // Keras' LeakyReLU default slope
+    case "elu":
+      return tf.elu(x);
+    case "tanh":
+      return tf.tanh(x);
+    case "sigmoid":
+      return tf.sigmoid(x);
+    case "linear":
+      return x;
+  }
+}
+
+/** A Keras-style dropout mask (keep with 1-rate, scaled by 1/(1-rate)) from `rng`. */
+export function dropoutMask(rows: number, cols: number, rate: number, rng: Rng): tf.Tensor2D {
+  const m = new Float32Array(rows * cols);
+  const scale = 1 / (1 - rate);
+  for (let i = 0; i < m.length; i++) m[i] = rng.uniform() >= rate ? scale : 0;
+  return tf.tensor2d(m, [rows, cols]);
+}
+
+/**
+ * Forward pass. For the police it returns logits (the output activation is left off, since
+ * the loss is computed from logits); `dropoutRng` turns dropout on, drawing masks from it.
+ */
+export function forward(net: Net, x: tf.Tensor2D, dropoutRng: Rng | null = null): tf.Tensor2D {
+  let h: tf.Tensor2D = x;
+  const last = net.layers.length - 1;
+  net.layers.forEach((layer, i) => {
+    h = tf.add(tf.matMul(h, layer.W), layer.b) as tf.Tensor2D;
+    if (i < last) {
+      h = activate(h, net.hiddenActivation) as tf.Tensor2D;
+      if (dropoutRng && net.dropout > 0) {
+        h = tf.mul(h, dropoutMask(h.shape[0], h.shape[1], net.dropout, dropoutRng)) as tf.Tensor2D;
+      }
+    } else if (net.kind === "counterfeiter") {
+      h = activate(h, net.outputActivation) as tf.Tensor2D;
+    }
+  });
+  return h;
+}
+
+/** Every variable of a net, in layer order (W, b, W, b, ...). */
+export function variablesOf(net: Net): tf.Variable[] {
+  return net.layers.flatMap((l) => [l.W, l.b]);
+}
+
+/** Number of parameters. */
+export function paramCount(net: Net): number {
+  return variablesOf(net).reduce((n, v) => n + v.size, 0);
+}
+
+/** Frees a net's variables. */
+export function disposeNet(net: Net): void {
+  for (const v of variablesOf(net)) v.dispose();
+}

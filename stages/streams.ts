@@ -1,0 +1,47 @@
+/** The seeded random streams of the training stages: one id per use, so none shifts another. */
+import type { Config } from "../pipeline/config.ts";
+import { Rng } from "../pipeline/rng.ts";
+import type { Streams } from "./gan.ts";
+
+/** Stream ids: fixed forever, since changing one changes every cached number. */
+export const STREAM = {
+  initCounterfeiter: 1,
+  initPolice: 2,
+  warmupNoise: 3,
+  warmupShuffle: 4,
+  warmupDropout: 5,
+  warmupCounterfeiterShuffle: 6,
+  advShuffle: 10,
+  advDropout: 11,
+  advData: 12,
+} as const;
+
+/** The training streams of a phase. */
+export function streamsFor(cfg: Config, phase: "warmup" | "adversarial"): Streams {
+  const s = cfg.seed;
+  return phase === "warmup"
+    ? {
+      shuffle: new Rng(s, STREAM.warmupShuffle),
+      dropout: new Rng(s, STREAM.warmupDropout),
+      data: new Rng(s, STREAM.warmupNoise),
+    }
+    : {
+      shuffle: new Rng(s, STREAM.advShuffle),
+      dropout: new Rng(s, STREAM.advDropout),
+      data: new Rng(s, STREAM.advData),
+    };
+}
+
+/** Serialisable states of streams, for checkpoints. */
+export function streamsState(s: Streams): Record<keyof Streams, (number | null)[]> {
+  return { shuffle: s.shuffle.state(), dropout: s.dropout.state(), data: s.data.state() };
+}
+
+/** Streams restored from {@link streamsState}. */
+export function streamsFromState(st: Record<keyof Streams, (number | null)[]>): Streams {
+  return {
+    shuffle: Rng.fromState(st.shuffle),
+    dropout: Rng.fromState(st.dropout),
+    data: Rng.fromState(st.data),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Stage `train_counterfeiter`: the lecture's warm-up for the counterfeiter. Fits it once on
+ * the warm-up noise with target 1, through the police in inference mode, updating only the
+ * counterfeiter. Writes `counterfeiter/` (with its Adam state).
+ */
+import { join } from "node:path";
+import { readNpyF32 } from "../pipeline/npy.ts";
+import type { Stage } from "../pipeline/stage.ts";
+import { fitCounterfeiter, generate, makeGan, meanD } from "./gan.ts";
+import { activeAdamKernel } from "./kernels.ts";
+import { loadNet, saveNet } from "./model_io.ts";
+import { disposeNet } from "./nets.ts";
+import { STREAM, streamsFor } from "./streams.ts";
+import { Rng } from "../pipeline/rng.ts";
+import { pickTraining } from "./train_police.ts";
+
+/** The train_counterfeiter stage. */
+export const trainCounterfeiterStage: Stage = {
+  name: "train_counterfeiter",
+  version: 1,
+  needs: ["train_police"],
+  usesTensors: true,
+  doc: "warm-up: counterfeiter fit once through the frozen police",
+  pick: (cfg) => ({
+    ...pickTraining(cfg),
+    policeDropout: cfg.adversarial.policeDropoutInCounterfeiterStep,
+  }),
+  async run({ cfg, inputs, outDir }) {
+    const { net: d } = await loadNet(join(inputs.train_police, "police"));
+    const { net: g } = await loadNet(join(inputs.train_police, "counterfeiter_init"));
+    try {
+      const noise = (await readNpyF32(join(inputs.train_police, "warmup_noise.npy"))).data;
+      const streams = streamsFor(cfg, "warmup");
+      streams.shuffle = new Rng(cfg.seed, STREAM.warmupCounterfeiterShuffle);
+      const gan = makeGan(cfg, g, d, streams, activeAdamKernel());
+      const fit = fitCounterfeiter(
+        gan,
+        noise,
+        cfg.warmup.fitBatchSize,
+        cfg.adversarial.policeDropoutInCounterfeiterStep,
+      );
+      const dim = d.layers[0].W.shape[0];
+      const summary = {
+        counterfeiterLoss: fit.loss,
+        steps: fit.steps,
+        dFake: meanD(d, generate(g, noise, cfg.model.noiseDim), dim),
+      };
+      await saveNet(join(outDir, "counterfeiter"), g, gan.optG.state());
+      await Deno.writeTextFile(
+        join(outDir, "summary.json"),
+        JSON.stringify(summary, null, 2) + "\n",
+      );
+      return summary;
+    } finally {
+      disposeNet(g);
+      disposeNet(d);
+    }
+  },
+};

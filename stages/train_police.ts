@@ -1,0 +1,72 @@
+/**
+ * Stage `train_police`: the lecture's warm-up for the police. Initialises both networks
+ * from the seed, makes fakes from the untrained counterfeiter, and fits the police once on
+ * the first `warmup.batchSize` real images (label 1) and as many fakes (label 0).
+ * Writes `police/` (with its Adam state), `counterfeiter_init/` and `warmup_noise.npy`.
+ */
+import { join } from "node:path";
+import { readNpyF32, writeNpy } from "../pipeline/npy.ts";
+import { Rng } from "../pipeline/rng.ts";
+import type { Stage } from "../pipeline/stage.ts";
+import { fitPolice, generate, makeGan, meanD } from "./gan.ts";
+import { saveNet } from "./model_io.ts";
+import { disposeNet, initNets } from "./nets.ts";
+import { STREAM, streamsFor } from "./streams.ts";
+import { activeAdamKernel } from "./kernels.ts";
+
+/** The config a warm-up stage depends on. */
+export function pickTraining(cfg: Parameters<Stage["pick"]>[0]) {
+  return {
+    seed: cfg.seed,
+    model: cfg.model,
+    optimizer: cfg.optimizer,
+    loss: cfg.loss,
+    warmup: cfg.warmup,
+  };
+}
+
+/** The train_police stage. */
+export const trainPoliceStage: Stage = {
+  name: "train_police",
+  version: 1,
+  needs: ["preprocess"],
+  usesTensors: true,
+  doc: "warm-up: police fit once on real + fakes",
+  pick: pickTraining,
+  async run({ cfg, inputs, outDir }) {
+    const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
+    const [nTrain, dim] = train.shape;
+    const b = Math.min(cfg.warmup.batchSize, nTrain);
+    const { g, d } = initNets(
+      cfg,
+      dim,
+      new Rng(cfg.seed, STREAM.initCounterfeiter),
+      new Rng(cfg.seed, STREAM.initPolice),
+    );
+    try {
+      const streams = streamsFor(cfg, "warmup");
+      const gan = makeGan(cfg, g, d, streams, activeAdamKernel());
+      const noise = streams.data.normals(b * cfg.model.noiseDim);
+      const fakes = generate(g, noise, cfg.model.noiseDim);
+      const real = train.data.subarray(0, b * dim);
+      const fit = fitPolice(gan, real, fakes, dim, cfg.warmup.fitBatchSize);
+      const summary = {
+        policeLoss: fit.loss,
+        steps: fit.steps,
+        dReal: meanD(d, real, dim),
+        dFake: meanD(d, fakes, dim),
+      };
+      await saveNet(join(outDir, "police"), d, gan.optD.state());
+      await saveNet(join(outDir, "counterfeiter_init"), g);
+      await writeNpy(join(outDir, "warmup_noise.npy"), noise, [b, cfg.model.noiseDim]);
+      await Deno.writeTextFile(
+        join(outDir, "summary.json"),
+        JSON.stringify(summary, null, 2) + "\n",
+      );
+      return summary;
+    } finally {
+      disposeNet(g);
+      disposeNet(d);
+    }
+  },
+};
