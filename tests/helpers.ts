@@ -1,0 +1,160 @@
+/** Shared test helpers: tiny generated datasets, configs, and running the CLI. */
+import { join } from "node:path";
+import { encodeIdx } from "../stages/idx.ts";
+import { Rng } from "../pipeline/rng.ts";
+import { resolveConfig } from "../pipeline/config.ts";
+import type { Config } from "../pipeline/config.ts";
+
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Options for {@link makeIdxSet}. */
+export interface IdxSetOptions {
+  train?: number;
+  test?: number;
+  side?: number;
+  gzip?: boolean;
+  seed?: number;
+}
+
+/** A tiny MNIST-shaped dataset: digit d lights the pixels of row d % side. */
+export function idxSet({ train = 120, test = 40, side = 6, seed = 3 }: IdxSetOptions = {}) {
+  const rng = new Rng(seed);
+  const make = (n: number) => {
+    const labels = Uint8Array.from({ length: n }, () => rng.int(10));
+    const images = new Uint8Array(n * side * side);
+    labels.forEach((d, i) => {
+      for (let c = 0; c < side; c++) {
+        images[i * side * side + (d % side) * side + c] = 200 + rng.int(56);
+      }
+    });
+    return { images: encodeIdx(images, [n, side, side]), labels: encodeIdx(labels, [n]) };
+  };
+  const tr = make(train), te = make(test);
+  return {
+    trainImages: tr.images,
+    trainLabels: tr.labels,
+    testImages: te.images,
+    testLabels: te.labels,
+  };
+}
+
+/** Gzips bytes. */
+export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const s = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(s).arrayBuffer());
+}
+
+/** Writes a tiny dataset to files in `dir`; returns their paths by role. */
+export async function writeIdxFiles(dir: string, opts: IdxSetOptions = {}) {
+  const set = idxSet(opts);
+  const paths: Record<string, string> = {};
+  for (const [role, bytes] of Object.entries(set)) {
+    const p = join(dir, `${role}.idx${opts.gzip ? ".gz" : ""}`);
+    await Deno.writeFile(p, opts.gzip ? await gzip(bytes) : bytes);
+    paths[role] = p;
+  }
+  return paths as Record<keyof typeof set, string>;
+}
+
+/** A tiny config object over local files: small nets, small batches, few iterations. */
+export function tinyConfig(files: Record<string, string>, extra: Record<string, unknown> = {}) {
+  return {
+    seed: 5,
+    data: { source: "file", files },
+    model: {
+      noiseDim: 3,
+      counterfeiter: { hidden: [8] },
+      police: { hidden: [8], dropout: 0.3 },
+    },
+    warmup: { batchSize: 16, fitBatchSize: 8 },
+    adversarial: { iterations: 4, batchSize: 16, fitBatchSize: 8, checkpointEvery: 2 },
+    backend: "cpu",
+    ...extra,
+  };
+}
+
+/** Writes a config file and returns its path. */
+export async function writeConfig(dir: string, name: string, cfg: unknown): Promise<string> {
+  const p = join(dir, `${name}.json`);
+  await Deno.writeTextFile(p, JSON.stringify(cfg, null, 2));
+  return p;
+}
+
+/** Resolves a config object written to a temp file. */
+export async function configOf(
+  dir: string,
+  obj: unknown,
+  overrides: string[] = [],
+): Promise<Config> {
+  return await resolveConfig(await writeConfig(dir, "cfg", obj), overrides);
+}
+
+/** Runs the CLI in a subprocess. */
+export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net",
+      "--allow-ffi",
+      "--allow-sys",
+      "--allow-run=git",
+      join(ROOT, "pipeline/cli.ts"),
+      ...args,
+    ],
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...opts.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Starts the CLI in the background (for kill tests). */
+export function cliSpawn(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "pipeline/cli.ts"), ...args],
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Asserts that `fn` rejects with an instance of `cls` whose message contains `text`. */
+export async function rejectsWith(
+  fn: () => Promise<unknown>,
+  // deno-lint-ignore no-explicit-any
+  cls: new (...a: any[]) => Error,
+  text: string | RegExp,
+): Promise<Error> {
+  let caught: unknown = null;
+  try {
+    await fn();
+  } catch (e) {
+    caught = e;
+  }
+  if (!(caught instanceof cls)) throw new Error(`expected ${cls.name}, got ${caught}`);
+  const ok = typeof text === "string" ? caught.message.includes(text) : text.test(caught.message);
+  if (!ok) throw new Error(`message ${JSON.stringify(caught.message)} does not match ${text}`);
+  return caught;
+}
+
+/** A loopback server with a handler; returns its base URL and a closer. */
+export function serve(handler: (req: Request, n: number) => Response | Promise<Response>) {
+  let n = 0;
+  const ac = new AbortController();
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      signal: ac.signal,
+      onListen: () => {},
+      onError: () => new Response("error", { status: 500 }),
+    },
+    (req) => handler(req, ++n),
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  return { base, close: async () => (ac.abort(), await server.finished), count: () => n };
+}
