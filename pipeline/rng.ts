@@ -44,6 +44,28 @@ export class Rng {
     return t;
   }
 
+  /**
+   * Fills `out` with `scale` where the next 32-bit draw is >= `threshold`, else 0: a dropout
+   * mask. Same draws as calling {@link Rng.nextU32} once per element, with the generator's
+   * state in locals (a method call per element costs several times more).
+   */
+  fillMask(out: Float32Array, threshold: number, scale: number): void {
+    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
+    for (let i = 0; i < out.length; i++) {
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      out[i] = t >= threshold ? scale : 0;
+    }
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.#d = d;
+  }
+
   /** Uniform in [0, 1). */
   uniform(): number {
     return this.nextU32() / 4294967296;

@@ -3,6 +3,8 @@
  * bias correction, `lr_t = lr*sqrt(1-b2^t)/(1-b1^t)`, `p -= lr_t*m/(sqrt(v)+eps)`) and
  * `tfjs` (`tf.train.adam` and PyTorch: both moments bias-corrected, then epsilon). The state
  * (step count, moments) is plain typed arrays so it can be checkpointed and resumed exactly.
+ * The update itself runs in an {@link AdamEngine}: plain JS here, a fused SIMD one on the
+ * fast-cpu backend (stages/kernels.ts picks).
  *
  * @example
  * ```ts
@@ -27,19 +29,34 @@ export interface AdamState {
   v: Float32Array[];
 }
 
-/** A fused in-place update kernel a backend may provide (see backends/fast_cpu.ts). */
-export type AdamKernel = (
+/** The per-step constants both forms reduce to. */
+export interface AdamConsts {
+  lrT: number;
+  b1: number;
+  b2: number;
+  eps: number;
+  corr2: number;
+}
+
+/** Where the moments live and how a step is applied. */
+export interface AdamEngine {
+  /** Live first and second moments, one array per variable. */
+  readonly m: Float32Array[];
+  readonly v: Float32Array[];
+  /** Applies one step; returns false if a parameter became NaN or infinite. */
+  step(grads: tf.Tensor[], c: AdamConsts): boolean;
+}
+
+/** Reference update over one parameter array; returns false if a value is not finite. */
+export function adamUpdateJs(
   p: Float32Array,
   g: Float32Array,
   m: Float32Array,
   v: Float32Array,
-  c: { lrT: number; b1: number; b2: number; eps: number; corr2: number },
-) => boolean;
-
-/** Reference update: one pass over a parameter array; returns false if a value is not finite. */
-export const adamUpdateJs: AdamKernel = (p, g, m, v, { lrT, b1, b2, eps, corr2 }) => {
+  { lrT, b1, b2, eps, corr2 }: AdamConsts,
+): boolean {
   const ob1 = 1 - b1, ob2 = 1 - b2;
-  let ok = true;
+  let bad = 0;
   for (let i = 0; i < p.length; i++) {
     const gi = g[i];
     const mi = b1 * m[i] + ob1 * gi;
@@ -48,51 +65,82 @@ export const adamUpdateJs: AdamKernel = (p, g, m, v, { lrT, b1, b2, eps, corr2 }
     v[i] = vi;
     const pi = p[i] - (lrT * mi) / (Math.sqrt(vi * corr2) + eps);
     p[i] = pi;
-    if (pi - pi !== 0) ok = false; // NaN or infinite
+    bad += pi - pi; // 0 unless pi is NaN or infinite
   }
-  return ok;
-};
+  return bad === 0;
+}
 
-/** Adam over a fixed list of variables. */
-export class Adam {
-  t = 0;
-  m: Float32Array[];
-  v: Float32Array[];
-  /** Whether the last step produced only finite parameters. */
-  finite = true;
-
+/**
+ * The portable engine: reads each variable, updates a copy in JS, assigns it back (works on
+ * every backend). `live` may hand out a variable's own storage for an in-place update.
+ */
+export class JsAdamEngine implements AdamEngine {
+  readonly m: Float32Array[];
+  readonly v: Float32Array[];
   constructor(
     readonly vars: tf.Variable[],
-    readonly opts: AdamOptions,
-    readonly kernel: AdamKernel = adamUpdateJs,
+    readonly live: (v: tf.Variable) => Float32Array | null = () => null,
   ) {
     this.m = vars.map((x) => new Float32Array(x.size));
     this.v = vars.map((x) => new Float32Array(x.size));
   }
 
-  /** Applies one step with gradients in the same order as the variables. */
-  apply(grads: tf.Tensor[]): void {
-    const { learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, form } = this.opts;
-    this.t += 1;
-    const c1 = 1 - b1 ** this.t, c2 = 1 - b2 ** this.t;
-    // keras: lr*sqrt(c2)/c1 * m/(sqrt(v)+eps)       -> corr2 = 1
-    // tfjs:  lr/c1 * m/(sqrt(v/c2)+eps)              -> corr2 = 1/c2
-    const c = form === "keras"
-      ? { lrT: (lr * Math.sqrt(c2)) / c1, b1, b2, eps, corr2: 1 }
-      : { lrT: lr / c1, b1, b2, eps, corr2: 1 / c2 };
+  step(grads: tf.Tensor[], c: AdamConsts): boolean {
     let ok = true;
     this.vars.forEach((variable, i) => {
-      const p = new Float32Array(variable.dataSync() as Float32Array);
       const g = grads[i].dataSync() as Float32Array;
-      if (!this.kernel(p, g, this.m[i], this.v[i], c)) ok = false;
+      const live = this.live(variable);
+      if (live) {
+        ok = adamUpdateJs(live, g, this.m[i], this.v[i], c) && ok;
+        return;
+      }
+      const p = new Float32Array(variable.dataSync() as Float32Array);
+      ok = adamUpdateJs(p, g, this.m[i], this.v[i], c) && ok;
       variable.assign(tf.tensor(p, variable.shape));
     });
-    this.finite = ok;
+    return ok;
+  }
+}
+
+/** Adam over a fixed list of variables. */
+export class Adam {
+  t = 0;
+  /** Whether the last step produced only finite parameters. */
+  finite = true;
+  readonly engine: AdamEngine;
+
+  constructor(
+    readonly vars: tf.Variable[],
+    readonly opts: AdamOptions,
+    engine?: AdamEngine,
+  ) {
+    this.engine = engine ?? new JsAdamEngine(vars);
+  }
+
+  /** The step constants of the next step `t` for these options. */
+  static consts(opts: AdamOptions, t: number): AdamConsts {
+    const { learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, form } = opts;
+    const c1 = 1 - b1 ** t, c2 = 1 - b2 ** t;
+    // keras: lr*sqrt(c2)/c1 * m/(sqrt(v)+eps)    -> corr2 = 1
+    // tfjs:  lr/c1 * m/(sqrt(v/c2)+eps)           -> corr2 = 1/c2
+    return form === "keras"
+      ? { lrT: (lr * Math.sqrt(c2)) / c1, b1, b2, eps, corr2: 1 }
+      : { lrT: lr / c1, b1, b2, eps, corr2: 1 / c2 };
+  }
+
+  /** Applies one step with gradients in the same order as the variables. */
+  apply(grads: tf.Tensor[]): void {
+    this.t += 1;
+    this.finite = this.engine.step(grads, Adam.consts(this.opts, this.t));
   }
 
   /** A copy of the state. */
   state(): AdamState {
-    return { t: this.t, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) };
+    return {
+      t: this.t,
+      m: this.engine.m.map((a) => a.slice()),
+      v: this.engine.v.map((a) => a.slice()),
+    };
   }
 
   /** Restores a state taken with {@link Adam.state}. */
@@ -101,7 +149,7 @@ export class Adam {
       throw new Error("optimizer state does not match the network's shape");
     }
     this.t = s.t;
-    this.m = s.m.map((a) => a.slice());
-    this.v = s.v.map((a) => a.slice());
+    s.m.forEach((a, i) => this.engine.m[i].set(a));
+    s.v.forEach((a, i) => this.engine.v[i].set(a));
   }
 }

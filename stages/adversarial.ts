@@ -13,7 +13,6 @@ import { readNpyF32 } from "../pipeline/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import { fitCounterfeiter, fitPolice, type Gan, generate, makeGan, meanD } from "./gan.ts";
-import { activeAdamKernel } from "./kernels.ts";
 import { loadNet, saveNet } from "./model_io.ts";
 import { disposeNet } from "./nets.ts";
 import { streamsFor, streamsFromState, streamsState } from "./streams.ts";
@@ -155,7 +154,7 @@ export const adversarialStage: Stage = {
       );
       progress.log(`  resuming from the checkpoint at iteration ${resumeAt}`);
     }
-    const gan = makeGan(cfg, g.net, d.net, streams, activeAdamKernel());
+    const gan = makeGan(cfg, g.net, d.net, streams);
     if (d.adam) gan.optD.restore(d.adam);
     if (g.adam) gan.optG.restore(g.adam);
     const total = cfg.adversarial.iterations;

@@ -12,10 +12,13 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";
+// tfjs-core alone registers no gradients; tfjs-layers' bundle registers all of them.
+import "@tensorflow/tfjs-layers";
 import type { Config } from "../pipeline/config.ts";
 import { StageError } from "../pipeline/errors.ts";
 import type { Rng } from "../pipeline/rng.ts";
 import { Adam } from "./adam.ts";
+import { makeAdamEngine } from "./kernels.ts";
 import { forward, type Net, variablesOf } from "./nets.ts";
 
 /** Keras' epsilon for clipping probabilities. */
@@ -105,13 +108,12 @@ export function makeGan(
   g: Net,
   d: Net,
   streams: Streams,
-  kernel?: Adam["kernel"],
 ): Gan {
   return {
     g,
     d,
-    optG: new Adam(variablesOf(g), cfg.optimizer, kernel),
-    optD: new Adam(variablesOf(d), cfg.optimizer, kernel),
+    optG: new Adam(variablesOf(g), cfg.optimizer, makeAdamEngine(variablesOf(g))),
+    optD: new Adam(variablesOf(d), cfg.optimizer, makeAdamEngine(variablesOf(d))),
     cfg,
     loss: lossFn(cfg.loss.form),
     streams,
@@ -129,9 +131,11 @@ function checkFinite(opt: Adam, loss: number, what: string): void {
 
 /** Generates images from noise rows (counterfeiter in inference mode) as a flat array. */
 export function generate(g: Net, noise: Float32Array, noiseDim: number): Float32Array {
-  return tf.tidy(() =>
-    forward(g, tf.tensor2d(noise, [noise.length / noiseDim, noiseDim])).dataSync() as Float32Array
-  ).slice();
+  // tidy must return the tensor, not its data: it walks a returned array element by element
+  const out = tf.tidy(() => forward(g, tf.tensor2d(noise, [noise.length / noiseDim, noiseDim])));
+  const data = (out.dataSync() as Float32Array).slice();
+  out.dispose();
+  return data;
 }
 
 /** Mean police probability over rows of images, in inference mode (no dropout). */

@@ -1,9 +1,40 @@
-/** The Adam update kernel of the active backend (a fused one where the backend has it). */
-import { fastAdamKernel } from "../pipeline/backends/fast_cpu.ts";
+/**
+ * The optimizer engine for the active backend: on fast-cpu, the fused WebAssembly SIMD Adam
+ * with parameters living in its memory; elsewhere the portable JS engine.
+ */
 import * as tf from "@tensorflow/tfjs-core";
-import { type AdamKernel, adamUpdateJs } from "./adam.ts";
+import { SimdAdamArena, simdAvailable } from "../pipeline/backends/adam_simd.ts";
+import { FAST_CPU, liveValues, rehome } from "../pipeline/backends/fast_cpu.ts";
+import { type AdamConsts, type AdamEngine, JsAdamEngine } from "./adam.ts";
 
-/** The Adam kernel to use on the current tfjs backend. */
-export function activeAdamKernel(): AdamKernel {
-  return tf.getBackend() === "fast-cpu" ? (fastAdamKernel() ?? adamUpdateJs) : adamUpdateJs;
+/** The SIMD engine: one pass over memory per variable, parameters updated in place. */
+export class SimdAdamEngine implements AdamEngine {
+  readonly #arena: SimdAdamArena;
+  constructor(readonly vars: tf.Variable[]) {
+    this.#arena = new SimdAdamArena(vars.map((v) => v.size));
+    vars.forEach((v, i) => rehome(v, this.#arena.params[i]));
+  }
+  get m(): Float32Array[] {
+    return this.#arena.m;
+  }
+  get v(): Float32Array[] {
+    return this.#arena.v;
+  }
+  step(grads: tf.Tensor[], c: AdamConsts): boolean {
+    let ok = true;
+    this.vars.forEach((variable, i) => {
+      rehome(variable, this.#arena.params[i]); // no-op unless something replaced its storage
+      this.#arena.g[i].set(grads[i].dataSync() as Float32Array);
+      ok = this.#arena.step(i, c) && ok;
+    });
+    return ok;
+  }
+}
+
+/** The Adam engine to use for these variables on the current tfjs backend. */
+export function makeAdamEngine(vars: tf.Variable[]): AdamEngine {
+  if (tf.getBackend() === FAST_CPU) {
+    return simdAvailable() ? new SimdAdamEngine(vars) : new JsAdamEngine(vars, liveValues);
+  }
+  return new JsAdamEngine(vars);
 }

@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { readNpyF32 } from "../pipeline/npy.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import { fitCounterfeiter, generate, makeGan, meanD } from "./gan.ts";
-import { activeAdamKernel } from "./kernels.ts";
 import { loadNet, saveNet } from "./model_io.ts";
 import { disposeNet } from "./nets.ts";
 import { STREAM, streamsFor } from "./streams.ts";
@@ -32,7 +31,7 @@ export const trainCounterfeiterStage: Stage = {
       const noise = (await readNpyF32(join(inputs.train_police, "warmup_noise.npy"))).data;
       const streams = streamsFor(cfg, "warmup");
       streams.shuffle = new Rng(cfg.seed, STREAM.warmupCounterfeiterShuffle);
-      const gan = makeGan(cfg, g, d, streams, activeAdamKernel());
+      const gan = makeGan(cfg, g, d, streams);
       const fit = fitCounterfeiter(
         gan,
         noise,

@@ -12,7 +12,6 @@ import { fitPolice, generate, makeGan, meanD } from "./gan.ts";
 import { saveNet } from "./model_io.ts";
 import { disposeNet, initNets } from "./nets.ts";
 import { STREAM, streamsFor } from "./streams.ts";
-import { activeAdamKernel } from "./kernels.ts";
 
 /** The config a warm-up stage depends on. */
 export function pickTraining(cfg: Parameters<Stage["pick"]>[0]) {
@@ -45,7 +44,7 @@ export const trainPoliceStage: Stage = {
     );
     try {
       const streams = streamsFor(cfg, "warmup");
-      const gan = makeGan(cfg, g, d, streams, activeAdamKernel());
+      const gan = makeGan(cfg, g, d, streams);
       const noise = streams.data.normals(b * cfg.model.noiseDim);
       const fakes = generate(g, noise, cfg.model.noiseDim);
       const real = train.data.subarray(0, b * dim);

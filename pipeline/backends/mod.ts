@@ -35,7 +35,7 @@ export interface BackendChoice {
 /** The tfjs version the pipeline was built with. */
 export const TFJS_VERSION: string = tf.version_core;
 
-let active: BackendChoice | null = null;
+const chosen = new Map<BackendName, BackendChoice>();
 
 async function tryTensorflow(notes: string[]): Promise<boolean> {
   const req = createRequire(import.meta.url);
@@ -60,7 +60,11 @@ async function tryTensorflow(notes: string[]): Promise<boolean> {
 
 /** Selects, initialises and returns the backend. Safe to call more than once. */
 export async function selectBackend(requested: BackendName): Promise<BackendChoice> {
-  if (active && (requested === "auto" || requested === active.name)) return active;
+  const known = chosen.get(requested);
+  if (known) {
+    await tf.setBackend(known.name);
+    return known;
+  }
   tf.enableProdMode(); // no debug checks, and no banner noise
   const notes: string[] = [];
   let choice: Pick<BackendChoice, "name" | "reason"> & { kernels?: string };
@@ -99,7 +103,7 @@ export async function selectBackend(requested: BackendName): Promise<BackendChoi
   if (!(await tf.setBackend(choice.name))) {
     throw new StageError(`backend ${choice.name} failed to initialise`);
   }
-  active = {
+  const active: BackendChoice = {
     name: choice.name,
     reason: choice.reason,
     notes,
@@ -108,5 +112,6 @@ export async function selectBackend(requested: BackendName): Promise<BackendChoi
       tfjs: TFJS_VERSION,
     },
   };
+  chosen.set(requested, active);
   return active;
 }

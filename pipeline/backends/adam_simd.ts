@@ -1,0 +1,301 @@
+/**
+ * A fused Adam step in WebAssembly SIMD (4 floats a lane), for the fast-cpu backend. The
+ * parameters, both moments and a gradient buffer live in one WebAssembly memory per
+ * optimizer, and each variable's tfjs storage is re-pointed at its slice of that memory, so a
+ * step is one pass over memory with no copies but the gradient's. The module is assembled
+ * here from the instruction list below (no binary blob in the repository).
+ *
+ * @example
+ * ```ts
+ * import { simdAvailable } from "./adam_simd.ts";
+ * console.assert(typeof simdAvailable() === "boolean");
+ * ```
+ */
+
+/** The constants of one Adam step (see stages/adam.ts for the two forms). */
+export interface AdamConsts {
+  lrT: number;
+  b1: number;
+  b2: number;
+  eps: number;
+  corr2: number;
+}
+
+const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
+
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+const str = (s: string) => [...leb(s.length), ...new TextEncoder().encode(s)];
+const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
+const f32c = (x: number) => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
+
+// Opcodes used.
+const get = (i: number) => [0x20, i],
+  set = (i: number) => [0x21, i],
+  tee = (i: number) => [0x22, i];
+const simd = (op: number) => [0xfd, ...leb(op)];
+const LOAD = [...simd(0x00), 2, 0], STORE = [...simd(0x0b), 2, 0];
+const SPLAT = simd(0x13), SQRT = simd(0xe3), ADD = simd(0xe4), SUB = simd(0xe5);
+const MUL = simd(0xe6), DIV = simd(0xe7);
+const lane = (k: number) => [...simd(0x1f), k];
+const I32_ADD = [0x6a], I32_GE_U = [0x4f], F32_SUB = [0x93], F32_ADD = [0x92], F32_EQ = [0x5b];
+
+// Parameters: p g m v nbytes (i32), lrT b1 b2 eps corr2 (f32). Locals after them.
+const [P, G, M, V, N, LR, B1, B2, EPS, C2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const [I, VB1, VOB1, VB2, VOB2, VLR, VEPS, VC2, GI, MI, VI, PI, ACC] = [
+  10,
+  11,
+  12,
+  13,
+  14,
+  15,
+  16,
+  17,
+  18,
+  19,
+  20,
+  21,
+  22,
+];
+const at = (base: number) => [...get(base), ...get(I), ...I32_ADD];
+
+const BODY = [
+  ...get(B1),
+  ...SPLAT,
+  ...set(VB1),
+  ...f32c(1),
+  ...get(B1),
+  ...F32_SUB,
+  ...SPLAT,
+  ...set(VOB1),
+  ...get(B2),
+  ...SPLAT,
+  ...set(VB2),
+  ...f32c(1),
+  ...get(B2),
+  ...F32_SUB,
+  ...SPLAT,
+  ...set(VOB2),
+  ...get(LR),
+  ...SPLAT,
+  ...set(VLR),
+  ...get(EPS),
+  ...SPLAT,
+  ...set(VEPS),
+  ...get(C2),
+  ...SPLAT,
+  ...set(VC2),
+  0x02, // block
+  0x40,
+  0x03, // loop
+  0x40,
+  ...get(I),
+  ...get(N),
+  ...I32_GE_U,
+  0x0d, // br_if 1 (out of the block)
+  1,
+  // gi = g[i]
+  ...at(G),
+  ...LOAD,
+  ...set(GI),
+  // m[i] = b1*m + (1-b1)*g
+  ...at(M),
+  ...get(VB1),
+  ...at(M),
+  ...LOAD,
+  ...MUL,
+  ...get(VOB1),
+  ...get(GI),
+  ...MUL,
+  ...ADD,
+  ...tee(MI),
+  ...STORE,
+  // v[i] = b2*v + (1-b2)*g*g
+  ...at(V),
+  ...get(VB2),
+  ...at(V),
+  ...LOAD,
+  ...MUL,
+  ...get(VOB2),
+  ...get(GI),
+  ...MUL,
+  ...get(GI),
+  ...MUL,
+  ...ADD,
+  ...tee(VI),
+  ...STORE,
+  // p[i] = p - lrT*m / (sqrt(v*corr2) + eps)
+  ...at(P),
+  ...at(P),
+  ...LOAD,
+  ...get(VLR),
+  ...get(MI),
+  ...MUL,
+  ...get(VI),
+  ...get(VC2),
+  ...MUL,
+  ...SQRT,
+  ...get(VEPS),
+  ...ADD,
+  ...DIV,
+  ...SUB,
+  ...tee(PI),
+  ...STORE,
+  // acc += p - p (stays 0 unless a value is NaN or infinite)
+  ...get(ACC),
+  ...get(PI),
+  ...get(PI),
+  ...SUB,
+  ...ADD,
+  ...set(ACC),
+  ...get(I),
+  0x41, // i32.const 16
+  16,
+  ...I32_ADD,
+  ...set(I),
+  0x0c, // br 0 (loop)
+  0,
+  0x0b, // end loop
+  0x0b, // end block
+  ...get(ACC),
+  ...lane(0),
+  ...get(ACC),
+  ...lane(1),
+  ...F32_ADD,
+  ...get(ACC),
+  ...lane(2),
+  ...F32_ADD,
+  ...get(ACC),
+  ...lane(3),
+  ...F32_ADD,
+  ...f32c(0),
+  ...F32_EQ,
+  0x0b, // end function
+];
+
+/** The assembled module's bytes. */
+export function adamModuleBytes(): Uint8Array {
+  const type = [0x60, ...leb(10), I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, 1, I32];
+  const locals = [2, ...leb(1), I32, ...leb(12), V128];
+  const fn = [...locals, ...BODY];
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, [1, ...type]),
+    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, 0x01]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...str("adam"), 0x00, 0]),
+    ...section(10, [1, ...leb(fn.length), ...fn]),
+  ]);
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The compiled module, or null where WebAssembly SIMD is unavailable. */
+export function adamModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  try {
+    compiled = new WebAssembly.Module(adamModuleBytes() as BufferSource);
+  } catch {
+    compiled = null;
+  }
+  return compiled;
+}
+
+/** Whether the SIMD Adam can run here. */
+export function simdAvailable(): boolean {
+  return adamModule() !== null;
+}
+
+type AdamFn = (
+  p: number,
+  g: number,
+  m: number,
+  v: number,
+  nbytes: number,
+  lrT: number,
+  b1: number,
+  b2: number,
+  eps: number,
+  corr2: number,
+) => number;
+
+/**
+ * One optimizer's memory: for each of `sizes`, slices for the parameters, both moments and
+ * the gradient, each 16-byte aligned.
+ */
+export class SimdAdamArena {
+  readonly params: Float32Array[] = [];
+  readonly m: Float32Array[] = [];
+  readonly v: Float32Array[] = [];
+  readonly g: Float32Array[] = [];
+  readonly #offsets: number[] = [];
+  readonly #fn: AdamFn;
+
+  constructor(sizes: number[]) {
+    const mod = adamModule();
+    if (!mod) throw new Error("WebAssembly SIMD is unavailable");
+    const padded = sizes.map((n) => Math.ceil(n / 4) * 4);
+    const total = padded.reduce((a, b) => a + b, 0) * 4 * 4; // four arrays of float32
+    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(total / 65536)) });
+    const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
+    this.#fn = inst.exports.adam as AdamFn;
+    let off = 0;
+    const take = (n: number, pad: number) => {
+      const a = new Float32Array(memory.buffer, off, n);
+      off += pad * 4;
+      return a;
+    };
+    sizes.forEach((n, i) => {
+      this.#offsets.push(off);
+      this.params.push(take(n, padded[i]));
+      this.m.push(take(n, padded[i]));
+      this.v.push(take(n, padded[i]));
+      this.g.push(take(n, padded[i]));
+    });
+  }
+
+  /** Steps variable `i` with the gradient already in `g[i]`; false if a value is not finite. */
+  step(i: number, c: AdamConsts): boolean {
+    const n = this.params[i].length;
+    const vec = n - (n % 4);
+    const base = this.#offsets[i];
+    const stride = Math.ceil(n / 4) * 16;
+    let ok = this.#fn(
+      base,
+      base + 3 * stride,
+      base + stride,
+      base + 2 * stride,
+      vec * 4,
+      c.lrT,
+      c.b1,
+      c.b2,
+      c.eps,
+      c.corr2,
+    ) === 1;
+    // the last n % 4 values, in plain JS
+    const p = this.params[i], g = this.g[i], m = this.m[i], v = this.v[i];
+    for (let k = vec; k < n; k++) {
+      m[k] = c.b1 * m[k] + (1 - c.b1) * g[k];
+      v[k] = c.b2 * v[k] + (1 - c.b2) * g[k] * g[k];
+      p[k] = p[k] - (c.lrT * m[k]) / (Math.sqrt(v[k] * c.corr2) + c.eps);
+      if (!Number.isFinite(p[k])) ok = false;
+    }
+    return ok;
+  }
+}

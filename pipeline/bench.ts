@@ -1,0 +1,285 @@
+/**
+ * `deno task bench`: seconds per lecture iteration (32 + 16 Adam steps of minibatch 32) and
+ * per large-batch iteration (one step on 1000 rows + one on 500) for each backend, side by
+ * side in one run, with achieved GFLOP/s, the fraction of this machine's sgemm rate
+ * (measured in the same run) and, when `/usr/bin/python3` has torch, the PyTorch reference
+ * and the ratio torch/ours. Candidates run in separate processes, interleaved over rounds,
+ * so a noisy neighbour hits all of them alike. Results also go to a JSON file.
+ */
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "@tensorflow/tfjs-core";
+import { type BackendName, selectBackend } from "./backends/mod.ts";
+import { loadBlas } from "./backends/blas.ts";
+import { resolveConfig } from "./config.ts";
+import { Rng } from "./rng.ts";
+import { fitCounterfeiter, fitPolice, generate, makeGan } from "../stages/gan.ts";
+import { initNets } from "../stages/nets.ts";
+import { streamsFor } from "../stages/streams.ts";
+import { npmDataDir } from "../stages/download.ts";
+import { parseIdx } from "../stages/idx.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
+
+/** A candidate engine: a backend name and environment. */
+interface Candidate {
+  label: string;
+  backend: BackendName;
+  env?: Record<string, string>;
+}
+
+const CANDIDATES: Candidate[] = [
+  { label: "fast-cpu (BLAS)", backend: "fast-cpu" },
+  { label: "fast-cpu (no BLAS)", backend: "fast-cpu", env: { GAN_BLAS: "off" } },
+  { label: "cpu (stock tfjs)", backend: "cpu" },
+];
+
+/** Matmul FLOPs of one iteration of the lecture's networks (both variants do the same work). */
+export function iterationFlops(g: number[], d: number[], batch = 500): number {
+  const pairs = (s: number[]) => s.slice(0, -1).map((n, i) => n * s[i + 1]);
+  const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+  const gAll = sum(pairs(g)), dAll = sum(pairs(d));
+  const gInner = gAll - pairs(g)[0], dInner = dAll - pairs(d)[0];
+  const police = 2 * batch * 2 * (dAll + dAll + dInner); // forward, weight grads, input grads
+  const fakes = 2 * batch * gAll;
+  const counterfeiter = 2 * batch * (gAll + gAll + gInner + dAll + dAll); // G fwd/W/in, D fwd/in
+  return police + fakes + counterfeiter;
+}
+
+async function mnistTrain(): Promise<Float32Array> {
+  const bytes = await Deno.readFile(join(npmDataDir(), "train-images-idx3-ubyte"));
+  const idx = parseIdx(bytes, "train images", 3);
+  return Float32Array.from(idx.data, (v) => v / 255);
+}
+
+/** Worker: times iterations of one variant on one backend; prints one JSON line. */
+async function worker(backend: BackendName, variant: string, iters: number, warmup: number) {
+  const choice = await selectBackend(backend);
+  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+  const train = await mnistTrain();
+  const dim = 784, n = train.length / dim;
+  const { g, d } = initNets(cfg, dim, new Rng(0, 1), new Rng(0, 2));
+  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
+  const [mbD, mbG] = variant === "large" ? [1000, 500] : [32, 32];
+  const iteration = () => {
+    const noise = gan.streams.data.normals(500 * 10);
+    const real = new Float32Array(500 * dim);
+    for (let i = 0; i < 500; i++) {
+      const r = gan.streams.data.int(n);
+      real.set(train.subarray(r * dim, (r + 1) * dim), i * dim);
+    }
+    const fakes = generate(gan.g, noise, 10);
+    fitPolice(gan, real, fakes, dim, mbD);
+    fitCounterfeiter(gan, noise, mbG, false);
+  };
+  for (let i = 0; i < warmup; i++) iteration();
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    iteration();
+    times.push((performance.now() - t0) / 1000);
+  }
+  console.log(
+    JSON.stringify({
+      backend: choice.runtime.backend,
+      notes: choice.notes,
+      times,
+      tensors: tf.memory().numTensors,
+    }),
+  );
+}
+
+/** Worker: this machine's sgemm rate through the loaded BLAS (GFLOP/s). */
+function sgemmWorker() {
+  const blas = loadBlas();
+  const n = 1024;
+  const a = new Rng(1).uniforms(n * n), b = new Rng(2).uniforms(n * n), c = new Float32Array(n * n);
+  blas.sgemm(false, false, n, n, n, a, n, b, n, c, n);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    blas.sgemm(false, false, n, n, n, a, n, b, n, c, n);
+    times.push((performance.now() - t0) / 1000);
+  }
+  const best = Math.min(...times);
+  console.log(
+    JSON.stringify({ kind: blas.kind, source: blas.source, gflops: (2 * n ** 3) / best / 1e9 }),
+  );
+}
+
+async function sub(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Record<string, unknown> | null> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      "--allow-ffi",
+      "--allow-sys",
+      fileURLToPath(import.meta.url),
+      ...args,
+    ],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  if (out.code !== 0) {
+    console.error(
+      `  ${args.join(" ")} failed: ${
+        new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)
+      }`,
+    );
+    return null;
+  }
+  return JSON.parse(line);
+}
+
+async function torch(variant: string, iters: number): Promise<number[] | null> {
+  try {
+    await Deno.stat(TORCH_REF);
+  } catch {
+    return null;
+  }
+  const mnist = join(npmDataDir(), "train-images-idx3-ubyte");
+  try {
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [TORCH_REF, "--variant", variant, "--iters", String(iters), "--mnist", mnist],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) return null;
+    const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+    return r.times as number[];
+  } catch {
+    return null;
+  }
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      worker: { type: "string" },
+      sgemm: { type: "boolean", default: false },
+      variant: { type: "string", default: "keras" },
+      iters: { type: "string", default: "3" },
+      warmup: { type: "string", default: "1" },
+      rounds: { type: "string", default: "3" },
+      "stock-iters": { type: "string", default: "1" },
+      backends: { type: "string", default: CANDIDATES.map((c) => c.label).join(",") },
+      out: { type: "string", default: join(ROOT, "results", "bench", "bench.json") },
+      "no-torch": { type: "boolean", default: false },
+    },
+  });
+  if (values.sgemm) return sgemmWorker();
+  if (values.worker) {
+    return await worker(
+      values.worker as BackendName,
+      values.variant,
+      Number(values.iters),
+      Number(values.warmup),
+    );
+  }
+  const rounds = Number(values.rounds), iters = Number(values.iters);
+  const wanted = CANDIDATES.filter((c) =>
+    values.backends.split(",").some((b) => c.label.startsWith(b.trim()))
+  );
+  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+  const flops = iterationFlops([10, ...cfg.model.counterfeiter.hidden, 784], [
+    784,
+    ...cfg.model.police.hidden,
+    1,
+  ]);
+  const sg = await sub(["--sgemm"]);
+  console.log(`sgemm 1024^3: ${(sg?.gflops as number)?.toFixed(1)} GFLOP/s via ${sg?.source}`);
+  const times = new Map<string, number[]>();
+  const add = (k: string, t: number[]) => times.set(k, [...(times.get(k) ?? []), ...t]);
+  for (let r = 0; r < rounds; r++) {
+    console.log(`round ${r + 1}/${rounds}`);
+    for (const variant of ["keras", "large"]) {
+      for (const c of wanted) {
+        const stock = c.backend === "cpu";
+        if (stock && r > 0) continue; // the stock engine takes a minute an iteration: once is enough
+        const res = await sub(
+          [
+            "--worker",
+            c.backend,
+            "--variant",
+            variant,
+            "--iters",
+            stock ? values["stock-iters"] : String(iters),
+            "--warmup",
+            stock ? "0" : values.warmup,
+          ],
+          c.env,
+        );
+        if (res) add(`${c.label}|${variant}`, res.times as number[]);
+      }
+      if (!values["no-torch"]) {
+        const t = await torch(variant, iters);
+        if (t) add(`PyTorch CPU (reference)|${variant}`, t);
+      }
+    }
+  }
+  const rows: Record<string, unknown>[] = [];
+  const torchMed = (v: string) =>
+    times.has(`PyTorch CPU (reference)|${v}`)
+      ? median(times.get(`PyTorch CPU (reference)|${v}`)!)
+      : null;
+  console.log("");
+  console.log(
+    `${"engine".padEnd(26)}${"variant".padEnd(8)}${"s/iter".padStart(9)}${"GFLOP/s".padStart(9)}${
+      "of sgemm".padStart(10)
+    }${"torch/ours".padStart(12)}  n`,
+  );
+  for (const [key, t] of times) {
+    const [label, variant] = key.split("|");
+    const med = median(t);
+    const gflops = flops / med / 1e9;
+    const frac = sg ? gflops / (sg.gflops as number) : null;
+    const tm = torchMed(variant);
+    const ratio = tm !== null && !label.startsWith("PyTorch") ? tm / med : null;
+    rows.push({
+      engine: label,
+      variant,
+      medianSeconds: med,
+      gflops,
+      fractionOfSgemm: frac,
+      torchOverOurs: ratio,
+      samples: t,
+    });
+    console.log(
+      `${label.padEnd(26)}${variant.padEnd(8)}${med.toFixed(3).padStart(9)}${
+        gflops.toFixed(1).padStart(9)
+      }${frac === null ? "".padStart(10) : `${(100 * frac).toFixed(0)}%`.padStart(10)}${
+        ratio === null ? "".padStart(12) : ratio.toFixed(2).padStart(12)
+      }  ${t.length}`,
+    );
+  }
+  if (torchMed("keras") === null && !values["no-torch"]) {
+    console.log("(no PyTorch reference: apt-get install -y python3-torch for the ratio column)");
+  }
+  const report = {
+    date: new Date().toISOString(),
+    deno: Deno.version.deno,
+    tfjs: tf.version_core,
+    flopsPerIteration: flops,
+    sgemm: sg,
+    rows,
+  };
+  await Deno.mkdir(dirname(values.out), { recursive: true });
+  await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");
+  console.log(`\n${values.out}`);
+}
+
+if (import.meta.main) await main();
