@@ -122,7 +122,7 @@ async function dispatch(args: string[]): Promise<number> {
       ? `all ${record.stages.length} stages cached; nothing ran`
       : `${ran} of ${record.stages.length} stages ran in ${record.seconds.toFixed(1)}s`,
   );
-  console.log(record.runDir);
+  console.log(record.report ?? record.runDir);
   return 0;
 }
 

@@ -57,6 +57,8 @@ export interface Config {
     checkpointEvery: number;
     policeDropoutInCounterfeiterStep: boolean;
   };
+  evaluator: { hidden: number[]; epochs: number; batchSize: number; learningRate: number };
+  evaluate: { samples: number; coveredShare: number };
 }
 
 /** Activation names a layer accepts. */

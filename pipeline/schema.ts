@@ -128,6 +128,19 @@ export const CONFIG_SCHEMA: Field = obj("A gan-pipeline run configuration.", {
       doc: "Run the police with dropout on while training the counterfeiter (lecture: off).",
     },
   }),
+  evaluator: obj("The MNIST classifier behind the evaluation metrics (its own cached stage).", {
+    hidden: { kind: "intList", default: [256, 128], min: 1, doc: "Hidden layer sizes (ReLU)." },
+    epochs: int(5, "Training epochs over the train split.", 1),
+    batchSize: int(128, "Minibatch size.", 1),
+    learningRate: num(1e-3, "Adam step size.", { above: 0 }),
+  }),
+  evaluate: obj("Metrics of the counterfeiter at each checkpoint and at the end.", {
+    samples: int(2000, "Generated (and real) images scored per checkpoint.", 10),
+    coveredShare: num(0.01, "A class counts as covered when it holds this share of samples.", {
+      above: 0,
+      max: 1,
+    }),
+  }),
 });
 
 /** The keys allowed at the top of a config file beside the schema's fields. */

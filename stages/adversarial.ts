@@ -6,7 +6,7 @@
  * interrupted run resume, with the same numbers as one that never stopped.
  *
  * Writes `police/`, `counterfeiter/`, `history.json` (one row per iteration) and
- * `checkpoints/iter_NNNNNN/counterfeiter/` (for evaluation over time).
+ * `checkpoints/iter_NNNNNN/{counterfeiter,police}/` (for evaluation over time).
  */
 import { join } from "node:path";
 import { readNpyF32 } from "../pipeline/npy.ts";
@@ -109,7 +109,9 @@ async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, hist
   await Deno.rename(state, old).catch(() => {});
   await Deno.rename(tmp, state);
   await Deno.remove(old, { recursive: true }).catch(() => {});
-  await saveNet(join(workDir, "snapshots", iterName(iteration), "counterfeiter"), gan.g);
+  const snap = join(workDir, "snapshots", iterName(iteration));
+  await saveNet(join(snap, "counterfeiter"), gan.g);
+  await saveNet(join(snap, "police"), gan.d);
 }
 
 async function readCheckpoint(workDir: string): Promise<number | null> {
@@ -124,7 +126,7 @@ async function readCheckpoint(workDir: string): Promise<number | null> {
 /** The adversarial stage. */
 export const adversarialStage: Stage = {
   name: "adversarial",
-  version: 1,
+  version: 2,
   needs: ["preprocess", "train_police", "train_counterfeiter"],
   usesTensors: true,
   doc: "the adversarial loop, with checkpoints",

@@ -2,7 +2,10 @@
 import type { Stage } from "../pipeline/stage.ts";
 import { adversarialStage } from "./adversarial.ts";
 import { downloadStage } from "./download.ts";
+import { evaluateStage } from "./evaluate.ts";
+import { evaluatorStage } from "./evaluator.ts";
 import { preprocessStage } from "./preprocess.ts";
+import { reportStage } from "./report.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
 import { trainPoliceStage } from "./train_police.ts";
 
@@ -13,4 +16,7 @@ export const STAGES: Stage[] = [
   trainPoliceStage,
   trainCounterfeiterStage,
   adversarialStage,
+  evaluatorStage,
+  evaluateStage,
+  reportStage,
 ];

@@ -19,7 +19,8 @@ import type { AdamState } from "./adam.ts";
 import type { Activation } from "../pipeline/config.ts";
 import { type Net, variablesOf } from "./nets.ts";
 
-const KERAS_ACTIVATION: Record<Activation, string> = {
+const KERAS_ACTIVATION: Record<Activation | "softmax", string> = {
+  softmax: "softmax",
   relu: "relu",
   leakyRelu: "linear", // saved separately below: Keras has no string name for it
   elu: "elu",
@@ -38,6 +39,8 @@ export function toLayersModel(net: Net): tfl.Sequential {
       ? net.hiddenActivation
       : net.kind === "police"
       ? "sigmoid"
+      : net.kind === "classifier"
+      ? "softmax"
       : net.outputActivation;
     model.add(tfl.layers.dense({
       units,

@@ -23,7 +23,7 @@ export interface Dense {
 
 /** A multilayer perceptron: dense layers, hidden activations, optional dropout. */
 export interface Net {
-  kind: "counterfeiter" | "police";
+  kind: "counterfeiter" | "police" | "classifier";
   layers: Dense[];
   hiddenActivation: Activation;
   outputActivation: Activation;
@@ -113,13 +113,18 @@ export function dropoutMask(rows: number, cols: number, rate: number, rng: Rng):
 }
 
 /**
- * Forward pass. For the police it returns logits (the output activation is left off, since
+ * Forward pass. For the police and the classifier it returns logits (the output activation is left off, since
  * the loss is computed from logits); `dropoutRng` turns dropout on, drawing masks from it.
  */
-export function forward(net: Net, x: tf.Tensor2D, dropoutRng: Rng | null = null): tf.Tensor2D {
+export function forward(
+  net: Net,
+  x: tf.Tensor2D,
+  dropoutRng: Rng | null = null,
+  upTo = net.layers.length,
+): tf.Tensor2D {
   let h: tf.Tensor2D = x;
   const last = net.layers.length - 1;
-  net.layers.forEach((layer, i) => {
+  net.layers.slice(0, upTo).forEach((layer, i) => {
     if (i < last) {
       // fused matmul+bias(+relu): tfjs fuses it when no gradient is recorded (faster than
       // a linear fused op plus a separate relu under gradients, measured)
@@ -140,6 +145,11 @@ export function forward(net: Net, x: tf.Tensor2D, dropoutRng: Rng | null = null)
     }
   });
   return h;
+}
+
+/** The penultimate layer's activations (the features the Frechet distance compares). */
+export function features(net: Net, x: tf.Tensor2D): tf.Tensor2D {
+  return forward(net, x, null, net.layers.length - 1);
 }
 
 /** Every variable of a net, in layer order (W, b, W, b, ...). */

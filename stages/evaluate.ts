@@ -1,0 +1,210 @@
+/**
+ * Stage `evaluate`: for each checkpoint of the adversarial loop and for the final networks,
+ * mean D(real) on held-out test images and mean D(fake) on fresh noise, and, with the
+ * evaluator classifier, the Frechet distance of penultimate features (generated vs real
+ * test), the class histogram of generated digits, classes covered, KL to uniform and the
+ * classifier score; the same metrics for real test images against real train images (what a
+ * perfect counterfeiter would reach); the share of generated pixels outside [0,1] (the
+ * output layer is linear; images are clipped before scoring). Writes `metrics.json`,
+ * `samples.npy` (the final scored samples, N x 784, as generated), and sample grids
+ * `grids/iter_NNNNNN.png`, `grids/final.png`, `grids/real.png` from one fixed noise batch.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { join } from "node:path";
+import { readNpy, readNpyF32, writeNpy } from "../pipeline/npy.ts";
+import { Rng } from "../pipeline/rng.ts";
+import type { Stage } from "../pipeline/stage.ts";
+import { generate, meanD } from "./gan.ts";
+import { predictProbs } from "./evaluator.ts";
+import {
+  classesCovered,
+  classHistogram,
+  classifierScore,
+  frechetDistance,
+  klToUniform,
+} from "./metrics.ts";
+import { loadNet } from "./model_io.ts";
+import { disposeNet, features, type Net } from "./nets.ts";
+import { gridPng } from "./png.ts";
+
+/** The metrics of one set of images against the real test images. */
+export interface ImageMetrics {
+  frechet: number;
+  classHistogram: number[];
+  classesCovered: number;
+  klToUniform: number;
+  classifierScore: number;
+}
+
+/** One checkpoint's row in metrics.json. */
+export interface CheckpointMetrics extends ImageMetrics {
+  iteration: number | "final";
+  dReal: number;
+  dFake: number;
+  outOfRangeFraction: number;
+}
+
+function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
+  const t = tf.tidy(() => features(net, tf.tensor2d(x, [x.length / dim, dim])));
+  const out = (t.dataSync() as Float32Array).slice();
+  t.dispose();
+  return out;
+}
+
+/** Scores images against reference features with the classifier. */
+export function scoreImages(
+  classifier: Net,
+  images: Float32Array,
+  refFeatures: Float32Array,
+  dim: number,
+  coveredShare: number,
+): ImageMetrics {
+  const n = images.length / dim;
+  const f = featuresOf(classifier, images, dim);
+  const d = classifier.layers.at(-1)!.W.shape[0] as number;
+  const probs = predictProbs(classifier, images, dim);
+  const hist = classHistogram(probs, n, 10);
+  return {
+    frechet: frechetDistance(f, n, refFeatures, refFeatures.length / d, d),
+    classHistogram: hist,
+    classesCovered: classesCovered(hist, coveredShare),
+    klToUniform: klToUniform(hist),
+    classifierScore: classifierScore(probs, n, 10),
+  };
+}
+
+function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
+  const c = new Float32Array(x.length);
+  let outside = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (v < 0 || v > 1) outside++;
+    c[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+  return { clipped: c, outside: outside / x.length };
+}
+
+const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
+
+/** The evaluate stage. */
+export const evaluateStage: Stage = {
+  name: "evaluate",
+  version: 1,
+  needs: ["preprocess", "adversarial", "evaluator"],
+  usesTensors: true,
+  doc: "metrics and sample grids per checkpoint",
+  pick: (cfg) => ({ seed: cfg.seed, evaluate: cfg.evaluate, noiseDim: cfg.model.noiseDim }),
+  async run({ cfg, inputs, outDir, progress }) {
+    const test = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
+    const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
+    const dim = test.shape[1];
+    const side = Math.round(Math.sqrt(dim));
+    const n = Math.min(cfg.evaluate.samples, test.shape[0]);
+    const nd = cfg.model.noiseDim;
+    const realTest = test.data.subarray(0, n * dim);
+    const { net: classifier } = await loadNet(join(inputs.evaluator, "classifier"));
+    await Deno.mkdir(join(outDir, "grids"));
+    try {
+      const refFeatures = featuresOf(classifier, realTest, dim);
+      // the reference: real train images scored against real test images
+      const trainRows = new Rng(cfg.seed, 30).permutation(train.shape[0]).slice(
+        0,
+        Math.min(n, train.shape[0]),
+      );
+      const realTrain = new Float32Array(trainRows.length * dim);
+      trainRows.forEach((r, i) =>
+        realTrain.set(train.data.subarray(r * dim, (r + 1) * dim), i * dim)
+      );
+      const reference = scoreImages(
+        classifier,
+        realTrain,
+        refFeatures,
+        dim,
+        cfg.evaluate.coveredShare,
+      );
+      const gridNoise = new Rng(cfg.seed, 31).normals(25 * nd);
+      await Deno.writeFile(
+        join(outDir, "grids", "real.png"),
+        await gridPng(realTest, side, Math.min(25, n)),
+      );
+      // checkpoints, in order, then the final networks
+      const points: { iteration: number | "final"; dir: string }[] = [];
+      const ckDir = join(inputs.adversarial, "checkpoints");
+      for await (const e of Deno.readDir(ckDir)) {
+        const m = /^iter_(\d+)$/.exec(e.name);
+        if (m) points.push({ iteration: Number(m[1]), dir: join(ckDir, e.name) });
+      }
+      points.sort((a, b) => (a.iteration as number) - (b.iteration as number));
+      points.push({ iteration: "final", dir: inputs.adversarial });
+      const rows: CheckpointMetrics[] = [];
+      progress.start("evaluate", points.length);
+      for (const [i, p] of points.entries()) {
+        const { net: g } = await loadNet(join(p.dir, "counterfeiter"));
+        const { net: d } = await loadNet(join(p.dir, "police"));
+        try {
+          // fresh noise: the same draws at every checkpoint, so the numbers compare
+          const noise = new Rng(cfg.seed, 32).normals(n * nd);
+          const raw = generate(g, noise, nd);
+          const { clipped, outside } = clip01(raw);
+          const metrics = scoreImages(
+            classifier,
+            clipped,
+            refFeatures,
+            dim,
+            cfg.evaluate.coveredShare,
+          );
+          rows.push({
+            iteration: p.iteration,
+            dReal: meanD(d, realTest, dim),
+            dFake: meanD(d, raw, dim),
+            outOfRangeFraction: outside,
+            ...metrics,
+          });
+          const grid = await gridPng(generate(g, gridNoise, nd), side, 25);
+          const name = p.iteration === "final" ? "final" : iterName(p.iteration);
+          await Deno.writeFile(join(outDir, "grids", `${name}.png`), grid);
+          if (p.iteration === "final") await writeNpy(join(outDir, "samples.npy"), raw, [n, dim]);
+        } finally {
+          disposeNet(g);
+          disposeNet(d);
+        }
+        progress.update(i + 1, { FD: rows.at(-1)!.frechet, classes: rows.at(-1)!.classesCovered });
+      }
+      progress.done();
+      const labels = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;
+      const trueHist = new Array(10).fill(0);
+      for (let i = 0; i < n; i++) trueHist[labels[i]]++;
+      const final = rows.at(-1)!;
+      const metrics = {
+        samples: n,
+        coveredShare: cfg.evaluate.coveredShare,
+        reference: { ...reference, trueTestHistogram: trueHist },
+        checkpoints: rows,
+        final,
+      };
+      await Deno.writeTextFile(
+        join(outDir, "metrics.json"),
+        JSON.stringify(metrics, null, 2) + "\n",
+      );
+      progress.log(
+        `  final: D(real) ${final.dReal.toFixed(3)}, D(fake) ${final.dFake.toFixed(3)}, FD ${
+          final.frechet.toFixed(2)
+        } (real: ${reference.frechet.toFixed(2)}), classes ${final.classesCovered}, score ${
+          final.classifierScore.toFixed(2)
+        } (real: ${reference.classifierScore.toFixed(2)})`,
+      );
+      return {
+        dReal: final.dReal,
+        dFake: final.dFake,
+        frechet: final.frechet,
+        classesCovered: final.classesCovered,
+        classifierScore: final.classifierScore,
+        klToUniform: final.klToUniform,
+        outOfRangeFraction: final.outOfRangeFraction,
+        referenceFrechet: reference.frechet,
+      };
+    } finally {
+      disposeNet(classifier);
+    }
+  },
+};

@@ -1,0 +1,240 @@
+/**
+ * Stage `report`: the plots (each as `.vl.json`, `.svg` and `.png` under `plots/`) and a
+ * self-contained `report.html` (inline SVG and images, no network) with the config, the
+ * metrics table, the plots and the sample-grid timeline. The runner copies the HTML into the
+ * run folder and fills in that run's record at the `<!--RUN-RECORD-->` mark.
+ */
+import { encodeBase64 } from "./base64.ts";
+import { join } from "node:path";
+import type { Config } from "../pipeline/config.ts";
+import type { Stage } from "../pipeline/stage.ts";
+import type { HistoryRow } from "./adversarial.ts";
+import type { CheckpointMetrics, ImageMetrics } from "./evaluate.ts";
+import { dSpec, histogramSpec, lossSpec, metricsSpec } from "./plots.ts";
+import { renderSvg, svgToPng } from "./render.ts";
+
+/** Escapes text for HTML. */
+export function esc(s: unknown): string {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const fmt = (v: number, digits = 3) => Number.isInteger(v) ? String(v) : v.toFixed(digits);
+
+interface Metrics {
+  samples: number;
+  coveredShare: number;
+  reference: ImageMetrics & { trueTestHistogram: number[] };
+  checkpoints: CheckpointMetrics[];
+  final: CheckpointMetrics;
+}
+
+const STYLE = `
+body { font-family: "DejaVu Sans", system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.1em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; } th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0; break-inside: avoid; } figcaption { color: #555; font-size: 0.9em; }
+.grids { display: flex; flex-wrap: wrap; gap: 10px; } .grids figure { margin: 0; text-align: center; } .grids img { width: 152px; image-rendering: pixelated; border: 1px solid #ccc; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.note { background: #fff8e5; border-left: 4px solid #e0b000; padding: 0.5em 0.8em; }
+@media print { body { max-width: none; } h2 { break-after: avoid; } .grids img { width: 120px; } }
+`;
+
+function metricsTable(m: Metrics, accuracy: number): string {
+  const f = m.final, r = m.reference;
+  const row = (name: string, gen: string, real: string, note: string) =>
+    `<tr><td>${name}</td><td>${gen}</td><td>${real}</td><td style="text-align:left">${note}</td></tr>`;
+  return `<table><tr><th>metric</th><th>counterfeiter (final)</th><th>real test images</th><th>what it means</th></tr>
+${row("D(real) on test images", fmt(f.dReal), "", "mean police output on held-out real digits")}
+${
+    row(
+      "D(fake) on fresh noise",
+      fmt(f.dFake),
+      "",
+      "mean police output on new fakes; 0.5 is the lecture's hope",
+    )
+  }
+${
+    row(
+      "Frechet distance",
+      fmt(f.frechet, 2),
+      fmt(r.frechet, 2),
+      "distance between Gaussians fitted to the evaluator's penultimate features (FID's MNIST analogue; lower is better)",
+    )
+  }
+${
+    row(
+      "classifier score",
+      fmt(f.classifierScore, 2),
+      fmt(r.classifierScore, 2),
+      "exp E[KL(p(y|x) || p(y))] (Inception Score's analogue; 1 to 10, higher is better)",
+    )
+  }
+${
+    row(
+      "classes covered",
+      String(f.classesCovered),
+      String(r.classesCovered),
+      `digits holding at least ${100 * m.coveredShare}% of samples`,
+    )
+  }
+${
+    row(
+      "KL to uniform",
+      fmt(f.klToUniform),
+      fmt(r.klToUniform),
+      "of the class histogram, in nats; 0 is perfectly balanced, log 10 = 2.30 is one class",
+    )
+  }
+${
+    row(
+      "pixels outside [0,1]",
+      `${(100 * f.outOfRangeFraction).toFixed(1)}%`,
+      "0%",
+      "the output layer is linear; images are clipped before scoring",
+    )
+  }
+</table>
+<p class="sub">Scored on ${m.samples} generated and ${m.samples} real images; evaluator test accuracy ${
+    (100 * accuracy).toFixed(2)
+  }%.</p>`;
+}
+
+async function figure(
+  dir: string,
+  name: string,
+  spec: Record<string, unknown>,
+  caption: string,
+): Promise<string> {
+  await Deno.writeTextFile(join(dir, `${name}.vl.json`), JSON.stringify(spec, null, 2) + "\n");
+  const svg = await renderSvg(spec);
+  await Deno.writeTextFile(join(dir, `${name}.svg`), svg);
+  await Deno.writeFile(join(dir, `${name}.png`), svgToPng(svg));
+  return `<figure>${svg}<figcaption>${caption} (<code>plots/${name}.vl.json</code>)</figcaption></figure>`;
+}
+
+/** Builds the report into `outDir`; returns the HTML. */
+export async function buildReport(
+  cfg: Config,
+  history: HistoryRow[],
+  metrics: Metrics,
+  accuracy: number,
+  grids: { label: string; png: Uint8Array }[],
+  realGrid: Uint8Array,
+  outDir: string,
+): Promise<string> {
+  const plots = join(outDir, "plots");
+  await Deno.mkdir(plots, { recursive: true });
+  const last = history.at(-1);
+  const figD = await figure(
+    plots,
+    "d_real_fake",
+    dSpec(history),
+    "Each iteration's batch: D(real) and D(fake) right after the police update, and D(fake) on the same noise after the counterfeiter update.",
+  );
+  const figL = await figure(
+    plots,
+    "losses",
+    lossSpec(history),
+    "The police's and the counterfeiter's fit losses per iteration.",
+  );
+  const figM = await figure(
+    plots,
+    "metrics",
+    metricsSpec(metrics.checkpoints, metrics.reference, cfg.adversarial.iterations),
+    "The same fixed noise is scored at every checkpoint.",
+  );
+  const figH = await figure(
+    plots,
+    "class_histogram",
+    histogramSpec(metrics.final.classHistogram, metrics.reference.trueTestHistogram),
+    "Predicted classes of the final samples beside the real test set's labels.",
+  );
+  const img = (png: Uint8Array, label: string) =>
+    `<figure><img alt="${esc(label)}" src="data:image/png;base64,${
+      encodeBase64(png)
+    }"><figcaption>${esc(label)}</figcaption></figure>`;
+  const f = metrics.final;
+  const verdict = last
+    ? `After ${last.iteration} iterations the police says ${
+      fmt(last.dRealAfterPolice)
+    } to real digits and ${
+      fmt(last.dFakeAfterPolice)
+    } to fakes right after its own update; the counterfeiter's update brings D(fake) back to ${
+      fmt(last.dFakeAfterCounterfeiter)
+    }. The lecture hopes for 0.5 on both; this is what happens instead.`
+    : "No adversarial iterations were run.";
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gan-pipeline report: ${esc(cfg.name)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
+<body>
+<h1>${esc(cfg.name)}</h1>
+<p class="sub">${
+    esc(cfg.description || "gan-pipeline run")
+  } &middot; seed ${cfg.seed} &middot; ${cfg.adversarial.iterations} iterations, batch ${cfg.adversarial.batchSize}, fit minibatch ${cfg.adversarial.fitBatchSize} &middot; loss from ${cfg.loss.form}</p>
+<p class="note">${esc(verdict)} Final D(fake) on fresh noise: ${
+    fmt(f.dFake)
+  }; classes covered: ${f.classesCovered} of 10.</p>
+<h2>Metrics</h2>
+${metricsTable(metrics, accuracy)}
+<h2>What the police says</h2>
+<p>The optimal police says p<sub>data</sub>/(p<sub>data</sub> + p<sub>g</sub>), which is 1/2 when the counterfeiter matches the data. Expect a collapse phase early on (D(real) near 1, D(fake) near 0, one blurry digit), then a slow spread over the classes.</p>
+${figD}
+${figL}
+<h2>Samples over time</h2>
+<p>The same 25 noise vectors at every checkpoint, so one can watch each face of noise become a digit. Pixels are clipped to [0,1].</p>
+<div class="grids">${grids.map((g) => img(g.png, g.label)).join("")}${
+    img(realGrid, "real test digits")
+  }</div>
+<h2>Evaluator metrics</h2>
+${figM}
+${figH}
+<h2>Run record</h2>
+<!--RUN-RECORD-->
+<h2>Config</h2>
+<pre>${esc(JSON.stringify(cfg, null, 2))}</pre>
+<p class="sub">Generated by gan-pipeline. Plots: Vega-Lite specs in <code>plots/</code> of the report stage's cache folder.</p>
+</body></html>
+`;
+}
+
+/** The report stage. */
+export const reportStage: Stage = {
+  name: "report",
+  version: 1,
+  needs: ["adversarial", "evaluator", "evaluate"],
+  doc: "plots and the HTML report",
+  pick: (cfg) => cfg,
+  async run({ cfg, inputs, outDir }) {
+    const history: HistoryRow[] = JSON.parse(
+      await Deno.readTextFile(join(inputs.adversarial, "history.json")),
+    );
+    const metrics: Metrics = JSON.parse(
+      await Deno.readTextFile(join(inputs.evaluate, "metrics.json")),
+    );
+    const acc =
+      JSON.parse(await Deno.readTextFile(join(inputs.evaluator, "summary.json"))).testAccuracy;
+    const grids: { label: string; png: Uint8Array }[] = [];
+    const names: string[] = [];
+    for await (const e of Deno.readDir(join(inputs.evaluate, "grids"))) {
+      if (/^iter_\d+\.png$/.test(e.name)) names.push(e.name);
+    }
+    for (const n of names.sort()) {
+      grids.push({
+        label: `iteration ${Number(n.slice(5, 11))}`,
+        png: await Deno.readFile(join(inputs.evaluate, "grids", n)),
+      });
+    }
+    if (!names.length) {
+      grids.push({
+        label: "final",
+        png: await Deno.readFile(join(inputs.evaluate, "grids", "final.png")),
+      });
+    }
+    const realGrid = await Deno.readFile(join(inputs.evaluate, "grids", "real.png"));
+    const html = await buildReport(cfg, history, metrics, acc, grids, realGrid, outDir);
+    await Deno.writeTextFile(join(outDir, "report.html"), html);
+    return { plots: 4, bytes: html.length };
+  },
+};
