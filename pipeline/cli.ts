@@ -12,6 +12,7 @@ import { gitState } from "./git.ts";
 import { Progress } from "./progress.ts";
 import { planRun, runDirOf, runPipeline } from "./runner.ts";
 import { BACKENDS } from "./schema.ts";
+import { sweepCommand } from "./sweep_cli.ts";
 
 const USAGE = `usage: deno task run <config.json> [options]
   --set path=value   override a config field (repeatable), e.g. --set adversarial.iterations=50
@@ -40,9 +41,7 @@ export async function main(args: string[]): Promise<number> {
 
 async function dispatch(args: string[]): Promise<number> {
   const [command, ...rest] = args;
-  if (command === "sweep") {
-    throw new UsageError("sweeps are not available yet (coming with the sweep issue)");
-  }
+  if (command === "sweep") return await sweepCommand(rest);
   if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
   let parsed;
   try {

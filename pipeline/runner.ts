@@ -221,6 +221,26 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
       });
       continue;
     }
+    // Another process (a sweep's parallel point) may be computing the same entry: wait for it.
+    const forced = (opts.force ?? []).some((f) => f === stage.name || f === "all");
+    const release = await store.lock(stage.name, plan.key, {
+      force: forced,
+      onWait: () =>
+        progress.log(`[${stage.name}] waiting for another process computing the same entry`),
+    });
+    if (!release) {
+      progress.log(`[${stage.name}] cached (computed by another process)`);
+      const meta = await store.meta(stage.name, plan.key);
+      record.stages.push({
+        stage: stage.name,
+        key: plan.key,
+        status: "cached",
+        reason: "computed by another process",
+        seconds: 0,
+        summary: meta?.summary,
+      });
+      continue;
+    }
     progress.log(`[${stage.name}] running: ${plan.reason}`);
     const t0 = performance.now();
     const tmp = await store.begin(stage.name, plan.key);
@@ -246,6 +266,7 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
       };
       await store.commit(stage.name, plan.key, tmp, meta);
       await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      await release();
       progress.log(`[${stage.name}] done in ${seconds.toFixed(1)}s`);
       record.stages.push({
         stage: stage.name,
@@ -257,6 +278,7 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
       });
     } catch (e) {
       progress.done();
+      await release();
       await store.abandon(tmp);
       const seconds = (performance.now() - t0) / 1000;
       const msg = e instanceof Error ? e.message : String(e);

@@ -36,15 +36,6 @@ export interface KeyInputs {
   fingerprint: unknown;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return !Deno.build.os.startsWith("linux"); // elsewhere we cannot tell: assume alive
-  }
-}
-
 /** The on-disk cache under a results folder. */
 export class Store {
   readonly root: string;
@@ -96,11 +87,10 @@ export class Store {
     return out.sort((a, b) => b.created.localeCompare(a.created));
   }
 
-  /** Creates a fresh temporary folder for building an entry; clears dead ones first. */
+  /** Creates a fresh temporary folder for building an entry (call while holding its lock). */
   async begin(stage: string, key: string): Promise<string> {
     const parent = join(this.root, stage);
     await Deno.mkdir(parent, { recursive: true });
-    await this.#clearDeadTemps(parent);
     const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
     const tmp = join(parent, `.tmp-${key.slice(0, 16)}-${Deno.pid}-${rand}`);
     await Deno.mkdir(tmp);
@@ -124,24 +114,57 @@ export class Store {
     }
   }
 
-  /** Removes a temporary folder after a failure. */
-  async abandon(tmp: string): Promise<void> {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  /**
+   * Takes the lock of an entry so that one process computes it while others wait. Returns a
+   * release function, or null when the entry exists (computed meanwhile by another process:
+   * use the cache). The lock is an OS file lock, so a process that dies releases it; the
+   * unfinished temporary folders it left for this key are cleared by the next holder.
+   */
+  async lock(
+    stage: string,
+    key: string,
+    { onWait, force = false }: { onWait?: () => void; force?: boolean } = {},
+  ): Promise<(() => Promise<void>) | null> {
+    const parent = join(this.root, stage);
+    await Deno.mkdir(parent, { recursive: true });
+    if (!force && await this.has(stage, key)) return null;
+    // The lock file stays: deleting it would let a waiter hold a lock on a file nobody sees.
+    const file = await Deno.open(join(parent, `.lock-${key}`), { create: true, write: true });
+    if (!(await file.tryLock(true))) {
+      onWait?.();
+      await file.lock(true);
+    }
+    const release = async () => {
+      await file.unlock().catch(() => {});
+      file.close();
+    };
+    if (!force && await this.has(stage, key)) {
+      await release();
+      return null;
+    }
+    await this.#clearStale(parent, key);
+    return release;
   }
 
-  async #clearDeadTemps(parent: string): Promise<void> {
+  /** Removes what a dead holder of this key's lock left: temporary and swapped-out folders. */
+  async #clearStale(parent: string, key: string): Promise<void> {
     for await (const e of Deno.readDir(parent)) {
-      const m = /^\.tmp-[0-9a-f]+-(\d+)-/.exec(e.name) ?? /\.old-(\d+)$/.exec(e.name);
-      if (m && !pidAlive(Number(m[1]))) {
+      if (e.name.startsWith(`.tmp-${key.slice(0, 16)}-`) || e.name.startsWith(`${key}.old-`)) {
         await Deno.remove(join(parent, e.name), { recursive: true }).catch(() => {});
       }
     }
+  }
+
+  /** Removes a temporary folder after a failure. */
+  async abandon(tmp: string): Promise<void> {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
 
 /** Writes a file through a temporary name and a rename, so readers never see half of it. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  const tmp = `${path}.${Deno.pid}-${rand}.tmp`;
   if (typeof data === "string") await Deno.writeTextFile(tmp, data);
   else await Deno.writeFile(tmp, data);
   await Deno.rename(tmp, path);

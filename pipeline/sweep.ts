@@ -1,0 +1,325 @@
+/**
+ * Sweeps: a base config, grid axes, seeds and optional random samples expand into points
+ * (each a set of `--set` overrides); every point runs as an ordinary `run` over the shared
+ * cache, up to `--jobs` at once in separate processes. The cache's entry locks make two
+ * points that need the same stage compute it once. A sweep folder holds `sweep.json` (each
+ * point: overrides, run folder, status, final figures) and the sweep report.
+ *
+ * @example
+ * ```ts
+ * import { expandSweep } from "./sweep.ts";
+ * const points = expandSweep({ grid: { "optimizer.learningRate": [1e-4, 1e-3] }, seeds: [0, 1] });
+ * console.assert(points.length === 4);
+ * ```
+ */
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Config, levenshtein, parseJsonText, resolveConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { hashValue } from "./hash.ts";
+import { Rng } from "./rng.ts";
+import { CONFIG_SCHEMA, type Field } from "./schema.ts";
+import { writeFileAtomic } from "./store.ts";
+
+/** A range to sample from. */
+export interface RandomRange {
+  min: number;
+  max: number;
+  /** linear (uniform), log (log-uniform, for rates), int (uniform integer, inclusive). */
+  scale?: "linear" | "log" | "int";
+}
+
+/** A sweep file, as written. */
+export interface SweepSpec {
+  name?: string;
+  description?: string;
+  base?: string | Record<string, unknown>;
+  grid?: Record<string, unknown[]>;
+  seeds?: number[];
+  random?: { samples: number; seed?: number; ranges: Record<string, RandomRange> };
+  rank?: { metric: string; order?: "asc" | "desc" };
+}
+
+/** One point: overrides by config path. */
+export type Point = Record<string, unknown>;
+
+const TOP_KEYS = ["$schema", "name", "description", "base", "grid", "seeds", "random", "rank"];
+const RANK_METRICS = [
+  "frechet",
+  "classifierScore",
+  "classesCovered",
+  "klToUniform",
+  "dReal",
+  "dFake",
+  "gap",
+];
+
+/** Every leaf path of the config schema (for checking axis names). */
+export function configPaths(field: Field = CONFIG_SCHEMA, prefix = ""): string[] {
+  if (field.kind === "object") {
+    return Object.entries(field.fields).flatMap(([k, f]) =>
+      configPaths(f, prefix ? `${prefix}.${k}` : k)
+    );
+  }
+  return [prefix];
+}
+
+function hint(key: string, options: string[]): string {
+  let best = "", d = Infinity;
+  for (const o of options) {
+    const x = levenshtein(key.toLowerCase(), o.toLowerCase());
+    if (x < d) [best, d] = [o, x];
+  }
+  return d <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : "";
+}
+
+/** Checks a sweep file's structure; every error names the path and what is allowed. */
+export function validateSweep(raw: unknown, src: string): SweepSpec {
+  const fail = (path: string, what: string): never => {
+    throw new ConfigError(`${src}: ${path}: ${what}`);
+  };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    fail("(top)", "a sweep must be a JSON object");
+  }
+  const s = raw as Record<string, unknown>;
+  for (const k of Object.keys(s)) {
+    if (!TOP_KEYS.includes(k)) {
+      fail(k, `unknown key${hint(k, TOP_KEYS)}; allowed: ${TOP_KEYS.join(", ")}`);
+    }
+  }
+  if (s.base === undefined) {
+    fail("base", "required: a config path (relative to the sweep file) or an inline config");
+  }
+  if (
+    typeof s.base !== "string" &&
+    (typeof s.base !== "object" || s.base === null || Array.isArray(s.base))
+  ) {
+    fail("base", "expected a path string or an object");
+  }
+  const paths = configPaths();
+  const checkAxis = (where: string, path: string) => {
+    if (path === "seed") fail(where, 'use "seeds" to repeat points over seeds');
+    if (!paths.includes(path)) fail(where, `"${path}" is not a config field${hint(path, paths)}`);
+  };
+  if (s.grid !== undefined) {
+    if (typeof s.grid !== "object" || s.grid === null || Array.isArray(s.grid)) {
+      fail("grid", "expected an object of path: [values]");
+    }
+    for (const [path, values] of Object.entries(s.grid as Record<string, unknown>)) {
+      checkAxis(`grid.${path}`, path);
+      if (!Array.isArray(values) || values.length === 0) {
+        fail(`grid.${path}`, "expected a non-empty array of values");
+      }
+    }
+  }
+  if (s.seeds !== undefined) {
+    const ok = Array.isArray(s.seeds) && s.seeds.length > 0 &&
+      s.seeds.every((x) => Number.isInteger(x) && x >= 0);
+    if (!ok) fail("seeds", "expected a non-empty array of integers >= 0");
+  }
+  if (s.random !== undefined) {
+    const r = s.random as Record<string, unknown>;
+    if (typeof r !== "object" || r === null) fail("random", "expected { samples, seed, ranges }");
+    for (const k of Object.keys(r)) {
+      if (!["samples", "seed", "ranges"].includes(k)) {
+        fail(`random.${k}`, `unknown key${hint(k, ["samples", "seed", "ranges"])}`);
+      }
+    }
+    if (!Number.isInteger(r.samples) || (r.samples as number) < 1) {
+      fail("random.samples", "expected an integer >= 1");
+    }
+    if (r.seed !== undefined && !Number.isInteger(r.seed)) {
+      fail("random.seed", "expected an integer");
+    }
+    if (typeof r.ranges !== "object" || r.ranges === null) {
+      fail("random.ranges", "expected an object of path: {min, max, scale}");
+    }
+    for (const [path, range] of Object.entries(r.ranges as Record<string, RandomRange>)) {
+      checkAxis(`random.ranges.${path}`, path);
+      if (
+        typeof range?.min !== "number" || typeof range?.max !== "number" ||
+        !(range.min <= range.max)
+      ) {
+        fail(`random.ranges.${path}`, "expected { min, max } numbers with min <= max");
+      }
+      if (range.scale !== undefined && !["linear", "log", "int"].includes(range.scale)) {
+        fail(
+          `random.ranges.${path}.scale`,
+          `"${range.scale}" is not allowed; allowed: linear, log, int`,
+        );
+      }
+      if (range.scale === "log" && range.min <= 0) {
+        fail(`random.ranges.${path}`, "a log range needs min > 0");
+      }
+    }
+  }
+  if (s.rank !== undefined) {
+    const r = s.rank as Record<string, unknown>;
+    if (!RANK_METRICS.includes(r?.metric as string)) {
+      fail(
+        "rank.metric",
+        `"${r?.metric}" is not allowed${hint(String(r?.metric), RANK_METRICS)}; allowed: ${
+          RANK_METRICS.join(", ")
+        }`,
+      );
+    }
+    if (r.order !== undefined && r.order !== "asc" && r.order !== "desc") {
+      fail("rank.order", "allowed: asc, desc");
+    }
+  }
+  if (s.name !== undefined && (typeof s.name !== "string" || !/^[A-Za-z0-9._-]+$/.test(s.name))) {
+    fail("name", "letters, digits, '.', '_', '-' only");
+  }
+  return s as SweepSpec;
+}
+
+/**
+ * Expands a sweep into points: the grid's cartesian product (axes in file order), times the
+ * random samples (each draws every range from the sweep seed), times the seeds. Deterministic.
+ */
+export function expandSweep(spec: SweepSpec): Point[] {
+  let points: Point[] = [{}];
+  for (const [path, values] of Object.entries(spec.grid ?? {})) {
+    points = points.flatMap((p) => values.map((v) => ({ ...p, [path]: v })));
+  }
+  if (spec.random) {
+    const rng = new Rng(spec.random.seed ?? 0, 77);
+    const samples: Point[] = [];
+    for (let i = 0; i < spec.random.samples; i++) {
+      const sample: Point = {};
+      for (const [path, r] of Object.entries(spec.random.ranges)) {
+        const u = rng.uniform();
+        sample[path] = r.scale === "log"
+          ? Math.exp(Math.log(r.min) + u * (Math.log(r.max) - Math.log(r.min)))
+          : r.scale === "int"
+          ? Math.min(r.max, Math.floor(r.min + u * (r.max - r.min + 1)))
+          : r.min + u * (r.max - r.min);
+      }
+      samples.push(sample);
+    }
+    points = points.flatMap((p) => samples.map((s) => ({ ...p, ...s })));
+  }
+  if (spec.seeds) points = points.flatMap((p) => spec.seeds!.map((seed) => ({ ...p, seed })));
+  return points;
+}
+
+/** `--set` strings of a point. */
+export function overridesOf(point: Point): string[] {
+  return Object.entries(point).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+}
+
+/** A loaded sweep: its spec, the base config file to run points from, and its points. */
+export interface LoadedSweep {
+  spec: SweepSpec;
+  name: string;
+  basePath: string;
+  points: Point[];
+  configs: Config[];
+}
+
+/** Reads, validates and expands a sweep file; every point's config is validated too. */
+export async function loadSweep(path: string, workDir: string): Promise<LoadedSweep> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    throw new ConfigError(`sweep file not found: ${path} (sweeps live in configs/sweeps/)`);
+  }
+  const spec = validateSweep(parseJsonText(text, path), path);
+  const name = spec.name ?? basename(path).replace(/\.json$/, "");
+  let basePath: string;
+  if (typeof spec.base === "string") {
+    basePath = resolve(dirname(resolve(path)), spec.base);
+  } else {
+    // an inline base: written beside the sweep's outputs so points can `extends` nothing
+    await Deno.mkdir(workDir, { recursive: true });
+    basePath = join(workDir, `${name}-base.json`);
+    const inline = { ...spec.base } as Record<string, unknown>;
+    if (typeof inline.extends === "string") {
+      inline.extends = resolve(dirname(resolve(path)), inline.extends);
+    }
+    await writeFileAtomic(basePath, JSON.stringify(inline, null, 2) + "\n");
+  }
+  const points = expandSweep(spec);
+  const configs: Config[] = [];
+  for (const [i, p] of points.entries()) {
+    try {
+      configs.push(
+        await resolveConfig(basePath, [
+          ...overridesOf(p),
+          `name=${name}-p${String(i).padStart(3, "0")}`,
+        ]),
+      );
+    } catch (e) {
+      throw new ConfigError(
+        `${path}: point ${i} (${overridesOf(p).join(" ")}): ${(e as Error).message}`,
+      );
+    }
+  }
+  return { spec, name, basePath, points, configs };
+}
+
+/** The sweep's folder: `<results>/sweeps/<name>-<hash of its points>`. */
+export function sweepDir(results: string, s: LoadedSweep): string {
+  return join(results, "sweeps", `${s.name}-${hashValue(s.configs).slice(0, 12)}`);
+}
+
+/** One point's line in sweep.json. */
+export interface PointRecord {
+  index: number;
+  overrides: Point;
+  status: "pending" | "running" | "done" | "failed";
+  runDir: string | null;
+  error: string | null;
+  seconds: number | null;
+  /** The summaries of each stage from the point's run record. */
+  summaries: Record<string, unknown>;
+  keys: Record<string, string>;
+}
+
+/** Runs one point as a CLI subprocess; returns its status and the last line (the path). */
+export async function runPoint(
+  basePath: string,
+  point: Point,
+  name: string,
+  results: string,
+  logPath: string,
+  backend?: string,
+): Promise<{ ok: boolean; lastLine: string; error: string | null }> {
+  const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+  const args = [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-net",
+    "--allow-ffi",
+    "--allow-sys",
+    "--allow-run=git",
+    cli,
+    "run",
+    basePath,
+    ...overridesOf(point).flatMap((o) => ["--set", o]),
+    "--set",
+    `name=${name}`,
+    "--results",
+    results,
+    ...(backend ? ["--backend", backend] : []),
+  ];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  const stdout = dec.decode(out.stdout), stderr = dec.decode(out.stderr);
+  await Deno.writeTextFile(logPath, stderr + stdout);
+  const lastLine = stdout.trim().split("\n").at(-1) ?? "";
+  const error = stderr.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? null;
+  return {
+    ok: out.code === 0,
+    lastLine,
+    error: out.code === 0 ? null : error ?? `exit ${out.code}`,
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * The sweep report: a ranked table of the points and Vega-Lite plots overlaying D(real) and
+ * D(fake) across points, and the final evaluator metrics per setting with their mean and
+ * spread over seeds. Self-contained HTML, like the run report.
+ */
+import { join } from "node:path";
+import type { PointRecord } from "../pipeline/sweep.ts";
+import type { HistoryRow } from "./adversarial.ts";
+import { smooth } from "./plots.ts";
+import { renderSvg, VL_SCHEMA } from "./render.ts";
+import { esc } from "./report.ts";
+
+/** The figures a point is ranked by, from its evaluate stage's summary. */
+export interface PointFigures {
+  frechet?: number;
+  classifierScore?: number;
+  classesCovered?: number;
+  klToUniform?: number;
+  dReal?: number;
+  dFake?: number;
+  gap?: number;
+}
+
+/** A point's final figures (from the evaluate summary), with gap = |D(real) - D(fake)|. */
+export function figuresOf(p: PointRecord): PointFigures {
+  const e = (p.summaries.evaluate ?? {}) as PointFigures;
+  const gap = e.dReal !== undefined && e.dFake !== undefined
+    ? Math.abs(e.dReal - e.dFake)
+    : undefined;
+  return { ...e, gap };
+}
+
+/** Points ranked by a metric (failed points last). */
+export function rankPoints(
+  points: PointRecord[],
+  metric: keyof PointFigures,
+  order: "asc" | "desc",
+): PointRecord[] {
+  const v = (p: PointRecord) => figuresOf(p)[metric];
+  return [...points].sort((a, b) => {
+    const x = v(a), y = v(b);
+    if (x === undefined || y === undefined) {
+      return x === undefined ? (y === undefined ? a.index - b.index : 1) : -1;
+    }
+    return order === "asc" ? x - y : y - x;
+  });
+}
+
+const label = (p: PointRecord) => `p${String(p.index).padStart(3, "0")}`;
+const setting = (p: PointRecord) =>
+  Object.entries(p.overrides).filter(([k]) => k !== "seed").map(([k, v]) =>
+    `${k.split(".").at(-1)}=${v}`
+  ).join(" ") || "base";
+
+/** The overlay of D(real)/D(fake) per point. */
+export function overlaySpec(
+  histories: { point: string; history: HistoryRow[] }[],
+): Record<string, unknown> {
+  const rows: Record<string, unknown>[] = [];
+  for (const { point, history } of histories) {
+    const w = Math.max(1, Math.round(history.length / 30));
+    const real = smooth(history.map((r) => r.dRealAfterPolice), w);
+    const fake = smooth(history.map((r) => r.dFakeAfterCounterfeiter), w);
+    history.forEach((r, i) => {
+      rows.push({
+        point,
+        iteration: r.iteration,
+        measure: "D(real), after the police step",
+        value: real[i],
+      });
+      rows.push({
+        point,
+        iteration: r.iteration,
+        measure: "D(fake), after the counterfeiter step",
+        value: fake[i],
+      });
+    });
+  }
+  return {
+    $schema: VL_SCHEMA,
+    title: { text: "D(real) and D(fake) across points", subtitle: "moving averages; dashed: 0.5" },
+    width: 640,
+    height: 280,
+    layer: [
+      {
+        data: { values: rows },
+        mark: { type: "line", strokeWidth: 1.6 },
+        encoding: {
+          x: { field: "iteration", type: "quantitative", title: "adversarial iteration" },
+          y: {
+            field: "value",
+            type: "quantitative",
+            title: "mean police output",
+            scale: { domain: [0, 1] },
+          },
+          color: { field: "point", type: "nominal", title: "point" },
+          strokeDash: { field: "measure", type: "nominal", title: null },
+          detail: { field: "point" },
+        },
+      },
+      {
+        data: { values: [{ y: 0.5 }] },
+        mark: { type: "rule", strokeDash: [2, 2], color: "#444" },
+        encoding: { y: { field: "y", type: "quantitative" } },
+      },
+    ],
+    config: { legend: { orient: "right", labelLimit: 0 } },
+  };
+}
+
+/** Final metrics per setting: every seed as a dot, the mean, and the spread (one stdev). */
+export function settingsSpec(points: PointRecord[]): Record<string, unknown> {
+  const metrics: [keyof PointFigures, string][] = [
+    ["frechet", "Frechet distance (lower is better)"],
+    ["classifierScore", "classifier score (higher is better)"],
+    ["classesCovered", "classes covered"],
+    ["gap", "|D(real) - D(fake)| (0 is the lecture's hope)"],
+  ];
+  const rows: Record<string, unknown>[] = [];
+  for (const p of points) {
+    const f = figuresOf(p);
+    for (const [k, name] of metrics) {
+      if (f[k] !== undefined) rows.push({ setting: setting(p), metric: name, value: f[k] });
+    }
+  }
+  return {
+    $schema: VL_SCHEMA,
+    title: {
+      text: "Final metrics per setting",
+      subtitle: "dots: seeds; bar: mean +- one standard deviation",
+    },
+    data: { values: rows },
+    facet: {
+      row: {
+        field: "metric",
+        type: "nominal",
+        title: null,
+        header: { labelAngle: 0, labelOrient: "top", labelAnchor: "start" },
+      },
+    },
+    spec: {
+      width: 520,
+      height: 90,
+      layer: [
+        {
+          mark: { type: "errorbar", extent: "stdev" },
+          encoding: {
+            x: {
+              field: "setting",
+              type: "nominal",
+              title: null,
+              axis: { labelAngle: 0, labelLimit: 200 },
+            },
+            y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
+          },
+        },
+        {
+          mark: { type: "point", filled: true, size: 70, color: "black" },
+          encoding: {
+            x: { field: "setting", type: "nominal" },
+            y: { field: "value", type: "quantitative", aggregate: "mean" },
+          },
+        },
+        {
+          mark: { type: "point", opacity: 0.5 },
+          encoding: {
+            x: { field: "setting", type: "nominal" },
+            y: { field: "value", type: "quantitative" },
+          },
+        },
+      ],
+    },
+    resolve: { scale: { y: "independent" } },
+  };
+}
+
+const n = (
+  v: number | undefined,
+  d = 3,
+) => (v === undefined ? "" : Number.isInteger(v) ? String(v) : v.toFixed(d));
+
+/** Writes the sweep report (and its .vl.json specs) into `dir`; returns the HTML path. */
+export async function writeSweepReport(
+  dir: string,
+  name: string,
+  points: PointRecord[],
+  rank: { metric: keyof PointFigures; order: "asc" | "desc" },
+  cacheDir: string,
+): Promise<string> {
+  const histories: { point: string; history: HistoryRow[] }[] = [];
+  for (const p of points) {
+    if (p.status !== "done" || !p.keys.adversarial) continue;
+    try {
+      const h = JSON.parse(
+        await Deno.readTextFile(join(cacheDir, "adversarial", p.keys.adversarial, "history.json")),
+      );
+      histories.push({ point: label(p), history: h });
+    } catch { /* a point whose cache was cleared: no curve */ }
+  }
+  const plots = join(dir, "plots");
+  await Deno.mkdir(plots, { recursive: true });
+  const figs: string[] = [];
+  for (
+    const [file, spec] of [["overlay", overlaySpec(histories)], [
+      "settings",
+      settingsSpec(points),
+    ]] as const
+  ) {
+    await Deno.writeTextFile(join(plots, `${file}.vl.json`), JSON.stringify(spec, null, 2) + "\n");
+    figs.push(`<figure>${await renderSvg(spec)}</figure>`);
+  }
+  const ranked = rankPoints(points, rank.metric, rank.order);
+  const rows = ranked.map((p, i) => {
+    const f = figuresOf(p);
+    const link = p.runDir
+      ? `<a href="${esc(join("..", "..", "runs", p.runDir.split("/").at(-1)!, "report.html"))}">${
+        label(p)
+      }</a>`
+      : label(p);
+    return `<tr${p.status === "failed" ? ' class="failed"' : ""}><td>${
+      p.status === "done" ? i + 1 : ""
+    }</td><td>${link}</td><td style="text-align:left">${
+      esc(Object.entries(p.overrides).map(([k, v]) => `${k}=${v}`).join(", "))
+    }</td><td>${esc(p.status)}</td><td>${n(f.frechet, 2)}</td><td>${
+      n(f.classifierScore, 2)
+    }</td><td>${n(f.classesCovered)}</td><td>${n(f.dReal)}</td><td>${
+      n(f.dFake)
+    }</td><td style="text-align:left">${esc(p.error ?? "")}</td></tr>`;
+  }).join("\n");
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sweep ${
+    esc(name)
+  }</title>
+<style>body{font-family:"DejaVu Sans",system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}th{background:#f6f6f6}
+tr.failed td{background:#fdecea}figure{margin:1em 0;break-inside:avoid}</style></head><body>
+<h1>Sweep ${esc(name)}</h1>
+<p>${points.length} points, ${points.filter((p) => p.status === "done").length} done, ${
+    points.filter((p) => p.status === "failed").length
+  } failed. Ranked by ${esc(rank.metric)} (${
+    rank.order === "asc" ? "lower is better" : "higher is better"
+  }). D(real) and D(fake): final, on held-out test images and fresh noise.</p>
+<table><tr><th>rank</th><th>point</th><th>overrides</th><th>status</th><th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>error</th></tr>
+${rows}</table>
+${figs.join("\n")}
+<p>Each point's own report is linked from its name; the machine-readable record is <code>sweep.json</code>.</p>
+</body></html>`;
+  const path = join(dir, "report.html");
+  await Deno.writeTextFile(path, html);
+  return path;
+}
