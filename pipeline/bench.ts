@@ -33,6 +33,7 @@ interface Candidate {
 const CANDIDATES: Candidate[] = [
   { label: "fast-cpu (BLAS)", backend: "fast-cpu" },
   { label: "fast-cpu (no BLAS)", backend: "fast-cpu", env: { GAN_BLAS: "off" } },
+  { label: "wasm (stock tfjs)", backend: "wasm" },
   { label: "cpu (stock tfjs)", backend: "cpu" },
 ];
 
@@ -208,8 +209,8 @@ async function main() {
     console.log(`round ${r + 1}/${rounds}`);
     for (const variant of ["keras", "large"]) {
       for (const c of wanted) {
-        const stock = c.backend === "cpu";
-        if (stock && r > 0) continue; // the stock engine takes a minute an iteration: once is enough
+        const stock = c.backend === "cpu" || c.backend === "wasm";
+        if (stock && r > 0) continue; // the stock engines take 15-60 s an iteration: once is enough
         const res = await sub(
           [
             "--worker",

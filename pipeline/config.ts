@@ -187,7 +187,8 @@ export function levenshtein(a: string, b: string): number {
   return dp[b.length];
 }
 
-function didYouMean(key: string, options: string[]): string {
+/** A " (did you mean ...?)" hint naming the closest option, or "" when none is close. */
+export function didYouMean(key: string, options: string[]): string {
   let best = "", bestD = Infinity;
   for (const o of options) {
     const d = levenshtein(key.toLowerCase(), o.toLowerCase());

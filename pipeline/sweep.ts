@@ -14,7 +14,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Config, levenshtein, parseJsonText, resolveConfig } from "./config.ts";
+import { type Config, didYouMean, parseJsonText, resolveConfig } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { hashValue } from "./hash.ts";
 import { Rng } from "./rng.ts";
@@ -64,14 +64,7 @@ export function configPaths(field: Field = CONFIG_SCHEMA, prefix = ""): string[]
   return [prefix];
 }
 
-function hint(key: string, options: string[]): string {
-  let best = "", d = Infinity;
-  for (const o of options) {
-    const x = levenshtein(key.toLowerCase(), o.toLowerCase());
-    if (x < d) [best, d] = [o, x];
-  }
-  return d <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : "";
-}
+const hint = didYouMean;
 
 /** Checks a sweep file's structure; every error names the path and what is allowed. */
 export function validateSweep(raw: unknown, src: string): SweepSpec {
@@ -277,6 +270,17 @@ export interface PointRecord {
   keys: Record<string, string>;
 }
 
+/** The permissions `deno task run` grants (deno.json), for running the CLI in a subprocess. */
+export const RUN_PERMISSIONS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-ffi",
+  "--allow-sys",
+  "--allow-run=git",
+];
+
 /** Runs one point as a CLI subprocess; returns its status and the last line (the path). */
 export async function runPoint(
   basePath: string,
@@ -289,13 +293,7 @@ export async function runPoint(
   const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
   const args = [
     "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    "--allow-ffi",
-    "--allow-sys",
-    "--allow-run=git",
+    ...RUN_PERMISSIONS,
     cli,
     "run",
     basePath,

@@ -18,6 +18,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Config } from "../pipeline/config.ts";
+import type { AdamConsts } from "../pipeline/backends/adam_simd.ts";
 
 /** Adam hyperparameters. */
 export type AdamOptions = Config["optimizer"];
@@ -29,14 +30,8 @@ export interface AdamState {
   v: Float32Array[];
 }
 
-/** The per-step constants both forms reduce to. */
-export interface AdamConsts {
-  lrT: number;
-  b1: number;
-  b2: number;
-  eps: number;
-  corr2: number;
-}
+/** The per-step constants both forms reduce to (shared with the SIMD kernel). */
+export type { AdamConsts };
 
 /** Where the moments live and how a step is applied. */
 export interface AdamEngine {

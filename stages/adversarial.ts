@@ -9,6 +9,7 @@
  * `checkpoints/iter_NNNNNN/{counterfeiter,police}/` (for evaluation over time).
  */
 import { join } from "node:path";
+import { StageError } from "../pipeline/errors.ts";
 import { readNpyF32 } from "../pipeline/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
@@ -34,6 +35,18 @@ export interface HistoryRow {
   seconds: number;
 }
 
+/** Runs a step, naming the iteration in a NaN/infinity error (the last checkpoint stays). */
+function atIteration<T>(it: number, step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof StageError) {
+      throw new StageError(`iteration ${it}: ${e.message} (the last checkpoint is kept)`);
+    }
+    throw e;
+  }
+}
+
 /** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
 export function adversarialIterations(
   gan: Gan,
@@ -57,10 +70,13 @@ export function adversarialIterations(
       const fakes = generate(gan.g, noise, nd);
       const dRealBefore = meanD(gan.d, real, dim);
       const dFakeBefore = meanD(gan.d, fakes, dim);
-      const pol = fitPolice(gan, real, fakes, dim, a.fitBatchSize);
+      const pol = atIteration(it, () => fitPolice(gan, real, fakes, dim, a.fitBatchSize));
       const dRealAfterPolice = meanD(gan.d, real, dim);
       const dFakeAfterPolice = meanD(gan.d, fakes, dim);
-      const cf = fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep);
+      const cf = atIteration(
+        it,
+        () => fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep),
+      );
       const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
       const row: HistoryRow = {
         iteration: it,
@@ -96,6 +112,15 @@ export function historyNumbers(h: HistoryRow[]): number[][] {
 const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
 
 async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, history: HistoryRow[]) {
+  // The snapshot (for evaluation) first, whole or not at all; then the resumable state. A
+  // crash anywhere leaves a state whose snapshots are all complete.
+  const snap = join(workDir, "snapshots", iterName(iteration));
+  const snapTmp = `${snap}.tmp-${Deno.pid}`;
+  await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
+  await saveNet(join(snapTmp, "counterfeiter"), gan.g);
+  await saveNet(join(snapTmp, "police"), gan.d);
+  await Deno.remove(snap, { recursive: true }).catch(() => {});
+  await Deno.rename(snapTmp, snap);
   const tmp = join(workDir, `state.tmp-${Deno.pid}`);
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
   await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
@@ -109,12 +134,29 @@ async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, hist
   await Deno.rename(state, old).catch(() => {});
   await Deno.rename(tmp, state);
   await Deno.remove(old, { recursive: true }).catch(() => {});
-  const snap = join(workDir, "snapshots", iterName(iteration));
-  await saveNet(join(snap, "counterfeiter"), gan.g);
-  await saveNet(join(snap, "police"), gan.d);
 }
 
 async function readCheckpoint(workDir: string): Promise<number | null> {
+  // a crash between moving the old state aside and moving the new one in: take the old back
+  for await (const e of Deno.readDir(workDir)) {
+    if (e.name.startsWith("state.old-")) {
+      try {
+        await Deno.stat(join(workDir, "state"));
+        await Deno.remove(join(workDir, e.name), { recursive: true });
+      } catch {
+        await Deno.rename(join(workDir, e.name), join(workDir, "state"));
+      }
+    } else if (e.name.startsWith("state.tmp-")) {
+      await Deno.remove(join(workDir, e.name), { recursive: true }).catch(() => {});
+    }
+  }
+  try {
+    for await (const e of Deno.readDir(join(workDir, "snapshots"))) {
+      if (e.name.includes(".tmp-")) {
+        await Deno.remove(join(workDir, "snapshots", e.name), { recursive: true });
+      }
+    }
+  } catch { /* no snapshots yet */ }
   try {
     const c = JSON.parse(await Deno.readTextFile(join(workDir, "state", "checkpoint.json")));
     return c.iteration;

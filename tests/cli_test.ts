@@ -21,8 +21,8 @@ async function setup(extra: Record<string, unknown> = {}) {
   return { dir, cfg, results: join(dir, "results") };
 }
 
-const statuses = (runDir: string) =>
-  Deno.readTextFile(join(runDir, "run.json")).then((t) =>
+const statuses = (lastLine: string) =>
+  Deno.readTextFile(join(lastLine.replace(/\/report\.html$/, ""), "run.json")).then((t) =>
     JSON.parse(t).stages.map((s: { stage: string; status: string }) => `${s.stage}:${s.status}`)
   );
 
@@ -30,12 +30,13 @@ Deno.test("a second run of the same config runs no stage and says so", async () 
   const { cfg, results } = await setup();
   const a = await cli(["run", cfg, "--results", results]);
   assert.equal(a.code, 0, a.stderr);
-  const runDir = a.stdout.trim().split("\n").at(-1)!;
-  assert.ok(runDir.startsWith(join(results, "runs", "tiny-")));
+  const last = a.stdout.trim().split("\n").at(-1)!;
+  assert.ok(last.startsWith(join(results, "runs", "tiny-")) && last.endsWith("report.html"));
+  const runDir = last.replace(/\/report\.html$/, "");
   assert.ok((await statuses(runDir)).every((s: string) => s.endsWith(":ran")));
   const b = await cli(["run", cfg, "--results", results]);
   assert.equal(b.code, 0, b.stderr);
-  assert.match(b.stderr, /all 5 stages cached; nothing ran/);
+  assert.match(b.stderr, /all 8 stages cached; nothing ran/);
   assert.ok((await statuses(runDir)).every((s: string) => s.endsWith(":cached")));
   const rec = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
   assert.equal(rec.seed, 5);
@@ -71,8 +72,11 @@ Deno.test("changing one field re-runs exactly the stages that depend on it; --ex
     "train_police:ran",
     "train_counterfeiter:ran",
     "adversarial:ran",
+    "evaluator:ran",
+    "evaluate:ran",
+    "report:ran",
   ]);
-  // a field only the loop reads re-runs only the loop
+  // a field only the loop reads re-runs the loop and what reads its results, nothing upstream
   const r2 = await cli(["run", cfg, "--results", results, "--set", "adversarial.iterations=2"]);
   const st2 = await statuses(r2.stdout.trim().split("\n").at(-1)!);
   assert.deepEqual(st2, [
@@ -81,6 +85,9 @@ Deno.test("changing one field re-runs exactly the stages that depend on it; --ex
     "train_police:cached",
     "train_counterfeiter:cached",
     "adversarial:ran",
+    "evaluator:cached",
+    "evaluate:ran",
+    "report:ran",
   ]);
 });
 
@@ -221,5 +228,7 @@ Deno.test("killing a run mid-stage leaves nothing trusted; the next run resumes 
   const names = [];
   for await (const e of Deno.readDir(work)) names.push(e.name);
   assert.equal(names.filter((n) => !n.startsWith(".")).length, 1);
-  assert.equal(names.filter((n) => n.startsWith(".")).length, 0, `left behind: ${names}`);
+  // only the (empty, reusable) lock files stay: no temporary or work folders
+  const left = names.filter((n) => n.startsWith(".") && !n.startsWith(".lock-"));
+  assert.equal(left.length, 0, `left behind: ${left}`);
 });

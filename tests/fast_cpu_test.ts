@@ -319,7 +319,7 @@ Deno.test("Adam in the Keras form equals a plain reference implementation; NaN i
   assert.equal(e.step([tf.tensor1d([NaN])], Adam.consts(opts, 1)), false);
 });
 
-Deno.test("a short training run on fast-cpu and on stock cpu agree to float32 rounding", async () => {
+Deno.test("a short training run on fast-cpu, wasm and stock cpu agree to float32 rounding", async () => {
   const dir = await Deno.makeTempDir();
   const cfg = await configOf(
     dir,
@@ -346,10 +346,12 @@ Deno.test("a short training run on fast-cpu and on stock cpu agree to float32 ro
     );
     return { losses: Float32Array.from(losses), weights };
   };
-  const fast = await run(FAST_CPU), stock = await run("cpu");
+  await selectBackend("wasm"); // registers it
+  const fast = await run(FAST_CPU), wasm = await run("wasm"), stock = await run("cpu");
   close(fast.losses, stock.losses, 1e-4, "losses");
   fast.weights.forEach((w, i) => close(w, stock.weights[i], 1e-4, `weights ${i}`));
-  await tf.setBackend("cpu");
+  close(wasm.losses, stock.losses, 1e-4, "wasm losses");
+  await selectBackend("cpu");
 });
 
 Deno.test("tensor memory stays flat across iterations on fast-cpu", async () => {
@@ -370,4 +372,12 @@ Deno.test("tensor memory stays flat across iterations on fast-cpu", async () => 
   assert.equal(new Set(counts).size, 1, `numTensors changed: ${[...new Set(counts)]}`);
   assert.equal(new Set(bytes).size, 1);
   await tf.setBackend("cpu");
+});
+
+Deno.test("the wasm backend loads from the package's own .wasm files", async () => {
+  const b = await selectBackend("wasm");
+  assert.equal(b.name, "wasm");
+  const y = tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]]));
+  assert.deepEqual([...y.dataSync()], [11]);
+  await selectBackend("cpu");
 });

@@ -250,3 +250,13 @@ Deno.test("resuming the adversarial stage from a checkpoint equals the uninterru
   assert.equal((summary as { resumedFrom: number }).resumedFrom, 4);
   assert.deepEqual(await read(rest), await read(full));
 });
+
+Deno.test("a loss or weight that becomes NaN stops the loop with the iteration and the likely cause", async () => {
+  const cfg = await toyConfig({ optimizer: { learningRate: 1e30 } });
+  const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
+  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
+  await assert.rejects(
+    () => adversarialIterations(gan, toyData(100, new Rng(1)), 4, 0, 3, []),
+    /iteration 1: (police|counterfeiter) .*NaN or infinite.*learning rate.*last checkpoint is kept/,
+  );
+});

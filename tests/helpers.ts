@@ -4,6 +4,7 @@ import { encodeIdx } from "../stages/idx.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { resolveConfig } from "../pipeline/config.ts";
 import type { Config } from "../pipeline/config.ts";
+import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -92,18 +93,7 @@ export async function configOf(
 /** Runs the CLI in a subprocess. */
 export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-net",
-      "--allow-ffi",
-      "--allow-sys",
-      "--allow-run=git",
-      join(ROOT, "pipeline/cli.ts"),
-      ...args,
-    ],
+    args: ["run", ...RUN_PERMISSIONS, join(ROOT, "pipeline/cli.ts"), ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...opts.env },
     stdout: "piped",
     stderr: "piped",

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../pipeline/errors.ts";
-import { expandSweep, validateSweep } from "../pipeline/sweep.ts";
-import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { expandSweep, RUN_PERMISSIONS, validateSweep } from "../pipeline/sweep.ts";
+import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 Deno.test("grid expansion and random sampling are deterministic", () => {
   const spec = {
@@ -104,7 +104,7 @@ const temps = (results: string, stage: string) =>
   ).length;
 
 Deno.test("a 4-point sweep runs shared upstream stages once, two at a time, and writes sweep.json and a report", async () => {
-  const { dir, base, results } = await tinySetup();
+  const { dir, results } = await tinySetup();
   const sweep = await writeConfig(dir, "s", {
     base: "tiny.json",
     grid: { "adversarial.fitBatchSize": [4, 8], "adversarial.iterations": [2, 3] },
@@ -131,7 +131,6 @@ Deno.test("a 4-point sweep runs shared upstream stages once, two at a time, and 
   assert.equal(typeof rec.points[0].summaries.evaluate.frechet, "number");
   const html = await Deno.readTextFile(reportPath);
   assert.ok(html.includes("<svg") && html.includes("p003"));
-  void base;
 });
 
 Deno.test("two concurrent processes on one cache compute each stage once and both succeed", async () => {
@@ -140,13 +139,7 @@ Deno.test("two concurrent processes on one cache compute each stage once and bot
     new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--allow-net",
-        "--allow-ffi",
-        "--allow-sys",
-        "--allow-run=git",
+        ...RUN_PERMISSIONS,
         join(ROOT, "pipeline/cli.ts"),
         "run",
         base,
@@ -228,7 +221,7 @@ Deno.test("a diverging point is reported as failed with its reason; the others f
   });
   const r = await sweepCli([sweep, "--results", results]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /p001 failed .*NaN or infinite.*learning rate/);
+  assert.match(r.stderr, /p001 failed .*(iteration \d+: )?.*NaN or infinite.*learning rate/);
   const reportPath = r.stdout.trim().split("\n").at(-1)!;
   const rec = JSON.parse(await Deno.readTextFile(join(reportPath, "..", "sweep.json")));
   assert.deepEqual(rec.points.map((p: { status: string }) => p.status), ["done", "failed"]);

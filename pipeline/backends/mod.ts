@@ -11,6 +11,7 @@
  * ```
  */
 import { createRequire } from "node:module";
+import { dirname } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { StageError } from "../errors.ts";
@@ -58,6 +59,21 @@ async function tryTensorflow(notes: string[]): Promise<boolean> {
   return false;
 }
 
+/** Loads tfjs's WebAssembly backend, pointing it at the .wasm files in its package. */
+async function registerWasm(): Promise<void> {
+  try {
+    const wasm = await import("@tensorflow/tfjs-backend-wasm");
+    const req = createRequire(import.meta.url);
+    wasm.setWasmPaths(dirname(req.resolve("@tensorflow/tfjs-backend-wasm")) + "/");
+  } catch (e) {
+    throw new StageError(
+      `backend "wasm" failed to load (${
+        (e as Error).message.split("\n")[0]
+      }); run \`deno install\`, or use --backend fast-cpu`,
+    );
+  }
+}
+
 /** Selects, initialises and returns the backend. Safe to call more than once. */
 export async function selectBackend(requested: BackendName): Promise<BackendChoice> {
   const known = chosen.get(requested);
@@ -94,9 +110,8 @@ export async function selectBackend(requested: BackendName): Promise<BackendChoi
     notes.push(...fast.notes);
     choice = { name: "fast-cpu", reason: "requested", kernels: fast.kernels };
   } else if (requested === "wasm") {
-    throw new StageError(
-      `backend "wasm" is not built into this version; use --backend fast-cpu or cpu`,
-    );
+    await registerWasm();
+    choice = { name: "wasm", reason: "requested" };
   } else {
     choice = { name: "cpu", reason: "requested" };
   }
