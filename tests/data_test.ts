@@ -4,7 +4,7 @@ import { DataError } from "../pipeline/errors.ts";
 import { decodeNpy, encodeNpy, writeNpy } from "../pipeline/npy.ts";
 import { fetchWithRetries } from "../stages/download.ts";
 import { encodeIdx, gunzip, parseIdx } from "../stages/idx.ts";
-import { gzip, rejectsWith, serve } from "./helpers.ts";
+import { gzip, numpyPython, rejectsWith, serve } from "./helpers.ts";
 
 Deno.test("npy round trip keeps dtype, shape and values", () => {
   const f = decodeNpy(encodeNpy(new Float32Array([1.5, -2, 3, 4, 5, 6]), [2, 3]));
@@ -27,7 +27,7 @@ Deno.test("numpy.load reads our .npy files with the right dtype and shape", asyn
   const script = `import numpy as np, sys
 f = np.load(sys.argv[1] + "/f.npy"); u = np.load(sys.argv[1] + "/u.npy"); i = np.load(sys.argv[1] + "/i.npy")
 print(f.dtype, f.shape, float(f[1, 1]), u.dtype, u.shape, int(u.sum()), i.dtype, int(i[0]))`;
-  const out = await new Deno.Command("python3", {
+  const out = await new Deno.Command(await numpyPython(), {
     args: ["-c", script, dir],
     stdout: "piped",
     stderr: "piped",

@@ -148,3 +148,24 @@ export function serve(handler: (req: Request, n: number) => Response | Promise<R
   const base = `http://127.0.0.1:${server.addr.port}`;
   return { base, close: async () => (ac.abort(), await server.finished), count: () => n };
 }
+
+let pythonWithNumpy: string | null = null;
+
+/**
+ * A Python interpreter that has NumPy (the tests check our `.npy` files with `numpy.load`):
+ * `python3` on the PATH, else Debian's `/usr/bin/python3`. Fails, naming the fix, when none has.
+ */
+export async function numpyPython(): Promise<string> {
+  if (pythonWithNumpy) return pythonWithNumpy;
+  for (const py of ["python3", "/usr/bin/python3"]) {
+    try {
+      const out = await new Deno.Command(py, {
+        args: ["-c", "import numpy"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (out.success) return (pythonWithNumpy = py);
+    } catch { /* not installed */ }
+  }
+  throw new Error("no python3 with numpy found: apt-get install python3-numpy");
+}

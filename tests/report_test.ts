@@ -18,7 +18,7 @@ import { encodeGrayPng, gridPixels } from "../stages/png.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { HistoryRow } from "../stages/adversarial.ts";
 import type { CheckpointMetrics } from "../stages/evaluate.ts";
-import { cli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { cli, numpyPython, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 const near = (a: number, b: number, tol: number, what = "") =>
   assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b}`);
@@ -186,7 +186,8 @@ w,h=struct.unpack('>II',d[16:24]); i=d.index(b'IDAT'); n=struct.unpack('>I',d[i-
 raw=zlib.decompress(d[i+4:i+4+n]); print(w,h,len(raw),raw[27+1+4])`;
   const f = await Deno.makeTempFile({ suffix: ".png" });
   await Deno.writeFile(f, png);
-  const out = await new Deno.Command("python3", { args: ["-c", py, f], stdout: "piped" }).output();
+  const out = await new Deno.Command(await numpyPython(), { args: ["-c", py, f], stdout: "piped" })
+    .output();
   assert.equal(new TextDecoder().decode(out.stdout).trim(), `26 26 ${27 * 26} 51`);
 });
 
@@ -255,7 +256,7 @@ Deno.test("the whole pipeline on tiny data produces the report, metrics and grid
   const grids = [...Deno.readDirSync(join(evalDir, key, "grids"))].map((e) => e.name).sort();
   assert.deepEqual(grids, ["final.png", "iter_000002.png", "iter_000004.png", "real.png"]);
   const py = `import numpy as np,sys; a=np.load(sys.argv[1]); print(a.dtype, a.shape)`;
-  const out = await new Deno.Command("python3", {
+  const out = await new Deno.Command(await numpyPython(), {
     args: ["-c", py, join(evalDir, key, "samples.npy")],
     stdout: "piped",
   }).output();
