@@ -126,5 +126,13 @@ async function dispatch(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Ctrl-C: say what survives. Results are only ever renamed into place whole, so stopping
+  // anywhere is safe; a long stage resumes from its last checkpoint.
+  Deno.addSignalListener("SIGINT", () => {
+    console.error(
+      "\ninterrupted: nothing half-written is kept; run the same command again to resume (the adversarial loop continues from its last checkpoint)",
+    );
+    Deno.exit(130);
+  });
   Deno.exit(await main(Deno.args));
 }

@@ -58,7 +58,7 @@ export class Rng {
       b = (c + (c << 3)) >>> 0;
       c = ((c << 21) | (c >>> 11)) >>> 0;
       c = (c + t) >>> 0;
-      out[i] = t >= threshold ? scale : 0;
+      out[i] = scale * +(t >= threshold); // branch-free: a random branch mispredicts often
     }
     this.#a = a;
     this.#b = b;

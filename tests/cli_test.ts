@@ -232,3 +232,32 @@ Deno.test("killing a run mid-stage leaves nothing trusted; the next run resumes 
   const left = names.filter((n) => n.startsWith(".") && !n.startsWith(".lock-"));
   assert.equal(left.length, 0, `left behind: ${left}`);
 });
+
+Deno.test("Ctrl-C (SIGINT) exits 130 with a one-line note; the next run resumes", async () => {
+  const { cfg, results } = await setup({
+    adversarial: { iterations: 400, batchSize: 16, fitBatchSize: 8, checkpointEvery: 5 },
+  });
+  const child = cliSpawn(["run", cfg, "--results", results]);
+  const work = join(results, "cache", "adversarial");
+  const deadline = Date.now() + 60_000;
+  let started = false;
+  while (Date.now() < deadline && !started) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      for await (const e of Deno.readDir(work)) {
+        if (e.name.startsWith(".work-")) {
+          await Deno.stat(join(work, e.name, "state", "checkpoint.json"));
+          started = true;
+        }
+      }
+    } catch { /* not yet */ }
+  }
+  assert.ok(started, "the loop never reached a checkpoint");
+  child.kill("SIGINT");
+  const out = await child.output();
+  assert.equal(out.code, 130);
+  assert.match(new TextDecoder().decode(out.stderr), /interrupted: nothing half-written is kept/);
+  const r = await cli(["run", cfg, "--results", results]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /resuming from the checkpoint at iteration \d+/);
+});

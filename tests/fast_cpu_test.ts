@@ -37,7 +37,8 @@ function close(a: Float32Array, b: Float32Array, rtol: number, what: string) {
   assert.equal(a.length, b.length, `${what}: length`);
   for (let i = 0; i < a.length; i++) {
     const tol = rtol * Math.max(1, Math.abs(b[i]));
-    const same = (Number.isNaN(a[i]) && Number.isNaN(b[i])) || Math.abs(a[i] - b[i]) <= tol;
+    const same = a[i] === b[i] || (Number.isNaN(a[i]) && Number.isNaN(b[i])) ||
+      Math.abs(a[i] - b[i]) <= tol;
     assert.ok(same, `${what}: [${i}] ${a[i]} vs ${b[i]}`);
   }
 }
@@ -242,7 +243,7 @@ Deno.test("with no BLAS library the backend still trains (subprocess with GAN_BL
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   const r = JSON.parse(text);
-  assert.equal(r.backend, "fast-cpu/js");
+  assert.equal(r.backend, "fast-cpu/js/r1");
   assert.match(r.notes.join(" "), /matmul in TypeScript/);
   assert.deepEqual(r.y, [4, 4, 4, 4, 4, 4]);
 });
@@ -380,4 +381,27 @@ Deno.test("the wasm backend loads from the package's own .wasm files", async () 
   const y = tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]]));
   assert.deepEqual([...y.dataSync()], [11]);
   await selectBackend("cpu");
+});
+
+Deno.test("the fused relu gradient and step equal tfjs's, NaN, infinities and signed zeros included", async () => {
+  const xs = [-2, -0, 0, 3, NaN, Infinity, -Infinity, 1e-30, -1e-30, 0.5];
+  const dys = [1, -1, 2, -3, 4, -5, 6, -7, Infinity, NaN];
+  const grad = () => {
+    const x = tf.tensor1d(xs), dy = tf.tensor1d(dys);
+    return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.relu(t), dy)))(x);
+  };
+  const fast = await on(FAST_CPU, grad), stock = await on("cpu", grad);
+  fast[0].data.forEach((v, i) =>
+    assert.ok(Object.is(v, stock[0].data[i]), `[${i}] ${v} vs ${stock[0].data[i]}`)
+  );
+  for (const alpha of [0, 0.3]) {
+    const f = await on(FAST_CPU, () => tf.step(tf.tensor1d(xs), alpha));
+    const s = await on("cpu", () => tf.step(tf.tensor1d(xs), alpha));
+    f[0].data.forEach((v, i) =>
+      assert.ok(Object.is(v, s[0].data[i]), `step ${alpha} [${i}] ${v} vs ${s[0].data[i]}`)
+    );
+  }
+  const rf = await on(FAST_CPU, () => tf.relu(tf.tensor1d(xs)));
+  const rs = await on("cpu", () => tf.relu(tf.tensor1d(xs)));
+  close(rf[0].data, rs[0].data, 0, "relu"); // equal as numbers (ours gives +0 for -0)
 });

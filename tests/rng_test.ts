@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { Rng } from "../pipeline/rng.ts";
+
+Deno.test("the generator repeats from a seed and a saved state, and streams differ", () => {
+  const a = new Rng(42), b = new Rng(42);
+  const xs = Array.from({ length: 100 }, () => a.uniform());
+  assert.deepEqual(xs, Array.from({ length: 100 }, () => b.uniform()));
+  assert.ok(xs.every((x) => x >= 0 && x < 1));
+  assert.notDeepEqual(new Rng(42, 1).uniform(), new Rng(42, 2).uniform());
+  a.normal();
+  const st = a.state();
+  const c = Rng.fromState(JSON.parse(JSON.stringify(st)));
+  assert.deepEqual([a.normal(), a.normal(), a.uniform()], [c.normal(), c.normal(), c.uniform()]);
+});
+
+Deno.test("fillMask draws exactly what one nextU32 per element would", () => {
+  const a = new Rng(5), b = new Rng(5);
+  const threshold = Math.ceil(0.3 * 2 ** 32);
+  const m = new Float32Array(10001);
+  a.fillMask(m, threshold, 1 / 0.7);
+  for (let i = 0; i < m.length; i++) {
+    assert.equal(m[i], b.nextU32() >= threshold ? Math.fround(1 / 0.7) : 0);
+  }
+  assert.equal(a.nextU32(), b.nextU32());
+  const kept = m.filter((v) => v > 0).length / m.length;
+  assert.ok(Math.abs(kept - 0.7) < 0.02, `keep rate ${kept}`);
+});
+
+Deno.test("permutations are permutations; normals have mean 0 and variance 1", () => {
+  const p = new Rng(1).permutation(1000);
+  assert.deepEqual([...p].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));
+  const z = new Rng(2).normals(100000);
+  const mean = z.reduce((s, v) => s + v, 0) / z.length;
+  const variance = z.reduce((s, v) => s + (v - mean) ** 2, 0) / z.length;
+  assert.ok(Math.abs(mean) < 0.01 && Math.abs(variance - 1) < 0.02, `${mean} ${variance}`);
+});
