@@ -130,7 +130,11 @@ export function explainMiss(inputs: KeyInputs, previous: EntryMeta[]): string {
     }
     const rt: string[] = [];
     diffPaths(meta.inputs.runtime, inputs.runtime, "", rt);
-    for (const p of rt) changes.push(`${p} changed`);
+    for (const p of rt) {
+      const was = (meta.inputs.runtime as Record<string, unknown> | null)?.[p];
+      const now = (inputs.runtime as Record<string, unknown> | null)?.[p];
+      changes.push(`${p} changed (${show(was)} -> ${show(now)})`);
+    }
     if (
       canonicalJson(meta.inputs.fingerprint ?? null) !== canonicalJson(inputs.fingerprint ?? null)
     ) {

@@ -405,3 +405,29 @@ Deno.test("the fused relu gradient and step equal tfjs's, NaN, infinities and si
   const rs = await on("cpu", () => tf.relu(tf.tensor1d(xs)));
   close(rf[0].data, rs[0].data, 0, "relu"); // equal as numbers (ours gives +0 for -0)
 });
+
+Deno.test("OpenBLAS's thread count is part of the backend fact that goes into cache keys", async () => {
+  const code = `
+    import { selectBackend } from "./pipeline/backends/mod.ts";
+    const b = await selectBackend("fast-cpu");
+    console.log(JSON.stringify({ backend: b.runtime.backend, notes: b.notes }));`;
+  const keys = [];
+  for (const threads of ["1", "2"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", code],
+      cwd: ROOT,
+      env: { OPENBLAS_NUM_THREADS: threads, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+    if (r.notes.some((n: string) => n.includes("matmul in TypeScript"))) {
+      assert.equal(r.backend, "fast-cpu/js/r1"); // no BLAS here: nothing threaded to record
+    } else {
+      assert.equal(r.backend, `fast-cpu/blas-t${threads}/r1`);
+    }
+    keys.push(r.backend);
+  }
+  assert.ok(keys[0] !== keys[1] || keys[0] === "fast-cpu/js/r1");
+});

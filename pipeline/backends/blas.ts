@@ -34,6 +34,11 @@ export interface Blas {
   kind: "blas" | "js";
   /** The library path, or why none loaded. */
   source: string;
+  /**
+   * OpenBLAS's thread count: its results differ in the last bits between thread counts
+   * (measured), so it is part of the cache key. Null where the library does not say.
+   */
+  threads: number | null;
   sgemm: Sgemm;
 }
 
@@ -57,9 +62,10 @@ export function blasCandidates(): string[] {
   ];
 }
 
-function tryLoad(path: string): Sgemm | null {
+function tryLoad(path: string): { sgemm: Sgemm; threads: number | null } | null {
   try {
     const lib = Deno.dlopen(path, {
+      openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
       cblas_sgemm: {
         parameters: [
           "i32",
@@ -81,7 +87,8 @@ function tryLoad(path: string): Sgemm | null {
       },
     });
     const f = lib.symbols.cblas_sgemm;
-    return (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => {
+    const threads = lib.symbols.openblas_get_num_threads?.() ?? null;
+    const sgemm: Sgemm = (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => {
       if (m === 0 || n === 0) return;
       if (k === 0) {
         c.fill(0, 0, m * ldc);
@@ -104,6 +111,7 @@ function tryLoad(path: string): Sgemm | null {
         ldc,
       );
     };
+    return { sgemm, threads };
   } catch {
     return null;
   }
@@ -145,7 +153,9 @@ let cached: Blas | null = null;
 /** Loads a BLAS library once; falls back to {@link sgemmJs} with the reason. */
 export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
   if (cached && opts.allowFfi !== false) return cached;
-  if (opts.allowFfi === false) return { kind: "js", source: "BLAS disabled", sgemm: sgemmJs };
+  if (opts.allowFfi === false) {
+    return { kind: "js", source: "BLAS disabled", sgemm: sgemmJs, threads: null };
+  }
   // OpenBLAS's idle threads spin for a long while after each call, taking the core the
   // elementwise kernels between matmuls need; a short timeout measured 15% faster here.
   if (Deno.env.get("OPENBLAS_THREAD_TIMEOUT") === undefined) {
@@ -155,7 +165,7 @@ export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
   const tried: string[] = [];
   for (const path of env ? [env, ...blasCandidates()] : blasCandidates()) {
     const f = tryLoad(path);
-    if (f) return (cached = { kind: "blas", source: path, sgemm: f });
+    if (f) return (cached = { kind: "blas", source: path, sgemm: f.sgemm, threads: f.threads });
     tried.push(path);
   }
   const hint = Deno.build.os === "darwin"
@@ -165,6 +175,7 @@ export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
     kind: "js",
     source: `no BLAS library loaded (tried ${tried.length} paths; ${hint}, or set GAN_BLAS_LIB)`,
     sgemm: sgemmJs,
+    threads: null,
   };
   return cached;
 }

@@ -39,7 +39,10 @@ export const FAST_CPU_REVISION = 1;
 
 /** What {@link registerFastCpu} set up. */
 export interface FastCpuInfo {
-  /** "blas" or "js": which matmul runs (they round differently, so it is part of cache keys). */
+  /**
+   * Which matmul runs ("blas-t2": OpenBLAS with 2 threads, "js") and the kernels' revision:
+   * each rounds differently, so all of it is part of the cache keys.
+   */
   kernels: string;
   notes: string[];
   blas: Blas;
@@ -479,8 +482,9 @@ export function registerFastCpu(opts: { allowFfi?: boolean } = {}): Promise<Fast
   }
   registerReluGrad();
   const notes = blas.kind === "js" ? [`matmul in TypeScript: ${blas.source}`] : [];
+  const kind = blas.threads ? `${blas.kind}-t${blas.threads}` : blas.kind;
   info = {
-    kernels: `${blas.kind}/r${FAST_CPU_REVISION}`,
+    kernels: `${kind}/r${FAST_CPU_REVISION}`,
     notes,
     blas,
     overridden: [...overrides.keys()],
