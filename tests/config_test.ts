@@ -32,6 +32,8 @@ Deno.test("shipped configs validate and baseline has the lecture's values", asyn
   assert.deepEqual(b.adversarial.policeDropoutInCounterfeiterStep, false);
   const q = await resolveConfig(join(ROOT, "configs/quick.json"));
   assert.deepEqual(q.name, "quick");
+  const f = await resolveConfig(join(ROOT, "configs/fashion.json"));
+  assert.deepEqual([f.data.source, f.adversarial.iterations, f.name], ["file", 500, "fashion"]);
 });
 
 Deno.test("unknown key is an error with a did-you-mean hint and the path", async () => {
