@@ -21,6 +21,23 @@ async function setup(extra: Record<string, unknown> = {}) {
   return { dir, cfg, results: join(dir, "results") };
 }
 
+/** Waits (up to a minute) until an adversarial loop under `work` has written a checkpoint. */
+async function waitForCheckpoint(work: string): Promise<boolean> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      for await (const e of Deno.readDir(work)) {
+        if (e.name.startsWith(".work-")) {
+          await Deno.stat(join(work, e.name, "state", "checkpoint.json"));
+          return true;
+        }
+      }
+    } catch { /* not yet */ }
+  }
+  return false;
+}
+
 const statuses = (lastLine: string) =>
   Deno.readTextFile(join(lastLine.replace(/\/report\.html$/, ""), "run.json")).then((t) =>
     JSON.parse(t).stages.map((s: { stage: string; status: string }) => `${s.stage}:${s.status}`)
@@ -198,19 +215,7 @@ Deno.test("killing a run mid-stage leaves nothing trusted; the next run resumes 
   const child = cliSpawn(["run", cfg, "--results", results]);
   const work = join(results, "cache", "adversarial");
   // wait until the loop has checkpointed at least once, then kill it hard
-  const deadline = Date.now() + 60_000;
-  let checkpointed = false;
-  while (Date.now() < deadline && !checkpointed) {
-    await new Promise((r) => setTimeout(r, 100));
-    try {
-      for await (const e of Deno.readDir(work)) {
-        if (e.name.startsWith(".work-")) {
-          await Deno.stat(join(work, e.name, "state", "checkpoint.json"));
-          checkpointed = true;
-        }
-      }
-    } catch { /* not yet */ }
-  }
+  const checkpointed = await waitForCheckpoint(work);
   assert.ok(checkpointed, "the run never reached a checkpoint");
   child.kill("SIGKILL");
   await child.status;
@@ -239,19 +244,7 @@ Deno.test("Ctrl-C (SIGINT) exits 130 with a one-line note; the next run resumes"
   });
   const child = cliSpawn(["run", cfg, "--results", results]);
   const work = join(results, "cache", "adversarial");
-  const deadline = Date.now() + 60_000;
-  let started = false;
-  while (Date.now() < deadline && !started) {
-    await new Promise((r) => setTimeout(r, 100));
-    try {
-      for await (const e of Deno.readDir(work)) {
-        if (e.name.startsWith(".work-")) {
-          await Deno.stat(join(work, e.name, "state", "checkpoint.json"));
-          started = true;
-        }
-      }
-    } catch { /* not yet */ }
-  }
+  const started = await waitForCheckpoint(work);
   assert.ok(started, "the loop never reached a checkpoint");
   child.kill("SIGINT");
   const out = await child.output();
