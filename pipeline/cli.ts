@@ -26,11 +26,9 @@ stages: ${STAGES.map((s) => s.name).join(", ")}`;
 
 /** Runs the CLI with arguments; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const progress = new Progress();
   try {
     return await dispatch(args);
   } catch (e) {
-    progress.done();
     const code = exitCodeOf(e);
     console.error(`error: ${describeError(e)}`);
     if (Deno.env.get("GAN_DEBUG")) console.error(e);

@@ -109,7 +109,8 @@ export function historyNumbers(h: HistoryRow[]): number[][] {
   ]);
 }
 
-const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
+/** The folder name of the checkpoint at iteration `i` (`checkpoints/iter_000050/`). */
+export const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
 
 async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, history: HistoryRow[]) {
   // The snapshot (for evaluation) first, whole or not at all; then the resumable state. A

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { readNpy, readNpyF32, writeNpy } from "../pipeline/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
+import { iterName } from "./adversarial.ts";
 import { generate, meanD } from "./gan.ts";
 import { predictProbs } from "./evaluator.ts";
 import {
@@ -83,8 +84,6 @@ function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
   }
   return { clipped: c, outside: outside / x.length };
 }
-
-const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
 
 /** The evaluate stage. */
 export const evaluateStage: Stage = {
