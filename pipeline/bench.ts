@@ -1,19 +1,28 @@
 /**
- * `deno task bench`: seconds per lecture iteration (32 + 16 Adam steps of minibatch 32) and
- * per large-batch iteration (one step on 1000 rows + one on 500) for each backend, side by
- * side in one run, with achieved GFLOP/s, the fraction of this machine's sgemm rate
- * (measured in the same run) and, when `/usr/bin/python3` has torch, the PyTorch reference
- * and the ratio torch/ours. Candidates run in separate processes, interleaved over rounds,
- * so a noisy neighbour hits all of them alike. Results also go to a JSON file.
+ * `deno task bench`: what a run costs, side by side with the PyTorch reference in one run.
+ *
+ * - Per-iteration engines: seconds per lecture iteration (32 + 16 Adam steps of minibatch
+ *   32) and per large-batch iteration (one step on 1000 rows + one on 500) for each backend,
+ *   from a fresh initialisation, with GFLOP/s and the fraction of this machine's sgemm rate.
+ * - The loop: the real `adversarial` loop (MNIST, the baseline config, the five D
+ *   measurements per iteration included) for `--loop-iters` iterations (150; `--stage`: the
+ *   whole 500), against the reference's same number of iterations, once with PyTorch's
+ *   defaults and once with `torch.set_flush_denormal(True)`. Reported over the early window
+ *   (iterations 1-10), the steady state (the last 50) and the whole run: denormals appear
+ *   after ~25 iterations, so the first few say little about a run.
+ *
+ * Candidates run in separate processes, interleaved over rounds, so a noisy neighbour hits
+ * all of them alike. The header names the CPU and the BLAS kernel; results go to a JSON file.
  */
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { type BackendName, selectBackend } from "./backends/mod.ts";
+import { type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
 import { loadBlas } from "./backends/blas.ts";
 import { resolveConfig } from "./config.ts";
 import { Rng } from "./rng.ts";
+import { adversarialIterations, type HistoryRow } from "../stages/adversarial.ts";
 import { fitCounterfeiter, fitPolice, generate, makeGan } from "../stages/gan.ts";
 import { initNets } from "../stages/nets.ts";
 import { streamsFor } from "../stages/streams.ts";
@@ -92,6 +101,26 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
   );
 }
 
+/** Worker: the real adversarial loop for `iters` iterations; prints per-iteration seconds. */
+async function loopWorker(iters: number, flush: boolean) {
+  const choice = await selectBackend("fast-cpu", { flushDenormals: flush });
+  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+  const train = await mnistTrain();
+  const dim = 784;
+  const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
+  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
+  const history: HistoryRow[] = [];
+  await adversarialIterations(gan, train, dim, 0, iters, history);
+  console.log(
+    JSON.stringify({
+      backend: choice.runtime.backend,
+      denormals: choice.runtime.denormals,
+      notes: choice.notes,
+      times: history.map((r) => r.seconds),
+    }),
+  );
+}
+
 /** Worker: this machine's sgemm rate through the loaded BLAS (GFLOP/s). */
 function sgemmWorker() {
   const blas = loadBlas();
@@ -140,16 +169,40 @@ async function sub(
   return JSON.parse(line);
 }
 
-async function torch(variant: string, iters: number): Promise<number[] | null> {
+async function torch(
+  variant: string,
+  iters: number,
+  { warmup = 2, flush = false }: { warmup?: number; flush?: boolean } = {},
+): Promise<number[] | null> {
   try {
     await Deno.stat(TORCH_REF);
   } catch {
     return null;
   }
   const mnist = join(npmDataDir(), "train-images-idx3-ubyte");
+  const refArgs = [
+    "--variant",
+    variant,
+    "--iters",
+    String(iters),
+    "--warmup",
+    String(warmup),
+    "--mnist",
+    mnist,
+  ];
+  // the reference has no flag for it: set it, then run the script as __main__
+  const args = flush
+    ? [
+      "-c",
+      "import sys, runpy, torch; torch.set_flush_denormal(True); sys.argv = sys.argv[1:]; " +
+      "runpy.run_path(sys.argv[0], run_name='__main__')",
+      TORCH_REF,
+      ...refArgs,
+    ]
+    : [TORCH_REF, ...refArgs];
   try {
     const out = await new Deno.Command("/usr/bin/python3", {
-      args: [TORCH_REF, "--variant", variant, "--iters", String(iters), "--mnist", mnist],
+      args,
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -166,23 +219,43 @@ const median = (a: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Mean of `t` over iterations `from`..`to` (1-based, inclusive). */
+const windowMean = (t: number[], from: number, to: number) => {
+  const w = t.slice(from - 1, to);
+  return w.reduce((a, b) => a + b, 0) / w.length;
+};
+
+/** The windows a loop is reported over: early, steady state (last 50) and the whole run. */
+function loopWindows(n: number): { name: string; from: number; to: number }[] {
+  return [
+    { name: "early (1-10)", from: 1, to: Math.min(10, n) },
+    { name: `steady (${Math.max(1, n - 49)}-${n})`, from: Math.max(1, n - 49), to: n },
+    { name: `whole (1-${n})`, from: 1, to: n },
+  ];
+}
+
 async function main() {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
       worker: { type: "string" },
       sgemm: { type: "boolean", default: false },
+      loop: { type: "string" },
+      "no-ftz": { type: "boolean", default: false },
       variant: { type: "string", default: "keras" },
       iters: { type: "string", default: "3" },
       warmup: { type: "string", default: "1" },
       rounds: { type: "string", default: "3" },
       "stock-iters": { type: "string", default: "1" },
+      "loop-iters": { type: "string", default: "150" },
+      stage: { type: "boolean", default: false },
       backends: { type: "string", default: CANDIDATES.map((c) => c.label).join(",") },
       out: { type: "string", default: join(ROOT, "results", "bench", "bench.json") },
       "no-torch": { type: "boolean", default: false },
     },
   });
   if (values.sgemm) return sgemmWorker();
+  if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"]);
   if (values.worker) {
     return await worker(
       values.worker as BackendName,
@@ -191,7 +264,9 @@ async function main() {
       Number(values.warmup),
     );
   }
-  const rounds = Number(values.rounds), iters = Number(values.iters);
+  // --stage: the headline, the whole 500-iteration loop against the reference's 500
+  const loopIters = values.stage ? 500 : Number(values["loop-iters"]);
+  const rounds = values.stage ? 0 : Number(values.rounds), iters = Number(values.iters);
   const wanted = CANDIDATES.filter((c) =>
     values.backends.split(",").some((b) => c.label.startsWith(b.trim()))
   );
@@ -202,6 +277,16 @@ async function main() {
     1,
   ]);
   const sg = await sub(["--sgemm"]);
+  const fast = await selectBackend("fast-cpu");
+  const machine = {
+    cpu: cpuModel(),
+    backend: fast.runtime.backend,
+    denormals: fast.runtime.denormals,
+    notes: fast.notes,
+  };
+  console.log(`CPU: ${machine.cpu}`);
+  console.log(`fast-cpu: ${machine.backend}, denormals ${machine.denormals}`);
+  for (const n of machine.notes) console.log(`  note: ${n}`);
   console.log(`sgemm 1024^3: ${(sg?.gflops as number)?.toFixed(1)} GFLOP/s via ${sg?.source}`);
   const times = new Map<string, number[]>();
   const add = (k: string, t: number[]) => times.set(k, [...(times.get(k) ?? []), ...t]);
@@ -210,7 +295,7 @@ async function main() {
     for (const variant of ["keras", "large"]) {
       for (const c of wanted) {
         const stock = c.backend === "cpu" || c.backend === "wasm";
-        if (stock && r > 0) continue; // the stock engines take 15-60 s an iteration: once is enough
+        if (stock && r > 0) continue; // the stock engines take 10-20 s an iteration: once is enough
         const res = await sub(
           [
             "--worker",
@@ -237,12 +322,14 @@ async function main() {
     times.has(`PyTorch CPU (reference)|${v}`)
       ? median(times.get(`PyTorch CPU (reference)|${v}`)!)
       : null;
-  console.log("");
-  console.log(
-    `${"engine".padEnd(26)}${"variant".padEnd(8)}${"s/iter".padStart(9)}${"GFLOP/s".padStart(9)}${
-      "of sgemm".padStart(10)
-    }${"torch/ours".padStart(12)}  n`,
-  );
+  if (rounds > 0) {
+    console.log("");
+    console.log(
+      `${"engine".padEnd(26)}${"variant".padEnd(8)}${"s/iter".padStart(9)}${"GFLOP/s".padStart(9)}${
+        "of sgemm".padStart(10)
+      }${"torch/ours".padStart(12)}  n`,
+    );
+  }
   for (const [key, t] of times) {
     const [label, variant] = key.split("|");
     const med = median(t);
@@ -267,16 +354,57 @@ async function main() {
       }  ${t.length}`,
     );
   }
-  if (torchMed("keras") === null && !values["no-torch"]) {
+  if (rounds > 0 && torchMed("keras") === null && !values["no-torch"]) {
     console.log("(no PyTorch reference: apt-get install -y python3-torch for the ratio column)");
+  }
+  const loops: Record<string, number[]> = {};
+  if (loopIters > 0) {
+    console.log(
+      `\nthe adversarial loop, ${loopIters} iterations from a fresh initialisation (ours: the real stage's loop, D measurements included)`,
+    );
+    const ours = await sub(["--loop", String(loopIters)]);
+    if (ours) loops["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+    if (!values["no-torch"]) {
+      const t = await torch("keras", loopIters, { warmup: 0 });
+      if (t) loops["PyTorch CPU (defaults)"] = t;
+      const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
+      if (tFlush) loops["PyTorch CPU (flush denormals)"] = tFlush;
+    }
+    const windows = loopWindows(loopIters);
+    console.log(
+      `${"engine".padEnd(32)}${windows.map((w) => w.name.padStart(18)).join("")}${
+        "total s".padStart(10)
+      }`,
+    );
+    for (const [label, t] of Object.entries(loops)) {
+      console.log(
+        `${label.padEnd(32)}${
+          windows.map((w) => windowMean(t, w.from, w.to).toFixed(3).padStart(18)).join("")
+        }${t.reduce((a, b) => a + b, 0).toFixed(1).padStart(10)}`,
+      );
+    }
+    const o = loops["fast-cpu (FTZ on, the default)"];
+    for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
+      const t = loops[ref];
+      if (!o || !t) continue;
+      console.log(
+        `${`torch/ours vs ${ref.slice(12)}`.padEnd(32)}${
+          windows.map((w) =>
+            (windowMean(t, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(2).padStart(18)
+          ).join("")
+        }`,
+      );
+    }
   }
   const report = {
     date: new Date().toISOString(),
     deno: Deno.version.deno,
     tfjs: tf.version_core,
+    machine,
     flopsPerIteration: flops,
     sgemm: sg,
     rows,
+    loop: { iterations: loopIters, seconds: loops },
   };
   await Deno.mkdir(dirname(values.out), { recursive: true });
   await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");

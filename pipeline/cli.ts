@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { STAGES } from "../stages/mod.ts";
-import { type BackendName, selectBackend } from "./backends/mod.ts";
+import { type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
 import { resolveConfig } from "./config.ts";
 import { describeError, exitCodeOf, UsageError } from "./errors.ts";
 import { gitState } from "./git.ts";
@@ -76,7 +76,9 @@ async function dispatch(args: string[]): Promise<number> {
   if (values.backend !== undefined) overrides.push(`backend=${values.backend}`);
   const cfg = await resolveConfig(positionals[0], overrides);
   const progress = new Progress({ quiet: values.quiet });
-  const backend = await selectBackend(cfg.backend as BackendName);
+  const backend = await selectBackend(cfg.backend as BackendName, {
+    flushDenormals: cfg.flushDenormals,
+  });
   progress.log(
     `backend: ${backend.runtime.backend} (${backend.reason})${
       backend.notes.length ? "; " + backend.notes.join("; ") : ""
@@ -109,6 +111,7 @@ async function dispatch(args: string[]): Promise<number> {
       deno: Deno.version.deno,
       v8: Deno.version.v8,
       os: `${Deno.build.os}-${Deno.build.arch}`,
+      cpu: cpuModel(),
       backend: { name: backend.name, reason: backend.reason, notes: backend.notes },
       git: await gitState(),
     },

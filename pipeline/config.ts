@@ -23,6 +23,7 @@ export interface Config {
   description: string;
   seed: number;
   backend: typeof BACKENDS[number];
+  flushDenormals: boolean;
   data: {
     source: "npm" | "url" | "file";
     dataset: string;

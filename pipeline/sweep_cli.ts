@@ -61,7 +61,9 @@ export async function sweepCommand(args: string[]): Promise<number> {
   // what each point can reuse
   const plans: StagePlan[][] = [];
   for (const cfg of sweep.configs) {
-    const backend = await selectBackend((values.backend ?? cfg.backend) as BackendName);
+    const backend = await selectBackend((values.backend ?? cfg.backend) as BackendName, {
+      flushDenormals: cfg.flushDenormals,
+    });
     plans.push(await planRun({ cfg, stages: STAGES, results, runtime: backend.runtime }));
   }
   const shared = new Map<string, number>();

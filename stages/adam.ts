@@ -40,6 +40,14 @@ export interface AdamEngine {
   readonly v: Float32Array[];
   /** Applies one step; returns false if a parameter became NaN or infinite. */
   step(grads: tf.Tensor[], c: AdamConsts): boolean;
+  /**
+   * Where the engine keeps the live parameters and a gradient buffer per variable, if it
+   * does (the SIMD engine): a caller may write gradients there and call
+   * {@link AdamEngine.stepBuffered}, with no tensors in between.
+   */
+  readonly buffers?: { params: Float32Array[]; grads: Float32Array[] };
+  /** One step with the gradients already in {@link AdamEngine.buffers}. */
+  stepBuffered?(c: AdamConsts): boolean;
 }
 
 /** Reference update over one parameter array; returns false if a value is not finite. */
@@ -127,6 +135,13 @@ export class Adam {
   apply(grads: tf.Tensor[]): void {
     this.t += 1;
     this.finite = this.engine.step(grads, Adam.consts(this.opts, this.t));
+  }
+
+  /** Applies one step with the gradients the caller wrote into `engine.buffers.grads`. */
+  applyBuffered(): void {
+    if (!this.engine.stepBuffered) throw new Error("this Adam engine has no gradient buffers");
+    this.t += 1;
+    this.finite = this.engine.stepBuffered(Adam.consts(this.opts, this.t));
   }
 
   /** A copy of the state. */

@@ -17,7 +17,9 @@ import "@tensorflow/tfjs-layers";
 import type { Config } from "../pipeline/config.ts";
 import { StageError } from "../pipeline/errors.ts";
 import type { Rng } from "../pipeline/rng.ts";
+import { FAST_CPU, fastCpuSgemm } from "../pipeline/backends/fast_cpu.ts";
 import { Adam } from "./adam.ts";
+import { bceLogitsAndGrad, DenseStack, directSupported, meanSigmoid } from "./dense_direct.ts";
 import { makeAdamEngine } from "./kernels.ts";
 import { forward, type Net, variablesOf } from "./nets.ts";
 
@@ -102,14 +104,42 @@ export interface Gan {
   streams: Streams;
 }
 
+/** The direct (autodiff-free) passes of nets whose parameters live in a SIMD optimizer. */
+const direct = new WeakMap<Net, { stack: DenseStack; opt: Adam }>();
+
+/**
+ * Sets up the direct training path for a net when the backend and settings allow it: on
+ * fast-cpu with BLAS-backed buffers and the SIMD optimizer, for the settings
+ * {@link directSupported} covers. Elsewhere training goes through tfjs's autodiff.
+ */
+function enableDirect(net: Net, opt: Adam, cfg: Config): void {
+  const sgemm = tf.getBackend() === FAST_CPU ? fastCpuSgemm() : null;
+  const buffers = opt.engine.buffers;
+  // the police's and classifier's forward returns logits: their output activation is not applied
+  const output = net.kind === "counterfeiter" ? net.outputActivation : "linear";
+  if (!sgemm || !buffers || !directSupported(net.hiddenActivation, output, cfg.loss.form)) return;
+  const params = net.layers.map((_, i) => ({
+    W: buffers.params[2 * i],
+    b: buffers.params[2 * i + 1],
+  }));
+  direct.set(net, { stack: new DenseStack(net, sgemm, params), opt });
+}
+
+/** Options of {@link makeGan}. */
+export interface GanOptions {
+  /** Use the direct training path where supported (default true; false forces tfjs autodiff). */
+  direct?: boolean;
+}
+
 /** Creates optimizers for both nets (optionally restoring their state). */
 export function makeGan(
   cfg: Config,
   g: Net,
   d: Net,
   streams: Streams,
+  { direct: useDirect = true }: GanOptions = {},
 ): Gan {
-  return {
+  const gan: Gan = {
     g,
     d,
     optG: new Adam(variablesOf(g), cfg.optimizer, makeAdamEngine(variablesOf(g))),
@@ -118,6 +148,13 @@ export function makeGan(
     loss: lossFn(cfg.loss.form),
     streams,
   };
+  direct.delete(g);
+  direct.delete(d);
+  if (useDirect) {
+    enableDirect(g, gan.optG, cfg);
+    enableDirect(d, gan.optD, cfg);
+  }
+  return gan;
 }
 
 function checkFinite(opt: Adam, loss: number, what: string): void {
@@ -131,6 +168,8 @@ function checkFinite(opt: Adam, loss: number, what: string): void {
 
 /** Generates images from noise rows (counterfeiter in inference mode) as a flat array. */
 export function generate(g: Net, noise: Float32Array, noiseDim: number): Float32Array {
+  const fast = direct.get(g);
+  if (fast) return fast.stack.infer(noise, noise.length / noiseDim).slice();
   // tidy must return the tensor, not its data: it walks a returned array element by element
   const out = tf.tidy(() => forward(g, tf.tensor2d(noise, [noise.length / noiseDim, noiseDim])));
   const data = (out.dataSync() as Float32Array).slice();
@@ -140,6 +179,11 @@ export function generate(g: Net, noise: Float32Array, noiseDim: number): Float32
 
 /** Mean police probability over rows of images, in inference mode (no dropout). */
 export function meanD(d: Net, x: Float32Array, dim: number): number {
+  const fast = direct.get(d);
+  if (fast) {
+    const n = x.length / dim;
+    return meanSigmoid(fast.stack.infer(x, n), n);
+  }
   return tf.tidy(() =>
     tf.mean(tf.sigmoid(forward(d, tf.tensor2d(x, [x.length / dim, dim])))).dataSync()[0]
   );
@@ -158,6 +202,26 @@ export function fitPolice(
   x.set(real);
   x.set(fake, real.length);
   const y = new Float32Array(nReal + nFake).fill(1, 0, nReal);
+  const fast = direct.get(gan.d);
+  if (fast) {
+    const grads = gan.optD.engine.buffers!.grads;
+    const xb = new Float32Array(batchSize * dim), yb = new Float32Array(batchSize);
+    const dl = new Float32Array(batchSize);
+    const res = fitEpoch(nReal + nFake, batchSize, gan.streams.shuffle, (rows) => {
+      const n = rows.length;
+      for (let r = 0; r < n; r++) {
+        xb.set(x.subarray(rows[r] * dim, rows[r] * dim + dim), r * dim);
+        yb[r] = y[rows[r]];
+      }
+      const logits = fast.stack.forward(xb, n, gan.streams.dropout);
+      const loss = bceLogitsAndGrad(logits, yb, n, dl);
+      fast.stack.backward(dl, n, grads, null);
+      gan.optD.applyBuffered();
+      return loss;
+    });
+    checkFinite(gan.optD, res.loss, "police");
+    return res;
+  }
   const vars = variablesOf(gan.d);
   const res = fitEpoch(nReal + nFake, batchSize, gan.streams.shuffle, (rows) => {
     let lossValue = 0;
@@ -189,6 +253,26 @@ export function fitCounterfeiter(
 ) {
   const nd = gan.cfg.model.noiseDim;
   const n = noise.length / nd;
+  const fastG = direct.get(gan.g), fastD = direct.get(gan.d);
+  if (fastG && fastD) {
+    const grads = gan.optG.engine.buffers!.grads;
+    const dim = fastD.stack.net.layers[0].W.shape[0];
+    const zb = new Float32Array(batchSize * nd), dl = new Float32Array(batchSize);
+    const dFake = new Float32Array(batchSize * dim);
+    const res = fitEpoch(n, batchSize, gan.streams.shuffle, (rows) => {
+      const b = rows.length;
+      for (let r = 0; r < b; r++) zb.set(noise.subarray(rows[r] * nd, rows[r] * nd + nd), r * nd);
+      const fake = fastG.stack.forward(zb, b, null);
+      const logits = fastD.stack.forward(fake, b, policeDropout ? gan.streams.dropout : null);
+      const loss = bceLogitsAndGrad(logits, null, b, dl);
+      fastD.stack.backward(dl, b, null, dFake);
+      fastG.stack.backward(dFake, b, grads, null);
+      gan.optG.applyBuffered();
+      return loss;
+    });
+    checkFinite(gan.optG, res.loss, "counterfeiter");
+    return res;
+  }
   const vars = variablesOf(gan.g);
   const res = fitEpoch(n, batchSize, gan.streams.shuffle, (rows) => {
     let lossValue = 0;

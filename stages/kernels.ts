@@ -20,11 +20,17 @@ export class SimdAdamEngine implements AdamEngine {
   get v(): Float32Array[] {
     return this.#arena.v;
   }
+  get buffers(): { params: Float32Array[]; grads: Float32Array[] } {
+    return { params: this.#arena.params, grads: this.#arena.g };
+  }
   step(grads: tf.Tensor[], c: AdamConsts): boolean {
+    this.vars.forEach((_, i) => this.#arena.g[i].set(grads[i].dataSync() as Float32Array));
+    return this.stepBuffered(c);
+  }
+  stepBuffered(c: AdamConsts): boolean {
     let ok = true;
     this.vars.forEach((variable, i) => {
       rehome(variable, this.#arena.params[i]); // no-op unless something replaced its storage
-      this.#arena.g[i].set(grads[i].dataSync() as Float32Array);
       ok = this.#arena.step(i, c) && ok;
     });
     return ok;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../pipeline/backends/mod.ts";
-import { loadBlas, sgemmJs } from "../pipeline/backends/blas.ts";
+import { betterCore, loadBlas, sgemmJs } from "../pipeline/backends/blas.ts";
 import { binaryPattern, FAST_CPU, registerFastCpu } from "../pipeline/backends/fast_cpu.ts";
 import { SimdAdamArena, simdAvailable } from "../pipeline/backends/adam_simd.ts";
 import { Rng } from "../pipeline/rng.ts";
@@ -406,17 +406,17 @@ Deno.test("the fused relu gradient and step equal tfjs's, NaN, infinities and si
   close(rf[0].data, rs[0].data, 0, "relu"); // equal as numbers (ours gives +0 for -0)
 });
 
-Deno.test("OpenBLAS's thread count is part of the backend fact that goes into cache keys", async () => {
+Deno.test("OpenBLAS's thread count and CPU kernel are part of the backend fact that goes into cache keys", async () => {
   const code = `
     import { selectBackend } from "./pipeline/backends/mod.ts";
     const b = await selectBackend("fast-cpu");
     console.log(JSON.stringify({ backend: b.runtime.backend, notes: b.notes }));`;
   const keys = [];
-  for (const threads of ["1", "2"]) {
+  for (const [threads, core] of [["1", "Haswell"], ["2", "Haswell"], ["2", "Prescott"]]) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["eval", "--ext=ts", code],
       cwd: ROOT,
-      env: { OPENBLAS_NUM_THREADS: threads, NO_COLOR: "1" },
+      env: { OPENBLAS_NUM_THREADS: threads, OPENBLAS_CORETYPE: core, NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -425,9 +425,27 @@ Deno.test("OpenBLAS's thread count is part of the backend fact that goes into ca
     if (r.notes.some((n: string) => n.includes("matmul in TypeScript"))) {
       assert.equal(r.backend, "fast-cpu/js/r1"); // no BLAS here: nothing threaded to record
     } else {
-      assert.equal(r.backend, `fast-cpu/blas-t${threads}/r1`);
+      // an x86-64 OpenBLAS with every kernel (Debian's) honours OPENBLAS_CORETYPE
+      assert.equal(r.backend, `fast-cpu/openblas-${core}-t${threads}/r1`);
     }
     keys.push(r.backend);
   }
-  assert.ok(keys[0] !== keys[1] || keys[0] === "fast-cpu/js/r1");
+  assert.equal(new Set(keys).size, keys[0] === "fast-cpu/js/r1" ? 1 : 3);
+});
+
+Deno.test("an OpenBLAS fallback kernel older than the CPU is replaced by the one its flags allow", () => {
+  const avx512 = new Set([
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512dq",
+    "avx512vl",
+    "avx512cd",
+  ]);
+  assert.equal(betterCore("Prescott", avx512), "SkylakeX");
+  assert.equal(betterCore("Nehalem", new Set(["avx2", "fma"])), "Haswell");
+  assert.equal(betterCore("Prescott", new Set(["sse3"])), null); // a CPU that old keeps it
+  assert.equal(betterCore("Zen", avx512), null); // a kernel the library chose knowingly stays
+  assert.equal(betterCore("SkylakeX", avx512), null);
 });

@@ -230,7 +230,7 @@ Deno.test("resuming the adversarial stage from a checkpoint equals the uninterru
     inputs,
     workDir,
     progress: new Progress({ quiet: true }),
-    runtime: { backend: "cpu", tfjs: tf.version_core },
+    runtime: { backend: "cpu", tfjs: tf.version_core, denormals: "flush" as const },
   });
   const read = async (dir: string) =>
     historyNumbers(JSON.parse(await Deno.readTextFile(join(dir, "history.json"))));

@@ -13,6 +13,8 @@
  * ```
  */
 
+import { cpuFlags } from "./cpu_info.ts";
+
 /** C = op(A) * op(B) (row-major; `beta` 0 overwrites C). */
 export type Sgemm = (
   transA: boolean,
@@ -39,7 +41,74 @@ export interface Blas {
    * (measured), so it is part of the cache key. Null where the library does not say.
    */
   threads: number | null;
+  /**
+   * The CPU kernel OpenBLAS picked at load time (`openblas_get_corename()`: Haswell,
+   * SkylakeX, Zen, ...). Each rounds differently, so it is part of the cache key too. Null
+   * where the library does not say (Accelerate, the TypeScript fallback).
+   */
+  core: string | null;
+  /** Why a CPU kernel other than the library's own pick is in use, if one is. */
+  note?: string;
   sgemm: Sgemm;
+}
+
+/** OpenBLAS cores from before AVX2: its fallbacks for CPUs newer than the library. */
+const PRE_AVX2_CORES = new Set(
+  [
+    "prescott",
+    "core2",
+    "penryn",
+    "dunnington",
+    "nehalem",
+    "atom",
+    "sandybridge",
+    "katmai",
+    "coppermine",
+    "northwood",
+    "banias",
+    "barcelona",
+    "opteron",
+    "opteron_sse3",
+    "bobcat",
+  ],
+);
+
+/**
+ * The OpenBLAS core to ask for instead of `picked`, or null to keep it. OpenBLAS (0.3.21 in
+ * Debian 12) does not know CPUs newer than itself and falls back to a pre-AVX2 kernel: on a
+ * Xeon of model 207 it picked Prescott (SSE3), 3-4x slower than its SkylakeX (AVX-512)
+ * kernels on the same machine (measured). Where the CPU's flags show AVX-512 or AVX2+FMA and
+ * the pick is older than that, ask for the matching kernel.
+ */
+export function betterCore(picked: string, cpuFlags: Set<string>): string | null {
+  if (!PRE_AVX2_CORES.has(picked.toLowerCase())) return null;
+  const avx512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"];
+  if (avx512.every((f) => cpuFlags.has(f))) return "SkylakeX";
+  if (cpuFlags.has("avx2") && cpuFlags.has("fma")) return "Haswell";
+  return null;
+}
+
+/**
+ * Loads OpenBLAS from `path`; if it picked a kernel older than the CPU (see
+ * {@link betterCore}) and the user has not chosen one with OPENBLAS_CORETYPE, loads it again
+ * with the better one.
+ */
+function loadWithBestCore(path: string): Omit<Blas, "kind" | "source"> | null {
+  const first = tryLoad(path);
+  if (!first?.core || Deno.env.get("OPENBLAS_CORETYPE") !== undefined) return first;
+  const want = betterCore(first.core, cpuFlags());
+  if (!want) return first;
+  first.close();
+  Deno.env.set("OPENBLAS_CORETYPE", want);
+  const second = tryLoad(path);
+  if (!second) return null;
+  return {
+    ...second,
+    note:
+      `OpenBLAS picked its ${first.core} kernels for this CPU, which it does not know; using its ${second.core} kernels (the CPU has ${
+        want === "SkylakeX" ? "AVX-512" : "AVX2 and FMA"
+      }; set OPENBLAS_CORETYPE to choose)`,
+  };
 }
 
 const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
@@ -62,10 +131,13 @@ export function blasCandidates(): string[] {
   ];
 }
 
-function tryLoad(path: string): { sgemm: Sgemm; threads: number | null } | null {
+function tryLoad(
+  path: string,
+): { sgemm: Sgemm; threads: number | null; core: string | null; close: () => void } | null {
   try {
     const lib = Deno.dlopen(path, {
       openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
+      openblas_get_corename: { parameters: [], result: "pointer", optional: true },
       cblas_sgemm: {
         parameters: [
           "i32",
@@ -88,6 +160,8 @@ function tryLoad(path: string): { sgemm: Sgemm; threads: number | null } | null 
     });
     const f = lib.symbols.cblas_sgemm;
     const threads = lib.symbols.openblas_get_num_threads?.() ?? null;
+    const corePtr = lib.symbols.openblas_get_corename?.() ?? null;
+    const core = corePtr ? Deno.UnsafePointerView.getCString(corePtr).trim() || null : null;
     const sgemm: Sgemm = (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => {
       if (m === 0 || n === 0) return;
       if (k === 0) {
@@ -111,7 +185,7 @@ function tryLoad(path: string): { sgemm: Sgemm; threads: number | null } | null 
         ldc,
       );
     };
-    return { sgemm, threads };
+    return { sgemm, threads, core, close: () => lib.close() };
   } catch {
     return null;
   }
@@ -150,11 +224,20 @@ export const sgemmJs: Sgemm = (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => {
 
 let cached: Blas | null = null;
 
-/** Loads a BLAS library once; falls back to {@link sgemmJs} with the reason. */
+/** Whether a BLAS library has been loaded in this process (its threads exist from then on). */
+export function blasLoaded(): boolean {
+  return cached !== null;
+}
+
+/**
+ * Loads a BLAS library once; falls back to {@link sgemmJs} with the reason. Set the
+ * floating-point mode (`ftz.ts`) before the first call: OpenBLAS starts its threads here and
+ * they keep the mode they were created with.
+ */
 export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
   if (cached && opts.allowFfi !== false) return cached;
   if (opts.allowFfi === false) {
-    return { kind: "js", source: "BLAS disabled", sgemm: sgemmJs, threads: null };
+    return { kind: "js", source: "BLAS disabled", sgemm: sgemmJs, threads: null, core: null };
   }
   // OpenBLAS's idle threads spin for a long while after each call, taking the core the
   // elementwise kernels between matmuls need; a short timeout measured 15% faster here.
@@ -164,8 +247,8 @@ export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
   const env = Deno.env.get("GAN_BLAS_LIB");
   const tried: string[] = [];
   for (const path of env ? [env, ...blasCandidates()] : blasCandidates()) {
-    const f = tryLoad(path);
-    if (f) return (cached = { kind: "blas", source: path, sgemm: f.sgemm, threads: f.threads });
+    const f = loadWithBestCore(path);
+    if (f) return (cached = { kind: "blas", source: path, ...f });
     tried.push(path);
   }
   const hint = Deno.build.os === "darwin"
@@ -176,6 +259,7 @@ export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
     source: `no BLAS library loaded (tried ${tried.length} paths; ${hint}, or set GAN_BLAS_LIB)`,
     sgemm: sgemmJs,
     threads: null,
+    core: null,
   };
   return cached;
 }

@@ -40,8 +40,8 @@ export const FAST_CPU_REVISION = 1;
 /** What {@link registerFastCpu} set up. */
 export interface FastCpuInfo {
   /**
-   * Which matmul runs ("blas-t2": OpenBLAS with 2 threads, "js") and the kernels' revision:
-   * each rounds differently, so all of it is part of the cache keys.
+   * Which matmul runs ("openblas-Zen-t2": OpenBLAS's Zen kernels on 2 threads, "js") and the
+   * kernels' revision: each rounds differently, so all of it is part of the cache keys.
    */
   kernels: string;
   notes: string[];
@@ -450,6 +450,21 @@ function registerReluGrad(): void {
   });
 }
 
+/** The matmul fast-cpu registered with (BLAS or the fallback), or null before registration. */
+export function fastCpuSgemm(): Blas["sgemm"] | null {
+  return info?.blas.sgemm ?? null;
+}
+
+/**
+ * The matmul's part of the backend fact: `openblas-SkylakeX-t2` (library, the CPU kernel it
+ * picked, thread count), `blas-t2` where the library names no kernel, or `js`.
+ */
+export function blasLabel(blas: Pick<Blas, "kind" | "core" | "threads">): string {
+  if (blas.kind === "js") return "js";
+  const lib = blas.core ? `openblas-${blas.core.replace(/[^A-Za-z0-9_.]+/g, "_")}` : "blas";
+  return blas.threads ? `${lib}-t${blas.threads}` : lib;
+}
+
 /** Registers the fast-cpu backend once: the cpu backend plus our kernel overrides. */
 export function registerFastCpu(opts: { allowFfi?: boolean } = {}): Promise<FastCpuInfo> {
   if (info) return Promise.resolve(info);
@@ -482,7 +497,8 @@ export function registerFastCpu(opts: { allowFfi?: boolean } = {}): Promise<Fast
   }
   registerReluGrad();
   const notes = blas.kind === "js" ? [`matmul in TypeScript: ${blas.source}`] : [];
-  const kind = blas.threads ? `${blas.kind}-t${blas.threads}` : blas.kind;
+  if (blas.note) notes.push(blas.note);
+  const kind = blasLabel(blas);
   info = {
     kernels: `${kind}/r${FAST_CPU_REVISION}`,
     notes,

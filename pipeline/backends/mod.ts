@@ -16,7 +16,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { StageError } from "../errors.ts";
 import type { RuntimeFacts } from "../stage.ts";
+import { blasLoaded } from "./blas.ts";
+export { cpuModel } from "./cpu_info.ts";
 import { registerFastCpu } from "./fast_cpu.ts";
+import { denormalMode, flushDenormals } from "./ftz.ts";
 
 /** A backend name as the config and CLI accept it. */
 export type BackendName = "auto" | "tensorflow" | "fast-cpu" | "wasm" | "cpu";
@@ -36,7 +39,7 @@ export interface BackendChoice {
 /** The tfjs version the pipeline was built with. */
 export const TFJS_VERSION: string = tf.version_core;
 
-const chosen = new Map<BackendName, BackendChoice>();
+const chosen = new Map<string, BackendChoice>();
 
 async function tryTensorflow(notes: string[]): Promise<boolean> {
   const req = createRequire(import.meta.url);
@@ -74,15 +77,51 @@ async function registerWasm(): Promise<void> {
   }
 }
 
+/** Options of {@link selectBackend}. */
+export interface BackendOptions {
+  /** Flush denormal floats to zero (the config's `flushDenormals`); default true. */
+  flushDenormals?: boolean;
+}
+
+/**
+ * Sets the process's floating-point mode, once: BLAS threads keep the mode they started
+ * with, so a different request after BLAS is loaded is refused rather than half-applied.
+ */
+function setDenormals(flush: boolean): { denormals: "flush" | "ieee"; note?: string } {
+  const now = denormalMode();
+  const wanted = flush ? "on" : "off";
+  if (now && now.mode !== "unsupported" && now.mode !== wanted && blasLoaded()) {
+    throw new StageError(
+      `flushDenormals=${flush} was asked for after this process started BLAS with it ${now.mode}; ` +
+        `run it in a separate process`,
+    );
+  }
+  const s = now?.mode === wanted ? now : flushDenormals(flush);
+  if (s.mode === "unsupported") {
+    return {
+      denormals: "ieee",
+      note: flush ? `denormals cannot be flushed here (${s.detail}); IEEE denormals` : undefined,
+    };
+  }
+  return { denormals: s.mode === "on" ? "flush" : "ieee" };
+}
+
 /** Selects, initialises and returns the backend. Safe to call more than once. */
-export async function selectBackend(requested: BackendName): Promise<BackendChoice> {
-  const known = chosen.get(requested);
+export async function selectBackend(
+  requested: BackendName,
+  { flushDenormals = true }: BackendOptions = {},
+): Promise<BackendChoice> {
+  const key = `${requested}/${flushDenormals}`;
+  const known = chosen.get(key);
   if (known) {
     await tf.setBackend(known.name);
     return known;
   }
   tf.enableProdMode(); // no debug checks, and no banner noise
   const notes: string[] = [];
+  // before anything loads BLAS: its threads inherit the mode
+  const fp = setDenormals(flushDenormals);
+  if (fp.note) notes.push(fp.note);
   let choice: Pick<BackendChoice, "name" | "reason"> & { kernels?: string };
   if (requested === "tensorflow" || requested === "auto") {
     if (await tryTensorflow(notes)) {
@@ -125,8 +164,9 @@ export async function selectBackend(requested: BackendName): Promise<BackendChoi
     runtime: {
       backend: choice.kernels ? `${choice.name}/${choice.kernels}` : choice.name,
       tfjs: TFJS_VERSION,
+      denormals: fp.denormals,
     },
   };
-  chosen.set(requested, active);
+  chosen.set(key, active);
   return active;
 }
