@@ -12,7 +12,9 @@ import { gitState } from "./git.ts";
 import { Progress } from "./progress.ts";
 import { planRun, runDirOf, runPipeline } from "./runner.ts";
 import { BACKENDS } from "./schema.ts";
+import { checkResultsDir } from "./store.ts";
 import { sweepCommand } from "./sweep_cli.ts";
+import { verifyCommand } from "./verify_cli.ts";
 
 const USAGE = `usage: deno task run <config.json> [options]
   --set path=value   override a config field (repeatable), e.g. --set adversarial.iterations=50
@@ -21,6 +23,7 @@ const USAGE = `usage: deno task run <config.json> [options]
   --explain          say per stage whether it is cached or why it would run; run nothing
   --force STAGE      re-run a stage even if cached (repeatable; "all" for every stage)
   --until STAGE      stop after this stage
+  --verify           compare every cached file's SHA-256 with its seal (sizes are always checked)
   --quiet            no progress output
 stages: ${STAGES.map((s) => s.name).join(", ")}`;
 
@@ -40,6 +43,7 @@ export async function main(args: string[]): Promise<number> {
 async function dispatch(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   if (command === "sweep") return await sweepCommand(rest);
+  if (command === "verify") return await verifyCommand(rest);
   if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
   let parsed;
   try {
@@ -54,6 +58,7 @@ async function dispatch(args: string[]): Promise<number> {
         force: { type: "string", multiple: true, default: [] },
         until: { type: "string" },
         quiet: { type: "boolean", default: false },
+        verify: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -75,6 +80,7 @@ async function dispatch(args: string[]): Promise<number> {
   const overrides = [...values.set];
   if (values.backend !== undefined) overrides.push(`backend=${values.backend}`);
   const cfg = await resolveConfig(positionals[0], overrides);
+  await checkResultsDir(values.results, { write: !values.explain });
   const progress = new Progress({ quiet: values.quiet });
   const backend = await selectBackend(cfg.backend as BackendName, {
     flushDenormals: cfg.flushDenormals,
@@ -92,6 +98,7 @@ async function dispatch(args: string[]): Promise<number> {
     force: values.force,
     until: values.until,
     progress,
+    verify: values.verify,
   };
   if (values.explain) {
     const plans = await planRun(opts);

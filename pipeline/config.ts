@@ -146,7 +146,10 @@ export async function loadRaw(path: string, chain: string[] = []): Promise<JsonO
   return deepMerge(parent, own) as JsonObject;
 }
 
-/** Parses `path=value`: JSON if it parses (numbers, booleans, null, arrays), else a string. */
+/**
+ * Parses `path=value`: JSON if it parses (numbers, booleans, null, arrays, objects), else a
+ * bare string; a value that starts with `[`, `{` or `"` must be valid JSON.
+ */
 export function parseOverride(spec: string): { path: string[]; value: Json } {
   const eq = spec.indexOf("=");
   if (eq <= 0) {
@@ -157,7 +160,15 @@ export function parseOverride(spec: string): { path: string[]; value: Json } {
   let value: Json;
   try {
     value = JSON.parse(text);
-  } catch {
+  } catch (e) {
+    // a bare word is a string; something that starts like JSON and is not is a typo
+    if (/^\s*[[{"]/.test(text)) {
+      throw new ConfigError(
+        `--set ${spec}: the value is not valid JSON (${
+          (e as Error).message
+        }); quote the whole argument in the shell, e.g. --set 'path=[1,2]'`,
+      );
+    }
     value = text;
   }
   return { path, value };

@@ -24,6 +24,8 @@ export interface StagePlan {
   cached: boolean;
   reason: string;
   inputs: KeyInputs;
+  /** What is wrong with the entry under this key, if one exists and is damaged. */
+  damaged?: string;
 }
 
 /** One stage's line in run.json. */
@@ -48,6 +50,8 @@ export interface RunOptions {
   force?: string[];
   until?: string;
   progress?: Progress;
+  /** Compare every cached file's SHA-256 with its seal, not only its size. */
+  verify?: boolean;
 }
 
 /** The record written to run.json. */
@@ -166,13 +170,54 @@ export async function planRun(opts: RunOptions): Promise<StagePlan[]> {
     const key = hashValue(inputs);
     keys[s.name] = key;
     const forced = force.has(s.name) || force.has("all");
-    const cached = !forced && await store.has(s.name, key);
+    const check = forced ? null : await store.check(s.name, key, { hash: opts.verify });
+    const cached = check?.state === "ok";
     let reason = "cached";
     if (forced) reason = "forced (--force)";
-    else if (!cached) reason = explainMiss(inputs, await store.entries(s.name));
-    plans.push({ stage: s.name, key, cached, reason, inputs });
+    else if (check?.state === "damaged") {
+      reason = `the cached entry is damaged (${check.problem}); it is set aside and rebuilt`;
+    } else if (!cached) reason = explainMiss(inputs, await store.entries(s.name));
+    plans.push({
+      stage: s.name,
+      key,
+      cached,
+      reason,
+      inputs,
+      damaged: check?.state === "damaged" ? check.problem : undefined,
+    });
   }
   return plans;
+}
+
+/**
+ * Removes `*.tmp` files a killed run left in a run folder. Records are written in
+ * milliseconds, so one older than a minute has no live writer.
+ */
+async function removeStaleTemps(dir: string): Promise<void> {
+  const cutoff = Date.now() - 60_000;
+  for (const d of [dir, join(dir, "records")]) {
+    try {
+      for await (const e of Deno.readDir(d)) {
+        if (!e.isFile || !e.name.endsWith(".tmp")) continue;
+        const p = join(d, e.name);
+        const st = await Deno.stat(p);
+        if ((st.mtime?.getTime() ?? 0) < cutoff) await Deno.remove(p).catch(() => {});
+      }
+    } catch { /* no such folder yet */ }
+  }
+}
+
+/** Refuses to commit an entry missing one of the stage's declared outputs. */
+async function checkOutputs(stage: Stage, cfg: Config, dir: string): Promise<void> {
+  for (const out of stage.outputs?.(cfg) ?? []) {
+    try {
+      await Deno.stat(join(dir, out));
+    } catch {
+      throw new StageError(
+        `did not write its declared output ${out}; nothing was committed (a bug in the stage)`,
+      );
+    }
+  }
 }
 
 /** The run folder of a config: `<results>/runs/<name>-<12 hex of the resolved config>`. */
@@ -189,6 +234,7 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
   const stages = selectStages(opts.stages, opts.force, opts.until);
   const { dir: runDir, hash } = runDirOf(opts.results, opts.cfg);
   await Deno.mkdir(runDir, { recursive: true });
+  await removeStaleTemps(runDir);
   const started = new Date();
   const record: RunRecord = {
     name: opts.cfg.name,
@@ -203,8 +249,19 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
     status: "ok",
     environment: { ...opts.environment, runtime: opts.runtime },
   };
-  const writeRecord = () =>
-    writeFileAtomic(join(runDir, "run.json"), JSON.stringify(record, null, 2) + "\n");
+  // run.json is the latest run's record; each run also keeps its own under records/, so
+  // two runs of one config at the same time both keep what they did
+  const own = join(
+    runDir,
+    "records",
+    `${started.toISOString().replace(/[:.]/g, "-")}-${Deno.pid}.json`,
+  );
+  const writeRecord = async () => {
+    const text = JSON.stringify(record, null, 2) + "\n";
+    await Deno.mkdir(join(runDir, "records"), { recursive: true });
+    await writeFileAtomic(own, text);
+    await writeFileAtomic(join(runDir, "run.json"), text);
+  };
   let failure: unknown = null;
   let failedStage = "";
   for (let i = 0; i < stages.length; i++) {
@@ -245,6 +302,18 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
       });
       continue;
     }
+    if (!forced) {
+      // under the lock: set a damaged entry aside (kept for inspection) before rebuilding it
+      const check = await store.check(stage.name, plan.key, { hash: opts.verify });
+      if (check.state === "damaged") {
+        const where = await store.quarantine(stage.name, plan.key, check.problem);
+        progress.log(
+          `[${stage.name}] damaged cache entry ${
+            plan.key.slice(0, 12)
+          }: ${check.problem}; moved to ${where}; rebuilding`,
+        );
+      }
+    }
     progress.log(`[${stage.name}] running: ${plan.reason}`);
     const t0 = performance.now();
     const tmp = await store.begin(stage.name, plan.key);
@@ -268,6 +337,7 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
         created: new Date().toISOString(),
         summary,
       };
+      await checkOutputs(stage, opts.cfg, tmp);
       await store.commit(stage.name, plan.key, tmp, meta);
       await Deno.remove(workDir, { recursive: true }).catch(() => {});
       await release();
@@ -311,10 +381,23 @@ export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
   }
   record.finished = new Date().toISOString();
   record.seconds = (Date.now() - started.getTime()) / 1000;
-  await writeRecord();
+  try {
+    await writeRecord();
+  } catch (e) {
+    // a stage's failure (a full disk, say) is the news; the record failing after it is not
+    if (!failure) throw e;
+    progress.log(`could not write the run record: ${(e as Error).message}`);
+  }
   if (!failure) record.report = await publishReport(record, store);
   if (failure) {
-    const msg = failure instanceof Error ? failure.message : String(failure);
+    let msg = failure instanceof Error ? failure.message : String(failure);
+    if (failure instanceof Deno.errors.NotFound || /os error 28|No space left/.test(msg)) {
+      msg = `${msg.split("\n")[0]}; ${
+        /os error 28|No space left/.test(msg)
+          ? "the disk is full: free space (or use --results on another disk) and run again"
+          : "a file it needs is gone: run again to rebuild what is missing"
+      } (nothing half-written is kept; a long stage resumes from its last checkpoint)`;
+    }
     const err = new StageError(`stage ${failedStage} failed: ${msg}`);
     if (failure instanceof Error && "exitCode" in failure) {
       // keep the original class (a DataError stays one) but name the stage

@@ -56,6 +56,11 @@ export interface Stage {
   fingerprint?(cfg: Config): Promise<unknown>;
   /** One-line description for listings. */
   doc?: string;
+  /**
+   * Paths (relative to the entry) the stage must have written: an entry missing one is
+   * never committed, so a stage cut short can not pass for a finished one.
+   */
+  outputs?(cfg: Config): string[];
   /** Produces the artifacts; may return a summary stored in meta.json. */
   run(ctx: StageContext): Promise<Record<string, unknown> | void>;
 }

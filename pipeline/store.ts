@@ -1,8 +1,14 @@
 /**
  * The content-addressed cache: `<results>/cache/<stage>/<key>/` holds a stage's artifacts
  * and `meta.json`. A stage writes into a temporary folder beside the target; the folder is
- * renamed into place only after everything (meta.json last) is written, so a crash leaves
- * nothing a later run trusts. An entry counts only when its meta.json exists.
+ * renamed into place only after everything is written, meta.json last, so a crash leaves
+ * nothing a later run trusts.
+ *
+ * meta.json is the entry's seal: it lists every file with its size and SHA-256, the key and
+ * the host that wrote it. An entry counts only when its seal is valid and its files match
+ * it: sizes are checked on every use, hashes on request (`--verify`, `deno task verify`) and
+ * always for entries another host wrote (a cluster's shared disk). A damaged entry is moved
+ * to `cache/.damaged/` for inspection and rebuilt.
  *
  * @example
  * ```ts
@@ -14,7 +20,21 @@
  * console.assert(await store.has("demo", "abc"));
  * ```
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { UsageError } from "./errors.ts";
+import { sha256File } from "./hash.ts";
+
+/** One sealed file: its size in bytes and SHA-256. */
+export interface SealedFile {
+  size: number;
+  sha256: string;
+}
+
+/** The seal of an entry: every file it holds (paths relative to the entry, `/`-separated). */
+export interface Seal {
+  files: Record<string, SealedFile>;
+  host: string;
+}
 
 /** What meta.json holds. */
 export interface EntryMeta {
@@ -24,6 +44,48 @@ export interface EntryMeta {
   seconds: number;
   created: string;
   summary?: Record<string, unknown>;
+  /** Written by {@link Store.commit}; an entry without one is not an entry. */
+  seal?: Seal;
+}
+
+/** The outcome of checking an entry. */
+export type EntryCheck =
+  | { state: "ok"; meta: EntryMeta }
+  | { state: "absent" }
+  | { state: "damaged"; problem: string };
+
+/** This machine's name, for seals (entries from another host are hashed on use). */
+export function hostName(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Every file under `dir`, as paths relative to it, sorted. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else out.push(relative(dir, p).split("\\").join("/"));
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+/** The seal of the files in `dir` (meta.json itself excluded). */
+export async function sealOf(dir: string): Promise<Seal> {
+  const files: Record<string, SealedFile> = {};
+  for (const f of await listFiles(dir)) {
+    if (f === "meta.json") continue;
+    const p = join(dir, f);
+    files[f] = { size: (await Deno.stat(p)).size, sha256: await sha256File(p) };
+  }
+  return { files, host: hostName() };
 }
 
 /** Everything that goes into a stage's key. */
@@ -53,14 +115,68 @@ export class Store {
     return join(this.root, stage, `.work-${key}`);
   }
 
-  /** Whether a complete entry exists. */
+  /** Whether a complete, undamaged entry exists (sizes checked; see {@link Store.check}). */
   async has(stage: string, key: string): Promise<boolean> {
+    return (await this.check(stage, key)).state === "ok";
+  }
+
+  /**
+   * Checks an entry against its seal: the seal parses and names this stage and key, every
+   * sealed file is there with its size, and there is no other file. With `hash` (or for an
+   * entry another host sealed) the SHA-256 of every file is compared too.
+   */
+  async check(stage: string, key: string, { hash = false } = {}): Promise<EntryCheck> {
+    const dir = this.dir(stage, key);
     try {
-      await Deno.stat(join(this.dir(stage, key), "meta.json"));
-      return true;
-    } catch {
-      return false;
+      await Deno.stat(dir);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return { state: "absent" };
+      throw e;
     }
+    const damaged = (problem: string): EntryCheck => ({ state: "damaged", problem });
+    let meta: EntryMeta;
+    try {
+      meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
+    } catch (e) {
+      return damaged(
+        e instanceof Deno.errors.NotFound ? "meta.json is missing" : "meta.json is not valid JSON",
+      );
+    }
+    const seal = meta?.seal;
+    if (!seal || typeof seal.files !== "object" || seal.files === null) {
+      return damaged("meta.json has no seal (written by an older version, or edited)");
+    }
+    if (meta.stage !== stage || meta.key !== key) {
+      return damaged(`meta.json is the seal of ${meta.stage}/${String(meta.key).slice(0, 12)}`);
+    }
+    const present = new Set(await listFiles(dir));
+    present.delete("meta.json");
+    const verifyHashes = hash || seal.host !== hostName();
+    for (const [f, want] of Object.entries(seal.files)) {
+      if (!present.delete(f)) return damaged(`${f} is missing`);
+      const p = join(dir, f);
+      const size = (await Deno.stat(p)).size;
+      if (size !== want.size) return damaged(`${f} is ${size} bytes, sealed as ${want.size}`);
+      if (verifyHashes && (await sha256File(p)) !== want.sha256) {
+        return damaged(`${f} does not match its sealed SHA-256`);
+      }
+    }
+    if (present.size) return damaged(`${[...present][0]} is not part of the sealed entry`);
+    return { state: "ok", meta };
+  }
+
+  /**
+   * Moves a damaged entry to `cache/.damaged/<stage>/<key>-<time>/` (kept for inspection,
+   * with the problem in `problem.txt`); returns where it went.
+   */
+  async quarantine(stage: string, key: string, problem: string): Promise<string> {
+    const parent = join(this.root, ".damaged", stage);
+    await Deno.mkdir(parent, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const dest = join(parent, `${key}-${stamp}-${Deno.pid}`);
+    await Deno.rename(this.dir(stage, key), dest);
+    await Deno.writeTextFile(join(dest, "problem.txt"), problem + "\n").catch(() => {});
+    return dest;
   }
 
   /** Reads an entry's meta.json, or null. */
@@ -70,6 +186,34 @@ export class Store {
     } catch {
       return null;
     }
+  }
+
+  /** The stages that have a folder in the cache. */
+  async stages(): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      for await (const e of Deno.readDir(this.root)) {
+        if (e.isDirectory && !e.name.startsWith(".")) out.push(e.name);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort();
+  }
+
+  /** The keys with a folder under a stage (sealed or not). */
+  async keys(stage: string): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      for await (const e of Deno.readDir(join(this.root, stage))) {
+        if (e.isDirectory && !e.name.startsWith(".") && /^[0-9a-f]{64}$/.test(e.name)) {
+          out.push(e.name);
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort();
   }
 
   /** All complete entries of a stage, newest first. */
@@ -87,6 +231,16 @@ export class Store {
     return out.sort((a, b) => b.created.localeCompare(a.created));
   }
 
+  /** Whether the entry's folder exists at all (sealed or not). */
+  async exists(stage: string, key: string): Promise<boolean> {
+    try {
+      await Deno.stat(this.dir(stage, key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Creates a fresh temporary folder for building an entry (call while holding its lock). */
   async begin(stage: string, key: string): Promise<string> {
     const parent = join(this.root, stage);
@@ -97,15 +251,16 @@ export class Store {
     return tmp;
   }
 
-  /** Writes meta.json into the temporary folder, then renames it into place. */
-  async commit(stage: string, key: string, tmp: string, meta: unknown): Promise<void> {
-    await writeFileAtomic(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+  /** Seals the temporary folder (meta.json, written last), then renames it into place. */
+  async commit(stage: string, key: string, tmp: string, meta: EntryMeta): Promise<void> {
+    const sealed: EntryMeta = { ...meta, seal: await sealOf(tmp) };
+    await writeFileAtomic(join(tmp, "meta.json"), JSON.stringify(sealed, null, 2) + "\n");
     const final = this.dir(stage, key);
     try {
       await Deno.rename(tmp, final);
     } catch (e) {
       // Another process committed the same key first (or a forced re-run): keep one copy.
-      if (await this.has(stage, key)) {
+      if (await this.exists(stage, key)) {
         const old = `${final}.old-${Deno.pid}`;
         await Deno.rename(final, old);
         await Deno.rename(tmp, final);
@@ -161,11 +316,52 @@ export class Store {
   }
 }
 
+/**
+ * Makes sure a results folder can be used: not a file, there (with `mustExist`), and (with
+ * `write`) creatable and writable. Throws a {@link UsageError} that names the folder and the fix.
+ */
+export async function checkResultsDir(
+  dir: string,
+  { write = true, mustExist = false } = {},
+): Promise<void> {
+  try {
+    const st = await Deno.stat(dir);
+    if (!st.isDirectory) {
+      throw new UsageError(`--results ${dir} is a file, not a folder; give a folder path`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new UsageError(`--results ${dir} cannot be read (${(e as Error).message})`);
+    }
+    if (mustExist) throw new UsageError(`--results ${dir} does not exist`);
+  }
+  if (!write) return;
+  const probe = join(dir, `.write-test-${Deno.pid}`);
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (e) {
+    await Deno.remove(probe).catch(() => {});
+    throw new UsageError(
+      `--results ${dir} is not writable (${
+        (e as Error).message.split(":")[0]
+      }); choose a writable folder with --results`,
+    );
+  }
+}
+
 /** Writes a file through a temporary name and a rename, so readers never see half of it. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
   const tmp = `${path}.${Deno.pid}-${rand}.tmp`;
-  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-  else await Deno.writeFile(tmp, data);
-  await Deno.rename(tmp, path);
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+    else await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {}); // a full disk leaves no 0-byte leftovers
+    throw e;
+  }
 }

@@ -268,6 +268,8 @@ export interface PointRecord {
   /** The summaries of each stage from the point's run record. */
   summaries: Record<string, unknown>;
   keys: Record<string, string>;
+  /** The point's log (one per sweep process, so two sweeps never write the same file). */
+  log?: string;
 }
 
 /** The permissions `deno task run` grants (deno.json), for running the CLI in a subprocess. */
@@ -312,7 +314,8 @@ export async function runPoint(
   }).output();
   const dec = new TextDecoder();
   const stdout = dec.decode(out.stdout), stderr = dec.decode(out.stderr);
-  await Deno.writeTextFile(logPath, stderr + stdout);
+  await Deno.mkdir(dirname(logPath), { recursive: true });
+  await writeFileAtomic(logPath, stderr + stdout);
   const lastLine = stdout.trim().split("\n").at(-1) ?? "";
   const error = stderr.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? null;
   return {

@@ -7,7 +7,7 @@ import { type BackendName, selectBackend } from "./backends/mod.ts";
 import { UsageError } from "./errors.ts";
 import { Progress } from "./progress.ts";
 import { planRun, type StagePlan } from "./runner.ts";
-import { Store, writeFileAtomic } from "./store.ts";
+import { checkResultsDir, Store, writeFileAtomic } from "./store.ts";
 import { loadSweep, overridesOf, type PointRecord, runPoint, sweepDir } from "./sweep.ts";
 
 const USAGE = `usage: deno task sweep <sweep.json> [options]
@@ -53,6 +53,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
     throw new UsageError(`--jobs ${values.jobs}: expected an integer >= 1`);
   }
   const results = values.results;
+  await checkResultsDir(results, { write: !values["dry-run"] });
   const sweep = await loadSweep(positionals[0], join(results, "sweeps"));
   const dir = sweepDir(results, sweep);
   const progress = new Progress();
@@ -134,14 +135,8 @@ export async function sweepCommand(args: string[]): Promise<number> {
       r.status = "running";
       await save();
       const t0 = performance.now();
-      const res = await runPoint(
-        sweep.basePath,
-        r.overrides,
-        name,
-        results,
-        join(dir, "logs", `${name}.log`),
-        values.backend,
-      );
+      r.log = join(dir, "logs", `${name}.${Deno.pid}.log`);
+      const res = await runPoint(sweep.basePath, r.overrides, name, results, r.log, values.backend);
       r.seconds = (performance.now() - t0) / 1000;
       if (res.ok) {
         r.runDir = res.lastLine.endsWith("report.html") ? dirname(res.lastLine) : res.lastLine;

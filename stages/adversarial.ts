@@ -109,26 +109,54 @@ export function historyNumbers(h: HistoryRow[]): number[][] {
   ]);
 }
 
+/** The iterations that get a checkpoint: every `every`-th, and the last. */
+export function checkpointIterations(total: number, every: number): number[] {
+  const out: number[] = [];
+  for (let i = every; i < total; i += every) out.push(i);
+  if (total > 0) out.push(total);
+  return out;
+}
+
+/**
+ * Hard-links every file under `src` into `dst` (copies where links are refused), so `src`
+ * keeps its files until the entry holding `dst` is committed.
+ */
+async function linkTree(src: string, dst: string): Promise<void> {
+  await Deno.mkdir(dst, { recursive: true });
+  for await (const e of Deno.readDir(src)) {
+    const [s, d] = [join(src, e.name), join(dst, e.name)];
+    if (e.isDirectory) await linkTree(s, d);
+    else await Deno.link(s, d).catch(() => Deno.copyFile(s, d));
+  }
+}
+
 /** The folder name of the checkpoint at iteration `i` (`checkpoints/iter_000050/`). */
 export const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
 
 async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, history: HistoryRow[]) {
   // The snapshot (for evaluation) first, whole or not at all; then the resumable state. A
-  // crash anywhere leaves a state whose snapshots are all complete.
+  // crash anywhere leaves a state whose snapshots are all complete; a failure (a full disk)
+  // leaves no temporary folder behind.
   const snap = join(workDir, "snapshots", iterName(iteration));
   const snapTmp = `${snap}.tmp-${Deno.pid}`;
-  await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
-  await saveNet(join(snapTmp, "counterfeiter"), gan.g);
-  await saveNet(join(snapTmp, "police"), gan.d);
-  await Deno.remove(snap, { recursive: true }).catch(() => {});
-  await Deno.rename(snapTmp, snap);
   const tmp = join(workDir, `state.tmp-${Deno.pid}`);
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
-  await saveNet(join(tmp, "counterfeiter"), gan.g, gan.optG.state());
-  await Deno.writeTextFile(join(tmp, "history.json"), JSON.stringify(history));
-  await Deno.writeTextFile(join(tmp, "rng.json"), JSON.stringify(streamsState(gan.streams)));
-  await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration }));
+  try {
+    await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
+    await saveNet(join(snapTmp, "counterfeiter"), gan.g);
+    await saveNet(join(snapTmp, "police"), gan.d);
+    await Deno.remove(snap, { recursive: true }).catch(() => {});
+    await Deno.rename(snapTmp, snap);
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
+    await saveNet(join(tmp, "counterfeiter"), gan.g, gan.optG.state());
+    await Deno.writeTextFile(join(tmp, "history.json"), JSON.stringify(history));
+    await Deno.writeTextFile(join(tmp, "rng.json"), JSON.stringify(streamsState(gan.streams)));
+    await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration }));
+  } catch (e) {
+    await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
   // Swap in the new state: the old one stays until the new one is complete.
   const state = join(workDir, "state");
   const old = join(workDir, `state.old-${Deno.pid}`);
@@ -173,6 +201,18 @@ export const adversarialStage: Stage = {
   needs: ["preprocess", "train_police", "train_counterfeiter"],
   usesTensors: true,
   doc: "the adversarial loop, with checkpoints",
+  outputs: (cfg) => [
+    "police/model.json",
+    "police/weights.bin",
+    "counterfeiter/model.json",
+    "counterfeiter/weights.bin",
+    "history.json",
+    ...checkpointIterations(cfg.adversarial.iterations, cfg.adversarial.checkpointEvery)
+      .flatMap((i) => [
+        `checkpoints/${iterName(i)}/police/weights.bin`,
+        `checkpoints/${iterName(i)}/counterfeiter/weights.bin`,
+      ]),
+  ],
   pick: (cfg) => ({ ...pickTraining(cfg), adversarial: cfg.adversarial }),
   async run({ cfg, inputs, outDir, workDir, progress }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
@@ -211,10 +251,13 @@ export const adversarialStage: Stage = {
         join(outDir, "history.json"),
         JSON.stringify(history, null, 1) + "\n",
       );
+      // linked, not moved: until the entry is committed the work folder keeps every snapshot,
+      // so a kill here can not leave a resumed run with the early checkpoints gone
       try {
-        await Deno.rename(join(workDir, "snapshots"), join(outDir, "checkpoints"));
-      } catch {
-        await Deno.mkdir(join(outDir, "checkpoints"));
+        await linkTree(join(workDir, "snapshots"), join(outDir, "checkpoints"));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        await Deno.mkdir(join(outDir, "checkpoints"), { recursive: true });
       }
     } finally {
       disposeNet(gan.g);
@@ -242,7 +285,7 @@ async function loop(
   workDir: string,
   progress: Progress,
 ) {
-  const every = gan.cfg.adversarial.checkpointEvery;
+  const marks = new Set(checkpointIterations(total, gan.cfg.adversarial.checkpointEvery));
   progress.start("adversarial", total, from);
   await adversarialIterations(gan, train, dim, from, total, history, async (row) => {
     progress.update(row.iteration, {
@@ -251,7 +294,7 @@ async function loop(
       "loss D": row.policeLoss,
       "loss G": row.counterfeiterLoss,
     });
-    if (row.iteration % every === 0 || row.iteration === total) {
+    if (marks.has(row.iteration)) {
       await saveCheckpoint(workDir, gan, row.iteration, history);
     }
   });

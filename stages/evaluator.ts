@@ -56,6 +56,7 @@ export const evaluatorStage: Stage = {
   needs: ["preprocess"],
   usesTensors: true,
   doc: "train the MNIST classifier behind the metrics",
+  outputs: () => ["classifier/model.json", "classifier/weights.bin", "summary.json"],
   pick: (cfg) => ({ seed: cfg.seed, evaluator: cfg.evaluator }),
   async run({ cfg, inputs, outDir, progress }) {
     const x = await readNpyF32(join(inputs.preprocess, "train_x.npy"));

@@ -31,7 +31,10 @@ const KERAS_ACTIVATION: Record<Activation | "softmax", string> = {
 
 /** Builds the equivalent tfjs-layers Sequential model (police ends in sigmoid). */
 export function toLayersModel(net: Net): tfl.Sequential {
+  // fixed layer names: tfjs's default ones count layers made earlier in the process, so the
+  // same network saved by two runs would differ in model.json and fail its cache seal
   const model = tfl.sequential({ name: net.kind });
+  const name = (what: string, i: number) => `${net.kind}_${what}_${i}`;
   const last = net.layers.length - 1;
   net.layers.forEach((layer, i) => {
     const [fanIn, units] = layer.W.shape;
@@ -43,12 +46,17 @@ export function toLayersModel(net: Net): tfl.Sequential {
       ? "softmax"
       : net.outputActivation;
     model.add(tfl.layers.dense({
+      name: name("dense", i),
       units,
       activation: KERAS_ACTIVATION[act] as "relu",
       ...(i === 0 ? { inputShape: [fanIn] } : {}),
     }));
-    if (act === "leakyRelu") model.add(tfl.layers.leakyReLU({ alpha: 0.3 }));
-    if (i < last && net.dropout > 0) model.add(tfl.layers.dropout({ rate: net.dropout }));
+    if (act === "leakyRelu") {
+      model.add(tfl.layers.leakyReLU({ name: name("leaky_relu", i), alpha: 0.3 }));
+    }
+    if (i < last && net.dropout > 0) {
+      model.add(tfl.layers.dropout({ name: name("dropout", i), rate: net.dropout }));
+    }
   });
   model.setWeights(variablesOf(net));
   return model;
@@ -158,6 +166,19 @@ function split(flat: Float32Array, sizes: number[]): Float32Array[] {
 
 /** Loads a net saved by {@link saveNet}, with its optimizer state when one was saved. */
 export async function loadNet(dir: string): Promise<{ net: Net; adam: AdamState | null }> {
+  try {
+    return await loadNetUnchecked(dir);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(
+      `cannot load the network in ${dir}: ${
+        (e as Error).message.split("\n")[0]
+      }; if it is in the cache, \`deno task verify\` names the damaged entry and the next run rebuilds it`,
+    );
+  }
+}
+
+async function loadNetUnchecked(dir: string): Promise<{ net: Net; adam: AdamState | null }> {
   const spec = JSON.parse(await Deno.readTextFile(join(dir, "net.json")));
   const model = await tfl.loadLayersModel(fileLoadHandler(dir));
   const weights = model.getWeights();

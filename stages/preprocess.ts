@@ -37,6 +37,7 @@ export const preprocessStage: Stage = {
   version: 1,
   needs: ["download"],
   doc: "scale to [0,1], flatten, subset",
+  outputs: () => ["train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy"],
   pick: (cfg) => ({
     preprocess: cfg.preprocess,
     seed: cfg.preprocess.subsetMode === "random" ? cfg.seed : null,

@@ -205,6 +205,7 @@ export const reportStage: Stage = {
   version: 1,
   needs: ["adversarial", "evaluator", "evaluate"],
   doc: "plots and the HTML report",
+  outputs: () => ["report.html"],
   pick: (cfg) => cfg,
   async run({ cfg, inputs, outDir }) {
     const history: HistoryRow[] = JSON.parse(

@@ -20,6 +20,7 @@ export const trainCounterfeiterStage: Stage = {
   needs: ["train_police"],
   usesTensors: true,
   doc: "warm-up: counterfeiter fit once through the frozen police",
+  outputs: () => ["counterfeiter/model.json", "counterfeiter/weights.bin", "summary.json"],
   pick: (cfg) => ({
     ...pickTraining(cfg),
     policeDropout: cfg.adversarial.policeDropoutInCounterfeiterStep,

@@ -31,6 +31,13 @@ export const trainPoliceStage: Stage = {
   needs: ["preprocess"],
   usesTensors: true,
   doc: "warm-up: police fit once on real + fakes",
+  outputs: () => [
+    "police/model.json",
+    "police/weights.bin",
+    "counterfeiter_init/model.json",
+    "counterfeiter_init/weights.bin",
+    "warmup_noise.npy",
+  ],
   pick: pickTraining,
   async run({ cfg, inputs, outDir }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));

@@ -1,0 +1,75 @@
+/**
+ * `deno task verify [--results DIR]`: checks every cache entry against its seal, hashes
+ * included, and says which are damaged (exit 1 if any). Damaged entries are left where they
+ * are: the next run that needs one sets it aside and rebuilds it.
+ *
+ * @example
+ * ```ts
+ * import { verifyCache } from "./verify_cli.ts";
+ * const r = await verifyCache(await Deno.makeTempDir());
+ * console.assert(r.checked === 0 && r.damaged.length === 0);
+ * ```
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+import { checkResultsDir, Store } from "./store.ts";
+
+/** What {@link verifyCache} found. */
+export interface VerifyReport {
+  checked: number;
+  damaged: { stage: string; key: string; problem: string }[];
+}
+
+/** Checks every entry of the cache under `results`, hashes included. */
+export async function verifyCache(
+  results: string,
+  onEntry?: (stage: string, key: string, problem: string | null) => void,
+): Promise<VerifyReport> {
+  const store = new Store(results);
+  const report: VerifyReport = { checked: 0, damaged: [] };
+  for (const stage of await store.stages()) {
+    for (const key of await store.keys(stage)) {
+      const c = await store.check(stage, key, { hash: true });
+      report.checked++;
+      const problem = c.state === "damaged" ? c.problem : null;
+      if (problem) report.damaged.push({ stage, key, problem });
+      onEntry?.(stage, key, problem);
+    }
+  }
+  return report;
+}
+
+const USAGE = `usage: deno task verify [--results DIR] [--quiet]
+  checks every cache entry's files against its seal (sizes and SHA-256); exit 1 if any is damaged`;
+
+/** The `verify` command; returns the exit code. */
+export async function verifyCommand(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        results: { type: "string", default: "results" },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  await checkResultsDir(values.results, { write: false, mustExist: true });
+  const r = await verifyCache(values.results, (stage, key, problem) => {
+    if (problem) console.log(`DAMAGED ${stage}/${key.slice(0, 12)}: ${problem}`);
+    else if (!values.quiet) console.log(`ok      ${stage}/${key.slice(0, 12)}`);
+  });
+  console.log(
+    `${r.checked} entries checked, ${r.damaged.length} damaged${
+      r.damaged.length ? " (the next run that needs one sets it aside and rebuilds it)" : ""
+    }`,
+  );
+  return r.damaged.length ? 1 : 0;
+}

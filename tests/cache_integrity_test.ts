@@ -1,0 +1,278 @@
+/** Seals: every damage kind is caught, set aside and rebuilt; random kills never leave trust. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Rng } from "../pipeline/rng.ts";
+import { type EntryMeta, hostName, Store } from "../pipeline/store.ts";
+import { verifyCache } from "../pipeline/verify_cli.ts";
+import { cli, cliSpawn, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+
+const KEY_A = "a".repeat(64), KEY_B = "b".repeat(64);
+
+async function sealedEntry(store: Store, key = KEY_A, files: Record<string, string> = {}) {
+  const tmp = await store.begin("demo", key);
+  await Deno.mkdir(join(tmp, "sub"));
+  await Deno.writeTextFile(join(tmp, "data.bin"), "0123456789");
+  await Deno.writeTextFile(join(tmp, "sub", "w.bin"), "abc");
+  for (const [f, text] of Object.entries(files)) await Deno.writeTextFile(join(tmp, f), text);
+  const meta: EntryMeta = {
+    stage: "demo",
+    key,
+    inputs: {
+      stage: "demo",
+      version: 1,
+      config: {},
+      upstream: {},
+      runtime: null,
+      fingerprint: null,
+    },
+    seconds: 0,
+    created: new Date().toISOString(),
+  };
+  await store.commit("demo", key, tmp, meta);
+  return store.dir("demo", key);
+}
+
+const problemOf = async (store: Store, key = KEY_A, hash = false) => {
+  const c = await store.check("demo", key, { hash });
+  return c.state === "damaged" ? c.problem : c.state;
+};
+
+Deno.test("a sealed entry lists every file with size and SHA-256, and checks ok", async () => {
+  const store = new Store(await Deno.makeTempDir());
+  const dir = await sealedEntry(store);
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
+  assert.deepEqual(Object.keys(meta.seal.files).sort(), ["data.bin", "sub/w.bin"]);
+  assert.equal(meta.seal.files["data.bin"].size, 10);
+  assert.match(meta.seal.files["sub/w.bin"].sha256, /^[0-9a-f]{64}$/);
+  assert.equal(meta.seal.host, hostName());
+  assert.equal(await problemOf(store, KEY_A, true), "ok");
+  assert.equal(await problemOf(store, KEY_B), "absent");
+});
+
+Deno.test("each kind of damage is named: truncated, missing, garbage meta, stray file, foreign seal, bits", async () => {
+  const store = new Store(await Deno.makeTempDir());
+  const dir = await sealedEntry(store);
+  await Deno.truncate(join(dir, "data.bin"), 4);
+  assert.equal(await problemOf(store), "data.bin is 4 bytes, sealed as 10");
+  await Deno.writeTextFile(join(dir, "data.bin"), "0123456789");
+  assert.equal(await problemOf(store), "ok");
+
+  await Deno.remove(join(dir, "sub", "w.bin"));
+  assert.equal(await problemOf(store), "sub/w.bin is missing");
+  await Deno.writeTextFile(join(dir, "sub", "w.bin"), "abc");
+
+  await Deno.writeTextFile(join(dir, "stray.txt"), "x");
+  assert.equal(await problemOf(store), "stray.txt is not part of the sealed entry");
+  await Deno.remove(join(dir, "stray.txt"));
+
+  // same size, other bits: found when hashing (asked for, or the entry is another host's)
+  await Deno.writeTextFile(join(dir, "data.bin"), "0123456780");
+  assert.equal(await problemOf(store), "ok");
+  assert.equal(await problemOf(store, KEY_A, true), "data.bin does not match its sealed SHA-256");
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
+  await Deno.writeTextFile(
+    join(dir, "meta.json"),
+    JSON.stringify({ ...meta, seal: { ...meta.seal, host: "another-node" } }),
+  );
+  assert.equal(await problemOf(store), "data.bin does not match its sealed SHA-256");
+  await Deno.writeTextFile(join(dir, "data.bin"), "0123456789");
+  assert.equal(await problemOf(store), "ok");
+
+  const other = await sealedEntry(store, KEY_B);
+  await Deno.copyFile(join(other, "meta.json"), join(dir, "meta.json"));
+  assert.match(await problemOf(store), /^meta\.json is the seal of demo\/bbbbbbbbbbbb/);
+
+  await Deno.writeTextFile(join(dir, "meta.json"), "{ garbage");
+  assert.equal(await problemOf(store), "meta.json is not valid JSON");
+  await Deno.writeTextFile(join(dir, "meta.json"), JSON.stringify({ ...meta, seal: undefined }));
+  assert.match(await problemOf(store), /meta\.json has no seal/);
+  await Deno.remove(join(dir, "meta.json"));
+  assert.equal(await problemOf(store), "meta.json is missing");
+  assert.equal(await store.has("demo", KEY_A), false);
+
+  const report = await verifyCache(store.results);
+  assert.equal(report.checked, 2);
+  assert.deepEqual(report.damaged.map((d) => d.key), [KEY_A]);
+  const moved = await store.quarantine("demo", KEY_A, "meta.json is missing");
+  assert.match(moved, /cache\/\.damaged\/demo\/a{64}-/);
+  assert.equal(await Deno.readTextFile(join(moved, "problem.txt")), "meta.json is missing\n");
+  assert.equal(await problemOf(store), "absent");
+});
+
+async function tinyRun(extra: Record<string, unknown> = {}) {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(dir, "tiny", tinyConfig(files, extra));
+  return { dir, cfg, results: join(dir, "results") };
+}
+
+async function entryDir(results: string, stage: string): Promise<string> {
+  for await (const e of Deno.readDir(join(results, "cache", stage))) {
+    if (/^[0-9a-f]{64}$/.test(e.name)) return join(results, "cache", stage, e.name);
+  }
+  throw new Error(`no ${stage} entry`);
+}
+
+const sealOfEntry = async (dir: string) =>
+  JSON.parse(await Deno.readTextFile(join(dir, "meta.json"))).seal.files;
+
+Deno.test("damaged entries are set aside, named in one line, rebuilt to the same bits; verify exits 1 then 0", async () => {
+  const { cfg, results } = await tinyRun();
+  const first = await cli(["run", cfg, "--results", results]);
+  assert.equal(first.code, 0, first.stderr);
+  const pre = await entryDir(results, "preprocess");
+  const cf = await entryDir(results, "train_counterfeiter");
+  const preSeal = await sealOfEntry(pre), cfSeal = await sealOfEntry(cf);
+
+  await Deno.truncate(join(pre, "train_x.npy"), 100);
+  await Deno.remove(join(cf, "counterfeiter", "weights.bin"));
+  const v = await cli(["verify", "--results", results, "--quiet"]);
+  assert.equal(v.code, 1, v.stderr);
+  assert.match(v.stdout, /DAMAGED preprocess\/\w{12}: train_x\.npy is 100 bytes, sealed as \d+/);
+  assert.match(
+    v.stdout,
+    /DAMAGED train_counterfeiter\/\w{12}: counterfeiter\/weights\.bin is missing/,
+  );
+
+  const explain = await cli(["run", cfg, "--results", results, "--explain"]);
+  assert.match(explain.stdout, /preprocess\s+\w+\s+runs because the cached entry is damaged/);
+
+  const second = await cli(["run", cfg, "--results", results]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(
+    second.stderr,
+    /\[preprocess\] damaged cache entry \w{12}: train_x\.npy is 100 bytes, sealed as \d+; moved to \S+\.damaged\S+; rebuilding/,
+  );
+  // rebuilt to the very same bits, under the same key: downstream entries stay valid
+  assert.deepEqual(await sealOfEntry(pre), preSeal);
+  assert.deepEqual(await sealOfEntry(cf), cfSeal);
+  const rec = JSON.parse(
+    await Deno.readTextFile(join(second.stdout.trim().split("\n").at(-1)!, "..", "run.json")),
+  );
+  const status = Object.fromEntries(
+    rec.stages.map((s: { stage: string; status: string }) => [s.stage, s.status]),
+  );
+  assert.equal(status.preprocess, "ran");
+  assert.equal(status.train_police, "cached");
+  assert.equal(status.train_counterfeiter, "ran");
+  assert.equal(status.adversarial, "cached");
+  const ok = await cli(["verify", "--results", results, "--quiet"]);
+  assert.equal(ok.code, 0, ok.stdout);
+  assert.match(ok.stdout, /\d+ entries checked, 0 damaged/);
+});
+
+Deno.test("bad --results and --set values are one-line usage errors (exit 2)", async () => {
+  const { dir, cfg } = await tinyRun();
+  const file = join(dir, "a-file");
+  await Deno.writeTextFile(file, "");
+  const r1 = await cli(["run", cfg, "--results", file]);
+  assert.equal(r1.code, 2);
+  assert.match(r1.stderr, /--results \S+ is a file, not a folder/);
+  const r2 = await cli(["run", cfg, "--set", "adversarial.iterations={5"]);
+  assert.equal(r2.code, 2);
+  assert.match(r2.stderr, /--set adversarial\.iterations=\{5: the value is not valid JSON/);
+  if (Deno.uid() !== 0) { // root writes anywhere: a read-only folder can not be tested as root
+    const ro = join(dir, "ro");
+    await Deno.mkdir(ro, { mode: 0o555 });
+    const r3 = await cli(["run", cfg, "--results", join(ro, "results")]);
+    assert.equal(r3.code, 2);
+    assert.match(r3.stderr, /is not writable/);
+  }
+});
+
+Deno.test("two runs of one config at once each keep their own record", async () => {
+  const { cfg, results } = await tinyRun();
+  const [a, b] = await Promise.all([
+    cli(["run", cfg, "--results", results, "--until", "adversarial"]),
+    cli(["run", cfg, "--results", results, "--until", "adversarial"]),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const runDir = a.stdout.trim().split("\n").at(-1)!;
+  const records: { stages: { stage: string; status: string }[] }[] = [];
+  for await (const e of Deno.readDir(join(runDir, "records"))) {
+    records.push(JSON.parse(await Deno.readTextFile(join(runDir, "records", e.name))));
+  }
+  assert.equal(records.length, 2);
+  // between them, every stage ran exactly once
+  for (const stage of ["preprocess", "train_police", "adversarial"]) {
+    const ran = records.filter((r) => r.stages.find((s) => s.stage === stage)?.status === "ran");
+    assert.equal(ran.length, 1, `${stage} ran ${ran.length} times`);
+  }
+});
+
+/** Watches for the adversarial stage's temporary entry to hold its checkpoints. */
+async function waitForCommitWindow(cache: string, timeoutMs = 20_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      for await (const e of Deno.readDir(cache)) {
+        if (!e.name.startsWith(".tmp-")) continue;
+        try {
+          await Deno.stat(join(cache, e.name, "checkpoints"));
+          return true;
+        } catch { /* not yet */ }
+      }
+    } catch { /* no folder yet */ }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return false;
+}
+
+Deno.test("random kills (seeded) and kills in the commit window never leave a trusted bad entry", async () => {
+  const extra = {
+    adversarial: { iterations: 200, batchSize: 16, fitBatchSize: 8, checkpointEvery: 20 },
+  };
+  const ref = await tinyRun(extra);
+  const t0 = performance.now();
+  const whole = await cli(["run", ref.cfg, "--results", ref.results]);
+  assert.equal(whole.code, 0, whole.stderr);
+  const fullMs = performance.now() - t0;
+  const read = async (results: string, stage: string, file: string) =>
+    await Deno.readTextFile(join(await entryDir(results, stage), file));
+  const strip = (h: string) =>
+    JSON.stringify(JSON.parse(h).map((r: Record<string, number>) => ({ ...r, seconds: 0 })));
+  const refHistory = strip(await read(ref.results, "adversarial", "history.json"));
+  const refMetrics = await read(ref.results, "evaluate", "metrics.json");
+
+  const rng = new Rng(2026);
+  let kills = 0;
+  for (let cycle = 0; cycle < 2; cycle++) {
+    const { cfg, results } = await tinyRun(extra);
+    // kill, rerun, kill, ... until a run gets to the end before its kill
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const child = cliSpawn(["run", cfg, "--results", results]);
+      const status = child.status;
+      let done = false;
+      status.then(() => (done = true));
+      if (attempt === 2) {
+        // aimed: between the checkpoints landing in the temporary entry and its seal
+        await waitForCommitWindow(join(results, "cache", "adversarial"), 8000);
+      } else {
+        await new Promise((r) => setTimeout(r, 100 + Math.floor(rng.uniform() * fullMs / 3)));
+      }
+      if (!done) {
+        child.kill("SIGKILL");
+        kills++;
+      }
+      const code = (await status).code;
+      await child.stdout.cancel();
+      await child.stderr.cancel();
+      // whatever the kill hit, every entry folder that exists is sealed and intact
+      const v = await verifyCache(results);
+      assert.deepEqual(v.damaged, [], `after kill ${kills}`);
+      if (done && code === 0) break;
+    }
+    const final = await cli(["run", cfg, "--results", results]);
+    assert.equal(final.code, 0, final.stderr);
+    assert.equal(strip(await read(results, "adversarial", "history.json")), refHistory);
+    const ckpts = [];
+    for await (
+      const e of Deno.readDir(join(await entryDir(results, "adversarial"), "checkpoints"))
+    ) ckpts.push(e.name);
+    assert.equal(ckpts.length, 10, `checkpoints: ${ckpts.sort()}`);
+    assert.equal(await read(results, "evaluate", "metrics.json"), refMetrics);
+  }
+  assert.ok(kills >= 10, `only ${kills} kills landed`);
+  console.log(`survived ${kills} kills`);
+});
