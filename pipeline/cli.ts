@@ -1,12 +1,20 @@
 /**
- * The command line: `run <config>` (with `--explain` to plan only) and `sweep`.
- * Exit codes: 0 success, 1 a stage failed, 2 bad usage or config. On success the last line
- * on stdout is the run folder (or its report).
+ * The command line of an application: `run <config>` (with `--explain` to plan only),
+ * `sweep` and `verify`. Exit codes: 0 success, 1 a stage failed, 2 bad usage or config. On
+ * success the last line on stdout is the run folder (or its report). The application's
+ * entry module calls {@link runCli} with itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { main } from "./cli.ts";
+ * assert(typeof main === "function");
+ * ```
  */
 import { parseArgs } from "node:util";
-import { STAGES } from "../stages/mod.ts";
+import type { App } from "./app.ts";
 import { type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
-import { resolveConfig } from "./config.ts";
+import { loadConfig } from "./config.ts";
 import { describeError, exitCodeOf, UsageError } from "./errors.ts";
 import { gitState } from "./git.ts";
 import { Progress } from "./progress.ts";
@@ -16,8 +24,9 @@ import { checkResultsDir } from "./store.ts";
 import { sweepCommand } from "./sweep_cli.ts";
 import { verifyCommand } from "./verify_cli.ts";
 
-const USAGE = `usage: deno task run <config.json> [options]
-  --set path=value   override a config field (repeatable), e.g. --set adversarial.iterations=50
+const usage = (app: App) =>
+  `usage: deno task run <config.json> [options]
+  --set path=value   override a config field (repeatable), e.g. --set seed=3
   --results DIR      results folder (default: results)
   --backend NAME     ${BACKENDS.join(" | ")} (overrides the config's backend)
   --explain          say per stage whether it is cached or why it would run; run nothing
@@ -25,24 +34,24 @@ const USAGE = `usage: deno task run <config.json> [options]
   --until STAGE      stop after this stage
   --verify           compare every cached file's SHA-256 with its seal (sizes are always checked)
   --quiet            no progress output
-stages: ${STAGES.map((s) => s.name).join(", ")}`;
+stages: ${app.stages.map((s) => s.name).join(", ")}`;
 
 /** Runs the CLI with arguments; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
+export async function main(app: App, args: string[]): Promise<number> {
   try {
-    return await dispatch(args);
+    return await dispatch(app, args);
   } catch (e) {
     const code = exitCodeOf(e);
     console.error(`error: ${describeError(e)}`);
     if (Deno.env.get("GAN_DEBUG")) console.error(e);
-    if (e instanceof UsageError) console.error(USAGE);
+    if (e instanceof UsageError) console.error(usage(app));
     return code;
   }
 }
 
-async function dispatch(args: string[]): Promise<number> {
+async function dispatch(app: App, args: string[]): Promise<number> {
   const [command, ...rest] = args;
-  if (command === "sweep") return await sweepCommand(rest);
+  if (command === "sweep") return await sweepCommand(app, rest);
   if (command === "verify") return await verifyCommand(rest);
   if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
   let parsed;
@@ -67,7 +76,7 @@ async function dispatch(args: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    console.log(USAGE);
+    console.log(usage(app));
     return 0;
   }
   if (positionals.length !== 1) {
@@ -79,7 +88,7 @@ async function dispatch(args: string[]): Promise<number> {
   }
   const overrides = [...values.set];
   if (values.backend !== undefined) overrides.push(`backend=${values.backend}`);
-  const cfg = await resolveConfig(positionals[0], overrides);
+  const cfg = await loadConfig(app.config, positionals[0], overrides);
   await checkResultsDir(values.results, { write: !values.explain });
   const progress = new Progress({ quiet: values.quiet });
   const backend = await selectBackend(cfg.backend as BackendName, {
@@ -92,7 +101,7 @@ async function dispatch(args: string[]): Promise<number> {
   );
   const opts = {
     cfg,
-    stages: STAGES,
+    stages: app.stages,
     results: values.results,
     runtime: backend.runtime,
     force: values.force,
@@ -133,14 +142,15 @@ async function dispatch(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
+/** Runs an application's command line with `Deno.args` and exits with its code. */
+export async function runCli(app: App): Promise<never> {
   // Ctrl-C: say what survives. Results are only ever renamed into place whole, so stopping
   // anywhere is safe; a long stage resumes from its last checkpoint.
   Deno.addSignalListener("SIGINT", () => {
     console.error(
-      "\ninterrupted: nothing half-written is kept; run the same command again to resume (the adversarial loop continues from its last checkpoint)",
+      "\ninterrupted: nothing half-written is kept; run the same command again to resume (a long stage continues from its last checkpoint)",
     );
     Deno.exit(130);
   });
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await main(app, Deno.args));
 }

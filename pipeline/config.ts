@@ -1,69 +1,35 @@
 /**
  * Loading a config: read JSON (errors with line and column), follow `extends`, apply
- * `--set path=value` overrides, then validate every field against {@link CONFIG_SCHEMA}
+ * `--set path=value` overrides, then validate every field against the application's schema
  * and fill defaults. Every error names the path, what was wrong and what is allowed.
  *
  * @example
  * ```ts
- * import { resolveConfig } from "./config.ts";
- * const cfg = await resolveConfig("configs/quick.json", ["adversarial.iterations=5"]);
- * console.assert(cfg.adversarial.iterations === 5);
+ * import assert from "node:assert/strict";
+ * import { loadConfig } from "./config.ts";
+ * import { ENGINE_FIELDS, int, obj } from "./schema.ts";
+ * const schema = obj("demo", { ...ENGINE_FIELDS, epochs: int(3, "passes") });
+ * const file = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(file, "{}");
+ * const cfg = await loadConfig({ schema }, file, ["epochs=5"]);
+ * assert((cfg as unknown as { epochs: number }).epochs === 5);
  * ```
  */
 import { basename, dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
-import { CONFIG_SCHEMA, type Field, META_KEYS } from "./schema.ts";
-import { BACKENDS, type DataFileName } from "./schema.ts";
+import type { EngineConfig, Field, ObjectField } from "./schema.ts";
+import { META_KEYS } from "./schema.ts";
 
-type FileMap = Record<DataFileName, string | null>;
-
-/** A resolved, validated config with every default filled. */
-export interface Config {
-  name: string;
-  description: string;
-  seed: number;
-  backend: typeof BACKENDS[number];
-  flushDenormals: boolean;
-  data: {
-    source: "npm" | "url" | "file";
-    dataset: string;
-    files: FileMap;
-    sha256: FileMap;
-    retries: number;
-    timeoutSeconds: number;
-  };
-  preprocess: {
-    trainSubset: number | null;
-    testSubset: number | null;
-    subsetMode: "first" | "random";
-  };
-  model: {
-    noiseDim: number;
-    counterfeiter: { hidden: number[]; activation: Activation; outputActivation: Activation };
-    police: { hidden: number[]; activation: Activation; dropout: number };
-  };
-  optimizer: {
-    learningRate: number;
-    beta1: number;
-    beta2: number;
-    epsilon: number;
-    form: "keras" | "tfjs";
-  };
-  loss: { form: "logits" | "clipped" };
-  warmup: { batchSize: number; fitBatchSize: number };
-  adversarial: {
-    iterations: number;
-    batchSize: number;
-    fitBatchSize: number;
-    checkpointEvery: number;
-    policeDropoutInCounterfeiterStep: boolean;
-  };
-  evaluator: { hidden: number[]; epochs: number; batchSize: number; learningRate: number };
-  evaluate: { samples: number; coveredShare: number };
+/** What an application gives the engine to load its configs. */
+export interface ConfigSpec<C extends EngineConfig = EngineConfig> {
+  /** The whole schema (the engine's fields included). */
+  schema: ObjectField;
+  /**
+   * Cross-field rules the per-field schema cannot say, and paths to resolve against the
+   * config file's folder; throws a ConfigError.
+   */
+  finish?(cfg: C, file: string): void;
 }
-
-/** Activation names a layer accepts. */
-export type Activation = "relu" | "leakyRelu" | "elu" | "tanh" | "sigmoid" | "linear";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
@@ -153,7 +119,7 @@ export async function loadRaw(path: string, chain: string[] = []): Promise<JsonO
 export function parseOverride(spec: string): { path: string[]; value: Json } {
   const eq = spec.indexOf("=");
   if (eq <= 0) {
-    throw new ConfigError(`--set ${spec}: expected path=value, e.g. adversarial.iterations=50`);
+    throw new ConfigError(`--set ${spec}: expected path=value, e.g. train.epochs=5`);
   }
   const path = spec.slice(0, eq).trim().split(".");
   const text = spec.slice(eq + 1);
@@ -302,59 +268,30 @@ export function validate(field: Field, value: unknown, path: string, src: string
   }
 }
 
-/** Cross-field rules the per-field schema cannot say. */
-function checkRules(cfg: Config, src: string): void {
-  const { data } = cfg;
-  if (data.source !== "npm") {
-    for (const [k, v] of Object.entries(data.files)) {
-      if (v === null) {
-        throw new ConfigError(
-          `${src}: data.files.${k}: required when data.source is "${data.source}"`,
-        );
-      }
-    }
-  }
-  if (data.source === "url") {
-    for (const [k, v] of Object.entries(data.sha256)) {
-      if (v === null) {
-        throw new ConfigError(
-          `${src}: data.sha256.${k}: required when data.source is "url" (run sha256sum on the file)`,
-        );
-      }
-    }
-  }
-  for (const [k, v] of Object.entries(data.sha256)) {
-    if (v !== null && !/^[0-9a-f]{64}$/i.test(v)) {
-      throw new ConfigError(`${src}: data.sha256.${k}: expected 64 hex digits, got "${v}"`);
-    }
-  }
-}
-
 /**
- * Loads, merges, overrides and validates a config file. `overrides` are `path=value`
- * strings as given to `--set`.
+ * Loads, merges, overrides and validates a config file against `spec`. `overrides` are
+ * `path=value` strings as given to `--set`.
  */
-export async function resolveConfig(path: string, overrides: string[] = []): Promise<Config> {
+export async function loadConfig<C extends EngineConfig>(
+  spec: ConfigSpec<C>,
+  path: string,
+  overrides: string[] = [],
+): Promise<C> {
   const raw = await loadRaw(path);
-  for (const spec of overrides) {
-    const { path: p, value } = parseOverride(spec);
+  for (const o of overrides) {
+    const { path: p, value } = parseOverride(o);
     if (META_KEYS.includes(p[0] as typeof META_KEYS[number])) {
-      throw new ConfigError(`--set ${spec}: ${p[0]} cannot be overridden`);
+      throw new ConfigError(`--set ${o}: ${p[0]} cannot be overridden`);
     }
     applyOverride(raw, p, value);
   }
-  const cfg = validate(CONFIG_SCHEMA, raw, "", path) as Config;
+  const cfg = validate(spec.schema, raw, "", path) as C;
   if (cfg.name === "") cfg.name = basename(path).replace(/\.json$/, "");
   if (!/^[A-Za-z0-9._-]+$/.test(cfg.name)) {
     throw new ConfigError(
       `${path}: name: "${cfg.name}" may hold only letters, digits, '.', '_', '-'`,
     );
   }
-  checkRules(cfg, path);
-  if (cfg.data.source === "file") {
-    for (const k of Object.keys(cfg.data.files) as DataFileName[]) {
-      cfg.data.files[k] = resolve(dirname(resolve(path)), cfg.data.files[k] ?? "");
-    }
-  }
+  spec.finish?.(cfg, path);
   return cfg;
 }

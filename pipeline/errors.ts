@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "./errors.ts";
- * const e = new ConfigError("adversarial.batchSize: expected an integer >= 1, got 0");
- * console.assert(e.exitCode === 2);
+ * const e = new ConfigError("train.batchSize: expected an integer >= 1, got 0");
+ * assert(e.exitCode === 2);
  * ```
  */
 export class ConfigError extends Error {

@@ -8,7 +8,7 @@
  * ```ts
  * import { Progress } from "./progress.ts";
  * const p = new Progress({ quiet: true });
- * p.start("adversarial", 10);
+ * p.start("training", 10);
  * p.update(5, { "D(real)": 0.9 });
  * p.done();
  * ```

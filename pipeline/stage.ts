@@ -14,7 +14,7 @@
  * };
  * ```
  */
-import type { Config } from "./config.ts";
+import type { EngineConfig } from "./schema.ts";
 import type { Progress } from "./progress.ts";
 
 /** Facts about the tensor engine that change a stage's numbers. */
@@ -30,8 +30,8 @@ export interface RuntimeFacts {
 }
 
 /** What a stage's `run` gets. */
-export interface StageContext {
-  cfg: Config;
+export interface StageContext<C extends EngineConfig = EngineConfig> {
+  cfg: C;
   /** The folder to write artifacts into (a temporary folder, renamed on success). */
   outDir: string;
   /** Artifact folders of the stages this one needs, by name. */
@@ -43,24 +43,24 @@ export interface StageContext {
 }
 
 /** A pipeline stage. */
-export interface Stage {
+export interface Stage<C extends EngineConfig = EngineConfig> {
   name: string;
   /** Bump when the stage's semantics change: old cache entries stop matching. */
   version: number;
   needs: string[];
   /** The part of the config this stage depends on (and nothing more). */
-  pick(cfg: Config): unknown;
+  pick(cfg: C): unknown;
   /** Whether the tensor engine's facts (backend, tfjs version) are part of its key. */
   usesTensors?: boolean;
   /** Inputs outside the config that change the result (e.g. local file contents). */
-  fingerprint?(cfg: Config): Promise<unknown>;
+  fingerprint?(cfg: C): Promise<unknown>;
   /** One-line description for listings. */
   doc?: string;
   /**
    * Paths (relative to the entry) the stage must have written: an entry missing one is
    * never committed, so a stage cut short can not pass for a finished one.
    */
-  outputs?(cfg: Config): string[];
+  outputs?(cfg: C): string[];
   /** Produces the artifacts; may return a summary stored in meta.json. */
-  run(ctx: StageContext): Promise<Record<string, unknown> | void>;
+  run(ctx: StageContext<C>): Promise<Record<string, unknown> | void>;
 }

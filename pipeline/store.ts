@@ -12,12 +12,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Store } from "./store.ts";
  * const store = new Store(await Deno.makeTempDir());
- * const tmp = await store.begin("demo", "abc");
+ * const key = "ab".repeat(32);
+ * const tmp = await store.begin("demo", key);
  * await Deno.writeTextFile(`${tmp}/x.txt`, "1");
- * await store.commit("demo", "abc", tmp, { created: "now" });
- * console.assert(await store.has("demo", "abc"));
+ * const inputs = { stage: "demo", version: 1, config: {}, upstream: {}, runtime: null, fingerprint: null };
+ * await store.commit("demo", key, tmp, { stage: "demo", key, inputs, seconds: 0, created: "now" });
+ * assert(await store.has("demo", key));
+ * await Deno.truncate(`${store.dir("demo", key)}/x.txt`, 0);
+ * assert((await store.check("demo", key)).state === "damaged");
  * ```
  */
 import { join, relative } from "node:path";

@@ -7,18 +7,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expandSweep } from "./sweep.ts";
  * const points = expandSweep({ grid: { "optimizer.learningRate": [1e-4, 1e-3] }, seeds: [0, 1] });
- * console.assert(points.length === 4);
+ * assert(points.length === 4);
  * ```
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Config, didYouMean, parseJsonText, resolveConfig } from "./config.ts";
+import type { App } from "./app.ts";
+import { didYouMean, loadConfig, parseJsonText } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { hashValue } from "./hash.ts";
 import { Rng } from "./rng.ts";
-import { CONFIG_SCHEMA, type Field } from "./schema.ts";
+import type { EngineConfig, Field } from "./schema.ts";
 import { writeFileAtomic } from "./store.ts";
 
 /** A range to sample from. */
@@ -44,18 +46,9 @@ export interface SweepSpec {
 export type Point = Record<string, unknown>;
 
 const TOP_KEYS = ["$schema", "name", "description", "base", "grid", "seeds", "random", "rank"];
-const RANK_METRICS = [
-  "frechet",
-  "classifierScore",
-  "classesCovered",
-  "klToUniform",
-  "dReal",
-  "dFake",
-  "gap",
-];
 
 /** Every leaf path of the config schema (for checking axis names). */
-export function configPaths(field: Field = CONFIG_SCHEMA, prefix = ""): string[] {
+export function configPaths(field: Field, prefix = ""): string[] {
   if (field.kind === "object") {
     return Object.entries(field.fields).flatMap(([k, f]) =>
       configPaths(f, prefix ? `${prefix}.${k}` : k)
@@ -67,7 +60,8 @@ export function configPaths(field: Field = CONFIG_SCHEMA, prefix = ""): string[]
 const hint = didYouMean;
 
 /** Checks a sweep file's structure; every error names the path and what is allowed. */
-export function validateSweep(raw: unknown, src: string): SweepSpec {
+export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
+  const rankMetrics = [...app.sweep.rankMetrics];
   const fail = (path: string, what: string): never => {
     throw new ConfigError(`${src}: ${path}: ${what}`);
   };
@@ -89,7 +83,7 @@ export function validateSweep(raw: unknown, src: string): SweepSpec {
   ) {
     fail("base", "expected a path string or an object");
   }
-  const paths = configPaths();
+  const paths = configPaths(app.config.schema);
   const checkAxis = (where: string, path: string) => {
     if (path === "seed") fail(where, 'use "seeds" to repeat points over seeds');
     if (!paths.includes(path)) fail(where, `"${path}" is not a config field${hint(path, paths)}`);
@@ -148,11 +142,11 @@ export function validateSweep(raw: unknown, src: string): SweepSpec {
   }
   if (s.rank !== undefined) {
     const r = s.rank as Record<string, unknown>;
-    if (!RANK_METRICS.includes(r?.metric as string)) {
+    if (!rankMetrics.includes(r?.metric as string)) {
       fail(
         "rank.metric",
-        `"${r?.metric}" is not allowed${hint(String(r?.metric), RANK_METRICS)}; allowed: ${
-          RANK_METRICS.join(", ")
+        `"${r?.metric}" is not allowed${hint(String(r?.metric), rankMetrics)}; allowed: ${
+          rankMetrics.join(", ")
         }`,
       );
     }
@@ -207,18 +201,18 @@ export interface LoadedSweep {
   name: string;
   basePath: string;
   points: Point[];
-  configs: Config[];
+  configs: EngineConfig[];
 }
 
 /** Reads, validates and expands a sweep file; every point's config is validated too. */
-export async function loadSweep(path: string, workDir: string): Promise<LoadedSweep> {
+export async function loadSweep(path: string, workDir: string, app: App): Promise<LoadedSweep> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch {
     throw new ConfigError(`sweep file not found: ${path} (sweeps live in configs/sweeps/)`);
   }
-  const spec = validateSweep(parseJsonText(text, path), path);
+  const spec = validateSweep(parseJsonText(text, path), path, app);
   const name = spec.name ?? basename(path).replace(/\.json$/, "");
   let basePath: string;
   if (typeof spec.base === "string") {
@@ -234,11 +228,11 @@ export async function loadSweep(path: string, workDir: string): Promise<LoadedSw
     await writeFileAtomic(basePath, JSON.stringify(inline, null, 2) + "\n");
   }
   const points = expandSweep(spec);
-  const configs: Config[] = [];
+  const configs: EngineConfig[] = [];
   for (const [i, p] of points.entries()) {
     try {
       configs.push(
-        await resolveConfig(basePath, [
+        await loadConfig(app.config, basePath, [
           ...overridesOf(p),
           `name=${name}-p${String(i).padStart(3, "0")}`,
         ]),
@@ -285,6 +279,7 @@ export const RUN_PERMISSIONS: readonly string[] = [
 
 /** Runs one point as a CLI subprocess; returns its status and the last line (the path). */
 export async function runPoint(
+  entry: string,
   basePath: string,
   point: Point,
   name: string,
@@ -292,7 +287,7 @@ export async function runPoint(
   logPath: string,
   backend?: string,
 ): Promise<{ ok: boolean; lastLine: string; error: string | null }> {
-  const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+  const cli = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
   const args = [
     "run",
     ...RUN_PERMISSIONS,

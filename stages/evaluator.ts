@@ -5,52 +5,21 @@
  * score. Writes `classifier/` (tfjs layers format, softmax output) and `summary.json` with the
  * test accuracy.
  */
-import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
-import { readNpy, readNpyF32 } from "../pipeline/npy.ts";
+import { readNpy, readNpyF32 } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
+import type { Config } from "./schema.ts";
 import { StageError } from "../pipeline/errors.ts";
-import { Adam } from "./adam.ts";
-import { fitEpoch, gatherRows } from "./gan.ts";
-import { makeAdamEngine } from "./kernels.ts";
-import { saveNet } from "./model_io.ts";
-import { disposeNet, forward, initNet, type Net, variablesOf } from "./nets.ts";
-
-/** Mean softmax cross-entropy from logits against integer labels. */
-export function softmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), 1))));
-}
-
-/** Class probabilities of rows, in batches (softmax of the logits). */
-export function predictProbs(net: Net, x: Float32Array, dim: number, batch = 2000): Float32Array {
-  const n = x.length / dim;
-  const k = net.layers.at(-1)!.W.shape[1] as number;
-  const out = new Float32Array(n * k);
-  for (let s = 0; s < n; s += batch) {
-    const e = Math.min(n, s + batch);
-    const p = tf.tidy(() =>
-      tf.softmax(forward(net, tf.tensor2d(x.subarray(s * dim, e * dim), [e - s, dim])))
-    );
-    out.set(p.dataSync() as Float32Array, s * k);
-    p.dispose();
-  }
-  return out;
-}
-
-/** Accuracy of argmax predictions against labels. */
-export function accuracy(probs: Float32Array, labels: Uint8Array, k: number): number {
-  let right = 0;
-  for (let i = 0; i < labels.length; i++) {
-    let best = 0;
-    for (let j = 1; j < k; j++) if (probs[i * k + j] > probs[i * k + best]) best = j;
-    if (best === labels[i]) right++;
-  }
-  return right / labels.length;
-}
+import { Adam } from "./training/adam.ts";
+import { fitEpoch, gatherRows, trainStep } from "./training/fit.ts";
+import { makeAdamEngine } from "./training/adam_engine.ts";
+import { saveNet } from "./formats/model_io.ts";
+import { disposeNet, forward, initNet, variablesOf } from "./training/nets.ts";
+import { accuracy, predictProbs, softmaxCrossEntropy } from "./evaluation/classifier.ts";
 
 /** The evaluator stage. */
-export const evaluatorStage: Stage = {
+export const evaluatorStage: Stage<Config> = {
   name: "evaluator",
   version: 1,
   needs: ["preprocess"],
@@ -92,15 +61,9 @@ export const evaluatorStage: Stage = {
       for (let epoch = 0; epoch < e.epochs; epoch++) {
         let done = 0;
         const fit = fitEpoch(n, e.batchSize, shuffle, (rows) => {
-          let loss = 0;
-          tf.tidy(() => {
+          const loss = trainStep(opt, vars, () => {
             const xb = gatherRows(x.data, dim, rows), yb = gatherRows(onehot, k, rows);
-            const { value, grads } = tf.variableGrads(
-              () => softmaxCrossEntropy(forward(net, xb), yb),
-              vars,
-            );
-            loss = value.dataSync()[0];
-            opt.apply(vars.map((v) => grads[v.name]));
+            return softmaxCrossEntropy(forward(net, xb), yb);
           });
           done++;
           progress.update(epoch * steps + done, { epoch: epoch + 1, loss });

@@ -4,10 +4,11 @@
  * `train_x.npy` (N x D `<f4`), `train_y.npy` (N `|u1`), `test_x.npy`, `test_y.npy`.
  */
 import { join } from "node:path";
-import { writeNpy } from "../pipeline/npy.ts";
+import { writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { parseIdx } from "./idx.ts";
+import type { Config } from "./schema.ts";
+import { parseIdx } from "./formats/idx.ts";
 
 /** Picks `n` row indices of `total`: the first n, or a seeded sample kept in file order. */
 export function subsetIndices(
@@ -32,7 +33,7 @@ export function scaleRows(pixels: Uint8Array, dim: number, rows: Int32Array): Fl
 }
 
 /** The preprocess stage. */
-export const preprocessStage: Stage = {
+export const preprocessStage: Stage<Config> = {
   name: "preprocess",
   version: 1,
   needs: ["download"],

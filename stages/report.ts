@@ -4,21 +4,14 @@
  * metrics table, the plots and the sample-grid timeline. The runner copies the HTML into the
  * run folder and fills in that run's record at the `<!--RUN-RECORD-->` mark.
  */
-import { encodeBase64 } from "./base64.ts";
+import { encodeBase64 } from "./reporting/base64.ts";
 import { join } from "node:path";
-import type { Config } from "../pipeline/config.ts";
+import type { Config } from "./schema.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import type { HistoryRow } from "./adversarial.ts";
-import type { CheckpointMetrics, ImageMetrics } from "./evaluate.ts";
-import { dSpec, histogramSpec, lossSpec, metricsSpec } from "./plots.ts";
-import { renderSvg, svgToPng } from "./render.ts";
-
-/** Escapes text for HTML. */
-export function esc(s: unknown): string {
-  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const fmt = (v: number, digits = 3) => Number.isInteger(v) ? String(v) : v.toFixed(digits);
+import { dSpec, histogramSpec, lossSpec, metricsSpec } from "./reporting/plots.ts";
+import { renderSvg, svgToPng } from "./reporting/render.ts";
+import type { CheckpointMetrics, HistoryRow, ImageMetrics } from "./vocabulary.ts";
+import { esc, fmt, PAGE_STYLE } from "./reporting/html.ts";
 
 interface Metrics {
   samples: number;
@@ -27,19 +20,6 @@ interface Metrics {
   checkpoints: CheckpointMetrics[];
   final: CheckpointMetrics;
 }
-
-const STYLE = `
-body { font-family: "DejaVu Sans", system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { margin-bottom: 0.1em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
-.sub { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
-td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; } th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
-figure { margin: 1em 0; break-inside: avoid; } figcaption { color: #555; font-size: 0.9em; }
-.grids { display: flex; flex-wrap: wrap; gap: 10px; } .grids figure { margin: 0; text-align: center; } .grids img { width: 152px; image-rendering: pixelated; border: 1px solid #ccc; }
-pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-.note { background: #fff8e5; border-left: 4px solid #e0b000; padding: 0.5em 0.8em; }
-@media print { body { max-width: none; } h2 { break-after: avoid; } .grids img { width: 120px; } }
-`;
 
 function metricsTable(m: Metrics, accuracy: number): string {
   const f = m.final, r = m.reference;
@@ -167,7 +147,7 @@ export async function buildReport(
     : "No adversarial iterations were run.";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gan-pipeline report: ${esc(cfg.name)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${PAGE_STYLE}</style></head>
 <body>
 <h1>${esc(cfg.name)}</h1>
 <p class="sub">${
@@ -200,7 +180,7 @@ ${figH}
 }
 
 /** The report stage. */
-export const reportStage: Stage = {
+export const reportStage: Stage<Config> = {
   name: "report",
   version: 1,
   needs: ["adversarial", "evaluator", "evaluate"],

@@ -4,17 +4,18 @@
  * counterfeiter. Writes `counterfeiter/` (with its Adam state).
  */
 import { join } from "node:path";
-import { readNpyF32 } from "../pipeline/npy.ts";
+import { readNpyF32 } from "./formats/npy.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { fitCounterfeiter, generate, makeGan, meanD } from "./gan.ts";
-import { loadNet, saveNet } from "./model_io.ts";
-import { disposeNet } from "./nets.ts";
-import { STREAM, streamsFor } from "./streams.ts";
+import type { Config } from "./schema.ts";
+import { fitCounterfeiter, generate, makeGan, meanD } from "./training/gan.ts";
+import { loadNet, saveNet } from "./formats/model_io.ts";
+import { disposeNet } from "./training/nets.ts";
+import { STREAM, streamsFor } from "./training/streams.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { pickTraining } from "./train_police.ts";
+import { pickTraining } from "./vocabulary.ts";
 
 /** The train_counterfeiter stage. */
-export const trainCounterfeiterStage: Stage = {
+export const trainCounterfeiterStage: Stage<Config> = {
   name: "train_counterfeiter",
   version: 1,
   needs: ["train_police"],

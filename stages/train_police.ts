@@ -5,27 +5,18 @@
  * Writes `police/` (with its Adam state), `counterfeiter_init/` and `warmup_noise.npy`.
  */
 import { join } from "node:path";
-import { readNpyF32, writeNpy } from "../pipeline/npy.ts";
+import { readNpyF32, writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { fitPolice, generate, makeGan, meanD } from "./gan.ts";
-import { saveNet } from "./model_io.ts";
-import { disposeNet, initNets } from "./nets.ts";
-import { STREAM, streamsFor } from "./streams.ts";
-
-/** The config a warm-up stage depends on. */
-export function pickTraining(cfg: Parameters<Stage["pick"]>[0]) {
-  return {
-    seed: cfg.seed,
-    model: cfg.model,
-    optimizer: cfg.optimizer,
-    loss: cfg.loss,
-    warmup: cfg.warmup,
-  };
-}
+import type { Config } from "./schema.ts";
+import { fitPolice, generate, makeGan, meanD } from "./training/gan.ts";
+import { saveNet } from "./formats/model_io.ts";
+import { disposeNet, initNets } from "./training/nets.ts";
+import { STREAM, streamsFor } from "./training/streams.ts";
+import { pickTraining } from "./vocabulary.ts";
 
 /** The train_police stage. */
-export const trainPoliceStage: Stage = {
+export const trainPoliceStage: Stage<Config> = {
   name: "train_police",
   version: 1,
   needs: ["preprocess"],

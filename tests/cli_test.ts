@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256Hex } from "../pipeline/hash.ts";
-import { readNpy } from "../pipeline/npy.ts";
+import { readNpy } from "../stages/formats/npy.ts";
 import {
   cli,
   cliSpawn,

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DataError } from "../pipeline/errors.ts";
-import { decodeNpy, encodeNpy, writeNpy } from "../pipeline/npy.ts";
+import { decodeNpy, encodeNpy, writeNpy } from "../stages/formats/npy.ts";
 import { fetchWithRetries } from "../stages/download.ts";
-import { encodeIdx, gunzip, parseIdx } from "../stages/idx.ts";
+import { encodeIdx, gunzip, parseIdx } from "../stages/formats/idx.ts";
 import { gzip, numpyPython, rejectsWith, serve } from "./helpers.ts";
 
 Deno.test("npy round trip keeps dtype, shape and values", () => {

@@ -2,14 +2,15 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../pipeline/backends/mod.ts";
-import type { Config } from "../pipeline/config.ts";
+import type { Config } from "../stages/schema.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { adversarialIterations, historyNumbers, type HistoryRow } from "../stages/adversarial.ts";
-import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../stages/gan.ts";
-import { bceLogitsAndGrad, directSupported } from "../stages/dense_direct.ts";
-import { bceFromLogits } from "../stages/gan.ts";
-import { initNets, variablesOf } from "../stages/nets.ts";
-import { streamsFor } from "../stages/streams.ts";
+import { adversarialIterations } from "../stages/training/loop.ts";
+import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
+import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../stages/training/gan.ts";
+import { bceLogitsAndGrad, directSupported } from "../stages/training/dense_direct.ts";
+import { bceFromLogits } from "../stages/training/gan.ts";
+import { initNets, variablesOf } from "../stages/training/nets.ts";
+import { streamsFor } from "../stages/training/streams.ts";
 import { configOf, tinyConfig } from "./helpers.ts";
 
 async function cfgWith(model: Record<string, unknown>, adv: Record<string, unknown> = {}) {
@@ -30,7 +31,7 @@ async function run(cfg: Config, direct: boolean, iterations: number, dim: number
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
   const train = new Rng(7).uniforms(300 * dim);
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, train, dim, 0, iterations, history);
+  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iterations, history);
   const weights = [...variablesOf(g), ...variablesOf(d)].map((v) =>
     Array.from(v.dataSync() as Float32Array)
   );

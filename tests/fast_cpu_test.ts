@@ -6,10 +6,10 @@ import { betterCore, loadBlas, sgemmJs } from "../pipeline/backends/blas.ts";
 import { binaryPattern, FAST_CPU, registerFastCpu } from "../pipeline/backends/fast_cpu.ts";
 import { SimdAdamArena, simdAvailable } from "../pipeline/backends/adam_simd.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { Adam, adamUpdateJs, JsAdamEngine } from "../stages/adam.ts";
-import { fitCounterfeiter, fitPolice, makeGan } from "../stages/gan.ts";
-import { initNets, variablesOf } from "../stages/nets.ts";
-import { streamsFor } from "../stages/streams.ts";
+import { Adam, adamUpdateJs, JsAdamEngine } from "../stages/training/adam.ts";
+import { fitCounterfeiter, fitPolice, makeGan } from "../stages/training/gan.ts";
+import { initNets, variablesOf } from "../stages/training/nets.ts";
+import { streamsFor } from "../stages/training/streams.ts";
 import { configOf, ROOT, tinyConfig } from "./helpers.ts";
 
 const info = await registerFastCpu();
@@ -364,12 +364,21 @@ Deno.test("tensor memory stays flat across iterations on fast-cpu", async () => 
   );
   const { g, d } = initNets(cfg, 36, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
-  const { adversarialIterations } = await import("../stages/adversarial.ts");
+  const { adversarialIterations } = await import("../stages/training/loop.ts");
   const counts: number[] = [], bytes: number[] = [];
-  await adversarialIterations(gan, new Rng(1).uniforms(100 * 36), 36, 0, 100, [], () => {
-    counts.push(tf.memory().numTensors);
-    bytes.push(tf.memory().numBytes);
-  });
+  await adversarialIterations(
+    gan,
+    cfg.adversarial,
+    new Rng(1).uniforms(100 * 36),
+    36,
+    0,
+    100,
+    [],
+    () => {
+      counts.push(tf.memory().numTensors);
+      bytes.push(tf.memory().numBytes);
+    },
+  );
   assert.equal(new Set(counts).size, 1, `numTensors changed: ${[...new Set(counts)]}`);
   assert.equal(new Set(bytes).size, 1);
   await tf.setBackend("cpu");

@@ -6,25 +6,22 @@ import { join } from "node:path";
 import { selectBackend } from "../pipeline/backends/mod.ts";
 import { Progress } from "../pipeline/progress.ts";
 import { Rng } from "../pipeline/rng.ts";
-import {
-  adversarialIterations,
-  adversarialStage,
-  historyNumbers,
-  type HistoryRow,
-} from "../stages/adversarial.ts";
+import { adversarialStage } from "../stages/adversarial.ts";
+import { adversarialIterations } from "../stages/training/loop.ts";
+import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
 import {
   bceClipped,
   bceFromLogits,
   fitCounterfeiter,
-  fitEpoch,
   fitPolice,
   makeGan,
   meanD,
-} from "../stages/gan.ts";
-import { fileLoadHandler, loadNet, saveNet } from "../stages/model_io.ts";
-import { forward, initNets, variablesOf } from "../stages/nets.ts";
-import { streamsFor } from "../stages/streams.ts";
-import type { Config } from "../pipeline/config.ts";
+} from "../stages/training/gan.ts";
+import { fitEpoch } from "../stages/training/fit.ts";
+import { fileLoadHandler, loadNet, saveNet } from "../stages/formats/model_io.ts";
+import { forward, initNets, variablesOf } from "../stages/training/nets.ts";
+import { streamsFor } from "../stages/training/streams.ts";
+import type { Config } from "../stages/schema.ts";
 import { configOf, tinyConfig } from "./helpers.ts";
 
 await selectBackend("cpu");
@@ -60,7 +57,7 @@ async function runToy(cfg: Config, iterations: number) {
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const train = toyData(200, new Rng(99));
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, train, 4, 0, iterations, history);
+  await adversarialIterations(gan, cfg.adversarial, train, 4, 0, iterations, history);
   return { gan, history, train };
 }
 
@@ -169,7 +166,7 @@ Deno.test("on a two-cluster toy problem the game learns: D(fake) moves toward D(
   const gapStart = meanD(gan.d, train.subarray(0, 256 * 4), 4) - meanD(gan.d, fakes0, 4);
   const distStart = dist();
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, train, 4, 0, 60, history);
+  await adversarialIterations(gan, cfg.adversarial, train, 4, 0, 60, history);
   const gapEnd = history.slice(-10).reduce((s, r) => s + (r.dRealBefore - r.dFakeBefore), 0) / 10;
   assert.ok(gapStart > 0.2, `the warm-up police cannot tell real from fake (gap ${gapStart})`);
   assert.ok(gapEnd < gapStart / 2, `gap D(real)-D(fake) did not shrink: ${gapStart} -> ${gapEnd}`);
@@ -181,7 +178,7 @@ Deno.test("tensor memory is flat across iterations", async () => {
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const counts: number[] = [];
-  await adversarialIterations(gan, toyData(100, new Rng(1)), 4, 0, 8, [], () => {
+  await adversarialIterations(gan, cfg.adversarial, toyData(100, new Rng(1)), 4, 0, 8, [], () => {
     counts.push(tf.memory().numTensors);
   });
   assert.equal(new Set(counts).size, 1, `numTensors changed: ${counts}`);
@@ -218,7 +215,7 @@ Deno.test("resuming the adversarial stage from a checkpoint equals the uninterru
   const root = await Deno.makeTempDir();
   const pre = join(root, "pre"), pol = join(root, "pol"), cf = join(root, "cf");
   await Deno.mkdir(pre);
-  const { writeNpy } = await import("../pipeline/npy.ts");
+  const { writeNpy } = await import("../stages/formats/npy.ts");
   await writeNpy(join(pre, "train_x.npy"), toyData(100, new Rng(1)), [100, 4]);
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   await saveNet(join(pol, "police"), d);
@@ -256,7 +253,7 @@ Deno.test("a loss or weight that becomes NaN stops the loop with the iteration a
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   await assert.rejects(
-    () => adversarialIterations(gan, toyData(100, new Rng(1)), 4, 0, 3, []),
+    () => adversarialIterations(gan, cfg.adversarial, toyData(100, new Rng(1)), 4, 0, 3, []),
     /iteration 1: (police|counterfeiter) .*NaN or infinite.*learning rate.*last checkpoint is kept/,
   );
 });

@@ -1,9 +1,9 @@
 /** Shared test helpers: tiny generated datasets, configs, and running the CLI. */
 import { join } from "node:path";
-import { encodeIdx } from "../stages/idx.ts";
+import { encodeIdx } from "../stages/formats/idx.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { resolveConfig } from "../pipeline/config.ts";
-import type { Config } from "../pipeline/config.ts";
+import { resolveConfig } from "../stages/schema.ts";
+import type { Config } from "../stages/schema.ts";
 import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -93,7 +93,7 @@ export async function configOf(
 /** Runs the CLI in a subprocess. */
 export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_PERMISSIONS, join(ROOT, "pipeline/cli.ts"), ...args],
+    args: ["run", ...RUN_PERMISSIONS, join(ROOT, "stages/app.ts"), ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...opts.env },
     stdout: "piped",
     stderr: "piped",
@@ -105,7 +105,7 @@ export async function cli(args: string[], opts: { env?: Record<string, string> }
 /** Starts the CLI in the background (for kill tests). */
 export function cliSpawn(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "pipeline/cli.ts"), ...args],
+    args: ["run", "-A", join(ROOT, "stages/app.ts"), ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",

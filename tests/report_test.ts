@@ -11,13 +11,12 @@ import {
   klToUniform,
   meanCov,
   sqrtPsd,
-} from "../stages/metrics.ts";
-import { dSpec, histogramSpec, lossSpec, metricsSpec, smooth } from "../stages/plots.ts";
-import { renderSvg, svgToPixels, svgToPng, vegaLiteDir } from "../stages/render.ts";
-import { encodeGrayPng, gridPixels } from "../stages/png.ts";
+} from "../stages/evaluation/metrics.ts";
+import { dSpec, histogramSpec, lossSpec, metricsSpec, smooth } from "../stages/reporting/plots.ts";
+import { renderSvg, svgToPixels, svgToPng, vegaLiteDir } from "../stages/reporting/render.ts";
+import { encodeGrayPng, gridPixels } from "../stages/formats/png.ts";
 import { Rng } from "../pipeline/rng.ts";
-import type { HistoryRow } from "../stages/adversarial.ts";
-import type { CheckpointMetrics } from "../stages/evaluate.ts";
+import type { CheckpointMetrics, HistoryRow } from "../stages/vocabulary.ts";
 import { cli, numpyPython, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 const near = (a: number, b: number, tol: number, what = "") =>
@@ -179,7 +178,7 @@ Deno.test("sample grids and the PNG encoder", async () => {
   assert.equal(g.pixels[1 * 26 + 1], 0); // first pixel of the first image
   assert.equal(g.pixels[1 * 26 + 4], Math.round((255 * 3) / 15));
   assert.equal(g.pixels[0], 40); // the gap
-  const png = await encodeGrayPng(g.width, g.height, g.pixels);
+  const png = encodeGrayPng(g.width, g.height, g.pixels);
   const py = `import zlib,struct,sys
 d=open(sys.argv[1],'rb').read(); assert d[:8]==b'\\x89PNG\\r\\n\\x1a\\n'
 w,h=struct.unpack('>II',d[16:24]); i=d.index(b'IDAT'); n=struct.unpack('>I',d[i-4:i])[0]

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../pipeline/errors.ts";
 import { expandSweep, RUN_PERMISSIONS, validateSweep } from "../pipeline/sweep.ts";
+import { APP } from "../stages/app.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 Deno.test("grid expansion and random sampling are deterministic", () => {
@@ -49,7 +50,7 @@ Deno.test("grid expansion and random sampling are deterministic", () => {
 Deno.test("sweep files are validated with the same quality of errors as configs", () => {
   const bad = (s: unknown, re: RegExp) => {
     assert.throws(
-      () => validateSweep(s, "s.json"),
+      () => validateSweep(s, "s.json", APP),
       (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
     );
   };
@@ -86,7 +87,7 @@ async function tinySetup(extra: Record<string, unknown> = {}) {
 
 async function sweepCli(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "pipeline/cli.ts"), "sweep", ...args],
+    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",
@@ -140,7 +141,7 @@ Deno.test("two concurrent processes on one cache compute each stage once and bot
       args: [
         "run",
         ...RUN_PERMISSIONS,
-        join(ROOT, "pipeline/cli.ts"),
+        join(ROOT, "stages/app.ts"),
         "run",
         base,
         "--results",
@@ -185,7 +186,7 @@ Deno.test("an interrupted sweep resumes and runs only the unfinished points", as
     grid: { "adversarial.iterations": [2, 3, 4] },
   });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "pipeline/cli.ts"), "sweep", sweep, "--results", results],
+    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", sweep, "--results", results],
     env: { NO_COLOR: "1" },
     stdout: "null",
     stderr: "null",

@@ -7,8 +7,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { simdAvailable } from "./adam_simd.ts";
- * console.assert(typeof simdAvailable() === "boolean");
+ * assert(typeof simdAvailable() === "boolean");
  * ```
  */
 

@@ -5,11 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadBlas } from "./blas.ts";
  * const blas = loadBlas();
  * const c = new Float32Array(1);
  * blas.sgemm(false, false, 1, 1, 2, new Float32Array([1, 2]), 2, new Float32Array([3, 4]), 1, c, 1);
- * console.assert(c[0] === 11);
+ * assert(c[0] === 11);
  * ```
  */
 

@@ -6,8 +6,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cpuFlags, cpuModel } from "./cpu_info.ts";
- * console.assert(typeof cpuModel() === "string" && cpuFlags() instanceof Set);
+ * assert(typeof cpuModel() === "string" && cpuFlags() instanceof Set);
  * ```
  */
 

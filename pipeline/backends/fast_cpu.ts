@@ -8,11 +8,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs-core";
  * import { registerFastCpu } from "./fast_cpu.ts";
  * await registerFastCpu();
  * await tf.setBackend("fast-cpu");
- * console.assert(tf.matMul(tf.ones([2, 3]), tf.ones([3, 4])).shape[1] === 4);
+ * assert(tf.matMul(tf.ones([2, 3]), tf.ones([3, 4])).shape[1] === 4);
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";

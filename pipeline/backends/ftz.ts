@@ -1,6 +1,6 @@
 /**
  * Flush-to-zero: makes the CPU treat denormal floats (below 1.2e-38 in float32) as zero, in
- * results (FTZ) and in inputs (DAZ). Late in GAN training many gradients and Adam moments
+ * results (FTZ) and in inputs (DAZ). Late in training many gradients and Adam moments
  * drift into that range, and on Intel cores each denormal operation costs ~100 cycles: the
  * baseline ran 2.2x slower on a Xeon without this (measured). TensorFlow's CPU kernels flush
  * denormals by default, so the lecture ran this way too.
@@ -20,9 +20,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flushDenormals } from "./ftz.ts";
  * const s = flushDenormals(true);
- * console.assert(["on", "off", "unsupported"].includes(s.mode));
+ * assert(["on", "off", "unsupported"].includes(s.mode));
  * ```
  */
 

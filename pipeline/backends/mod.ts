@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { selectBackend } from "./mod.ts";
  * const choice = await selectBackend("cpu");
- * console.assert(choice.name === "cpu");
+ * assert(choice.name === "cpu");
  * ```
  */
 import { createRequire } from "node:module";

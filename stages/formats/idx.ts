@@ -5,12 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeIdx, parseIdx } from "./idx.ts";
  * const bytes = encodeIdx(new Uint8Array([1, 2, 3]), [3]);
- * console.assert(parseIdx(bytes, "labels").dims[0] === 3);
+ * assert(parseIdx(bytes, "labels").dims[0] === 3);
  * ```
  */
-import { DataError } from "../pipeline/errors.ts";
+import { DataError } from "../../pipeline/errors.ts";
 
 /** A parsed IDX array of unsigned bytes. */
 export interface Idx {

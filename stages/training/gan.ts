@@ -5,22 +5,24 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs-core";
  * import { bceFromLogits } from "./gan.ts";
  * const l = bceFromLogits(tf.tensor2d([[0]]), tf.tensor2d([[1]]));
- * console.assert(Math.abs(l.dataSync()[0] - Math.log(2)) < 1e-6);
+ * assert(Math.abs(l.dataSync()[0] - Math.log(2)) < 1e-6);
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core alone registers no gradients; tfjs-layers' bundle registers all of them.
 import "@tensorflow/tfjs-layers";
-import type { Config } from "../pipeline/config.ts";
-import { StageError } from "../pipeline/errors.ts";
-import type { Rng } from "../pipeline/rng.ts";
-import { FAST_CPU, fastCpuSgemm } from "../pipeline/backends/fast_cpu.ts";
+import type { Config } from "../schema.ts";
+import { StageError } from "../../pipeline/errors.ts";
+import type { Rng } from "../../pipeline/rng.ts";
+import { FAST_CPU, fastCpuSgemm } from "../../pipeline/backends/fast_cpu.ts";
 import { Adam } from "./adam.ts";
+import { fitEpoch, gatherRows, trainStep } from "./fit.ts";
 import { bceLogitsAndGrad, DenseStack, directSupported, meanSigmoid } from "./dense_direct.ts";
-import { makeAdamEngine } from "./kernels.ts";
+import { makeAdamEngine } from "./adam_engine.ts";
 import { forward, type Net, variablesOf } from "./nets.ts";
 
 /** Keras' epsilon for clipping probabilities. */
@@ -52,38 +54,8 @@ export function bceClipped(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
 }
 
 /** The loss of a config. */
-export function lossFn(form: Config["loss"]["form"]): (l: tf.Tensor, y: tf.Tensor) => tf.Scalar {
+export function lossFn(form: LossForm): (l: tf.Tensor, y: tf.Tensor) => tf.Scalar {
   return form === "logits" ? bceFromLogits : bceClipped;
-}
-
-/** Copies the given rows of a row-major matrix into a new tensor. */
-export function gatherRows(src: Float32Array, dim: number, rows: ArrayLike<number>): tf.Tensor2D {
-  const out = new Float32Array(rows.length * dim);
-  for (let r = 0; r < rows.length; r++) {
-    out.set(src.subarray(rows[r] * dim, rows[r] * dim + dim), r * dim);
-  }
-  return tf.tensor2d(out, [rows.length, dim]);
-}
-
-/**
- * One Keras `fit` epoch over `n` rows: a shuffled order from `rng`, minibatches of
- * `batchSize` (last one partial), `step(rows)` per minibatch returning its mean loss.
- * Returns the epoch loss (mean over rows, as Keras reports it) and the step count.
- */
-export function fitEpoch(
-  n: number,
-  batchSize: number,
-  rng: Rng,
-  step: (rows: Int32Array) => number,
-): { loss: number; steps: number } {
-  const order = rng.permutation(n);
-  let total = 0, steps = 0;
-  for (let start = 0; start < n; start += batchSize) {
-    const rows = order.subarray(start, Math.min(n, start + batchSize));
-    total += step(rows) * rows.length;
-    steps++;
-  }
-  return { loss: total / n, steps };
 }
 
 /** The random streams of a training run, each from the seed, so one use never shifts another. */
@@ -99,7 +71,8 @@ export interface Gan {
   d: Net;
   optG: Adam;
   optD: Adam;
-  cfg: Config;
+  /** The counterfeiter's noise length. */
+  noiseDim: number;
   loss: (l: tf.Tensor, y: tf.Tensor) => tf.Scalar;
   streams: Streams;
 }
@@ -112,17 +85,26 @@ const direct = new WeakMap<Net, { stack: DenseStack; opt: Adam }>();
  * fast-cpu with BLAS-backed buffers and the SIMD optimizer, for the settings
  * {@link directSupported} covers. Elsewhere training goes through tfjs's autodiff.
  */
-function enableDirect(net: Net, opt: Adam, cfg: Config): void {
+function enableDirect(net: Net, opt: Adam, lossForm: LossForm): void {
   const sgemm = tf.getBackend() === FAST_CPU ? fastCpuSgemm() : null;
   const buffers = opt.engine.buffers;
   // the police's and classifier's forward returns logits: their output activation is not applied
   const output = net.kind === "counterfeiter" ? net.outputActivation : "linear";
-  if (!sgemm || !buffers || !directSupported(net.hiddenActivation, output, cfg.loss.form)) return;
+  if (!sgemm || !buffers || !directSupported(net.hiddenActivation, output, lossForm)) return;
   const params = net.layers.map((_, i) => ({
     W: buffers.params[2 * i],
     b: buffers.params[2 * i + 1],
   }));
   direct.set(net, { stack: new DenseStack(net, sgemm, params), opt });
+}
+
+/** The loss form a config names. */
+export type LossForm = Config["loss"]["form"];
+
+/** What training takes from the config: the optimizer's settings and the loss form. */
+export interface TrainingOptions {
+  optimizer: Config["optimizer"];
+  loss: { form: LossForm };
 }
 
 /** Options of {@link makeGan}. */
@@ -133,7 +115,7 @@ export interface GanOptions {
 
 /** Creates optimizers for both nets (optionally restoring their state). */
 export function makeGan(
-  cfg: Config,
+  opts: TrainingOptions,
   g: Net,
   d: Net,
   streams: Streams,
@@ -142,17 +124,17 @@ export function makeGan(
   const gan: Gan = {
     g,
     d,
-    optG: new Adam(variablesOf(g), cfg.optimizer, makeAdamEngine(variablesOf(g))),
-    optD: new Adam(variablesOf(d), cfg.optimizer, makeAdamEngine(variablesOf(d))),
-    cfg,
-    loss: lossFn(cfg.loss.form),
+    optG: new Adam(variablesOf(g), opts.optimizer, makeAdamEngine(variablesOf(g))),
+    optD: new Adam(variablesOf(d), opts.optimizer, makeAdamEngine(variablesOf(d))),
+    noiseDim: g.layers[0].W.shape[0],
+    loss: lossFn(opts.loss.form),
     streams,
   };
   direct.delete(g);
   direct.delete(d);
   if (useDirect) {
-    enableDirect(g, gan.optG, cfg);
-    enableDirect(d, gan.optD, cfg);
+    enableDirect(g, gan.optG, opts.loss.form);
+    enableDirect(d, gan.optD, opts.loss.form);
   }
   return gan;
 }
@@ -223,20 +205,17 @@ export function fitPolice(
     return res;
   }
   const vars = variablesOf(gan.d);
-  const res = fitEpoch(nReal + nFake, batchSize, gan.streams.shuffle, (rows) => {
-    let lossValue = 0;
-    tf.tidy(() => {
-      const xb = gatherRows(x, dim, rows);
-      const yb = tf.tensor2d(Float32Array.from(rows, (r) => y[r]), [rows.length, 1]);
-      const { value, grads } = tf.variableGrads(
-        () => gan.loss(forward(gan.d, xb, gan.streams.dropout), yb),
-        vars,
-      );
-      lossValue = value.dataSync()[0];
-      gan.optD.apply(vars.map((v) => grads[v.name]));
-    });
-    return lossValue;
-  });
+  const res = fitEpoch(
+    nReal + nFake,
+    batchSize,
+    gan.streams.shuffle,
+    (rows) =>
+      trainStep(gan.optD, vars, () => {
+        const xb = gatherRows(x, dim, rows);
+        const yb = tf.tensor2d(Float32Array.from(rows, (r) => y[r]), [rows.length, 1]);
+        return gan.loss(forward(gan.d, xb, gan.streams.dropout), yb);
+      }),
+  );
   checkFinite(gan.optD, res.loss, "police");
   return res;
 }
@@ -251,7 +230,7 @@ export function fitCounterfeiter(
   batchSize: number,
   policeDropout: boolean,
 ) {
-  const nd = gan.cfg.model.noiseDim;
+  const nd = gan.noiseDim;
   const n = noise.length / nd;
   const fastG = direct.get(gan.g), fastD = direct.get(gan.d);
   if (fastG && fastD) {
@@ -274,20 +253,18 @@ export function fitCounterfeiter(
     return res;
   }
   const vars = variablesOf(gan.g);
-  const res = fitEpoch(n, batchSize, gan.streams.shuffle, (rows) => {
-    let lossValue = 0;
-    tf.tidy(() => {
-      const zb = gatherRows(noise, nd, rows);
-      const yb = tf.ones([rows.length, 1]);
-      const { value, grads } = tf.variableGrads(() => {
+  const res = fitEpoch(
+    n,
+    batchSize,
+    gan.streams.shuffle,
+    (rows) =>
+      trainStep(gan.optG, vars, () => {
+        const zb = gatherRows(noise, nd, rows);
         const fake = forward(gan.g, zb);
-        return gan.loss(forward(gan.d, fake, policeDropout ? gan.streams.dropout : null), yb);
-      }, vars);
-      lossValue = value.dataSync()[0];
-      gan.optG.apply(vars.map((v) => grads[v.name]));
-    });
-    return lossValue;
-  });
+        const logits = forward(gan.d, fake, policeDropout ? gan.streams.dropout : null);
+        return gan.loss(logits, tf.ones([rows.length, 1]));
+      }),
+  );
   checkFinite(gan.optG, res.loss, "counterfeiter");
   return res;
 }

@@ -4,11 +4,22 @@
  * spread over seeds. Self-contained HTML, like the run report.
  */
 import { join } from "node:path";
-import type { PointRecord } from "../pipeline/sweep.ts";
-import type { HistoryRow } from "./adversarial.ts";
+import type { PointRecord } from "../../pipeline/sweep.ts";
 import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";
-import { esc } from "./report.ts";
+import { esc, fmt, PAGE_STYLE } from "./html.ts";
+import type { HistoryRow } from "../vocabulary.ts";
+
+/** The metrics a sweep can be ranked by (the keys of {@link PointFigures}). */
+export const RANK_METRICS = [
+  "frechet",
+  "classifierScore",
+  "classesCovered",
+  "klToUniform",
+  "dReal",
+  "dFake",
+  "gap",
+] as const;
 
 /** The figures a point is ranked by, from its evaluate stage's summary. */
 export interface PointFigures {
@@ -33,10 +44,10 @@ export function figuresOf(p: PointRecord): PointFigures {
 /** Points ranked by a metric (failed points last). */
 export function rankPoints(
   points: PointRecord[],
-  metric: keyof PointFigures,
+  metric: string,
   order: "asc" | "desc",
 ): PointRecord[] {
-  const v = (p: PointRecord) => figuresOf(p)[metric];
+  const v = (p: PointRecord) => figuresOf(p)[metric as keyof PointFigures];
   return [...points].sort((a, b) => {
     const x = v(a), y = v(b);
     if (x === undefined || y === undefined) {
@@ -174,17 +185,12 @@ export function settingsSpec(points: PointRecord[]): Record<string, unknown> {
   };
 }
 
-const n = (
-  v: number | undefined,
-  d = 3,
-) => (v === undefined ? "" : Number.isInteger(v) ? String(v) : v.toFixed(d));
-
 /** Writes the sweep report (and its .vl.json specs) into `dir`; returns the HTML path. */
 export async function writeSweepReport(
   dir: string,
   name: string,
   points: PointRecord[],
-  rank: { metric: keyof PointFigures; order: "asc" | "desc" },
+  rank: { metric: string; order: "asc" | "desc" },
   cacheDir: string,
 ): Promise<string> {
   const histories: { point: string; history: HistoryRow[] }[] = [];
@@ -221,18 +227,16 @@ export async function writeSweepReport(
       p.status === "done" ? i + 1 : ""
     }</td><td>${link}</td><td style="text-align:left">${
       esc(Object.entries(p.overrides).map(([k, v]) => `${k}=${v}`).join(", "))
-    }</td><td>${esc(p.status)}</td><td>${n(f.frechet, 2)}</td><td>${
-      n(f.classifierScore, 2)
-    }</td><td>${n(f.classesCovered)}</td><td>${n(f.dReal)}</td><td>${
-      n(f.dFake)
+    }</td><td>${esc(p.status)}</td><td>${fmt(f.frechet, 2)}</td><td>${
+      fmt(f.classifierScore, 2)
+    }</td><td>${fmt(f.classesCovered)}</td><td>${fmt(f.dReal)}</td><td>${
+      fmt(f.dFake)
     }</td><td style="text-align:left">${esc(p.error ?? "")}</td></tr>`;
   }).join("\n");
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sweep ${
     esc(name)
   }</title>
-<style>body{font-family:"DejaVu Sans",system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}th{background:#f6f6f6}
-tr.failed td{background:#fdecea}figure{margin:1em 0;break-inside:avoid}</style></head><body>
+<style>${PAGE_STYLE} body { max-width: 1100px; } tr.failed td { background: #fdecea; }</style></head><body>
 <h1>Sweep ${esc(name)}</h1>
 <p>${points.length} points, ${points.filter((p) => p.status === "done").length} done, ${
     points.filter((p) => p.status === "failed").length

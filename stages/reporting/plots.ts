@@ -2,9 +2,8 @@
  * The report's Vega-Lite specs, built from the history and the metrics. Data is inlined so
  * each `.vl.json` is a complete, portable plot (open it in the Vega editor, or render it).
  */
-import type { HistoryRow } from "./adversarial.ts";
-import type { CheckpointMetrics, ImageMetrics } from "./evaluate.ts";
 import { FONT, VL_SCHEMA } from "./render.ts";
+import type { CheckpointMetrics, HistoryRow, ImageMetrics } from "../vocabulary.ts";
 
 type Spec = Record<string, unknown>;
 

@@ -5,15 +5,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "@tensorflow/tfjs-backend-cpu";
  * import { counterfeiterSizes, initNet } from "./nets.ts";
- * import { Rng } from "../pipeline/rng.ts";
+ * import { Rng } from "../../pipeline/rng.ts";
  * const g = initNet("counterfeiter", counterfeiterSizes(10, [8], 784), ["relu"], "linear", 0, new Rng(1));
- * console.assert(g.layers.length === 2);
+ * assert(g.layers.length === 2);
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Activation, Config } from "../pipeline/config.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import type { Activation, Config } from "../schema.ts";
+import type { Rng } from "../../pipeline/rng.ts";
 
 /** One dense layer's parameters. */
 export interface Dense {
@@ -63,7 +65,12 @@ export function initNet(
 }
 
 /** The counterfeiter and police of a config, freshly initialised from the seed. */
-export function initNets(cfg: Config, imageDim: number, rngG: Rng, rngD: Rng): { g: Net; d: Net } {
+export function initNets(
+  cfg: { model: Config["model"] },
+  imageDim: number,
+  rngG: Rng,
+  rngD: Rng,
+): { g: Net; d: Net } {
   const m = cfg.model;
   const g = initNet(
     "counterfeiter",

@@ -13,11 +13,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
-import { DataError } from "../pipeline/errors.ts";
-import { readNpyF32, writeNpy } from "../pipeline/npy.ts";
-import type { AdamState } from "./adam.ts";
-import type { Activation } from "../pipeline/config.ts";
-import { type Net, variablesOf } from "./nets.ts";
+import { DataError } from "../../pipeline/errors.ts";
+import { readNpyF32, writeNpy } from "./npy.ts";
+import type { AdamState } from "../training/adam.ts";
+import type { Activation } from "../schema.ts";
+import { type Net, variablesOf } from "../training/nets.ts";
 
 const KERAS_ACTIVATION: Record<Activation | "softmax", string> = {
   softmax: "softmax",

@@ -1,6 +1,5 @@
 /** The seeded random streams of the training stages: one id per use, so none shifts another. */
-import type { Config } from "../pipeline/config.ts";
-import { Rng } from "../pipeline/rng.ts";
+import { Rng } from "../../pipeline/rng.ts";
 import type { Streams } from "./gan.ts";
 
 /** Stream ids: fixed forever, since changing one changes every cached number. */
@@ -17,7 +16,7 @@ export const STREAM = {
 } as const;
 
 /** The training streams of a phase. */
-export function streamsFor(cfg: Config, phase: "warmup" | "adversarial"): Streams {
+export function streamsFor(cfg: { seed: number }, phase: "warmup" | "adversarial"): Streams {
   const s = cfg.seed;
   return phase === "warmup"
     ? {

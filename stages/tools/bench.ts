@@ -18,18 +18,19 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
-import { loadBlas } from "./backends/blas.ts";
-import { resolveConfig } from "./config.ts";
-import { Rng } from "./rng.ts";
-import { adversarialIterations, type HistoryRow } from "../stages/adversarial.ts";
-import { fitCounterfeiter, fitPolice, generate, makeGan } from "../stages/gan.ts";
-import { initNets } from "../stages/nets.ts";
-import { streamsFor } from "../stages/streams.ts";
-import { npmDataDir } from "../stages/download.ts";
-import { parseIdx } from "../stages/idx.ts";
+import { type BackendName, cpuModel, selectBackend } from "../../pipeline/backends/mod.ts";
+import { loadBlas } from "../../pipeline/backends/blas.ts";
+import { resolveConfig } from "../schema.ts";
+import { Rng } from "../../pipeline/rng.ts";
+import { adversarialIterations } from "../training/loop.ts";
+import type { HistoryRow } from "../vocabulary.ts";
+import { fitCounterfeiter, fitPolice, generate, makeGan } from "../training/gan.ts";
+import { initNets } from "../training/nets.ts";
+import { streamsFor } from "../training/streams.ts";
+import { npmDataDir } from "../download.ts";
+import { parseIdx } from "../formats/idx.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
 
 /** A candidate engine: a backend name and environment. */
@@ -110,7 +111,7 @@ async function loopWorker(iters: number, flush: boolean) {
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, train, dim, 0, iters, history);
+  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iters, history);
   console.log(
     JSON.stringify({
       backend: choice.runtime.backend,

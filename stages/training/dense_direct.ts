@@ -11,14 +11,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { directSupported } from "./dense_direct.ts";
- * console.assert(directSupported("relu", "linear", "logits"));
- * console.assert(!directSupported("relu", "linear", "clipped"));
+ * assert(directSupported("relu", "linear", "logits"));
+ * assert(!directSupported("relu", "linear", "clipped"));
  * ```
  */
-import type { Sgemm } from "../pipeline/backends/blas.ts";
-import type { Activation } from "../pipeline/config.ts";
-import type { Rng } from "../pipeline/rng.ts";
+import type { Sgemm } from "../../pipeline/backends/blas.ts";
+import type { Activation } from "../schema.ts";
+import type { Rng } from "../../pipeline/rng.ts";
 import type { Net } from "./nets.ts";
 
 const f = Math.fround;

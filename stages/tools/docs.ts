@@ -1,0 +1,83 @@
+/**
+ * `deno task docs`: writes what is generated from the config schema, so a knob is declared
+ * once: `configs/schema.json` (for editors) and the README's config reference (between its
+ * `config-reference` markers). A test checks both are current.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { configReference } from "./docs.ts";
+ * assert(configReference().includes("`adversarial.batchSize`"));
+ * ```
+ */
+import { defaultsOf, type Field, toJsonSchema } from "../../pipeline/schema.ts";
+import { CONFIG_SCHEMA } from "../schema.ts";
+
+/** The published JSON Schema's text. */
+export function schemaText(): string {
+  return JSON.stringify(toJsonSchema(CONFIG_SCHEMA), null, 2) + "\n";
+}
+
+function defaultText(field: Field): string {
+  const d = defaultsOf(field);
+  if (field.kind === "enum" || (field.kind === "string" && d !== "")) return `\`${d}\``;
+  if (field.kind === "string") return '""';
+  return JSON.stringify(d).replaceAll(",", ", ");
+}
+
+function allowedText(field: Field): string {
+  switch (field.kind) {
+    case "enum":
+      return field.values.map((v) => `\`${v}\``).join(", ");
+    case "int":
+    case "number": {
+      const lo = field.kind === "number" && field.above !== undefined
+        ? `> ${field.above}`
+        : field.min !== undefined
+        ? `>= ${field.min}`
+        : "";
+      const hi = field.max !== undefined ? `<= ${field.max}` : "";
+      return [lo, hi].filter(Boolean).join(", ");
+    }
+    case "intList":
+      return `integers >= ${field.min}`;
+    case "nullable":
+      return `null or ${allowedText(field.inner) || `a ${field.inner.kind}`}`;
+    default:
+      return "";
+  }
+}
+
+/** The README's config reference: one row per field, from the schema. */
+export function configReference(): string {
+  const rows: string[] = [];
+  const walk = (f: Field, path: string) => {
+    if (f.kind === "object") {
+      for (const [k, sub] of Object.entries(f.fields)) walk(sub, path ? `${path}.${k}` : k);
+      return;
+    }
+    const doc = f.doc.replaceAll("|", "\\|").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+    rows.push(`| \`${path}\` | ${defaultText(f)} | ${allowedText(f)} | ${doc} |`);
+  };
+  walk(CONFIG_SCHEMA, "");
+  return ["| field | default | allowed | meaning |", "| --- | --- | --- | --- |", ...rows].join(
+    "\n",
+  );
+}
+
+const START = "<!-- config-reference:start (deno task docs writes this table) -->";
+const END = "<!-- config-reference:end -->";
+
+/** `readme` with the config reference between its markers replaced. */
+export function withReference(readme: string, table = configReference()): string {
+  const a = readme.indexOf(START), b = readme.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${START} ... ${END}`);
+  return readme.slice(0, a + START.length) + "\n\n" + table + "\n\n" + readme.slice(b);
+}
+
+if (import.meta.main) {
+  const root = new URL("../../", import.meta.url);
+  await Deno.writeTextFile(new URL("configs/schema.json", root), schemaText());
+  const readme = new URL("README.md", root);
+  await Deno.writeTextFile(readme, withReference(await Deno.readTextFile(readme)));
+}

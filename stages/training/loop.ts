@@ -1,0 +1,86 @@
+/**
+ * The lecture's adversarial loop, readable top to bottom: each iteration draws fresh noise,
+ * makes fakes, draws real rows with replacement, fits the police one epoch on real(1) +
+ * fake(0) with dropout on, then fits the counterfeiter one epoch on the same noise with
+ * target 1 through the police in inference mode, and records D before and after each step.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { adversarialIterations } from "./loop.ts";
+ * assert(typeof adversarialIterations === "function");
+ * ```
+ */
+import { StageError } from "../../pipeline/errors.ts";
+import type { HistoryRow } from "../vocabulary.ts";
+import { fitCounterfeiter, fitPolice, type Gan, generate, meanD } from "./gan.ts";
+
+/** Runs a step, naming the iteration in a NaN/infinity error (the last checkpoint stays). */
+function atIteration<T>(it: number, step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof StageError) {
+      throw new StageError(`iteration ${it}: ${e.message} (the last checkpoint is kept)`);
+    }
+    throw e;
+  }
+}
+
+/** What the loop takes from the config (`adversarial` holds all of it). */
+export interface LoopOptions {
+  /** Real images and fakes per iteration. */
+  batchSize: number;
+  /** Minibatch size of each fit. */
+  fitBatchSize: number;
+  /** Dropout in the police while the counterfeiter trains through it. */
+  policeDropoutInCounterfeiterStep: boolean;
+}
+
+/** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
+export function adversarialIterations(
+  gan: Gan,
+  a: LoopOptions,
+  train: Float32Array,
+  dim: number,
+  from: number,
+  to: number,
+  history: HistoryRow[],
+  onIteration?: (row: HistoryRow) => void | Promise<void>,
+): Promise<void> {
+  const nTrain = train.length / dim;
+  const nd = gan.noiseDim;
+  return (async () => {
+    for (let it = from + 1; it <= to; it++) {
+      const t0 = performance.now();
+      const noise = gan.streams.data.normals(a.batchSize * nd);
+      const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
+      const real = new Float32Array(a.batchSize * dim);
+      rows.forEach((r, i) => real.set(train.subarray(r * dim, (r + 1) * dim), i * dim));
+      const fakes = generate(gan.g, noise, nd);
+      const dRealBefore = meanD(gan.d, real, dim);
+      const dFakeBefore = meanD(gan.d, fakes, dim);
+      const pol = atIteration(it, () => fitPolice(gan, real, fakes, dim, a.fitBatchSize));
+      const dRealAfterPolice = meanD(gan.d, real, dim);
+      const dFakeAfterPolice = meanD(gan.d, fakes, dim);
+      const cf = atIteration(
+        it,
+        () => fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep),
+      );
+      const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
+      const row: HistoryRow = {
+        iteration: it,
+        dRealBefore,
+        dFakeBefore,
+        dRealAfterPolice,
+        dFakeAfterPolice,
+        dFakeAfterCounterfeiter,
+        policeLoss: pol.loss,
+        counterfeiterLoss: cf.loss,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      history.push(row);
+      await onIteration?.(row);
+    }
+  })();
+}

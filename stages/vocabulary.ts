@@ -1,0 +1,102 @@
+/**
+ * The words the stages share: what a history row and a checkpoint are called and where they
+ * live, the metrics rows, and the part of the config the training stages depend on. Stages
+ * import these from here, never from each other.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkpointIterations, iterName } from "./vocabulary.ts";
+ * assert(iterName(50) === "iter_000050");
+ * assert(checkpointIterations(120, 50).join() === "50,100,120");
+ * ```
+ */
+import type { Config } from "./schema.ts";
+
+/** File and folder names one stage writes and another reads. */
+export const ARTIFACT = {
+  trainX: "train_x.npy",
+  trainY: "train_y.npy",
+  testX: "test_x.npy",
+  testY: "test_y.npy",
+  police: "police",
+  counterfeiter: "counterfeiter",
+  counterfeiterInit: "counterfeiter_init",
+  warmupNoise: "warmup_noise.npy",
+  history: "history.json",
+  checkpoints: "checkpoints",
+  classifier: "classifier",
+  metrics: "metrics.json",
+  grids: "grids",
+  samples: "samples.npy",
+  report: "report.html",
+} as const;
+
+/** One row of the history. */
+export interface HistoryRow {
+  iteration: number;
+  /** Mean D on this iteration's real rows and fakes, before the police update. */
+  dRealBefore: number;
+  dFakeBefore: number;
+  /** After the police update. */
+  dRealAfterPolice: number;
+  dFakeAfterPolice: number;
+  /** D on fakes from the same noise after the counterfeiter update. */
+  dFakeAfterCounterfeiter: number;
+  policeLoss: number;
+  counterfeiterLoss: number;
+  seconds: number;
+}
+
+/** Where the rows that must match bit for bit across runs live: all but `seconds`. */
+export function historyNumbers(h: HistoryRow[]): number[][] {
+  return h.map((r) => [
+    r.iteration,
+    r.dRealBefore,
+    r.dFakeBefore,
+    r.dRealAfterPolice,
+    r.dFakeAfterPolice,
+    r.dFakeAfterCounterfeiter,
+    r.policeLoss,
+    r.counterfeiterLoss,
+  ]);
+}
+
+/** The iterations that get a checkpoint: every `every`-th, and the last. */
+export function checkpointIterations(total: number, every: number): number[] {
+  const out: number[] = [];
+  for (let i = every; i < total; i += every) out.push(i);
+  if (total > 0) out.push(total);
+  return out;
+}
+
+/** The folder name of the checkpoint at iteration `i` (`checkpoints/iter_000050/`). */
+export const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
+
+/** The config a warm-up stage depends on. */
+export function pickTraining(cfg: Config) {
+  return {
+    seed: cfg.seed,
+    model: cfg.model,
+    optimizer: cfg.optimizer,
+    loss: cfg.loss,
+    warmup: cfg.warmup,
+  };
+}
+
+/** The metrics of one set of images against the real test images. */
+export interface ImageMetrics {
+  frechet: number;
+  classHistogram: number[];
+  classesCovered: number;
+  klToUniform: number;
+  classifierScore: number;
+}
+
+/** One checkpoint's row in metrics.json. */
+export interface CheckpointMetrics extends ImageMetrics {
+  iteration: number | "final";
+  dReal: number;
+  dFake: number;
+  outOfRangeFraction: number;
+}

@@ -1,0 +1,68 @@
+/** The evaluator classifier: its loss, predictions and accuracy, and the stage on tiny data. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { selectBackend } from "../pipeline/backends/mod.ts";
+import { Progress } from "../pipeline/progress.ts";
+import { accuracy, predictProbs, softmaxCrossEntropy } from "../stages/evaluation/classifier.ts";
+import { evaluatorStage } from "../stages/evaluator.ts";
+import { loadNet } from "../stages/formats/model_io.ts";
+import { writeNpy } from "../stages/formats/npy.ts";
+import { Rng } from "../pipeline/rng.ts";
+import { configOf, tinyConfig } from "./helpers.ts";
+
+await selectBackend("cpu");
+
+Deno.test("softmax cross-entropy and accuracy against hand-computed values", () => {
+  const logits = tf.tensor2d([[0, 0], [2, 0]]);
+  const labels = tf.tensor2d([[1, 0], [0, 1]]);
+  const hand = (Math.log(2) + (2 + Math.log(1 + Math.exp(-2)))) / 2;
+  const got = softmaxCrossEntropy(logits, labels).dataSync()[0];
+  assert.ok(Math.abs(got - hand) < 1e-6, `${got} vs ${hand}`);
+  const probs = new Float32Array([0.7, 0.3, 0.4, 0.6, 0.9, 0.1]);
+  assert.equal(accuracy(probs, new Uint8Array([0, 1, 1]), 2), 2 / 3);
+});
+
+Deno.test("the evaluator learns a separable toy task and its saved net predicts the same", async () => {
+  // class k lights pixel k: trivially separable
+  const rng = new Rng(4);
+  const make = (n: number) => {
+    const x = new Float32Array(n * 10), y = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = rng.int(10);
+      x[i * 10 + y[i]] = 1;
+      for (let j = 0; j < 10; j++) x[i * 10 + j] += 0.05 * rng.uniform();
+    }
+    return { x, y };
+  };
+  const pre = await Deno.makeTempDir();
+  const tr = make(400), te = make(100);
+  await writeNpy(join(pre, "train_x.npy"), tr.x, [400, 10]);
+  await writeNpy(join(pre, "train_y.npy"), tr.y, [400]);
+  await writeNpy(join(pre, "test_x.npy"), te.x, [100, 10]);
+  await writeNpy(join(pre, "test_y.npy"), te.y, [100]);
+  const cfg = await configOf(
+    await Deno.makeTempDir(),
+    tinyConfig({ trainImages: "a", trainLabels: "b", testImages: "c", testLabels: "d" }, {
+      evaluator: { hidden: [16], epochs: 20, batchSize: 32, learningRate: 0.01 },
+    }),
+  );
+  const outDir = await Deno.makeTempDir();
+  const summary = await evaluatorStage.run({
+    cfg,
+    inputs: { preprocess: pre },
+    outDir,
+    workDir: await Deno.makeTempDir(),
+    progress: new Progress({ quiet: true }),
+    runtime: { backend: "cpu", tfjs: "", denormals: "flush" },
+  }) as { testAccuracy: number; epochLosses: number[] };
+  assert.ok(summary.testAccuracy > 0.9, `accuracy ${summary.testAccuracy}`);
+  assert.ok(summary.epochLosses.at(-1)! < summary.epochLosses[0]);
+  const { net } = await loadNet(join(outDir, "classifier"));
+  const probs = predictProbs(net, te.x, 10);
+  assert.equal(accuracy(probs, te.y, 10), summary.testAccuracy);
+  for (let i = 0; i < 100; i++) {
+    const s = probs.subarray(i * 10, i * 10 + 10).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(s - 1) < 1e-5);
+  }
+});

@@ -1,0 +1,50 @@
+/** The sweep report's figures, ranking and page. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { PointRecord } from "../pipeline/sweep.ts";
+import { figuresOf, rankPoints, writeSweepReport } from "../stages/reporting/sweep_report.ts";
+
+const point = (index: number, evaluate: Record<string, number> | null, seed = 0): PointRecord => ({
+  index,
+  overrides: { "optimizer.learningRate": 10 ** -(index + 2), seed },
+  status: evaluate ? "done" : "failed",
+  runDir: evaluate ? `/r/runs/p${index}-abc` : null,
+  error: evaluate ? null : "police loss became NaN",
+  seconds: 1,
+  summaries: evaluate ? { evaluate } : {},
+  keys: {},
+});
+
+Deno.test("figures add the gap |D(real) - D(fake)|; ranking puts failed points last", () => {
+  const a = point(0, { frechet: 30, dReal: 0.9, dFake: 0.2, classifierScore: 4 });
+  const b = point(1, { frechet: 10, dReal: 0.6, dFake: 0.5, classifierScore: 7 });
+  const c = point(2, null);
+  assert.ok(Math.abs(figuresOf(a).gap! - 0.7) < 1e-12);
+  assert.equal(figuresOf(c).gap, undefined);
+  assert.deepEqual(rankPoints([a, c, b], "frechet", "asc").map((p) => p.index), [1, 0, 2]);
+  assert.deepEqual(rankPoints([c, a, b], "classifierScore", "desc").map((p) => p.index), [1, 0, 2]);
+  assert.deepEqual(rankPoints([a, b, c], "gap", "asc").map((p) => p.index), [1, 0, 2]);
+});
+
+Deno.test("the report ranks the points, links each run and shows each failure's reason", async () => {
+  const dir = await Deno.makeTempDir();
+  const cache = await Deno.makeTempDir();
+  const points = [
+    point(0, { frechet: 30, dReal: 0.9, dFake: 0.2 }),
+    point(1, { frechet: 10, dReal: 0.6, dFake: 0.5 }),
+    point(2, null),
+  ];
+  const path = await writeSweepReport(
+    dir,
+    "demo",
+    points,
+    { metric: "frechet", order: "asc" },
+    cache,
+  );
+  assert.equal(path, join(dir, "report.html"));
+  const html = await Deno.readTextFile(path);
+  assert.match(html, /<h1>Sweep demo<\/h1>/);
+  assert.match(html, /3 points, 2 done, 1 failed/);
+  assert.ok(html.indexOf("p1-abc") < html.indexOf("p0-abc"), "ranked by frechet, lower first");
+  assert.match(html, /police loss became NaN/);
+});
