@@ -27,7 +27,9 @@ import {
 import { loadNet } from "./formats/model_io.ts";
 import { disposeNet, features, type Net } from "./training/nets.ts";
 import { gridPng } from "./formats/png.ts";
-import { type CheckpointMetrics, type ImageMetrics, iterName } from "./vocabulary.ts";
+import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
+import { STREAM } from "./training/streams.ts";
+import { copyRows } from "./training/fit.ts";
 
 function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
   const t = tf.tidy(() => features(net, tf.tensor2d(x, [x.length / dim, dim])));
@@ -91,14 +93,12 @@ export const evaluateStage: Stage<Config> = {
     try {
       const refFeatures = featuresOf(classifier, realTest, dim);
       // the reference: real train images scored against real test images
-      const trainRows = new Rng(cfg.seed, 30).permutation(train.shape[0]).slice(
-        0,
-        Math.min(n, train.shape[0]),
-      );
-      const realTrain = new Float32Array(trainRows.length * dim);
-      trainRows.forEach((r, i) =>
-        realTrain.set(train.data.subarray(r * dim, (r + 1) * dim), i * dim)
-      );
+      const trainRows = new Rng(cfg.seed, STREAM.evaluateTrainRows).permutation(train.shape[0])
+        .slice(
+          0,
+          Math.min(n, train.shape[0]),
+        );
+      const realTrain = copyRows(train.data, dim, trainRows);
       const reference = scoreImages(
         classifier,
         realTrain,
@@ -106,10 +106,10 @@ export const evaluateStage: Stage<Config> = {
         dim,
         cfg.evaluate.coveredShare,
       );
-      const gridNoise = new Rng(cfg.seed, 31).normals(25 * nd);
+      const gridNoise = new Rng(cfg.seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
       await Deno.writeFile(
         join(outDir, "grids", "real.png"),
-        gridPng(realTest, side, Math.min(25, n)),
+        gridPng(realTest, side, Math.min(GRID_IMAGES, n)),
       );
       // checkpoints, in order, then the final networks
       const points: { iteration: number | "final"; dir: string }[] = [];
@@ -127,7 +127,7 @@ export const evaluateStage: Stage<Config> = {
         const { net: d } = await loadNet(join(p.dir, "police"));
         try {
           // fresh noise: the same draws at every checkpoint, so the numbers compare
-          const noise = new Rng(cfg.seed, 32).normals(n * nd);
+          const noise = new Rng(cfg.seed, STREAM.evaluateNoise).normals(n * nd);
           const raw = generate(g, noise, nd);
           const { clipped, outside } = clip01(raw);
           const metrics = scoreImages(
@@ -144,7 +144,7 @@ export const evaluateStage: Stage<Config> = {
             outOfRangeFraction: outside,
             ...metrics,
           });
-          const grid = gridPng(generate(g, gridNoise, nd), side, 25);
+          const grid = gridPng(generate(g, gridNoise, nd), side, GRID_IMAGES);
           const name = p.iteration === "final" ? "final" : iterName(p.iteration);
           await Deno.writeFile(join(outDir, "grids", `${name}.png`), grid);
           if (p.iteration === "final") await writeNpy(join(outDir, "samples.npy"), raw, [n, dim]);

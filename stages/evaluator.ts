@@ -17,6 +17,7 @@ import { makeAdamEngine } from "./training/adam_engine.ts";
 import { saveNet } from "./formats/model_io.ts";
 import { disposeNet, forward, initNet, variablesOf } from "./training/nets.ts";
 import { accuracy, predictProbs, softmaxCrossEntropy } from "./evaluation/classifier.ts";
+import { STREAM } from "./training/streams.ts";
 
 /** The evaluator stage. */
 export const evaluatorStage: Stage<Config> = {
@@ -41,7 +42,7 @@ export const evaluatorStage: Stage<Config> = {
       ["relu"],
       "linear",
       0,
-      new Rng(cfg.seed, 20),
+      new Rng(cfg.seed, STREAM.evaluatorInit),
     );
     const vars = variablesOf(net);
     const opt = new Adam(vars, {
@@ -51,7 +52,7 @@ export const evaluatorStage: Stage<Config> = {
       epsilon: 1e-7,
       form: "keras",
     }, makeAdamEngine(vars));
-    const shuffle = new Rng(cfg.seed, 21);
+    const shuffle = new Rng(cfg.seed, STREAM.evaluatorShuffle);
     const onehot = new Float32Array(n * k);
     for (let i = 0; i < n; i++) onehot[i * k + y[i]] = 1;
     const steps = Math.ceil(n / e.batchSize);

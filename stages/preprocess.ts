@@ -9,6 +9,7 @@ import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
 import { parseIdx } from "./formats/idx.ts";
+import { STREAM } from "./training/streams.ts";
 
 /** Picks `n` row indices of `total`: the first n, or a seeded sample kept in file order. */
 export function subsetIndices(
@@ -44,7 +45,7 @@ export const preprocessStage: Stage<Config> = {
     seed: cfg.preprocess.subsetMode === "random" ? cfg.seed : null,
   }),
   async run({ cfg, inputs, outDir }) {
-    const rng = new Rng(cfg.seed, 101);
+    const rng = new Rng(cfg.seed, STREAM.preprocessSubset);
     const summary: Record<string, unknown> = {};
     for (const split of ["train", "test"] as const) {
       const dir = inputs.download;

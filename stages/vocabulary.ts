@@ -13,6 +13,12 @@
  */
 import type { Config } from "./schema.ts";
 
+/** Images in a sample grid (5 x 5): the report follows the same noise vectors at every checkpoint. */
+export const GRID_IMAGES = 25;
+
+/** Keras' LeakyReLU default slope, used by the `leakyRelu` activation. */
+export const LEAKY_RELU_SLOPE = 0.3;
+
 /** File and folder names one stage writes and another reads. */
 export const ARTIFACT = {
   trainX: "train_x.npy",

@@ -18,6 +18,7 @@ import { readNpyF32, writeNpy } from "./npy.ts";
 import type { AdamState } from "../training/adam.ts";
 import type { Activation } from "../schema.ts";
 import { type Net, variablesOf } from "../training/nets.ts";
+import { LEAKY_RELU_SLOPE } from "../vocabulary.ts";
 
 const KERAS_ACTIVATION: Record<Activation | "softmax", string> = {
   softmax: "softmax",
@@ -52,7 +53,7 @@ export function toLayersModel(net: Net): tfl.Sequential {
       ...(i === 0 ? { inputShape: [fanIn] } : {}),
     }));
     if (act === "leakyRelu") {
-      model.add(tfl.layers.leakyReLU({ name: name("leaky_relu", i), alpha: 0.3 }));
+      model.add(tfl.layers.leakyReLU({ name: name("leaky_relu", i), alpha: LEAKY_RELU_SLOPE }));
     }
     if (i < last && net.dropout > 0) {
       model.add(tfl.layers.dropout({ name: name("dropout", i), rate: net.dropout }));

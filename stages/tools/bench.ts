@@ -29,6 +29,7 @@ import { initNets } from "../training/nets.ts";
 import { streamsFor } from "../training/streams.ts";
 import { npmDataDir } from "../download.ts";
 import { parseIdx } from "../formats/idx.ts";
+import { copyRows } from "../training/fit.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
@@ -76,11 +77,11 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
   const [mbD, mbG] = variant === "large" ? [1000, 500] : [32, 32];
   const iteration = () => {
     const noise = gan.streams.data.normals(500 * 10);
-    const real = new Float32Array(500 * dim);
-    for (let i = 0; i < 500; i++) {
-      const r = gan.streams.data.int(n);
-      real.set(train.subarray(r * dim, (r + 1) * dim), i * dim);
-    }
+    const real = copyRows(
+      train,
+      dim,
+      Int32Array.from({ length: 500 }, () => gan.streams.data.int(n)),
+    );
     const fakes = generate(gan.g, noise, 10);
     fitPolice(gan, real, fakes, dim, mbD);
     fitCounterfeiter(gan, noise, mbG, false);

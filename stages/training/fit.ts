@@ -16,13 +16,22 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Rng } from "../../pipeline/rng.ts";
 import type { Adam } from "./adam.ts";
 
-/** Copies the given rows of a row-major matrix into a new tensor. */
-export function gatherRows(src: Float32Array, dim: number, rows: ArrayLike<number>): tf.Tensor2D {
-  const out = new Float32Array(rows.length * dim);
+/** Copies the given rows of a row-major matrix into `out` (a new array unless given). */
+export function copyRows(
+  src: Float32Array,
+  dim: number,
+  rows: ArrayLike<number>,
+  out: Float32Array = new Float32Array(rows.length * dim),
+): Float32Array {
   for (let r = 0; r < rows.length; r++) {
     out.set(src.subarray(rows[r] * dim, rows[r] * dim + dim), r * dim);
   }
-  return tf.tensor2d(out, [rows.length, dim]);
+  return out;
+}
+
+/** Copies the given rows of a row-major matrix into a new tensor. */
+export function gatherRows(src: Float32Array, dim: number, rows: ArrayLike<number>): tf.Tensor2D {
+  return tf.tensor2d(copyRows(src, dim, rows), [rows.length, dim]);
 }
 
 /**

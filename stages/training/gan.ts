@@ -20,7 +20,7 @@ import { StageError } from "../../pipeline/errors.ts";
 import type { Rng } from "../../pipeline/rng.ts";
 import { FAST_CPU, fastCpuSgemm } from "../../pipeline/backends/fast_cpu.ts";
 import { Adam } from "./adam.ts";
-import { fitEpoch, gatherRows, trainStep } from "./fit.ts";
+import { copyRows, fitEpoch, gatherRows, trainStep } from "./fit.ts";
 import { bceLogitsAndGrad, DenseStack, directSupported, meanSigmoid } from "./dense_direct.ts";
 import { makeAdamEngine } from "./adam_engine.ts";
 import { forward, type Net, variablesOf } from "./nets.ts";
@@ -191,10 +191,8 @@ export function fitPolice(
     const dl = new Float32Array(batchSize);
     const res = fitEpoch(nReal + nFake, batchSize, gan.streams.shuffle, (rows) => {
       const n = rows.length;
-      for (let r = 0; r < n; r++) {
-        xb.set(x.subarray(rows[r] * dim, rows[r] * dim + dim), r * dim);
-        yb[r] = y[rows[r]];
-      }
+      copyRows(x, dim, rows, xb);
+      for (let r = 0; r < n; r++) yb[r] = y[rows[r]];
       const logits = fast.stack.forward(xb, n, gan.streams.dropout);
       const loss = bceLogitsAndGrad(logits, yb, n, dl);
       fast.stack.backward(dl, n, grads, null);
@@ -240,7 +238,7 @@ export function fitCounterfeiter(
     const dFake = new Float32Array(batchSize * dim);
     const res = fitEpoch(n, batchSize, gan.streams.shuffle, (rows) => {
       const b = rows.length;
-      for (let r = 0; r < b; r++) zb.set(noise.subarray(rows[r] * nd, rows[r] * nd + nd), r * nd);
+      copyRows(noise, nd, rows, zb);
       const fake = fastG.stack.forward(zb, b, null);
       const logits = fastD.stack.forward(fake, b, policeDropout ? gan.streams.dropout : null);
       const loss = bceLogitsAndGrad(logits, null, b, dl);

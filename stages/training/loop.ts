@@ -13,6 +13,7 @@
  */
 import { StageError } from "../../pipeline/errors.ts";
 import type { HistoryRow } from "../vocabulary.ts";
+import { copyRows } from "./fit.ts";
 import { fitCounterfeiter, fitPolice, type Gan, generate, meanD } from "./gan.ts";
 
 /** Runs a step, naming the iteration in a NaN/infinity error (the last checkpoint stays). */
@@ -55,8 +56,7 @@ export function adversarialIterations(
       const t0 = performance.now();
       const noise = gan.streams.data.normals(a.batchSize * nd);
       const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
-      const real = new Float32Array(a.batchSize * dim);
-      rows.forEach((r, i) => real.set(train.subarray(r * dim, (r + 1) * dim), i * dim));
+      const real = copyRows(train, dim, rows);
       const fakes = generate(gan.g, noise, nd);
       const dRealBefore = meanD(gan.d, real, dim);
       const dFakeBefore = meanD(gan.d, fakes, dim);

@@ -16,6 +16,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Activation, Config } from "../schema.ts";
 import type { Rng } from "../../pipeline/rng.ts";
+import { LEAKY_RELU_SLOPE } from "../vocabulary.ts";
 
 /** One dense layer's parameters. */
 export interface Dense {
@@ -97,7 +98,7 @@ export function activate(x: tf.Tensor, a: Activation): tf.Tensor {
     case "relu":
       return tf.relu(x);
     case "leakyRelu":
-      return tf.leakyRelu(x, 0.3); // Keras' LeakyReLU default slope
+      return tf.leakyRelu(x, LEAKY_RELU_SLOPE);
     case "elu":
       return tf.elu(x);
     case "tanh":

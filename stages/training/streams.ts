@@ -13,6 +13,12 @@ export const STREAM = {
   advShuffle: 10,
   advDropout: 11,
   advData: 12,
+  evaluatorInit: 20,
+  evaluatorShuffle: 21,
+  evaluateTrainRows: 30,
+  evaluateGridNoise: 31,
+  evaluateNoise: 32,
+  preprocessSubset: 101,
 } as const;
 
 /** The training streams of a phase. */
