@@ -21,6 +21,8 @@ import { Progress } from "./progress.ts";
 import { planRun, runDirOf, runPipeline } from "./runner.ts";
 import { BACKENDS } from "./schema.ts";
 import { checkResultsDir } from "./store.ts";
+import { runInterruptHooks } from "./interrupt.ts";
+import { runSlurmTask } from "./slurm/executor.ts";
 import { sweepCommand } from "./sweep_cli.ts";
 import { verifyCommand } from "./verify_cli.ts";
 
@@ -53,6 +55,13 @@ async function dispatch(app: App, args: string[]): Promise<number> {
   const [command, ...rest] = args;
   if (command === "sweep") return await sweepCommand(app, rest);
   if (command === "verify") return await verifyCommand(rest);
+  if (command === "sweep-task") {
+    // a Slurm task of a sweep (see slurm/executor.ts): sweep-task <sweep folder> <array index>
+    if (rest.length !== 2 || !/^\d+$/.test(rest[1])) {
+      throw new UsageError("sweep-task <sweep folder> <array index> (run by Slurm)");
+    }
+    return await runSlurmTask(rest[0], Number(rest[1]));
+  }
   if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
   let parsed;
   try {
@@ -147,6 +156,7 @@ export async function runCli(app: App): Promise<never> {
   // Ctrl-C: say what survives. Results are only ever renamed into place whole, so stopping
   // anywhere is safe; a long stage resumes from its last checkpoint.
   Deno.addSignalListener("SIGINT", () => {
+    if (runInterruptHooks()) return;
     console.error(
       "\ninterrupted: nothing half-written is kept; run the same command again to resume (a long stage continues from its last checkpoint)",
     );

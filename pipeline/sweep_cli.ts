@@ -1,4 +1,16 @@
-/** `deno task sweep <file> [--jobs N] [--dry-run] [--results DIR] [--backend NAME]`. */
+/**
+ * `deno task sweep <file> [options]`, `sweep status <file>`, `sweep cancel <file>`. Both
+ * executors share one code path for point expansion, the cache plan, resume and the report:
+ * `local` runs points as subprocesses here (`--jobs N` at once), `slurm` submits one job
+ * array over the shared results folder (`slurm/executor.ts`).
+ *
+ * @example
+ * ```ts
+ * import { sweepCommand } from "./sweep_cli.ts";
+ * import assert from "node:assert/strict";
+ * assert(typeof sweepCommand === "function");
+ * ```
+ */
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import type { App } from "./app.ts";
@@ -7,15 +19,35 @@ import { UsageError } from "./errors.ts";
 import { Progress } from "./progress.ts";
 import { planRun, type StagePlan } from "./runner.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "./store.ts";
-import { loadSweep, overridesOf, type PointRecord, runPoint, sweepDir } from "./sweep.ts";
+import {
+  type LoadedSweep,
+  loadSweep,
+  overridesOf,
+  type PointRecord,
+  runPoint,
+  sweepDir,
+} from "./sweep.ts";
+import { cancelSlurm, type SlurmOptions, slurmStatus, submitSlurm } from "./slurm/executor.ts";
 
 const USAGE = `usage: deno task sweep <sweep.json> [options]
-  --jobs N         run N points at once, in separate processes (default 1)
-  --dry-run        list the points and what each can reuse from the cache; run nothing
-  --results DIR    results folder (default: results)
-  --backend NAME   override every point's backend`;
+       deno task sweep status <sweep.json> [--results DIR]   (a Slurm sweep's progress; report when done)
+       deno task sweep cancel <sweep.json> [--results DIR]   (scancel a Slurm sweep's job)
+  --jobs N               local: run N points at once, in separate processes (default 1)
+  --dry-run              list the points and what each can reuse from the cache; run nothing
+  --results DIR          results folder (default: results)
+  --backend NAME         override every point's backend
+  --executor NAME        local (default) or slurm: one job array, a task per pending point
+  --partition P          slurm: the partition (default: the cluster's default)
+  --max-parallel K       slurm: at most K tasks at once (--array=...%K)
+  --time T               slurm: each task's time limit (e.g. 2:00:00)
+  --cpus-per-task C      slurm: CPUs per task, also OPENBLAS_NUM_THREADS (default 2)
+  --sbatch-arg ARG       slurm: one more sbatch argument (repeatable), e.g. --sbatch-arg=--mem=8G
+  --requeue              slurm: let Slurm requeue a task whose node fails (it resumes)
+  --detach               slurm: submit and return; follow with 'sweep status'
+  --cancel-on-interrupt  slurm: Ctrl-C while waiting cancels the job without asking`;
 
-async function readJson<T>(path: string): Promise<T | null> {
+/** Reads JSON, or null when the file is missing or not JSON. */
+export async function readJson<T>(path: string): Promise<T | null> {
   try {
     return JSON.parse(await Deno.readTextFile(path));
   } catch {
@@ -23,78 +55,41 @@ async function readJson<T>(path: string): Promise<T | null> {
   }
 }
 
-/** Runs the sweep command; returns the exit code (1 when a point failed). */
-export async function sweepCommand(app: App, args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        jobs: { type: "string", default: "1" },
-        "dry-run": { type: "boolean", default: false },
-        results: { type: "string", default: "results" },
-        backend: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) throw new UsageError(`expected one sweep file\n${USAGE}`);
-  const jobs = Number(values.jobs);
-  if (!Number.isInteger(jobs) || jobs < 1) {
-    throw new UsageError(`--jobs ${values.jobs}: expected an integer >= 1`);
-  }
-  const results = values.results;
-  await checkResultsDir(results, { write: !values["dry-run"] });
-  const sweep = await loadSweep(positionals[0], join(results, "sweeps"), app);
-  const dir = sweepDir(results, sweep);
-  const progress = new Progress();
-  const store = new Store(results);
+/** A sweep made ready to run: its points' records (resumed), plans and where it lives. */
+export interface PreparedSweep {
+  app: App;
+  sweep: LoadedSweep;
+  dir: string;
+  results: string;
+  store: Store;
+  plans: StagePlan[][];
+  records: PointRecord[];
+  /** Writes sweep.json. */
+  save(): Promise<void>;
+}
 
-  // what each point can reuse
+/** The sweep's point name of record `r`. */
+export const pointName = (s: PreparedSweep, r: PointRecord) => s.sweep.configs[r.index].name;
+
+/** Expands the sweep, plans every point against the cache and resumes sweep.json. */
+async function prepare(
+  app: App,
+  file: string,
+  results: string,
+  backend: string | undefined,
+  { dryRun = false } = {},
+): Promise<PreparedSweep> {
+  await checkResultsDir(results, { write: !dryRun });
+  const sweep = await loadSweep(file, join(results, "sweeps"), app);
+  const dir = sweepDir(results, sweep);
+  const store = new Store(results);
   const plans: StagePlan[][] = [];
   for (const cfg of sweep.configs) {
-    const backend = await selectBackend((values.backend ?? cfg.backend) as BackendName, {
+    const b = await selectBackend((backend ?? cfg.backend) as BackendName, {
       flushDenormals: cfg.flushDenormals,
     });
-    plans.push(await planRun({ cfg, stages: app.stages, results, runtime: backend.runtime }));
+    plans.push(await planRun({ cfg, stages: app.stages, results, runtime: b.runtime }));
   }
-  const shared = new Map<string, number>();
-  for (const plan of plans) {
-    for (const p of plan) {
-      shared.set(`${p.stage}/${p.key}`, (shared.get(`${p.stage}/${p.key}`) ?? 0) + 1);
-    }
-  }
-  const distinct = new Set(
-    plans.flatMap((plan) => plan.filter((p) => !p.cached).map((p) => `${p.stage}/${p.key}`)),
-  );
-  console.log(
-    `sweep ${sweep.name}: ${sweep.points.length} points, ${distinct.size} stage runs needed (the rest cached or shared)`,
-  );
-  sweep.points.forEach((p, i) => {
-    const plan = plans[i];
-    const cached = plan.filter((s) => s.cached).map((s) => s.stage);
-    const sharedWith = plan.filter((s) => !s.cached && (shared.get(`${s.stage}/${s.key}`) ?? 0) > 1)
-      .map((s) => s.stage);
-    console.log(
-      `  p${String(i).padStart(3, "0")}  ${overridesOf(p).join(" ") || "(base)"}\n        cached: ${
-        cached.join(", ") || "none"
-      }${sharedWith.length ? `; shared with other points: ${sharedWith.join(", ")}` : ""}`,
-    );
-  });
-  if (values["dry-run"]) {
-    console.log(dir);
-    return 0;
-  }
-
-  await Deno.mkdir(join(dir, "logs"), { recursive: true });
   const recordPath = join(dir, "sweep.json");
   const previous = await readJson<{ points: PointRecord[] }>(recordPath);
   const records: PointRecord[] = sweep.points.map((overrides, index) => ({
@@ -112,8 +107,9 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
     const old = previous?.points?.[r.index];
     if (old?.status === "done" && plans[r.index].every((p) => p.cached)) Object.assign(r, old);
   }
-  const save = () =>
-    writeFileAtomic(
+  const save = async () => {
+    await Deno.mkdir(dir, { recursive: true });
+    await writeFileAtomic(
       recordPath,
       JSON.stringify(
         { name: sweep.name, basePath: sweep.basePath, spec: sweep.spec, points: records },
@@ -121,67 +117,207 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
         2,
       ) + "\n",
     );
-  await save();
-  const todo = records.filter((r) => r.status !== "done");
-  if (todo.length < records.length) {
-    progress.log(`${records.length - todo.length} points already done; running ${todo.length}`);
+  };
+  return { app, sweep, dir, results, store, plans, records, save };
+}
+
+/** Prints the points and what each reuses from the cache or shares with others. */
+function describePlan(s: PreparedSweep): void {
+  const shared = new Map<string, number>();
+  for (const plan of s.plans) {
+    for (const p of plan) {
+      shared.set(`${p.stage}/${p.key}`, (shared.get(`${p.stage}/${p.key}`) ?? 0) + 1);
+    }
   }
+  const distinct = new Set(
+    s.plans.flatMap((plan) => plan.filter((p) => !p.cached).map((p) => `${p.stage}/${p.key}`)),
+  );
+  console.log(
+    `sweep ${s.sweep.name}: ${s.sweep.points.length} points, ${distinct.size} stage runs needed (the rest cached or shared)`,
+  );
+  s.sweep.points.forEach((p, i) => {
+    const plan = s.plans[i];
+    const cached = plan.filter((x) => x.cached).map((x) => x.stage);
+    const sharedWith = plan.filter((x) => !x.cached && (shared.get(`${x.stage}/${x.key}`) ?? 0) > 1)
+      .map((x) => x.stage);
+    console.log(
+      `  p${String(i).padStart(3, "0")}  ${overridesOf(p).join(" ") || "(base)"}\n        cached: ${
+        cached.join(", ") || "none"
+      }${sharedWith.length ? `; shared with other points: ${sharedWith.join(", ")}` : ""}`,
+    );
+  });
+}
+
+/**
+ * Runs one point through the application's CLI and fills its record from the run (status,
+ * run folder, stage keys and summaries, or the error). Both executors use it.
+ */
+export async function runAndRecord(
+  ctx: { entry: string; basePath: string; results: string },
+  r: PointRecord,
+  name: string,
+  log: string,
+  backend?: string,
+): Promise<void> {
+  const t0 = performance.now();
+  r.log = log;
+  const res = await runPoint(ctx.entry, ctx.basePath, r.overrides, name, ctx.results, log, backend);
+  r.seconds = (performance.now() - t0) / 1000;
+  if (res.ok) {
+    r.runDir = res.lastLine.endsWith("report.html") ? dirname(res.lastLine) : res.lastLine;
+    const rec = await readJson<{ stages: { stage: string; key: string; summary?: unknown }[] }>(
+      join(r.runDir, "run.json"),
+    );
+    for (const st of rec?.stages ?? []) {
+      r.keys[st.stage] = st.key;
+      if (st.summary) r.summaries[st.stage] = st.summary;
+    }
+    r.status = "done";
+    r.error = null;
+  } else {
+    r.status = "failed";
+    r.error = res.error;
+  }
+}
+
+/** One line per finished point, for progress. */
+export function pointLine(s: PreparedSweep, r: PointRecord): string {
+  return `${pointName(s, r)} ${r.status}${
+    r.seconds !== null ? ` in ${r.seconds.toFixed(1)}s` : ""
+  }${r.error ? `: ${r.error}` : ""}  (${overridesOf(r.overrides).join(" ")})`;
+}
+
+async function runLocal(s: PreparedSweep, jobs: number, backend?: string): Promise<void> {
+  const progress = new Progress();
+  const todo = s.records.filter((r) => r.status !== "done");
+  if (todo.length < s.records.length) {
+    progress.log(`${s.records.length - todo.length} points already done; running ${todo.length}`);
+  }
+  await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
   let next = 0, finished = 0;
   const worker = async () => {
     while (next < todo.length) {
       const r = todo[next++];
-      const name = sweep.configs[r.index].name;
       r.status = "running";
-      await save();
-      const t0 = performance.now();
-      r.log = join(dir, "logs", `${name}.${Deno.pid}.log`);
-      const res = await runPoint(
-        app.entry,
-        sweep.basePath,
-        r.overrides,
-        name,
-        results,
-        r.log,
-        values.backend,
-      );
-      r.seconds = (performance.now() - t0) / 1000;
-      if (res.ok) {
-        r.runDir = res.lastLine.endsWith("report.html") ? dirname(res.lastLine) : res.lastLine;
-        const rec = await readJson<{ stages: { stage: string; key: string; summary?: unknown }[] }>(
-          join(r.runDir, "run.json"),
-        );
-        for (const s of rec?.stages ?? []) {
-          r.keys[s.stage] = s.key;
-          if (s.summary) r.summaries[s.stage] = s.summary;
-        }
-        r.status = "done";
-      } else {
-        r.status = "failed";
-        r.error = res.error;
-      }
+      await s.save();
+      const name = pointName(s, r);
+      const ctx = { entry: s.app.entry, basePath: s.sweep.basePath, results: s.results };
+      await runAndRecord(ctx, r, name, join(s.dir, "logs", `${name}.${Deno.pid}.log`), backend);
       finished++;
-      progress.log(
-        `[${finished}/${todo.length}] ${name} ${r.status} in ${r.seconds.toFixed(1)}s${
-          r.error ? `: ${r.error}` : ""
-        }  (${overridesOf(r.overrides).join(" ")})`,
-      );
-      await save();
+      progress.log(`[${finished}/${todo.length}] ${pointLine(s, r)}`);
+      await s.save();
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
-  const metric = sweep.spec.rank?.metric ?? app.sweep.defaultRank;
+}
+
+/** Writes the report; returns the exit code (1 when a point failed). */
+export async function finish(s: PreparedSweep): Promise<number> {
+  const metric = s.sweep.spec.rank?.metric ?? s.app.sweep.defaultRank;
   const rank = {
     metric,
-    order: sweep.spec.rank?.order ??
-      (app.sweep.higherIsBetter.includes(metric) ? "desc" as const : "asc" as const),
+    order: s.sweep.spec.rank?.order ??
+      (s.app.sweep.higherIsBetter.includes(metric) ? "desc" as const : "asc" as const),
   };
-  const report = await app.sweep.writeReport(dir, sweep.name, records, rank, store.root);
-  const failed = records.filter((r) => r.status === "failed").length;
-  progress.log(
-    `${records.length - failed} of ${records.length} points done${
+  await s.save();
+  const report = await s.app.sweep.writeReport(
+    s.dir,
+    s.sweep.name,
+    s.records,
+    rank,
+    s.store.root,
+  );
+  const failed = s.records.filter((r) => r.status === "failed").length;
+  new Progress().log(
+    `${s.records.length - failed} of ${s.records.length} points done${
       failed ? `, ${failed} failed` : ""
     }`,
   );
   console.log(report);
   return failed ? 1 : 0;
+}
+
+/** Runs the sweep command; returns the exit code (1 when a point failed). */
+export async function sweepCommand(app: App, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        jobs: { type: "string", default: "1" },
+        "dry-run": { type: "boolean", default: false },
+        results: { type: "string", default: "results" },
+        backend: { type: "string" },
+        executor: { type: "string", default: "local" },
+        partition: { type: "string" },
+        "max-parallel": { type: "string" },
+        time: { type: "string" },
+        "cpus-per-task": { type: "string", default: "2" },
+        "sbatch-arg": { type: "string", multiple: true, default: [] },
+        requeue: { type: "boolean", default: false },
+        detach: { type: "boolean", default: false },
+        "cancel-on-interrupt": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [first, second] = positionals;
+  if ((first === "status" || first === "cancel") && positionals.length === 2) {
+    const s = await prepare(app, second, values.results, values.backend);
+    if (first === "cancel") return await cancelSlurm(s);
+    const done = await slurmStatus(s);
+    return done ? await finish(s) : 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one sweep file\n${USAGE}`);
+  const jobs = Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    throw new UsageError(`--jobs ${values.jobs}: expected an integer >= 1`);
+  }
+  if (values.executor !== "local" && values.executor !== "slurm") {
+    throw new UsageError(`--executor ${values.executor}: expected local or slurm`);
+  }
+  const s = await prepare(app, first, values.results, values.backend, {
+    dryRun: values["dry-run"],
+  });
+  describePlan(s);
+  if (values["dry-run"]) {
+    console.log(s.dir);
+    return 0;
+  }
+  await s.save();
+  if (values.executor === "local") {
+    await runLocal(s, jobs, values.backend);
+    return await finish(s);
+  }
+  const cpus = Number(values["cpus-per-task"]);
+  if (!Number.isInteger(cpus) || cpus < 1) {
+    throw new UsageError(`--cpus-per-task ${values["cpus-per-task"]}: expected an integer >= 1`);
+  }
+  const maxParallel = values["max-parallel"] === undefined
+    ? undefined
+    : Number(values["max-parallel"]);
+  if (maxParallel !== undefined && (!Number.isInteger(maxParallel) || maxParallel < 1)) {
+    throw new UsageError(`--max-parallel ${values["max-parallel"]}: expected an integer >= 1`);
+  }
+  const opts: SlurmOptions = {
+    partition: values.partition,
+    maxParallel,
+    time: values.time,
+    cpusPerTask: cpus,
+    sbatchArgs: values["sbatch-arg"],
+    requeue: values.requeue,
+    backend: values.backend,
+    detach: values.detach,
+    cancelOnInterrupt: values["cancel-on-interrupt"],
+  };
+  const done = await submitSlurm(s, opts);
+  return done ? await finish(s) : 0;
 }

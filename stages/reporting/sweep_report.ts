@@ -231,7 +231,11 @@ export async function writeSweepReport(
       fmt(f.classifierScore, 2)
     }</td><td>${fmt(f.classesCovered)}</td><td>${fmt(f.dReal)}</td><td>${
       fmt(f.dFake)
-    }</td><td style="text-align:left">${esc(p.error ?? "")}</td></tr>`;
+    }</td><td style="text-align:left">${esc(p.error ?? "")}${
+      p.status === "failed" && p.log && !(p.error ?? "").includes(p.log)
+        ? ` (log: <code>${esc(p.log)}</code>)`
+        : ""
+    }</td></tr>`;
   }).join("\n");
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sweep ${
     esc(name)

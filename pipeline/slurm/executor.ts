@@ -1,0 +1,338 @@
+/**
+ * The Slurm executor: a sweep's pending points become one job array (`sbatch --array`), each
+ * task running its point through the application's CLI against the shared results folder,
+ * so the cache's file locks and seals work across nodes as they do across processes. Tasks
+ * write their results to `<sweep>/points/<point>.json` (one writer each); the submitter, or
+ * `sweep status`, merges them into sweep.json and writes the same report as the local
+ * executor. A task that Slurm stops (scancel, time limit, node failure) leaves its run's
+ * checkpoint; re-submitting runs only unfinished points, and those resume.
+ *
+ * @example
+ * ```ts
+ * import { arraySpec } from "./executor.ts";
+ * import assert from "node:assert/strict";
+ * assert(arraySpec(4, 2) === "0-3%2" && arraySpec(1) === "0-0");
+ * ```
+ */
+import { join, resolve } from "node:path";
+import type { App } from "../app.ts";
+import { onInterrupt } from "../interrupt.ts";
+import { StageError, UsageError } from "../errors.ts";
+import { Progress } from "../progress.ts";
+import { hostName, writeFileAtomic } from "../store.ts";
+import type { Point, PointRecord } from "../sweep.ts";
+import type { PreparedSweep } from "../sweep_cli.ts";
+import { pointLine, pointName, readJson, runAndRecord } from "../sweep_cli.ts";
+
+/** The executor's settings (from the command line). */
+export interface SlurmOptions {
+  partition?: string;
+  maxParallel?: number;
+  time?: string;
+  cpusPerTask: number;
+  sbatchArgs: string[];
+  requeue: boolean;
+  backend?: string;
+  detach: boolean;
+  cancelOnInterrupt: boolean;
+}
+
+/** What a submission records in `<sweep>/slurm/job.json`, and what each task reads. */
+interface JobFile {
+  jobId: string;
+  submitted: string;
+  entry: string;
+  basePath: string;
+  results: string;
+  backend?: string;
+  /** Array task index -> the point it runs. */
+  tasks: { index: number; name: string; overrides: Point }[];
+}
+
+/** The `--array` value: tasks 0..n-1, at most `max` at once. */
+export function arraySpec(n: number, max?: number): string {
+  return `0-${n - 1}${max ? `%${max}` : ""}`;
+}
+
+const slurmDir = (dir: string) => join(dir, "slurm");
+const pointsDir = (dir: string) => join(dir, "points");
+
+/** Runs a Slurm command; a missing command is a usage error that says what to install. */
+async function slurm(cmd: string, args: string[]) {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    const dec = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: dec.decode(out.stdout).trim(),
+      stderr: dec.decode(out.stderr).trim(),
+    };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(
+        `no ${cmd} on PATH: the Slurm executor needs Slurm's client commands (Debian: apt-get install slurm-client); or use --executor local`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function checkPartition(p: string): Promise<void> {
+  const r = await slurm("sinfo", ["-h", "-o", "%P"]);
+  if (r.code !== 0) throw new UsageError(`sinfo failed: ${r.stderr || r.stdout}`);
+  const names = r.stdout.split("\n").map((l) => l.trim().replace(/\*$/, "")).filter(Boolean);
+  if (!names.includes(p)) {
+    throw new UsageError(`--partition ${p}: no such partition; partitions: ${names.join(", ")}`);
+  }
+}
+
+/** Merges the results tasks wrote into the sweep's records. */
+async function mergeResults(s: PreparedSweep): Promise<void> {
+  for (const r of s.records) {
+    if (r.status === "done") continue;
+    const got = await readJson<PointRecord>(join(pointsDir(s.dir), `${pointName(s, r)}.json`));
+    if (got && (got.status === "done" || got.status === "failed")) Object.assign(r, got);
+  }
+}
+
+/** Array task index -> Slurm state, for the job's tasks still in the queue. */
+async function queued(jobId: string): Promise<Map<number, string>> {
+  const r = await slurm("squeue", ["-h", "-r", "-j", jobId, "-o", "%K %T"]);
+  const out = new Map<number, string>();
+  if (r.code !== 0) return out; // a finished job is no longer known to squeue
+  for (const line of r.stdout.split("\n")) {
+    const [k, state] = line.trim().split(/\s+/);
+    if (k && /^\d+$/.test(k)) out.set(Number(k), state);
+  }
+  return out;
+}
+
+async function seenCount(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const _ of Deno.readDir(join(slurmDir(dir), "seen"))) n++;
+  } catch { /* none yet */ }
+  return n;
+}
+
+/**
+ * One look at a submitted job: merges finished tasks' results, marks tasks that left the
+ * queue without one as failed (with their log), and counts. Returns whether every task is
+ * resolved.
+ */
+async function poll(s: PreparedSweep, job: JobFile): Promise<{ done: boolean; line: string }> {
+  const q = await queued(job.jobId); // before reading results: a task writes, then leaves
+  await mergeResults(s);
+  const counts = { done: 0, running: 0, pending: 0, failed: 0 };
+  let vanished = 0;
+  for (const [a, t] of job.tasks.entries()) {
+    const r = s.records[t.index];
+    if (r.status === "done") counts.done++;
+    else if (q.has(a)) q.get(a) === "RUNNING" ? counts.running++ : counts.pending++;
+    else if (r.status === "failed") counts.failed++;
+    else {
+      vanished++;
+      counts.failed++;
+      r.status = "failed";
+      r.log = join(slurmDir(s.dir), `${job.jobId}_${a}.out`);
+      r.error =
+        `the Slurm task ended without a result (cancelled, out of time, or its node failed); log ${r.log}; re-submit to resume it from its last checkpoint`;
+    }
+  }
+  if (vanished && vanished === job.tasks.length && await seenCount(s.dir) === 0) {
+    throw new StageError(
+      `no Slurm task of job ${job.jobId} could see the results folder ${job.results}: it must be on a filesystem every compute node mounts at the same path (NFSv4, Lustre, BeeGFS), with POSIX locks`,
+    );
+  }
+  const line =
+    `slurm job ${job.jobId}: ${counts.done} done, ${counts.running} running, ${counts.pending} pending, ${counts.failed} failed`;
+  return { done: counts.running + counts.pending === 0, line };
+}
+
+function cancelNow(jobId: string): void {
+  new Deno.Command("scancel", { args: [jobId] }).outputSync();
+}
+
+/** Submits the sweep's unfinished points as one job array; waits unless `detach`. */
+export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<boolean> {
+  if (o.partition) await checkPartition(o.partition);
+  await mergeResults(s);
+  const todo = s.records.filter((r) => r.status !== "done");
+  const progress = new Progress();
+  if (!todo.length) {
+    progress.log("every point is done and cached; nothing to submit");
+    return true;
+  }
+  const sdir = slurmDir(s.dir);
+  await Deno.mkdir(join(sdir, "seen"), { recursive: true });
+  await Deno.mkdir(pointsDir(s.dir), { recursive: true });
+  await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
+  for (const r of todo) {
+    await Deno.remove(join(pointsDir(s.dir), `${pointName(s, r)}.json`)).catch(() => {});
+    Object.assign(r, { status: "pending", error: null, runDir: null });
+  }
+  for await (const e of Deno.readDir(join(sdir, "seen"))) {
+    await Deno.remove(join(sdir, "seen", e.name)).catch(() => {});
+  }
+  const job: JobFile = {
+    jobId: "",
+    submitted: new Date().toISOString(),
+    entry: s.app.entry,
+    basePath: resolve(s.sweep.basePath),
+    results: resolve(s.results),
+    backend: o.backend,
+    tasks: todo.map((r) => ({ index: r.index, name: pointName(s, r), overrides: r.overrides })),
+  };
+  const script = jobScript(s.app, s.dir, s.sweep.name, job, o);
+  await writeFileAtomic(join(sdir, "job.sh"), script);
+  await writeFileAtomic(join(sdir, "job.json"), JSON.stringify(job, null, 2) + "\n");
+  const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, join(sdir, "job.sh")]);
+  if (sub.code !== 0) {
+    throw new UsageError(`Slurm rejected the job: ${sub.stderr || sub.stdout}`);
+  }
+  job.jobId = sub.stdout.split(";")[0].trim();
+  await writeFileAtomic(join(sdir, "job.json"), JSON.stringify(job, null, 2) + "\n");
+  await s.save();
+  progress.log(
+    `submitted Slurm job ${job.jobId}: ${todo.length} tasks (--array=${
+      arraySpec(todo.length, o.maxParallel)
+    }), ${o.cpusPerTask} CPUs each; task logs in ${sdir}`,
+  );
+  if (o.detach) {
+    progress.log(
+      `follow it with: deno task sweep status <sweep.json>; cancel with: deno task sweep cancel <sweep.json>`,
+    );
+    return false;
+  }
+  const stop = onInterrupt(() => {
+    let cancel = o.cancelOnInterrupt;
+    if (!cancel && Deno.stdin.isTerminal()) {
+      cancel = (prompt(`\ncancel Slurm job ${job.jobId}? [y/N]`) ?? "").trim().toLowerCase() ===
+        "y";
+    }
+    if (cancel) {
+      cancelNow(job.jobId);
+      console.error(`cancelled Slurm job ${job.jobId}; re-submitting resumes unfinished points`);
+    } else {
+      console.error(
+        `Slurm job ${job.jobId} keeps running: 'deno task sweep status <sweep.json>' follows it, 'deno task sweep cancel <sweep.json>' cancels it`,
+      );
+    }
+    return false; // exit 130 as usual
+  });
+  try {
+    let last = "";
+    const reported = new Set<number>();
+    for (;;) {
+      const { done, line } = await poll(s, job);
+      for (const t of job.tasks) {
+        const r = s.records[t.index];
+        if ((r.status === "done" || r.status === "failed") && !reported.has(t.index)) {
+          reported.add(t.index);
+          progress.log(pointLine(s, r));
+        }
+      }
+      if (line !== last) {
+        progress.log(line);
+        last = line;
+        await s.save();
+      }
+      if (done) break;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  } finally {
+    stop();
+  }
+  await s.save();
+  return true;
+}
+
+function jobScript(app: App, dir: string, name: string, job: JobFile, o: SlurmOptions): string {
+  const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
+  const entry = job.entry.startsWith("file:") ? new URL(job.entry).pathname : job.entry;
+  const lines = [
+    "#!/bin/bash",
+    `#SBATCH --job-name=${name.replace(/[^A-Za-z0-9._-]/g, "_")}`,
+    `#SBATCH --array=${arraySpec(job.tasks.length, o.maxParallel)}`,
+    `#SBATCH --output=${join(resolve(slurmDir(dir)), "%A_%a.out")}`,
+    `#SBATCH --cpus-per-task=${o.cpusPerTask}`,
+    ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
+    ...(o.time ? [`#SBATCH --time=${o.time}`] : []),
+    ...(o.requeue ? ["#SBATCH --requeue"] : []),
+    `# ${app.name} sweep: each task runs one point; see job.json`,
+    `export OPENBLAS_NUM_THREADS=${o.cpusPerTask}`,
+    `exec ${
+      q(Deno.execPath())
+    } run --allow-read --allow-write --allow-env --allow-net --allow-ffi --allow-sys --allow-run ${
+      q(entry)
+    } sweep-task ${q(resolve(dir))} "$SLURM_ARRAY_TASK_ID"`,
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** A Slurm task: runs array task `task` of the sweep in `dir`; returns the exit code. */
+export async function runSlurmTask(dir: string, task: number): Promise<number> {
+  const job = await readJson<JobFile>(join(dir, "slurm", "job.json"));
+  if (!job || !job.tasks[task]) {
+    console.error(`error: no task ${task} in ${join(dir, "slurm", "job.json")}`);
+    return 2;
+  }
+  // the submitter looks for this to tell a task that ran from a folder nodes cannot see
+  await writeFileAtomic(
+    join(slurmDir(dir), "seen", `${task}`),
+    JSON.stringify({ host: hostName(), job: Deno.env.get("SLURM_JOB_ID") ?? null }),
+  );
+  const t = job.tasks[task];
+  const r: PointRecord = {
+    index: t.index,
+    overrides: t.overrides,
+    status: "running",
+    runDir: null,
+    error: null,
+    seconds: null,
+    summaries: {},
+    keys: {},
+  };
+  const tag = `${Deno.env.get("SLURM_ARRAY_JOB_ID") ?? job.jobId}_${task}`;
+  await runAndRecord(
+    { entry: job.entry, basePath: job.basePath, results: job.results },
+    r,
+    t.name,
+    join(dir, "logs", `${t.name}.${tag}.log`),
+    job.backend,
+  );
+  await writeFileAtomic(join(pointsDir(dir), `${t.name}.json`), JSON.stringify(r, null, 2) + "\n");
+  console.log(`${t.name} ${r.status}${r.error ? `: ${r.error}` : ""}`);
+  return r.status === "done" ? 0 : 1;
+}
+
+/** `sweep status`: merges what the tasks wrote; returns whether the job has finished. */
+export async function slurmStatus(s: PreparedSweep): Promise<boolean> {
+  const job = await readJson<JobFile>(join(slurmDir(s.dir), "job.json"));
+  if (!job?.jobId) {
+    throw new UsageError(
+      `no Slurm job recorded for this sweep (${join(slurmDir(s.dir), "job.json")})`,
+    );
+  }
+  const { done, line } = await poll(s, job);
+  await s.save();
+  console.log(line);
+  if (!done) console.log(s.dir);
+  return done;
+}
+
+/** `sweep cancel`: scancel the sweep's job. */
+export async function cancelSlurm(s: PreparedSweep): Promise<number> {
+  const job = await readJson<JobFile>(join(slurmDir(s.dir), "job.json"));
+  if (!job?.jobId) {
+    throw new UsageError(
+      `no Slurm job recorded for this sweep (${join(slurmDir(s.dir), "job.json")})`,
+    );
+  }
+  const r = await slurm("scancel", [job.jobId]);
+  if (r.code !== 0) throw new UsageError(`scancel ${job.jobId} failed: ${r.stderr || r.stdout}`);
+  console.log(
+    `cancelled Slurm job ${job.jobId}; re-submitting the sweep runs only unfinished points, which resume from their checkpoints`,
+  );
+  return 0;
+}
