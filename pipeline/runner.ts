@@ -26,6 +26,8 @@ export interface StagePlan {
   inputs: KeyInputs;
   /** What is wrong with the entry under this key, if one exists and is damaged. */
   damaged?: string;
+  /** A shorter cached entry this stage will continue, when it declares `continues`. */
+  continueFrom?: { key: string; length: number };
 }
 
 /** One stage's line in run.json. */
@@ -154,6 +156,38 @@ export function explainMiss(inputs: KeyInputs, previous: EntryMeta[]): string {
   return c.length ? c.join("; ") : "no matching entry";
 }
 
+/**
+ * The longest intact cached entry of a `continues` stage that equals `inputs` in everything
+ * but its length, and is shorter; or null.
+ */
+async function continuable<C extends EngineConfig>(
+  store: Store,
+  stage: Stage<C>,
+  inputs: KeyInputs,
+): Promise<{ key: string; length: number } | null> {
+  const c = stage.continues!;
+  const want = c.length(inputs.config);
+  const same = (m: EntryMeta) =>
+    m.inputs.version === inputs.version &&
+    canonicalJson(m.inputs.upstream) === canonicalJson(inputs.upstream) &&
+    canonicalJson(m.inputs.runtime ?? null) === canonicalJson(inputs.runtime ?? null) &&
+    canonicalJson(m.inputs.fingerprint ?? null) === canonicalJson(inputs.fingerprint ?? null) &&
+    canonicalJson(c.without(m.inputs.config)) === canonicalJson(c.without(inputs.config));
+  let best: { key: string; length: number } | null = null;
+  for (const m of await store.entries(stage.name)) {
+    let length: number;
+    try {
+      length = c.length(m.inputs.config);
+    } catch {
+      continue;
+    }
+    if (!same(m) || !(length < want) || (best && best.length >= length)) continue;
+    if ((await store.check(stage.name, m.key)).state !== "ok") continue;
+    best = { key: m.key, length };
+  }
+  return best;
+}
+
 /** Computes every stage's key and whether it is cached, without running anything. */
 export async function planRun<C extends EngineConfig>(opts: RunOptions<C>): Promise<StagePlan[]> {
   const { cfg, runtime } = opts;
@@ -181,6 +215,14 @@ export async function planRun<C extends EngineConfig>(opts: RunOptions<C>): Prom
     else if (check?.state === "damaged") {
       reason = `the cached entry is damaged (${check.problem}); it is set aside and rebuilt`;
     } else if (!cached) reason = explainMiss(inputs, await store.entries(s.name));
+    const continueFrom = !cached && !forced && s.continues
+      ? await continuable(store, s, inputs)
+      : null;
+    if (continueFrom) {
+      reason = `extends ${s.name} ${continueFrom.length} -> ${
+        s.continues!.length(inputs.config)
+      } from cache entry ${continueFrom.key.slice(0, 12)}`;
+    }
     plans.push({
       stage: s.name,
       key,
@@ -188,6 +230,7 @@ export async function planRun<C extends EngineConfig>(opts: RunOptions<C>): Prom
       reason,
       inputs,
       damaged: check?.state === "damaged" ? check.problem : undefined,
+      continueFrom: continueFrom ?? undefined,
     });
   }
   return plans;
@@ -334,6 +377,9 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
         workDir,
         progress,
         runtime: opts.runtime,
+        continueFrom: plan.continueFrom
+          ? { ...plan.continueFrom, dir: store.dir(stage.name, plan.continueFrom.key) }
+          : undefined,
       }) ?? undefined;
       progress.done();
       const seconds = (performance.now() - t0) / 1000;

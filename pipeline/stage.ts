@@ -40,6 +40,11 @@ export interface StageContext<C extends EngineConfig = EngineConfig> {
   workDir: string;
   progress: Progress;
   runtime: RuntimeFacts;
+  /**
+   * A cached, shorter result this run continues (see {@link Stage.continues}): the entry's
+   * folder and its length.
+   */
+  continueFrom?: { dir: string; key: string; length: number };
 }
 
 /** A pipeline stage. */
@@ -61,6 +66,13 @@ export interface Stage<C extends EngineConfig = EngineConfig> {
    * never committed, so a stage cut short can not pass for a finished one.
    */
   outputs?(cfg: C): string[];
+  /**
+   * For a stage whose longer result continues a shorter one (a training loop): the length its
+   * picked config asks for, and the picked config without it. A missing entry is then built by
+   * continuing the longest cached entry that is equal but shorter (`ctx.continueFrom`); the
+   * stage must give the same bits as a run made in one go.
+   */
+  continues?: { length(picked: unknown): number; without(picked: unknown): unknown };
   /** Produces the artifacts; may return a summary stored in meta.json. */
   run(ctx: StageContext<C>): Promise<Record<string, unknown> | void>;
 }

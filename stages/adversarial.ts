@@ -65,6 +65,33 @@ async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, hist
   await Deno.remove(old, { recursive: true }).catch(() => {});
 }
 
+/**
+ * Makes a finished entry of `length` iterations the work folder's resumable state, with the
+ * snapshots a run of the new length would also have taken; the loop then continues it.
+ */
+async function seedFromEntry(
+  entry: string,
+  length: number,
+  workDir: string,
+  a: Config["adversarial"],
+): Promise<void> {
+  const keep = new Set(checkpointIterations(a.iterations, a.checkpointEvery));
+  for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
+    const it = Number(e.name.replace(/^iter_/, ""));
+    if (keep.has(it)) {
+      await linkTree(join(entry, "checkpoints", e.name), join(workDir, "snapshots", e.name));
+    }
+  }
+  const tmp = join(workDir, `state.tmp-${Deno.pid}`);
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  await linkTree(join(entry, "police"), join(tmp, "police"));
+  await linkTree(join(entry, "counterfeiter"), join(tmp, "counterfeiter"));
+  await Deno.copyFile(join(entry, "history.json"), join(tmp, "history.json"));
+  await Deno.copyFile(join(entry, "rng.json"), join(tmp, "rng.json"));
+  await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration: length }));
+  await Deno.rename(tmp, join(workDir, "state"));
+}
+
 async function readCheckpoint(workDir: string): Promise<number | null> {
   // a crash between moving the old state aside and moving the new one in: take the old back
   for await (const e of Deno.readDir(workDir)) {
@@ -97,11 +124,20 @@ async function readCheckpoint(workDir: string): Promise<number | null> {
 /** The adversarial stage. */
 export const adversarialStage: Stage<Config> = {
   name: "adversarial",
-  version: 2,
+  // 3: the entry keeps its random streams' state (rng.json), so a longer run can continue it
+  version: 3,
   needs: ["preprocess", "train_police", "train_counterfeiter"],
   usesTensors: true,
   doc: "the adversarial loop, with checkpoints",
+  continues: {
+    length: (p) => (p as { adversarial: { iterations: number } }).adversarial.iterations,
+    without: (p) => {
+      const picked = p as { adversarial: Record<string, unknown> };
+      return { ...picked, adversarial: { ...picked.adversarial, iterations: null } };
+    },
+  },
   outputs: (cfg) => [
+    "rng.json",
     "police/model.json",
     "police/weights.bin",
     "counterfeiter/model.json",
@@ -114,11 +150,17 @@ export const adversarialStage: Stage<Config> = {
       ]),
   ],
   pick: (cfg) => ({ ...pickTraining(cfg), adversarial: cfg.adversarial }),
-  async run({ cfg, inputs, outDir, workDir, progress }) {
+  async run({ cfg, inputs, outDir, workDir, progress, continueFrom }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const dim = train.shape[1];
     await Deno.mkdir(workDir, { recursive: true });
-    const resumeAt = await readCheckpoint(workDir);
+    let resumeAt = await readCheckpoint(workDir);
+    if (resumeAt === null && continueFrom) {
+      const a = cfg.adversarial;
+      await seedFromEntry(continueFrom.dir, continueFrom.length, workDir, a);
+      resumeAt = await readCheckpoint(workDir);
+      progress.log(`  continuing the cached ${continueFrom.length}-iteration run`);
+    }
     const src = resumeAt !== null
       ? {
         police: join(workDir, "state", "police"),
@@ -161,6 +203,7 @@ export const adversarialStage: Stage<Config> = {
         join(outDir, "history.json"),
         JSON.stringify(history, null, 1) + "\n",
       );
+      await Deno.writeTextFile(join(outDir, "rng.json"), JSON.stringify(streamsState(gan.streams)));
       // linked, not moved: until the entry is committed the work folder keeps every snapshot,
       // so a kill here can not leave a resumed run with the early checkpoints gone
       try {

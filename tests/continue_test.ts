@@ -1,0 +1,120 @@
+/** A longer run continues a cached shorter one, with the bits of a run made in one go. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+
+async function setup() {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(
+    dir,
+    "tiny",
+    tinyConfig(files, {
+      adversarial: { iterations: 30, batchSize: 16, fitBatchSize: 8, checkpointEvery: 10 },
+    }),
+  );
+  return { dir, cfg };
+}
+
+async function entry(results: string, key: string) {
+  const dir = join(results, "cache", "adversarial", key);
+  const strip = (h: Record<string, number>[]) => h.map((r) => ({ ...r, seconds: 0 }));
+  const ckpts: Record<string, string> = {};
+  for await (const e of Deno.readDir(join(dir, "checkpoints"))) {
+    const w = await Deno.readFile(join(dir, "checkpoints", e.name, "police", "weights.bin"));
+    ckpts[e.name] = Array.from(w.subarray(0, 64)).join(",") + `:${w.length}`;
+  }
+  return {
+    history: strip(JSON.parse(await Deno.readTextFile(join(dir, "history.json")))),
+    police: await Deno.readFile(join(dir, "police", "weights.bin")),
+    adam: await Deno.readFile(join(dir, "counterfeiter", "adam_m.npy")),
+    rng: await Deno.readTextFile(join(dir, "rng.json")),
+    ckpts,
+  };
+}
+
+const keyOf = (stdout: string) =>
+  JSON.parse(Deno.readTextFileSync(join(stdout.trim().split("\n").at(-1)!, "run.json")))
+    .stages.find((s: { stage: string }) => s.stage === "adversarial").key as string;
+
+for (const short of [30, 35]) {
+  Deno.test(`extending ${short} -> 90 iterations gives the bits of 90 in one go; explain says so`, async () => {
+    const { dir, cfg } = await setup();
+    const a = join(dir, "a"), b = join(dir, "b");
+    const first = await cli([
+      "run",
+      cfg,
+      "--results",
+      a,
+      "--until",
+      "adversarial",
+      "--set",
+      `adversarial.iterations=${short}`,
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    const ex = await cli([
+      "run",
+      cfg,
+      "--results",
+      a,
+      "--until",
+      "adversarial",
+      "--set",
+      "adversarial.iterations=90",
+      "--explain",
+    ]);
+    assert.match(
+      ex.stdout,
+      new RegExp(
+        `adversarial\\s+\\w+\\s+runs because extends adversarial ${short} -> 90 from cache entry \\w{12}`,
+      ),
+    );
+    const longer = await cli([
+      "run",
+      cfg,
+      "--results",
+      a,
+      "--until",
+      "adversarial",
+      "--set",
+      "adversarial.iterations=90",
+    ]);
+    assert.equal(longer.code, 0, longer.stderr);
+    assert.match(longer.stderr, new RegExp(`continuing the cached ${short}-iteration run`));
+    assert.match(longer.stderr, new RegExp(`resuming from the checkpoint at iteration ${short}`));
+    const oneGo = await cli([
+      "run",
+      cfg,
+      "--results",
+      b,
+      "--until",
+      "adversarial",
+      "--set",
+      "adversarial.iterations=90",
+    ]);
+    assert.equal(oneGo.code, 0, oneGo.stderr);
+    const key = keyOf(oneGo.stdout);
+    assert.equal(keyOf(longer.stdout), key);
+    const x = await entry(a, key), y = await entry(b, key);
+    assert.equal(x.history.length, 90);
+    assert.deepEqual(x.history, y.history);
+    assert.deepEqual(x.police, y.police);
+    assert.deepEqual(x.adam, y.adam);
+    assert.equal(x.rng, y.rng);
+    assert.deepEqual(x.ckpts, y.ckpts);
+    assert.deepEqual(Object.keys(x.ckpts).sort(), [
+      "iter_000010",
+      "iter_000020",
+      "iter_000030",
+      "iter_000040",
+      "iter_000050",
+      "iter_000060",
+      "iter_000070",
+      "iter_000080",
+      "iter_000090",
+    ]);
+    // and the shorter entry is untouched, still valid
+    const v = await cli(["verify", "--results", a, "--quiet"]);
+    assert.equal(v.code, 0, v.stdout);
+  });
+}
