@@ -13,6 +13,7 @@
  *   entry: import.meta.url,
  *   config: { schema: obj("demo", { ...ENGINE_FIELDS }) },
  *   stages: [],
+ *   figures: () => ({}),
  *   sweep: {
  *     rankMetrics: ["loss"],
  *     defaultRank: "loss",
@@ -46,6 +47,12 @@ export interface SweepApp {
   ): Promise<string>;
 }
 
+/**
+ * The final figures of a run by name (for `deno task runs` and `diff`), from its stages'
+ * summaries.
+ */
+export type RunFigures = (summaries: Record<string, unknown>) => Record<string, number | undefined>;
+
 /** An application of the engine. */
 export interface App<C extends EngineConfig = EngineConfig> {
   /** Its name, for usage lines. */
@@ -56,4 +63,6 @@ export interface App<C extends EngineConfig = EngineConfig> {
   /** Every stage, upstream first. */
   stages: Stage<C>[];
   sweep: SweepApp;
+  /** A run's final figures, from its stages' summaries. */
+  figures: RunFigures;
 }

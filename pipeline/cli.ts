@@ -21,7 +21,9 @@ import { Progress } from "./progress.ts";
 import { planRun, runDirOf, runPipeline } from "./runner.ts";
 import { BACKENDS } from "./schema.ts";
 import { checkResultsDir } from "./store.ts";
+import { gcCommand } from "./gc_cli.ts";
 import { runInterruptHooks } from "./interrupt.ts";
+import { diffCommand, runsCommand } from "./runs_cli.ts";
 import { runSlurmTask } from "./slurm/executor.ts";
 import { sweepCommand } from "./sweep_cli.ts";
 import { verifyCommand } from "./verify_cli.ts";
@@ -55,6 +57,9 @@ async function dispatch(app: App, args: string[]): Promise<number> {
   const [command, ...rest] = args;
   if (command === "sweep") return await sweepCommand(app, rest);
   if (command === "verify") return await verifyCommand(rest);
+  if (command === "runs") return await runsCommand(app, rest);
+  if (command === "diff") return await diffCommand(app, rest);
+  if (command === "gc") return await gcCommand(rest);
   if (command === "sweep-task") {
     // a Slurm task of a sweep (see slurm/executor.ts): sweep-task <sweep folder> <array index>
     if (rest.length !== 2 || !/^\d+$/.test(rest[1])) {

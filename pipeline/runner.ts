@@ -315,12 +315,14 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
   };
   let failure: unknown = null;
   let failedStage = "";
+  const holds: (() => void)[] = [];
   for (let i = 0; i < stages.length; i++) {
     const stage = stages[i], plan = plans[i];
     const inputs = Object.fromEntries(
       stage.needs.map((n) => [n, store.dir(n, plan.inputs.upstream[n])]),
     );
     if (plan.cached) {
+      holds.push(await store.hold(stage.name, plan.key)); // gc leaves entries in use alone
       progress.log(`[${stage.name}] cached (${plan.key.slice(0, 12)})`);
       const meta = await store.meta(stage.name, plan.key);
       record.stages.push({
@@ -433,6 +435,7 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
       break;
     }
   }
+  for (const release of holds) release();
   record.finished = new Date().toISOString();
   record.seconds = (Date.now() - started.getTime()) / 1000;
   try {

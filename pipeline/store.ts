@@ -306,6 +306,41 @@ export class Store {
     return release;
   }
 
+  /**
+   * Marks a cached entry as in use by this process (a shared lock on its lock file) until the
+   * returned function is called, so `gc` leaves it alone. Never waits: where a writer holds
+   * the lock (a forced rebuild), nothing is held.
+   */
+  async hold(stage: string, key: string): Promise<() => void> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(join(this.root, stage, `.lock-${key}`), { create: true, write: true });
+    } catch {
+      return () => {};
+    }
+    if (!(await file.tryLock(false))) {
+      file.close();
+      return () => {};
+    }
+    return () => file.close(); // closing releases the lock
+  }
+
+  /**
+   * Takes an entry's lock only if no other process holds it in any way (no writer, no run
+   * using it); returns the release function, or null.
+   */
+  async tryExclusive(stage: string, key: string): Promise<(() => void) | null> {
+    const file = await Deno.open(join(this.root, stage, `.lock-${key}`), {
+      create: true,
+      write: true,
+    });
+    if (!(await file.tryLock(true))) {
+      file.close();
+      return null;
+    }
+    return () => file.close();
+  }
+
   /** Removes what a dead holder of this key's lock left: temporary and swapped-out folders. */
   async #clearStale(parent: string, key: string): Promise<void> {
     for await (const e of Deno.readDir(parent)) {

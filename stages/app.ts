@@ -18,7 +18,7 @@ import { downloadStage } from "./download.ts";
 import { evaluateStage } from "./evaluate.ts";
 import { evaluatorStage } from "./evaluator.ts";
 import { preprocessStage } from "./preprocess.ts";
-import { RANK_METRICS, writeSweepReport } from "./reporting/sweep_report.ts";
+import { RANK_METRICS, runFigures, writeSweepReport } from "./reporting/sweep_report.ts";
 import { reportStage } from "./report.ts";
 import { type Config, CONFIG_SPEC } from "./schema.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
@@ -42,6 +42,7 @@ export const APP: App<Config> = {
   entry: import.meta.url,
   config: CONFIG_SPEC,
   stages: STAGES,
+  figures: (summaries) => ({ ...runFigures(summaries) }),
   sweep: {
     rankMetrics: RANK_METRICS,
     defaultRank: "frechet",

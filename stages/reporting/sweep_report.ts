@@ -34,11 +34,16 @@ export interface PointFigures {
 
 /** A point's final figures (from the evaluate summary), with gap = |D(real) - D(fake)|. */
 export function figuresOf(p: PointRecord): PointFigures {
-  const e = (p.summaries.evaluate ?? {}) as PointFigures;
-  const gap = e.dReal !== undefined && e.dFake !== undefined
-    ? Math.abs(e.dReal - e.dFake)
-    : undefined;
-  return { ...e, gap };
+  return runFigures(p.summaries);
+}
+
+/** A run's final figures from its stages' summaries, with gap = |D(real) - D(fake)|. */
+export function runFigures(summaries: Record<string, unknown>): PointFigures {
+  const e = (summaries.evaluate ?? {}) as Record<string, unknown>;
+  const out: PointFigures = {};
+  for (const m of RANK_METRICS) if (typeof e[m] === "number") out[m] = e[m] as number;
+  if (out.dReal !== undefined && out.dFake !== undefined) out.gap = Math.abs(out.dReal - out.dFake);
+  return out;
 }
 
 /** Points ranked by a metric (failed points last). */

@@ -1,0 +1,193 @@
+/**
+ * `deno task gc [--results DIR] [--dry-run] [--keep-runs N]`: removes the cache entries no
+ * kept run refers to, and temporary folders and lock files nobody holds, printing what it
+ * frees, like `dvc gc`. An entry another process holds (a run using it, a writer building
+ * it) is never removed: gc takes each entry's lock exclusively first, and runs hold theirs.
+ * Work folders (an interrupted run's checkpoints) are kept: the run resumes from them.
+ *
+ * @example
+ * ```ts
+ * import { gcCache } from "./gc_cli.ts";
+ * import assert from "node:assert/strict";
+ * const r = await gcCache(await Deno.makeTempDir(), { dryRun: true });
+ * assert(r.removed.length === 0);
+ * ```
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { UsageError } from "./errors.ts";
+import { checkResultsDir, listFiles, Store } from "./store.ts";
+
+/** What {@link gcCache} did (or would do, with `dryRun`). */
+export interface GcReport {
+  removed: { stage: string; key: string; bytes: number }[];
+  temps: string[];
+  locks: string[];
+  runsRemoved: string[];
+  kept: number;
+  inUse: string[];
+  bytes: number;
+}
+
+async function sizeOf(dir: string): Promise<number> {
+  let n = 0;
+  for (const f of await listFiles(dir)) n += (await Deno.stat(join(dir, f))).size;
+  return n;
+}
+
+async function readRecords(runDir: string): Promise<{ stage: string; key: string }[][]> {
+  const out: { stage: string; key: string }[][] = [];
+  const files = [join(runDir, "run.json")];
+  try {
+    for await (const e of Deno.readDir(join(runDir, "records"))) {
+      if (e.name.endsWith(".json")) files.push(join(runDir, "records", e.name));
+    }
+  } catch { /* no records folder */ }
+  for (const f of files) {
+    try {
+      out.push(JSON.parse(await Deno.readTextFile(f)).stages ?? []);
+    } catch { /* unreadable record: it refers to nothing */ }
+  }
+  return out;
+}
+
+/** Collects garbage in the cache under `results`. */
+export async function gcCache(
+  results: string,
+  { dryRun = false, keepRuns }: { dryRun?: boolean; keepRuns?: number } = {},
+): Promise<GcReport> {
+  const store = new Store(results);
+  const report: GcReport = {
+    removed: [],
+    temps: [],
+    locks: [],
+    runsRemoved: [],
+    kept: 0,
+    inUse: [],
+    bytes: 0,
+  };
+  // the runs to keep: all, or the N finished last
+  const runs: { dir: string; finished: string }[] = [];
+  try {
+    for await (const e of Deno.readDir(join(results, "runs"))) {
+      if (!e.isDirectory) continue;
+      const dir = join(results, "runs", e.name);
+      let finished = "";
+      try {
+        finished = JSON.parse(await Deno.readTextFile(join(dir, "run.json"))).finished ?? "";
+      } catch {
+        /* a run still in progress: keep it */ finished = "9999";
+      }
+      runs.push({ dir, finished });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  runs.sort((a, b) => b.finished.localeCompare(a.finished));
+  const kept = keepRuns === undefined ? runs : runs.slice(0, keepRuns);
+  for (const r of runs.slice(kept.length)) {
+    report.runsRemoved.push(r.dir);
+    if (!dryRun) await Deno.remove(r.dir, { recursive: true });
+  }
+  const referenced = new Set<string>();
+  for (const r of kept) {
+    for (const rec of await readRecords(r.dir)) {
+      for (const s of rec) referenced.add(`${s.stage}/${s.key}`);
+    }
+  }
+  for (const stage of await store.stages()) {
+    const parent = join(store.root, stage);
+    const names: string[] = [];
+    for await (const e of Deno.readDir(parent)) names.push(e.name);
+    const keyOf = (n: string) => n.match(/[0-9a-f]{16,64}/)?.[0] ?? "";
+    for (const key of await store.keys(stage)) {
+      if (referenced.has(`${stage}/${key}`)) {
+        report.kept++;
+        continue;
+      }
+      const release = await store.tryExclusive(stage, key);
+      if (!release) {
+        report.inUse.push(`${stage}/${key}`);
+        continue;
+      }
+      try {
+        const bytes = await sizeOf(store.dir(stage, key));
+        report.removed.push({ stage, key, bytes });
+        report.bytes += bytes;
+        if (!dryRun) await Deno.remove(store.dir(stage, key), { recursive: true });
+      } finally {
+        release();
+      }
+    }
+    // temporary folders whose writer is gone (nobody holds their key's lock)
+    for (const n of names.filter((n) => n.startsWith(".tmp-") || n.includes(".old-"))) {
+      const short = keyOf(n);
+      const key = (await store.keys(stage)).find((k) => k.startsWith(short)) ??
+        names.find((m) => m.startsWith(".lock-") && m.slice(6).startsWith(short))?.slice(6);
+      const release = key ? await store.tryExclusive(stage, key) : null;
+      if (!release) continue;
+      try {
+        report.bytes += await sizeOf(join(parent, n));
+        report.temps.push(join(parent, n));
+        if (!dryRun) await Deno.remove(join(parent, n), { recursive: true });
+      } finally {
+        release();
+      }
+    }
+    // lock files of keys with nothing left (no entry, no temporary or work folder)
+    for (const n of names.filter((n) => n.startsWith(".lock-"))) {
+      const key = n.slice(6);
+      const left = (await Array.fromAsync(Deno.readDir(parent))).some((e) =>
+        e.name === key || e.name === `.work-${key}` || e.name.startsWith(`.tmp-${key.slice(0, 16)}`)
+      );
+      if (left) continue;
+      const release = await store.tryExclusive(stage, key);
+      if (!release) continue;
+      try {
+        report.locks.push(join(parent, n));
+        if (!dryRun) await Deno.remove(join(parent, n)).catch(() => {});
+      } finally {
+        release();
+      }
+    }
+  }
+  return report;
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+/** `deno task gc`; returns the exit code. */
+export async function gcCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      results: { type: "string", default: "results" },
+      "dry-run": { type: "boolean", default: false },
+      "keep-runs": { type: "string" },
+    },
+  });
+  await checkResultsDir(values.results, { write: !values["dry-run"], mustExist: true });
+  const keepRuns = values["keep-runs"] === undefined ? undefined : Number(values["keep-runs"]);
+  if (keepRuns !== undefined && (!Number.isInteger(keepRuns) || keepRuns < 0)) {
+    throw new UsageError(`--keep-runs ${values["keep-runs"]}: expected an integer >= 0`);
+  }
+  const dryRun = values["dry-run"];
+  const r = await gcCache(values.results, { dryRun, keepRuns });
+  const verb = dryRun ? "would remove" : "removed";
+  for (const d of r.runsRemoved) console.log(`${verb} run ${d}`);
+  for (const e of r.removed) {
+    console.log(`${verb} ${e.stage}/${e.key.slice(0, 12)} (${mb(e.bytes)})`);
+  }
+  for (const t of r.temps) console.log(`${verb} temporary ${t}`);
+  for (const u of r.inUse) {
+    console.log(`kept ${u.slice(0, u.indexOf("/") + 13)}: in use by another process`);
+  }
+  console.log(
+    `${verb} ${r.removed.length} entries, ${r.temps.length} temporary folders and ${r.locks.length} lock files: ${
+      mb(r.bytes)
+    }; kept ${r.kept} entries that kept runs refer to${
+      r.inUse.length ? ` and ${r.inUse.length} in use` : ""
+    }`,
+  );
+  return 0;
+}

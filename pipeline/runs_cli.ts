@@ -1,0 +1,188 @@
+/**
+ * `deno task runs`: a table of the runs in a results folder (name, config hash, the
+ * parameters that differ between them, final figures, status, wall time), like
+ * `dvc exp show`; `deno task diff RUN_A RUN_B`: their config and figure differences.
+ *
+ * @example
+ * ```ts
+ * import { differingPaths, flatten } from "./runs_cli.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(flatten({ a: { b: 1, c: [2] } }), { "a.b": 1, "a.c": [2] });
+ * assert.deepEqual(differingPaths([{ "a.b": 1, x: 1 }, { "a.b": 2, x: 1 }]), ["a.b"]);
+ * ```
+ */
+import { parseArgs } from "node:util";
+import { basename, join } from "node:path";
+import type { App } from "./app.ts";
+import { UsageError } from "./errors.ts";
+import { canonicalJson } from "./hash.ts";
+import type { RunRecord } from "./runner.ts";
+
+/** A config as `path -> leaf value` (arrays are leaves). */
+export function flatten(v: unknown, prefix = "", out: Record<string, unknown> = {}) {
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) flatten(x, prefix ? `${prefix}.${k}` : k, out);
+  } else out[prefix] = v;
+  return out;
+}
+
+/** The paths whose values are not the same in every one of `flats`. */
+export function differingPaths(flats: Record<string, unknown>[]): string[] {
+  const paths = new Set(flats.flatMap((f) => Object.keys(f)));
+  return [...paths].filter((p) => new Set(flats.map((f) => canonicalJson(f[p] ?? null))).size > 1)
+    .sort();
+}
+
+/** A run as the table shows it. */
+export interface RunRow {
+  run: string;
+  dir: string;
+  configHash: string;
+  status: string;
+  seconds: number;
+  finished: string | null;
+  config: Record<string, unknown>;
+  figures: Record<string, number | undefined>;
+}
+
+/** Every run folder's latest record under `results`. */
+export async function listRuns(app: App, results: string): Promise<RunRow[]> {
+  const rows: RunRow[] = [];
+  const root = join(results, "runs");
+  try {
+    for await (const e of Deno.readDir(root)) {
+      if (!e.isDirectory) continue;
+      let rec: RunRecord;
+      try {
+        rec = JSON.parse(await Deno.readTextFile(join(root, e.name, "run.json")));
+      } catch {
+        continue; // a run folder without a record yet
+      }
+      const summaries = Object.fromEntries(
+        rec.stages.filter((s) => s.summary).map((s) => [s.stage, s.summary]),
+      );
+      rows.push({
+        run: e.name,
+        dir: join(root, e.name),
+        configHash: rec.configHash.slice(0, 12),
+        status: rec.status,
+        seconds: rec.seconds,
+        finished: rec.finished,
+        config: flatten(rec.config),
+        figures: app.figures(summaries),
+      });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return rows.sort((a, b) => a.run.localeCompare(b.run));
+}
+
+const show = (v: unknown) =>
+  typeof v === "number" ? String(Number(v.toPrecision(4))) : JSON.stringify(v);
+
+function table(head: string[], body: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
+  return [line(head), line(w.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
+}
+
+/** `deno task runs`; returns the exit code. */
+export async function runsCommand(app: App, args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      results: { type: "string", default: "results" },
+      sort: { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const rows = await listRuns(app, values.results);
+  const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
+  if (values.sort !== undefined) {
+    const m = values.sort;
+    if (!metrics.includes(m) && rows.length) {
+      throw new UsageError(`--sort ${m}: no such figure; figures: ${metrics.join(", ")}`);
+    }
+    const higher = app.sweep.higherIsBetter.includes(m);
+    rows.sort((a, b) => {
+      const x = a.figures[m], y = b.figures[m];
+      if (x === undefined || y === undefined) return x === undefined ? 1 : -1;
+      return higher ? y - x : x - y;
+    });
+  }
+  const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
+  if (values.json) {
+    console.log(JSON.stringify(
+      rows.map((r) => ({
+        run: r.run,
+        configHash: r.configHash,
+        params: Object.fromEntries(params.map((p) => [p, r.config[p]])),
+        figures: r.figures,
+        status: r.status,
+        seconds: r.seconds,
+      })),
+      null,
+      2,
+    ));
+    return 0;
+  }
+  if (!rows.length) {
+    console.log(`no runs in ${join(values.results, "runs")}`);
+    return 0;
+  }
+  console.log(table(
+    ["run", "config", ...params, ...metrics, "status", "time"],
+    rows.map((r) => [
+      r.run,
+      r.configHash,
+      ...params.map((p) => show(r.config[p] ?? null)),
+      ...metrics.map((m) => (r.figures[m] === undefined ? "" : show(r.figures[m]))),
+      r.status,
+      `${r.seconds.toFixed(0)}s`,
+    ]),
+  ));
+  return 0;
+}
+
+/** `deno task diff RUN_A RUN_B` (run folders, or their names under --results). */
+export async function diffCommand(app: App, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { results: { type: "string", default: "results" } },
+  });
+  if (positionals.length !== 2) throw new UsageError("usage: deno task diff RUN_A RUN_B");
+  const rows = await listRuns(app, values.results);
+  const find = (x: string) => {
+    const r = rows.find((r) => r.run === basename(x) || r.dir === x) ??
+      rows.find((r) => r.run.startsWith(basename(x)));
+    if (!r) {
+      throw new UsageError(
+        `${x}: no such run in ${join(values.results, "runs")}; runs: ${
+          rows.map((r) => r.run).join(", ") || "none"
+        }`,
+      );
+    }
+    return r;
+  };
+  const [a, b] = positionals.map(find);
+  console.log(`${a.run} -> ${b.run}`);
+  const paths = differingPaths([a.config, b.config]).filter((p) => p !== "name");
+  console.log(paths.length ? "config:" : "config: the same");
+  for (const p of paths) {
+    console.log(`  ${p}: ${show(a.config[p] ?? null)} -> ${show(b.config[p] ?? null)}`);
+  }
+  const metrics = [...new Set([...Object.keys(a.figures), ...Object.keys(b.figures)])];
+  if (metrics.length) console.log("figures:");
+  for (const m of metrics) {
+    const x = a.figures[m], y = b.figures[m];
+    const delta = x !== undefined && y !== undefined
+      ? ` (${y - x >= 0 ? "+" : ""}${show(y - x)})`
+      : "";
+    console.log(
+      `  ${m}: ${x === undefined ? "-" : show(x)} -> ${y === undefined ? "-" : show(y)}${delta}`,
+    );
+  }
+  return 0;
+}

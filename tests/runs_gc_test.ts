@@ -1,0 +1,94 @@
+/** The runs table, run diffs, and gc that never removes what a kept run or a live process uses. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+
+async function twoRuns() {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(dir, "tiny", tinyConfig(files));
+  const results = join(dir, "results");
+  const a = await cli(["run", cfg, "--results", results]);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await cli(["run", cfg, "--results", results, "--set", "optimizer.learningRate=0.003"]);
+  assert.equal(b.code, 0, b.stderr);
+  const dirOf = (out: string) => join(out.trim().split("\n").at(-1)!, "..");
+  return { cfg, results, runA: dirOf(a.stdout), runB: dirOf(b.stdout) };
+}
+
+Deno.test("runs lists the differing parameter and the figures; diff names both differences", async () => {
+  const { results, runA, runB } = await twoRuns();
+  const t = await cli(["runs", "--results", results, "--sort", "frechet"]);
+  assert.equal(t.code, 0, t.stderr);
+  const [head, , ...rows] = t.stdout.trim().split("\n");
+  assert.match(head, /^run\s+config\s+optimizer\.learningRate\s+frechet\s+classifierScore/);
+  assert.equal(rows.length, 2);
+  assert.match(t.stdout, /0\.003/);
+  const j = await cli(["runs", "--results", results, "--json"]);
+  const rowsJ = JSON.parse(j.stdout);
+  assert.deepEqual(Object.keys(rowsJ[0].params), ["optimizer.learningRate"]);
+  const d = await cli(["diff", runA, runB, "--results", results]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(
+    d.stdout,
+    /optimizer\.learningRate: 0\.001000 -> 0\.003000|optimizer\.learningRate: 0\.001 -> 0\.003/,
+  );
+  assert.match(d.stdout, /frechet: [\d.]+ -> [\d.]+ \([+-][\d.e-]+\)/);
+  const bad = await cli(["diff", runA, "nope", "--results", results]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /nope: no such run/);
+});
+
+Deno.test("the deno.json tasks runs, diff, verify and gc start with the permissions they need", async () => {
+  const { results, runA, runB } = await twoRuns();
+  for (const args of [["runs"], ["diff", runA, runB], ["verify", "--quiet"], ["gc", "--dry-run"]]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", ...args.slice(0, 1), ...args.slice(1), "--results", results],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, `${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+});
+
+Deno.test("gc removes only what no kept run uses, skips entries in use, and the kept run stays cached", async () => {
+  const { cfg, results, runB } = await twoRuns();
+  await Deno.remove(runB, { recursive: true }); // forget run B
+  const dry = await cli(["gc", "--results", results, "--dry-run"]);
+  assert.equal(dry.code, 0, dry.stderr);
+  // B differs in the learning rate: its warm-ups, loop, evaluation and report go; data and
+  // the evaluator classifier are shared with A and stay
+  const would = dry.stdout.split("\n").filter((l) =>
+    l.startsWith("would remove ") && l.includes("/")
+  );
+  const stages = would.map((l) => l.split(" ")[2].split("/")[0]).sort();
+  assert.deepEqual(stages, [
+    "adversarial",
+    "evaluate",
+    "report",
+    "train_counterfeiter",
+    "train_police",
+  ]);
+  // an entry a live process holds is never removed
+  const victim = would.find((l) => l.includes(" adversarial/"))!.split(" ")[2].split("/")[1];
+  const adv = join(results, "cache", "adversarial");
+  const key =
+    [...Deno.readDirSync(adv)].find((e) => e.name.startsWith(victim) && !e.name.startsWith("."))!
+      .name;
+  const lock = await Deno.open(join(adv, `.lock-${key}`), { write: true, create: true });
+  await lock.lock(false); // as a run using it does
+  const g = await cli(["gc", "--results", results]);
+  assert.equal(g.code, 0, g.stderr);
+  assert.match(g.stdout, /removed 4 entries/);
+  assert.match(g.stdout, /kept adversarial\/\w{12}: in use by another process/);
+  assert.ok(Deno.statSync(join(adv, key)).isDirectory);
+  lock.close();
+  const g2 = await cli(["gc", "--results", results]);
+  assert.match(g2.stdout, /removed 1 entries/);
+  const ex = await cli(["run", cfg, "--results", results, "--explain"]);
+  assert.doesNotMatch(ex.stdout, /runs because/); // run A is still wholly cached
+  const v = await cli(["verify", "--results", results, "--quiet"]);
+  assert.equal(v.code, 0, v.stdout);
+});
