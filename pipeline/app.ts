@@ -37,6 +37,8 @@ export interface SweepApp {
   defaultRank: string;
   /** Metrics where higher is better; the rest rank ascending by default. */
   higherIsBetter: readonly string[];
+  /** The config field a halving search's rungs set by default (a length: iterations). */
+  resource?: string;
   /** Writes the sweep report into `dir`; returns its path. */
   writeReport(
     dir: string,

@@ -40,12 +40,37 @@ export interface SweepSpec {
   seeds?: number[];
   random?: { samples: number; seed?: number; ranges: Record<string, RandomRange> };
   rank?: { metric: string; order?: "asc" | "desc" };
+  /** Successive halving: run every point to the first rung, extend only the best 1/eta. */
+  search?: HalvingSearch;
+}
+
+/** A `search` of method `halving` (ASHA: asynchronous successive halving). */
+export interface HalvingSearch {
+  method: "halving";
+  /** The figure compared at each rung (the rank metrics). */
+  metric: string;
+  /** Keep the best 1/eta of the points that finished a rung. */
+  eta: number;
+  /** The resource at each rung, increasing (e.g. iterations 100, 300, 900). */
+  rungs: number[];
+  /** The config field the rungs set; default: the application's. */
+  resource?: string;
 }
 
 /** One point: overrides by config path. */
 export type Point = Record<string, unknown>;
 
-const TOP_KEYS = ["$schema", "name", "description", "base", "grid", "seeds", "random", "rank"];
+const TOP_KEYS = [
+  "$schema",
+  "name",
+  "description",
+  "base",
+  "grid",
+  "seeds",
+  "random",
+  "rank",
+  "search",
+];
 
 /** Every leaf path of the config schema (for checking axis names). */
 export function configPaths(field: Field, prefix = ""): string[] {
@@ -139,6 +164,42 @@ export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
         fail(`random.ranges.${path}`, "a log range needs min > 0");
       }
     }
+  }
+  if (s.search !== undefined) {
+    const h = s.search as Record<string, unknown>;
+    const keys = ["method", "metric", "eta", "rungs", "resource"];
+    if (typeof h !== "object" || h === null) {
+      fail("search", "expected { method, metric, eta, rungs }");
+    }
+    for (const k of Object.keys(h)) {
+      if (!keys.includes(k)) {
+        fail(`search.${k}`, `unknown key${hint(k, keys)}; allowed: ${keys.join(", ")}`);
+      }
+    }
+    if (h.method !== "halving") {
+      fail("search.method", `"${h.method}" is not allowed; allowed: halving`);
+    }
+    if (!rankMetrics.includes(h.metric as string)) {
+      fail(
+        "search.metric",
+        `"${h.metric}" is not allowed${hint(String(h.metric), rankMetrics)}; allowed: ${
+          rankMetrics.join(", ")
+        }`,
+      );
+    }
+    if (!Number.isInteger(h.eta) || (h.eta as number) < 2) {
+      fail("search.eta", "expected an integer >= 2");
+    }
+    const rungs = h.rungs as number[];
+    if (
+      !Array.isArray(rungs) || rungs.length < 2 ||
+      !rungs.every((x, i) => Number.isInteger(x) && x > 0 && (i === 0 || x > rungs[i - 1]))
+    ) {
+      fail("search.rungs", "expected at least two increasing integers > 0, e.g. [100, 300, 900]");
+    }
+    const resource = (h.resource as string | undefined) ?? app.sweep.resource;
+    if (!resource) fail("search.resource", "required: the config field the rungs set");
+    checkAxis("search.resource", resource!);
   }
   if (s.rank !== undefined) {
     const r = s.rank as Record<string, unknown>;
@@ -264,6 +325,10 @@ export interface PointRecord {
   keys: Record<string, string>;
   /** The point's log (one per sweep process, so two sweeps never write the same file). */
   log?: string;
+  /** Halving: the figure at each rung the point finished (null where it did not get there). */
+  rungFigures?: (number | null)[];
+  /** Halving: why the point stopped where it did. */
+  stopped?: string;
 }
 
 /** The permissions `deno task run` grants (deno.json), for running the CLI in a subprocess. */

@@ -20,6 +20,7 @@ import { Progress } from "./progress.ts";
 import { planRun, type StagePlan } from "./runner.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "./store.ts";
 import {
+  type HalvingSearch,
   type LoadedSweep,
   loadSweep,
   overridesOf,
@@ -27,6 +28,7 @@ import {
   runPoint,
   sweepDir,
 } from "./sweep.ts";
+import { runHalving } from "./halving.ts";
 import { cancelSlurm, type SlurmOptions, slurmStatus, submitSlurm } from "./slurm/executor.ts";
 
 const USAGE = `usage: deno task sweep <sweep.json> [options]
@@ -211,6 +213,45 @@ async function runLocal(s: PreparedSweep, jobs: number, backend?: string): Promi
   await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
 }
 
+async function runHalvingLocal(
+  s: PreparedSweep,
+  h: HalvingSearch,
+  jobs: number,
+  backend?: string,
+): Promise<void> {
+  const progress = new Progress();
+  const resource = h.resource ?? s.app.sweep.resource!;
+  await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
+  const higher = s.app.sweep.higherIsBetter.includes(h.metric);
+  const { spent, full } = await runHalving(s.records, h, higher, jobs, async (r, rung) => {
+    const name = pointName(s, r);
+    const at: PointRecord = { ...r, overrides: { ...r.overrides, [resource]: h.rungs[rung] } };
+    const ctx = { entry: s.app.entry, basePath: s.sweep.basePath, results: s.results };
+    r.status = "running";
+    await s.save();
+    await runAndRecord(
+      ctx,
+      at,
+      name,
+      join(s.dir, "logs", `${name}.r${rung}.${Deno.pid}.log`),
+      backend,
+    );
+    const figure = at.status === "done" ? s.app.figures(at.summaries)[h.metric] ?? null : null;
+    Object.assign(r, { ...at, overrides: r.overrides });
+    progress.log(
+      `rung ${rung} (${resource}=${h.rungs[rung]}): ${pointLine(s, r)}${
+        figure !== null ? `; ${h.metric} ${figure.toPrecision(4)}` : ""
+      }`,
+    );
+    return figure;
+  }, () => s.save());
+  progress.log(
+    `halving spent ${spent} of the full grid's ${full} ${resource} (${
+      (100 * spent / full).toFixed(0)
+    }%)`,
+  );
+}
+
 /** Writes the report; returns the exit code (1 when a point failed). */
 export async function finish(s: PreparedSweep): Promise<number> {
   const metric = s.sweep.spec.rank?.metric ?? s.app.sweep.defaultRank;
@@ -293,6 +334,16 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
     return 0;
   }
   await s.save();
+  const search = s.sweep.spec.search;
+  if (search && values.executor !== "local") {
+    throw new UsageError(
+      "a halving search runs on the local executor (--jobs N); on Slurm, use a grid or random sweep",
+    );
+  }
+  if (search) {
+    await runHalvingLocal(s, search, jobs, values.backend);
+    return await finish(s);
+  }
   if (values.executor === "local") {
     await runLocal(s, jobs, values.backend);
     return await finish(s);

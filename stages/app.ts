@@ -47,6 +47,7 @@ export const APP: App<Config> = {
     rankMetrics: RANK_METRICS,
     defaultRank: "frechet",
     higherIsBetter: ["classifierScore", "classesCovered"],
+    resource: "adversarial.iterations",
     writeReport: writeSweepReport,
   },
 };

@@ -53,7 +53,10 @@ export function rankPoints(
   order: "asc" | "desc",
 ): PointRecord[] {
   const v = (p: PointRecord) => figuresOf(p)[metric as keyof PointFigures];
+  // a halving search: points that got further rank first
+  const reached = (p: PointRecord) => (p.rungFigures ?? []).filter((f) => f !== null).length;
   return [...points].sort((a, b) => {
+    if (reached(a) !== reached(b)) return reached(b) - reached(a);
     const x = v(a), y = v(b);
     if (x === undefined || y === undefined) {
       return x === undefined ? (y === undefined ? a.index - b.index : 1) : -1;
@@ -236,7 +239,7 @@ export async function writeSweepReport(
       fmt(f.classifierScore, 2)
     }</td><td>${fmt(f.classesCovered)}</td><td>${fmt(f.dReal)}</td><td>${
       fmt(f.dFake)
-    }</td><td style="text-align:left">${esc(p.error ?? "")}${
+    }</td><td style="text-align:left">${esc(p.error ?? p.stopped ?? "")}${
       p.status === "failed" && p.log && !(p.error ?? "").includes(p.log)
         ? ` (log: <code>${esc(p.log)}</code>)`
         : ""

@@ -1,0 +1,108 @@
+/**
+ * Successive halving, asynchronous (ASHA, Li et al. 2018): every point runs to the first
+ * rung; whenever a slot is free, the best point at the highest rung whose top 1/eta it is in,
+ * and that has not gone further, is promoted to the next rung (its run continues the shorter
+ * one from the cache); otherwise a new point starts. Slots never wait for a rung to fill.
+ *
+ * @example
+ * ```ts
+ * import { nextJob } from "./halving.ts";
+ * import assert from "node:assert/strict";
+ * // three points finished rung 0 with figures 5, 3, 9 (lower is better), eta 3: promote the 3
+ * const next = nextJob([[5], [3], [9]].map((f) => ({ figures: f, busy: false })), 2, 3, false);
+ * assert.deepEqual(next, { point: 1, rung: 1 });
+ * ```
+ */
+import type { HalvingSearch, PointRecord } from "./sweep.ts";
+
+/** A point's progress: its figure at each rung it finished, and whether it is running. */
+export interface PointState {
+  figures: (number | null)[];
+  busy: boolean;
+}
+
+const reached = (p: PointState) => p.figures.filter((f) => f !== null).length;
+
+/** The next (point, rung) to run, or null when nothing can start now. */
+export function nextJob(
+  points: PointState[],
+  rungs: number,
+  eta: number,
+  higherIsBetter: boolean,
+): { point: number; rung: number } | null {
+  for (let r = rungs - 2; r >= 0; r--) {
+    const done = points.map((p, i) => ({ p, i })).filter(({ p }) =>
+      p.figures[r] !== null && p.figures[r] !== undefined
+    );
+    done.sort((a, b) =>
+      higherIsBetter ? b.p.figures[r]! - a.p.figures[r]! : a.p.figures[r]! - b.p.figures[r]!
+    );
+    const top = done.slice(0, Math.floor(done.length / eta));
+    const next = top.find(({ p }) => !p.busy && reached(p) === r + 1);
+    if (next) return { point: next.i, rung: r + 1 };
+  }
+  const fresh = points.findIndex((p) => !p.busy && reached(p) === 0 && p.figures.length === 0);
+  return fresh >= 0 ? { point: fresh, rung: 0 } : null;
+}
+
+/**
+ * Runs a halving search over `records`: `run(record, rung)` runs one point at one rung and
+ * returns its figure (null when the run failed). At most `jobs` run at once. Fills each
+ * record's `rungFigures` and `stopped`; returns the resource spent.
+ */
+export async function runHalving(
+  records: PointRecord[],
+  h: HalvingSearch,
+  higherIsBetter: boolean,
+  jobs: number,
+  run: (r: PointRecord, rung: number) => Promise<number | null>,
+  onChange: () => Promise<void>,
+): Promise<{ spent: number; full: number }> {
+  const states: PointState[] = records.map((r) => ({
+    figures: [...(r.rungFigures ?? [])],
+    busy: false,
+  }));
+  const failed = new Set(records.filter((r) => r.status === "failed").map((r) => r.index));
+  const active = new Set<Promise<void>>();
+  for (;;) {
+    while (active.size < jobs) {
+      const job = nextJob(
+        states.map((s, i) => (failed.has(i) ? { ...s, busy: true } : s)),
+        h.rungs.length,
+        h.eta,
+        higherIsBetter,
+      );
+      if (!job) break;
+      const st = states[job.point];
+      st.busy = true;
+      const p = (async () => {
+        const figure = await run(records[job.point], job.rung);
+        if (figure === null) failed.add(job.point);
+        else st.figures[job.rung] = figure;
+        records[job.point].rungFigures = [...st.figures];
+        st.busy = false;
+        await onChange();
+      })();
+      const tracked = p.finally(() => active.delete(tracked));
+      active.add(tracked);
+    }
+    if (active.size === 0) break;
+    await Promise.race(active);
+  }
+  // why each point stopped where it did
+  for (const [i, r] of records.entries()) {
+    const n = reached(states[i]);
+    if (failed.has(i)) continue;
+    if (n === h.rungs.length) {
+      r.stopped = `finished every rung (${h.rungs.at(-1)})`;
+      continue;
+    }
+    const rung = n - 1;
+    const finishedHere = states.filter((s) => s.figures[rung] != null).length;
+    r.stopped = `stopped at rung ${rung} (${h.rungs[rung]}): ${h.metric} ${
+      states[i].figures[rung]?.toPrecision(4)
+    } not in the best 1/${h.eta} of the ${finishedHere} points that finished it`;
+  }
+  const spent = states.reduce((t, s) => t + (reached(s) ? h.rungs[reached(s) - 1] : 0), 0);
+  return { spent, full: records.length * h.rungs.at(-1)! };
+}

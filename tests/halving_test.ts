@@ -1,0 +1,108 @@
+/** Successive halving sweeps: ASHA promotions, extended runs, stop reasons, validation. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { nextJob } from "../pipeline/halving.ts";
+import { validateSweep } from "../pipeline/sweep.ts";
+import { APP } from "../stages/app.ts";
+import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+
+const st = (figures: (number | null)[], busy = false) => ({ figures, busy });
+
+Deno.test("ASHA: promote the best of the top 1/eta at the highest rung, else start a new point", () => {
+  // nothing finished: start point 0
+  assert.deepEqual(nextJob([st([]), st([])], 3, 3, false), { point: 0, rung: 0 });
+  // two finished rung 0: floor(2/3) = 0 promotions, so a fresh point
+  assert.deepEqual(nextJob([st([4]), st([2]), st([])], 3, 3, false), { point: 2, rung: 0 });
+  // three finished, the best (2) is promoted; higher-is-better promotes the 9
+  const three = [st([4]), st([2]), st([9])];
+  assert.deepEqual(nextJob(three, 3, 3, false), { point: 1, rung: 1 });
+  assert.deepEqual(nextJob(three, 3, 3, true), { point: 2, rung: 1 });
+  // a busy or already promoted point is not promoted again; promotions at higher rungs first
+  assert.equal(nextJob([st([4]), st([2], true), st([9])], 3, 3, false), null);
+  const six = [st([1, 5]), st([2, 3]), st([3, 4]), st([4]), st([5]), st([6])];
+  assert.deepEqual(nextJob(six, 3, 3, false), { point: 1, rung: 2 });
+});
+
+Deno.test("halving specs are validated like the rest of a sweep file", () => {
+  const bad = (search: unknown, re: RegExp) =>
+    assert.throws(() => validateSweep({ base: "x.json", search }, "s.json", APP), re);
+  bad({ method: "hyperband", metric: "frechet", eta: 3, rungs: [1, 2] }, /search\.method/);
+  bad({ method: "halving", metric: "fid", eta: 3, rungs: [1, 2] }, /search\.metric: "fid"/);
+  bad({ method: "halving", metric: "frechet", eta: 1, rungs: [1, 2] }, /search\.eta/);
+  bad({ method: "halving", metric: "frechet", eta: 3, rungs: [3, 2] }, /search\.rungs/);
+  bad(
+    { method: "halving", metric: "frechet", eta: 3, rungs: [1, 2], resource: "x.y" },
+    /search\.resource: "x\.y" is not a config field/,
+  );
+  validateSweep(
+    { base: "x.json", search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30] } },
+    "s.json",
+    APP,
+  );
+});
+
+async function sweepCli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the best, and says why each stopped", async () => {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir, { side: 28, train: 150, test: 40 });
+  await writeConfig(
+    dir,
+    "tiny",
+    tinyConfig(files, {
+      evaluator: { hidden: [8], epochs: 1, batchSize: 32 },
+      evaluate: { samples: 20 },
+      adversarial: { iterations: 5, batchSize: 16, fitBatchSize: 8, checkpointEvery: 10 },
+    }),
+  );
+  const sweep = await writeConfig(dir, "h", {
+    base: "tiny.json",
+    grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
+    seeds: [1, 2, 3],
+    search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30, 90] },
+  });
+  const results = join(dir, "results");
+  const r = await sweepCli([sweep, "--results", results, "--jobs", "2"]);
+  assert.equal(r.code, 0, r.stderr);
+  const m = r.stderr.match(/halving spent (\d+) of the full grid's (\d+) adversarial\.iterations/);
+  assert.ok(m, r.stderr);
+  assert.equal(Number(m[2]), 9 * 90);
+  assert.ok(Number(m[1]) < 0.5 * Number(m[2]), m[0]);
+  const rec = JSON.parse(
+    await Deno.readTextFile(join(r.stdout.trim().split("\n").at(-1)!, "..", "sweep.json")),
+  );
+  const reached = rec.points.map((p: { rungFigures: (number | null)[] }) =>
+    p.rungFigures.filter((f) => f !== null).length
+  );
+  assert.ok(reached.every((n: number) => n >= 1), `every point ran rung 0: ${reached}`);
+  assert.ok(reached.filter((n: number) => n === 3).length >= 1, `one finished: ${reached}`);
+  assert.ok(
+    reached.filter((n: number) => n >= 2).length >= 3,
+    `the best third went on: ${reached}`,
+  );
+  // the rung runs continued each other: extended, not restarted
+  assert.match(r.stderr, /rung 1 \(adversarial\.iterations=30\)/);
+  const logs = [...Deno.readDirSync(join(r.stdout.trim().split("\n").at(-1)!, "..", "logs"))];
+  const extended = logs.filter((e) =>
+    /continuing the cached 10-iteration run/.test(
+      Deno.readTextFileSync(join(r.stdout.trim().split("\n").at(-1)!, "..", "logs", e.name)),
+    )
+  );
+  assert.ok(extended.length >= 3, `extended: ${extended.length}`);
+  const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
+  assert.match(html, /stopped at rung 0 \(10\): frechet [\d.]+ not in the best 1\/3/);
+  assert.match(html, /finished every rung \(90\)/);
+  // on Slurm it says it is not supported yet, rather than doing something else
+  const s = await sweepCli([sweep, "--results", results, "--executor", "slurm"]);
+  assert.equal(s.code, 2);
+  assert.match(s.stderr, /a halving search runs on the local executor/);
+});
