@@ -62,10 +62,10 @@ async function dispatch(app: App, args: string[]): Promise<number> {
   if (command === "gc") return await gcCommand(rest);
   if (command === "sweep-task") {
     // a Slurm task of a sweep (see slurm/executor.ts): sweep-task <sweep folder> <array index>
-    if (rest.length !== 2 || !/^\d+$/.test(rest[1])) {
-      throw new UsageError("sweep-task <sweep folder> <array index> (run by Slurm)");
+    if (rest.length < 2 || rest.length > 3 || !/^\d+$/.test(rest[1])) {
+      throw new UsageError("sweep-task <sweep folder> <array index> [job file] (run by Slurm)");
     }
-    return await runSlurmTask(rest[0], Number(rest[1]));
+    return await runSlurmTask(rest[0], Number(rest[1]), rest[2]);
   }
   if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
   let parsed;

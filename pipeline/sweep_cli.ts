@@ -29,7 +29,14 @@ import {
   sweepDir,
 } from "./sweep.ts";
 import { runHalving } from "./halving.ts";
-import { cancelSlurm, type SlurmOptions, slurmStatus, submitSlurm } from "./slurm/executor.ts";
+import {
+  cancelOnCtrlC,
+  cancelSlurm,
+  runOneOnSlurm,
+  type SlurmOptions,
+  slurmStatus,
+  submitSlurm,
+} from "./slurm/executor.ts";
 
 const USAGE = `usage: deno task sweep <sweep.json> [options]
        deno task sweep status <sweep.json> [--results DIR]   (a Slurm sweep's progress; report when done)
@@ -104,10 +111,14 @@ async function prepare(
     summaries: {},
     keys: {},
   }));
-  // resume: a point that finished before and whose results are all still cached is done
+  // resume: a point that finished before and whose results are all still cached is done; a
+  // halving search keeps every figure it had, so its decisions stand
   for (const r of records) {
     const old = previous?.points?.[r.index];
     if (old?.status === "done" && plans[r.index].every((p) => p.cached)) Object.assign(r, old);
+    else if (sweep.spec.search && old?.rungFigures) {
+      Object.assign(r, old, { status: old.status === "failed" ? "failed" : "pending" });
+    }
   }
   const save = async () => {
     await Deno.mkdir(dir, { recursive: true });
@@ -213,29 +224,40 @@ async function runLocal(s: PreparedSweep, jobs: number, backend?: string): Promi
   await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
 }
 
-async function runHalvingLocal(
+/**
+ * A halving search on either executor: locally `jobs` runs at once; on Slurm each rung run is
+ * its own one-task job, `maxParallel` (default 4) in flight.
+ */
+async function runHalvingSearch(
   s: PreparedSweep,
   h: HalvingSearch,
   jobs: number,
-  backend?: string,
+  backend: string | undefined,
+  slurmOpts: SlurmOptions | null,
 ): Promise<void> {
   const progress = new Progress();
   const resource = h.resource ?? s.app.sweep.resource!;
   await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
   const higher = s.app.sweep.higherIsBetter.includes(h.metric);
-  const { spent, full } = await runHalving(s.records, h, higher, jobs, async (r, rung) => {
+  const active = new Set<string>();
+  const stop = slurmOpts ? cancelOnCtrlC(active, slurmOpts.cancelOnInterrupt) : () => {};
+  const slots = slurmOpts ? slurmOpts.maxParallel ?? 4 : jobs;
+  const { spent, full } = await runHalving(s.records, h, higher, slots, async (r, rung) => {
     const name = pointName(s, r);
     const at: PointRecord = { ...r, overrides: { ...r.overrides, [resource]: h.rungs[rung] } };
     const ctx = { entry: s.app.entry, basePath: s.sweep.basePath, results: s.results };
     r.status = "running";
     await s.save();
-    await runAndRecord(
-      ctx,
-      at,
-      name,
-      join(s.dir, "logs", `${name}.r${rung}.${Deno.pid}.log`),
-      backend,
-    );
+    if (slurmOpts) await runOneOnSlurm(s, at, name, `r${rung}`, slurmOpts, active);
+    else {
+      await runAndRecord(
+        ctx,
+        at,
+        name,
+        join(s.dir, "logs", `${name}.r${rung}.${Deno.pid}.log`),
+        backend,
+      );
+    }
     const figure = at.status === "done" ? s.app.figures(at.summaries)[h.metric] ?? null : null;
     Object.assign(r, { ...at, overrides: r.overrides });
     progress.log(
@@ -244,7 +266,7 @@ async function runHalvingLocal(
       }`,
     );
     return figure;
-  }, () => s.save());
+  }, () => s.save()).finally(stop);
   progress.log(
     `halving spent ${spent} of the full grid's ${full} ${resource} (${
       (100 * spent / full).toFixed(0)
@@ -335,13 +357,8 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   }
   await s.save();
   const search = s.sweep.spec.search;
-  if (search && values.executor !== "local") {
-    throw new UsageError(
-      "a halving search runs on the local executor (--jobs N); on Slurm, use a grid or random sweep",
-    );
-  }
-  if (search) {
-    await runHalvingLocal(s, search, jobs, values.backend);
+  if (search && values.executor === "local") {
+    await runHalvingSearch(s, search, jobs, values.backend, null);
     return await finish(s);
   }
   if (values.executor === "local") {
@@ -369,6 +386,13 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
     detach: values.detach,
     cancelOnInterrupt: values["cancel-on-interrupt"],
   };
+  if (search) {
+    if (opts.detach) {
+      throw new UsageError("a halving search decides as it goes: it cannot --detach");
+    }
+    await runHalvingSearch(s, search, jobs, values.backend, opts);
+    return await finish(s);
+  }
   const done = await submitSlurm(s, opts);
   return done ? await finish(s) : 0;
 }

@@ -101,8 +101,18 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
   assert.match(html, /stopped at rung 0 \(10\): frechet [\d.]+ not in the best 1\/3/);
   assert.match(html, /finished every rung \(90\)/);
-  // on Slurm it says it is not supported yet, rather than doing something else
-  const s = await sweepCli([sweep, "--results", results, "--executor", "slurm"]);
-  assert.equal(s.code, 2);
-  assert.match(s.stderr, /a halving search runs on the local executor/);
+  // run again (as after an interrupt): the figures it had stand, so nothing runs again
+  const logDir = join(r.stdout.trim().split("\n").at(-1)!, "..", "logs");
+  const before = [...Deno.readDirSync(logDir)].length;
+  const again = await sweepCli([sweep, "--results", results, "--jobs", "2"]);
+  assert.equal(again.code, 0, again.stderr);
+  const rec2 = JSON.parse(
+    await Deno.readTextFile(join(again.stdout.trim().split("\n").at(-1)!, "..", "sweep.json")),
+  );
+  assert.deepEqual(
+    rec2.points.map((p: { rungFigures: unknown }) => p.rungFigures),
+    rec.points.map((p: { rungFigures: unknown }) => p.rungFigures),
+  );
+  assert.equal([...Deno.readDirSync(logDir)].length, before, "the second pass ran nothing");
+  assert.match(again.stderr, new RegExp(`halving spent ${m[1]} of`));
 });

@@ -264,3 +264,32 @@ Deno.test({
     assert.equal(q.trim(), "", `still queued: ${q}`);
   },
 });
+
+Deno.test({
+  name: "a halving search on Slurm: one job per rung run, promotions continue the shorter runs",
+  ignore: !up,
+  async fn() {
+    const { dir } = await setup();
+    const sweep = await writeConfig(dir, "h", {
+      base: "tiny.json",
+      grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
+      search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30] },
+    });
+    const r = await sweepCli([
+      sweep,
+      "--results",
+      join(dir, "h-results"),
+      "--executor",
+      "slurm",
+      "--cpus-per-task",
+      "1",
+      "--max-parallel",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /halving spent 50 of the full grid's 90 adversarial\.iterations/);
+    const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
+    assert.match(html, /finished every rung \(30\)/);
+    assert.equal((html.match(/stopped at rung 0 \(10\)/g) ?? []).length, 2);
+  },
+});

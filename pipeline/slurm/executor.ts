@@ -45,8 +45,8 @@ interface JobFile {
   basePath: string;
   results: string;
   backend?: string;
-  /** Array task index -> the point it runs. */
-  tasks: { index: number; name: string; overrides: Point }[];
+  /** Array task index -> the point it runs (and its result file under points/, if not `<name>.json`). */
+  tasks: { index: number; name: string; overrides: Point; result?: string }[];
 }
 
 /** The `--array` value: tasks 0..n-1, at most `max` at once. */
@@ -183,7 +183,7 @@ export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<bo
     backend: o.backend,
     tasks: todo.map((r) => ({ index: r.index, name: pointName(s, r), overrides: r.overrides })),
   };
-  const script = jobScript(s.app, s.dir, s.sweep.name, job, o);
+  const script = jobScript(s.app, s.dir, s.sweep.name, job, o, join(sdir, "job.json"));
   await writeFileAtomic(join(sdir, "job.sh"), script);
   await writeFileAtomic(join(sdir, "job.json"), JSON.stringify(job, null, 2) + "\n");
   const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, join(sdir, "job.sh")]);
@@ -247,7 +247,14 @@ export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<bo
   return true;
 }
 
-function jobScript(app: App, dir: string, name: string, job: JobFile, o: SlurmOptions): string {
+function jobScript(
+  app: App,
+  dir: string,
+  name: string,
+  job: JobFile,
+  o: SlurmOptions,
+  jobFile: string,
+): string {
   const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
   const entry = job.entry.startsWith("file:") ? new URL(job.entry).pathname : job.entry;
   const lines = [
@@ -265,16 +272,20 @@ function jobScript(app: App, dir: string, name: string, job: JobFile, o: SlurmOp
       q(Deno.execPath())
     } run --allow-read --allow-write --allow-env --allow-net --allow-ffi --allow-sys --allow-run ${
       q(entry)
-    } sweep-task ${q(resolve(dir))} "$SLURM_ARRAY_TASK_ID"`,
+    } sweep-task ${q(resolve(dir))} "$SLURM_ARRAY_TASK_ID" ${q(resolve(jobFile))}`,
   ];
   return lines.join("\n") + "\n";
 }
 
 /** A Slurm task: runs array task `task` of the sweep in `dir`; returns the exit code. */
-export async function runSlurmTask(dir: string, task: number): Promise<number> {
-  const job = await readJson<JobFile>(join(dir, "slurm", "job.json"));
+export async function runSlurmTask(
+  dir: string,
+  task: number,
+  jobFile = join(dir, "slurm", "job.json"),
+): Promise<number> {
+  const job = await readJson<JobFile>(jobFile);
   if (!job || !job.tasks[task]) {
-    console.error(`error: no task ${task} in ${join(dir, "slurm", "job.json")}`);
+    console.error(`error: no task ${task} in ${jobFile}`);
     return 2;
   }
   // the submitter looks for this to tell a task that ran from a folder nodes cannot see
@@ -301,7 +312,10 @@ export async function runSlurmTask(dir: string, task: number): Promise<number> {
     join(dir, "logs", `${t.name}.${tag}.log`),
     job.backend,
   );
-  await writeFileAtomic(join(pointsDir(dir), `${t.name}.json`), JSON.stringify(r, null, 2) + "\n");
+  await writeFileAtomic(
+    join(pointsDir(dir), t.result ?? `${t.name}.json`),
+    JSON.stringify(r, null, 2) + "\n",
+  );
   console.log(`${t.name} ${r.status}${r.error ? `: ${r.error}` : ""}`);
   return r.status === "done" ? 0 : 1;
 }
@@ -335,4 +349,82 @@ export async function cancelSlurm(s: PreparedSweep): Promise<number> {
     `cancelled Slurm job ${job.jobId}; re-submitting the sweep runs only unfinished points, which resume from their checkpoints`,
   );
   return 0;
+}
+
+/**
+ * Runs one point (with the overrides in `r`) as its own one-task Slurm job and waits for its
+ * result, which it writes into `r`. For searches that decide what to run next as results
+ * arrive (halving). `active` collects the job ids in flight, for Ctrl-C.
+ */
+export async function runOneOnSlurm(
+  s: PreparedSweep,
+  r: PointRecord,
+  name: string,
+  tag: string,
+  o: SlurmOptions,
+  active: Set<string>,
+): Promise<void> {
+  const jobs = join(slurmDir(s.dir), "jobs");
+  await Deno.mkdir(jobs, { recursive: true });
+  await Deno.mkdir(join(slurmDir(s.dir), "seen"), { recursive: true });
+  await Deno.mkdir(pointsDir(s.dir), { recursive: true });
+  await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
+  const result = join(pointsDir(s.dir), `${name}.${tag}.json`);
+  await Deno.remove(result).catch(() => {});
+  const job: JobFile = {
+    jobId: "",
+    submitted: new Date().toISOString(),
+    entry: s.app.entry,
+    basePath: resolve(s.sweep.basePath),
+    results: resolve(s.results),
+    backend: o.backend,
+    tasks: [{ index: r.index, name, overrides: r.overrides, result: `${name}.${tag}.json` }],
+  };
+  const file = join(jobs, `${name}.${tag}.json`);
+  await writeFileAtomic(file, JSON.stringify(job, null, 2) + "\n");
+  const script = join(jobs, `${name}.${tag}.sh`);
+  await writeFileAtomic(script, jobScript(s.app, s.dir, `${s.sweep.name}-${tag}`, job, o, file));
+  const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, script]);
+  if (sub.code !== 0) throw new UsageError(`Slurm rejected the job: ${sub.stderr || sub.stdout}`);
+  job.jobId = sub.stdout.split(";")[0].trim();
+  active.add(job.jobId);
+  try {
+    for (;;) {
+      const q = await queued(job.jobId);
+      const got = await readJson<PointRecord>(result);
+      if (got) {
+        Object.assign(r, got);
+        return;
+      }
+      if (!q.size) {
+        r.status = "failed";
+        r.log = join(slurmDir(s.dir), `${job.jobId}_0.out`);
+        r.error =
+          `the Slurm task ended without a result (cancelled, out of time, or its node failed); log ${r.log}`;
+        return;
+      }
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+  } finally {
+    active.delete(job.jobId);
+  }
+}
+
+/** Ctrl-C while Slurm jobs run: cancel them (asking on a terminal unless told), then exit. */
+export function cancelOnCtrlC(active: Set<string>, cancelWithoutAsking: boolean): () => void {
+  return onInterrupt(() => {
+    const ids = [...active];
+    let cancel = cancelWithoutAsking;
+    if (!cancel && ids.length && Deno.stdin.isTerminal()) {
+      cancel = (prompt(`\ncancel Slurm job(s) ${ids.join(" ")}? [y/N]`) ?? "").trim()
+        .toLowerCase() === "y";
+    }
+    if (cancel) {
+      for (const id of ids) cancelNow(id);
+      console.error(`cancelled Slurm job(s) ${ids.join(" ")}; re-running the sweep resumes`);
+    } else if (ids.length) {
+      console.error(`Slurm job(s) ${ids.join(" ")} keep running; 'scancel' stops them`);
+    }
+    return false;
+  });
 }
