@@ -230,7 +230,7 @@ const windowMean = (t: number[], from: number, to: number) => {
 /** The windows a loop is reported over: early, steady state (last 50) and the whole run. */
 function loopWindows(n: number): { name: string; from: number; to: number }[] {
   return [
-    { name: "early (1-10)", from: 1, to: Math.min(10, n) },
+    { name: `early (1-${Math.min(10, n)})`, from: 1, to: Math.min(10, n) },
     { name: `steady (${Math.max(1, n - 49)}-${n})`, from: Math.max(1, n - 49), to: n },
     { name: `whole (1-${n})`, from: 1, to: n },
   ];
