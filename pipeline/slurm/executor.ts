@@ -174,24 +174,13 @@ export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<bo
   for await (const e of Deno.readDir(join(sdir, "seen"))) {
     await Deno.remove(join(sdir, "seen", e.name)).catch(() => {});
   }
-  const job: JobFile = {
-    jobId: "",
-    submitted: new Date().toISOString(),
-    entry: s.app.entry,
-    basePath: resolve(s.sweep.basePath),
-    results: resolve(s.results),
-    backend: o.backend,
-    tasks: todo.map((r) => ({ index: r.index, name: pointName(s, r), overrides: r.overrides })),
-  };
-  const script = jobScript(s.app, s.dir, s.sweep.name, job, o, join(sdir, "job.json"));
-  await writeFileAtomic(join(sdir, "job.sh"), script);
-  await writeFileAtomic(join(sdir, "job.json"), JSON.stringify(job, null, 2) + "\n");
-  const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, join(sdir, "job.sh")]);
-  if (sub.code !== 0) {
-    throw new UsageError(`Slurm rejected the job: ${sub.stderr || sub.stdout}`);
-  }
-  job.jobId = sub.stdout.split(";")[0].trim();
-  await writeFileAtomic(join(sdir, "job.json"), JSON.stringify(job, null, 2) + "\n");
+  const job = await submitJob(
+    s,
+    o,
+    todo.map((r) => ({ index: r.index, name: pointName(s, r), overrides: r.overrides })),
+    join(sdir, "job"),
+    s.sweep.name,
+  );
   await s.save();
   progress.log(
     `submitted Slurm job ${job.jobId}: ${todo.length} tasks (--array=${
@@ -245,6 +234,35 @@ export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<bo
   }
   await s.save();
   return true;
+}
+
+/**
+ * Writes `<base>.json` (what the tasks read) and `<base>.sh`, submits the array with sbatch and
+ * records the job id; a job Slurm refuses is a usage error with its message.
+ */
+async function submitJob(
+  s: PreparedSweep,
+  o: SlurmOptions,
+  tasks: JobFile["tasks"],
+  base: string,
+  jobName: string,
+): Promise<JobFile> {
+  const job: JobFile = {
+    jobId: "",
+    submitted: new Date().toISOString(),
+    entry: s.app.entry,
+    basePath: resolve(s.sweep.basePath),
+    results: resolve(s.results),
+    backend: o.backend,
+    tasks,
+  };
+  await writeFileAtomic(`${base}.json`, JSON.stringify(job, null, 2) + "\n");
+  await writeFileAtomic(`${base}.sh`, jobScript(s.app, s.dir, jobName, job, o, `${base}.json`));
+  const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, `${base}.sh`]);
+  if (sub.code !== 0) throw new UsageError(`Slurm rejected the job: ${sub.stderr || sub.stdout}`);
+  job.jobId = sub.stdout.split(";")[0].trim();
+  await writeFileAtomic(`${base}.json`, JSON.stringify(job, null, 2) + "\n");
+  return job;
 }
 
 function jobScript(
@@ -371,22 +389,13 @@ export async function runOneOnSlurm(
   await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
   const result = join(pointsDir(s.dir), `${name}.${tag}.json`);
   await Deno.remove(result).catch(() => {});
-  const job: JobFile = {
-    jobId: "",
-    submitted: new Date().toISOString(),
-    entry: s.app.entry,
-    basePath: resolve(s.sweep.basePath),
-    results: resolve(s.results),
-    backend: o.backend,
-    tasks: [{ index: r.index, name, overrides: r.overrides, result: `${name}.${tag}.json` }],
-  };
-  const file = join(jobs, `${name}.${tag}.json`);
-  await writeFileAtomic(file, JSON.stringify(job, null, 2) + "\n");
-  const script = join(jobs, `${name}.${tag}.sh`);
-  await writeFileAtomic(script, jobScript(s.app, s.dir, `${s.sweep.name}-${tag}`, job, o, file));
-  const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, script]);
-  if (sub.code !== 0) throw new UsageError(`Slurm rejected the job: ${sub.stderr || sub.stdout}`);
-  job.jobId = sub.stdout.split(";")[0].trim();
+  const job = await submitJob(
+    s,
+    o,
+    [{ index: r.index, name, overrides: r.overrides, result: `${name}.${tag}.json` }],
+    join(jobs, `${name}.${tag}`),
+    `${s.sweep.name}-${tag}`,
+  );
   active.add(job.jobId);
   try {
     for (;;) {

@@ -21,6 +21,8 @@ start() {
   chmod 400 /etc/munge/munge.key
   chmod 755 /run/munge
   pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged
+  for _ in $(seq 1 20); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.5; done
+  [ -S /run/munge/munge.socket.2 ] || { echo "error: munged did not start (see /var/log/munge)" >&2; exit 1; }
   # the node's size as slurmd sees it
   local node; node=$(slurmd -C | head -n 1 | sed -E "s/^NodeName=[^ ]+/NodeName=$host/")
   cat >"$CONF" <<CONF
@@ -50,14 +52,14 @@ CONF
   pgrep -x slurmctld >/dev/null || slurmctld
   pgrep -x slurmd >/dev/null || slurmd
   for _ in $(seq 1 30); do
-    if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+    if timeout 5 sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       sinfo
       return 0
     fi
     sleep 1
   done
   echo "error: the node did not come up; see $STATE/slurmctld.log and $STATE/slurmd.log" >&2
-  sinfo -R >&2 || true
+  timeout 5 sinfo -R >&2 || true
   exit 1
 }
 
@@ -65,11 +67,18 @@ stop() {
   pkill -x slurmd || true
   pkill -x slurmctld || true
   pkill -x munged || true
+  # wait until they are gone, so a start right after does not find them dying
+  for _ in $(seq 1 30); do
+    pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || pgrep -x munged >/dev/null || return 0
+    sleep 0.5
+  done
+  echo "error: the Slurm daemons did not stop" >&2
+  return 1
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  status) sinfo ;;
+  status) timeout 5 sinfo ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
