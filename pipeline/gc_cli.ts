@@ -100,6 +100,9 @@ export async function gcCache(
     const names: string[] = [];
     for await (const e of Deno.readDir(parent)) names.push(e.name);
     const keyOf = (n: string) => n.match(/[0-9a-f]{16,64}/)?.[0] ?? "";
+    // every key that was ever built has a lock file (taken before its temporary folder)
+    const lockKeys = names.filter((n) => n.startsWith(".lock-")).map((n) => n.slice(6));
+    const gone = new Set<string>();
     for (const key of await store.keys(stage)) {
       if (referenced.has(`${stage}/${key}`)) {
         report.kept++;
@@ -114,6 +117,7 @@ export async function gcCache(
         const bytes = await sizeOf(store.dir(stage, key));
         report.removed.push({ stage, key, bytes });
         report.bytes += bytes;
+        gone.add(key);
         if (!dryRun) await Deno.remove(store.dir(stage, key), { recursive: true });
       } finally {
         release();
@@ -122,30 +126,30 @@ export async function gcCache(
     // temporary folders whose writer is gone (nobody holds their key's lock)
     for (const n of names.filter((n) => n.startsWith(".tmp-") || n.includes(".old-"))) {
       const short = keyOf(n);
-      const key = (await store.keys(stage)).find((k) => k.startsWith(short)) ??
-        names.find((m) => m.startsWith(".lock-") && m.slice(6).startsWith(short))?.slice(6);
+      const key = short ? lockKeys.find((k) => k.startsWith(short)) : undefined;
       const release = key ? await store.tryExclusive(stage, key) : null;
       if (!release) continue;
       try {
         report.bytes += await sizeOf(join(parent, n));
         report.temps.push(join(parent, n));
+        gone.add(n);
         if (!dryRun) await Deno.remove(join(parent, n), { recursive: true });
       } finally {
         release();
       }
     }
     // lock files of keys with nothing left (no entry, no temporary or work folder)
-    for (const n of names.filter((n) => n.startsWith(".lock-"))) {
-      const key = n.slice(6);
-      const left = (await Array.fromAsync(Deno.readDir(parent))).some((e) =>
-        e.name === key || e.name === `.work-${key}` || e.name.startsWith(`.tmp-${key.slice(0, 16)}`)
+    const present = names.filter((n) => !gone.has(n));
+    for (const key of lockKeys) {
+      const left = present.some((n) =>
+        n === key || n === `.work-${key}` || n.startsWith(`.tmp-${key.slice(0, 16)}`)
       );
       if (left) continue;
       const release = await store.tryExclusive(stage, key);
       if (!release) continue;
       try {
-        report.locks.push(join(parent, n));
-        if (!dryRun) await Deno.remove(join(parent, n)).catch(() => {});
+        report.locks.push(join(parent, `.lock-${key}`));
+        if (!dryRun) await Deno.remove(join(parent, `.lock-${key}`)).catch(() => {});
       } finally {
         release();
       }

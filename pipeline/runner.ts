@@ -164,6 +164,7 @@ async function continuable<C extends EngineConfig>(
   store: Store,
   stage: Stage<C>,
   inputs: KeyInputs,
+  entries: EntryMeta[],
 ): Promise<{ key: string; length: number } | null> {
   const c = stage.continues!;
   const want = c.length(inputs.config);
@@ -174,7 +175,7 @@ async function continuable<C extends EngineConfig>(
     canonicalJson(m.inputs.fingerprint ?? null) === canonicalJson(inputs.fingerprint ?? null) &&
     canonicalJson(c.without(m.inputs.config)) === canonicalJson(c.without(inputs.config));
   let best: { key: string; length: number } | null = null;
-  for (const m of await store.entries(stage.name)) {
+  for (const m of entries) {
     let length: number;
     try {
       length = c.length(m.inputs.config);
@@ -211,12 +212,14 @@ export async function planRun<C extends EngineConfig>(opts: RunOptions<C>): Prom
     const check = forced ? null : await store.check(s.name, key, { hash: opts.verify });
     const cached = check?.state === "ok";
     let reason = "cached";
+    // the stage's other entries, read once: they explain a miss and may be continued
+    const others = cached || forced ? [] : await store.entries(s.name);
     if (forced) reason = "forced (--force)";
     else if (check?.state === "damaged") {
       reason = `the cached entry is damaged (${check.problem}); it is set aside and rebuilt`;
-    } else if (!cached) reason = explainMiss(inputs, await store.entries(s.name));
+    } else if (!cached) reason = explainMiss(inputs, others);
     const continueFrom = !cached && !forced && s.continues
-      ? await continuable(store, s, inputs)
+      ? await continuable(store, s, inputs, others)
       : null;
     if (continueFrom) {
       reason = `extends ${s.name} ${continueFrom.length} -> ${

@@ -96,15 +96,21 @@ export function betterCore(picked: string, cpuFlags: Set<string>): string | null
  */
 function loadWithBestCore(path: string): Omit<Blas, "kind" | "source"> | null {
   const first = tryLoad(path);
-  if (!first?.core || Deno.env.get("OPENBLAS_CORETYPE") !== undefined) return first;
+  const keep = (l: NonNullable<typeof first>) => ({
+    sgemm: l.sgemm,
+    threads: l.threads,
+    core: l.core,
+  });
+  if (!first) return null;
+  if (!first.core || Deno.env.get("OPENBLAS_CORETYPE") !== undefined) return keep(first);
   const want = betterCore(first.core, cpuFlags());
-  if (!want) return first;
+  if (!want) return keep(first);
   first.close();
   Deno.env.set("OPENBLAS_CORETYPE", want);
   const second = tryLoad(path);
   if (!second) return null;
   return {
-    ...second,
+    ...keep(second),
     note:
       `OpenBLAS picked its ${first.core} kernels for this CPU, which it does not know; using its ${second.core} kernels (the CPU has ${
         want === "SkylakeX" ? "AVX-512" : "AVX2 and FMA"
