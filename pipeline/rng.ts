@@ -127,7 +127,8 @@ export class Rng {
   /** Restores a state taken with {@link Rng.state}. */
   static fromState(st: (number | null)[]): Rng {
     const r = new Rng(0);
-    r.#a = Number(st[0]) >>> 0;
+    // signed, as nextU32 leaves it: a restored stream never drawn from saves the same state
+    r.#a = Number(st[0]) | 0;
     r.#b = Number(st[1]) >>> 0;
     r.#c = Number(st[2]) >>> 0;
     r.#d = Number(st[3]) >>> 0;

@@ -15,7 +15,7 @@ import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
 import { type Gan, makeGan } from "./training/gan.ts";
 import { loadNet, saveNet } from "./formats/model_io.ts";
-import { disposeNet } from "./training/nets.ts";
+import { disposeNet, fromUnitScale } from "./training/nets.ts";
 import { streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
 import { adversarialIterations } from "./training/loop.ts";
 import { checkpointIterations, type HistoryRow, iterName, pickTraining } from "./vocabulary.ts";
@@ -189,7 +189,7 @@ export const adversarialStage: Stage<Config> = {
       await loop(
         gan,
         cfg.adversarial,
-        train.data,
+        fromUnitScale(train.data, cfg.model.pixelScale),
         dim,
         resumeAt ?? 0,
         total,

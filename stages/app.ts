@@ -46,7 +46,7 @@ export const APP: App<Config> = {
   sweep: {
     rankMetrics: RANK_METRICS,
     defaultRank: "frechet",
-    higherIsBetter: ["classifierScore", "classesCovered"],
+    higherIsBetter: ["classifierScore", "classesCovered", "goalMarksMet"],
     resource: "adversarial.iterations",
     writeReport: writeSweepReport,
   },

@@ -6,7 +6,7 @@
  * classifier score; the same metrics for real test images against real train images (what a
  * perfect counterfeiter would reach); the share of generated pixels outside [0,1] (the
  * output layer is linear; images are clipped before scoring). Writes `metrics.json`,
- * `samples.npy` (the final scored samples, N x 784, as generated), and sample grids
+ * `samples.npy` (the final scored samples, N x 784, on the [0,1] scale before clipping), and sample grids
  * `grids/iter_NNNNNN.png`, `grids/final.png`, `grids/real.png` from one fixed noise batch.
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -25,10 +25,11 @@ import {
   klToUniform,
 } from "./evaluation/metrics.ts";
 import { loadNet } from "./formats/model_io.ts";
-import { disposeNet, features, type Net } from "./training/nets.ts";
+import { disposeNet, features, fromUnitScale, type Net, toUnitScale } from "./training/nets.ts";
 import { gridPng } from "./formats/png.ts";
 import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
 import { STREAM } from "./training/streams.ts";
+import { goalMarks } from "./evaluation/goal.ts";
 import { copyRows } from "./training/fit.ts";
 
 function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
@@ -74,7 +75,8 @@ function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
 /** The evaluate stage. */
 export const evaluateStage: Stage<Config> = {
   name: "evaluate",
-  version: 1,
+  // 2: samples.npy on the [0,1] scale; the summary adds the best Frechet distance and the goal
+  version: 2,
   needs: ["preprocess", "adversarial", "evaluator"],
   usesTensors: true,
   doc: "metrics and sample grids per checkpoint",
@@ -128,8 +130,11 @@ export const evaluateStage: Stage<Config> = {
         try {
           // fresh noise: the same draws at every checkpoint, so the numbers compare
           const noise = new Rng(cfg.seed, STREAM.evaluateNoise).normals(n * nd);
+          // the police reads, and the counterfeiter makes, images in the training scale;
+          // every image metric is on [0,1]
           const raw = generate(g, noise, nd);
-          const { clipped, outside } = clip01(raw);
+          const unit = toUnitScale(raw, g.pixelScale);
+          const { clipped, outside } = clip01(unit);
           const metrics = scoreImages(
             classifier,
             clipped,
@@ -139,15 +144,19 @@ export const evaluateStage: Stage<Config> = {
           );
           rows.push({
             iteration: p.iteration,
-            dReal: meanD(d, realTest, dim),
+            dReal: meanD(d, fromUnitScale(realTest, d.pixelScale), dim),
             dFake: meanD(d, raw, dim),
             outOfRangeFraction: outside,
             ...metrics,
           });
-          const grid = gridPng(generate(g, gridNoise, nd), side, GRID_IMAGES);
+          const grid = gridPng(
+            toUnitScale(generate(g, gridNoise, nd), g.pixelScale),
+            side,
+            GRID_IMAGES,
+          );
           const name = p.iteration === "final" ? "final" : iterName(p.iteration);
           await Deno.writeFile(join(outDir, "grids", `${name}.png`), grid);
-          if (p.iteration === "final") await writeNpy(join(outDir, "samples.npy"), raw, [n, dim]);
+          if (p.iteration === "final") await writeNpy(join(outDir, "samples.npy"), unit, [n, dim]);
         } finally {
           disposeNet(g);
           disposeNet(d);
@@ -177,7 +186,12 @@ export const evaluateStage: Stage<Config> = {
           final.classifierScore.toFixed(2)
         } (real: ${reference.classifierScore.toFixed(2)})`,
       );
+      const goal = goalMarks(metrics);
+      progress.log(`  goal (issue 13): ${goal.met} of ${goal.marks.length} marks met`);
       return {
+        bestFrechet: Math.min(...rows.map((r) => r.frechet)),
+        goalMarksMet: goal.met,
+        goalMiss: goal.miss,
         dReal: final.dReal,
         dFake: final.dFake,
         frechet: final.frechet,

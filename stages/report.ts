@@ -12,6 +12,7 @@ import { dSpec, histogramSpec, lossSpec, metricsSpec } from "./reporting/plots.t
 import { renderSvg, svgToPng } from "./reporting/render.ts";
 import type { CheckpointMetrics, HistoryRow, ImageMetrics } from "./vocabulary.ts";
 import { esc, fmt, PAGE_STYLE } from "./reporting/html.ts";
+import { GOAL, goalMarks } from "./evaluation/goal.ts";
 
 interface Metrics {
   samples: number;
@@ -72,13 +73,36 @@ ${
       "pixels outside [0,1]",
       `${(100 * f.outOfRangeFraction).toFixed(1)}%`,
       "0%",
-      "the output layer is linear; images are clipped before scoring",
+      "images are mapped to [0,1] (from [-1,1] for pixelScale symmetric) and clipped before scoring",
     )
   }
 </table>
 <p class="sub">Scored on ${m.samples} generated and ${m.samples} real images; evaluator test accuracy ${
     (100 * accuracy).toFixed(2)
   }%.</p>`;
+}
+
+/** The distance-to-goal table: each of issue 13's marks, met or by how much it falls short. */
+function goalTable(m: Metrics): { html: string; line: string } {
+  const g = goalMarks(m);
+  const rows = g.marks.map((k) =>
+    `<tr><td style="text-align:left">${esc(k.name)}</td><td>${fmt(k.value)}</td><td>${
+      esc(k.target)
+    }</td><td>${k.met ? "met" : `short by ${fmt(k.short)}`}</td></tr>`
+  ).join("\n");
+  const missing = g.marks.filter((k) => !k.met).map((k) => k.name.split(",")[0]);
+  const line = g.met === g.marks.length
+    ? `Goal reached: all ${g.marks.length} marks met.`
+    : `Goal: ${g.met} of ${g.marks.length} marks met; missing ${missing.join(", ")}.`;
+  return {
+    line,
+    html: `<table><tr><th>mark</th><th>measured</th><th>target</th><th>verdict</th></tr>
+${rows}
+</table>
+<p class="sub">D marks use held-out test digits and fresh fakes, scored by the checkpoint's police (its state right after its own step) in the last ${
+      100 * GOAL.window
+    }% of iterations; the class shares and score use the final samples.</p>`,
+  };
 }
 
 async function figure(
@@ -136,6 +160,7 @@ export async function buildReport(
       encodeBase64(png)
     }"><figcaption>${esc(label)}</figcaption></figure>`;
   const f = metrics.final;
+  const goal = goalTable(metrics);
   const verdict = last
     ? `After ${last.iteration} iterations the police says ${
       fmt(last.dRealAfterPolice)
@@ -156,6 +181,9 @@ export async function buildReport(
 <p class="note">${esc(verdict)} Final D(fake) on fresh noise: ${
     fmt(f.dFake)
   }; classes covered: ${f.classesCovered} of 10.</p>
+<p class="note"><strong>${esc(goal.line)}</strong></p>
+<h2>Distance to the goal</h2>
+${goal.html}
 <h2>Metrics</h2>
 ${metricsTable(metrics, accuracy)}
 <h2>What the police says</h2>
@@ -182,7 +210,8 @@ ${figH}
 /** The report stage. */
 export const reportStage: Stage<Config> = {
   name: "report",
-  version: 1,
+  // 2: the distance-to-goal table
+  version: 2,
   needs: ["adversarial", "evaluator", "evaluate"],
   doc: "plots and the HTML report",
   outputs: () => ["report.html"],

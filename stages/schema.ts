@@ -28,6 +28,8 @@ import {
 } from "../pipeline/schema.ts";
 
 const ACTIVATIONS = ["relu", "leakyRelu", "elu", "tanh", "sigmoid", "linear"] as const;
+const PIXEL_SCALES = ["unit", "symmetric"] as const;
+const COUNTERFEITER_LOSSES = ["bce", "leastSquares", "hinge"] as const;
 const DATA_FILES = ["trainImages", "trainLabels", "testImages", "testLabels"] as const;
 
 /** The names of the four IDX files a dataset consists of. */
@@ -42,6 +44,18 @@ const fileMap = (doc: string) =>
     trainLabels: optStr(`${doc} (trainLabels)`),
     testImages: optStr(`${doc} (testImages)`),
     testLabels: optStr(`${doc} (testLabels)`),
+  });
+
+const slope = () =>
+  num(0.3, "Negative slope of leakyRelu (Keras' default 0.3).", { min: 0, max: 1 });
+const perNetAdam = (net: string) =>
+  obj(`Adam settings for the ${net} alone; null keeps the shared value above.`, {
+    learningRate: nullable(`The ${net}'s step size.`, num(1e-3, "", { above: 0 })),
+    beta1: nullable(`The ${net}'s first-moment decay.`, num(0.9, "", { min: 0, max: 0.999999 })),
+    beta2: nullable(
+      `The ${net}'s second-moment decay.`,
+      num(0.999, "", { min: 0, max: 0.999999 }),
+    ),
   });
 
 /** The whole config schema: the engine's fields and the GAN's. */
@@ -66,14 +80,29 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
   }),
   model: obj("The two networks.", {
     noiseDim: int(10, "Length of the counterfeiter's noise input.", 1),
+    pixelScale: en(
+      "unit",
+      PIXEL_SCALES,
+      "Pixel scale the networks train on: unit [0,1] (the lecture) or symmetric [-1,1] (pair with outputActivation tanh). Evaluation always scores on [0,1].",
+    ),
     counterfeiter: obj("Generator: noise -> hidden dense layers -> 784.", {
       hidden: intList([256, 512, 1024], 1, "Hidden layer sizes."),
       activation: en("relu", ACTIVATIONS, "Hidden activation."),
-      outputActivation: en("linear", ACTIVATIONS, "Output activation (the lecture: linear)."),
+      leakySlope: slope(),
+      outputActivation: en(
+        "linear",
+        ACTIVATIONS,
+        "Output activation (the lecture: linear; sigmoid suits pixelScale unit, tanh symmetric).",
+      ),
+      dropout: num(0, "Dropout rate after each hidden layer while training (the lecture: 0).", {
+        min: 0,
+        max: 0.95,
+      }),
     }),
     police: obj("Discriminator: 784 -> hidden dense layers with dropout -> 1 sigmoid.", {
       hidden: intList([1024, 512, 256], 1, "Hidden layer sizes."),
       activation: en("relu", ACTIVATIONS, "Hidden activation."),
+      leakySlope: slope(),
       dropout: num(0.3, "Dropout rate after each hidden layer.", { min: 0, max: 0.95 }),
     }),
   }),
@@ -87,12 +116,19 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
       ["keras", "tfjs"],
       "keras: epsilon added before bias correction (TF/Keras); tfjs: after (tf.train.adam, PyTorch).",
     ),
+    police: perNetAdam("police"),
+    counterfeiter: perNetAdam("counterfeiter"),
   }),
   loss: obj("Binary cross-entropy.", {
     form: en(
       "logits",
       ["logits", "clipped"],
       "logits: stable BCE from the police's logits (TF2 Keras); clipped: naive BCE on clipped probabilities (collapses; for study).",
+    ),
+    counterfeiter: en(
+      "bce",
+      COUNTERFEITER_LOSSES,
+      "The counterfeiter's loss on the police's output p = sigmoid(logit): bce: -log p (the lecture's target-1 BCE, in loss.form); leastSquares: (p - 1)^2; hinge: max(0, 1 - logit).",
     ),
   }),
   warmup: obj("The lecture's warm-up: police fit once, then counterfeiter fit once.", {
@@ -107,6 +143,29 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
     policeDropoutInCounterfeiterStep: bool(
       false,
       "Run the police with dropout on while training the counterfeiter (lecture: off).",
+    ),
+    policeSteps: int(
+      1,
+      "Police fits per iteration, each on fresh real rows and fakes (the lecture: 1).",
+      1,
+      20,
+    ),
+    realLabel: num(1, "The police's target for real images (below 1: one-sided label smoothing).", {
+      min: 0.5,
+      max: 1,
+    }),
+    labelNoise: num(0, "Share of the police's labels flipped at random (real 0, fake realLabel).", {
+      min: 0,
+      max: 0.5,
+    }),
+    instanceNoise: num(
+      0,
+      "Std-dev of Gaussian noise added to every image the police trains on or trains the counterfeiter through, in the training pixel scale (0: off).",
+      { min: 0, max: 10 },
+    ),
+    instanceNoiseUntil: nullable(
+      "Iteration where instance noise has decayed linearly to 0 (null: constant).",
+      int(0, "", 1),
     ),
   }),
   evaluator: obj("The MNIST classifier behind the evaluation metrics (its own cached stage).", {
@@ -129,6 +188,12 @@ export type Config = Infer<typeof CONFIG_SCHEMA>;
 
 /** Activation names a layer accepts. */
 export type Activation = typeof ACTIVATIONS[number];
+
+/** The pixel scales the networks can train on. */
+export type PixelScale = typeof PIXEL_SCALES[number];
+
+/** The counterfeiter's loss choices. */
+export type CounterfeiterLoss = typeof COUNTERFEITER_LOSSES[number];
 
 /** Cross-field rules the per-field schema cannot say. */
 function checkRules(cfg: Config, src: string): void {
@@ -155,6 +220,21 @@ function checkRules(cfg: Config, src: string): void {
     if (v !== null && !/^[0-9a-f]{64}$/i.test(v)) {
       throw new ConfigError(`${src}: data.sha256.${k}: expected 64 hex digits, got "${v}"`);
     }
+  }
+  const { pixelScale, counterfeiter: { outputActivation: out } } = cfg.model;
+  const fits = pixelScale === "unit" ? ["linear", "sigmoid", "relu"] : ["linear", "tanh"];
+  if (!fits.includes(out)) {
+    throw new ConfigError(
+      `${src}: model.counterfeiter.outputActivation: "${out}" cannot cover pixelScale "${pixelScale}"; use ${
+        fits.map((f) => `"${f}"`).join(" or ")
+      }`,
+    );
+  }
+  const { instanceNoise, instanceNoiseUntil } = cfg.adversarial;
+  if (instanceNoiseUntil !== null && instanceNoise === 0) {
+    throw new ConfigError(
+      `${src}: adversarial.instanceNoiseUntil: set, but adversarial.instanceNoise is 0; set a noise level or remove it`,
+    );
   }
 }
 

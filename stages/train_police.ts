@@ -11,7 +11,7 @@ import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
 import { fitPolice, generate, makeGan, meanD } from "./training/gan.ts";
 import { saveNet } from "./formats/model_io.ts";
-import { disposeNet, initNets } from "./training/nets.ts";
+import { disposeNet, fromUnitScale, initNets } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
 import { pickTraining } from "./vocabulary.ts";
 
@@ -45,7 +45,7 @@ export const trainPoliceStage: Stage<Config> = {
       const gan = makeGan(cfg, g, d, streams);
       const noise = streams.data.normals(b * cfg.model.noiseDim);
       const fakes = generate(g, noise, cfg.model.noiseDim);
-      const real = train.data.subarray(0, b * dim);
+      const real = fromUnitScale(train.data.subarray(0, b * dim), cfg.model.pixelScale);
       const fit = fitPolice(gan, real, fakes, dim, cfg.warmup.fitBatchSize);
       const summary = {
         policeLoss: fit.loss,

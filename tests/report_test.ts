@@ -261,3 +261,44 @@ Deno.test("the whole pipeline on tiny data produces the report, metrics and grid
   }).output();
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "float32 (40, 784)");
 });
+
+Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far it is from the goal", async () => {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir, { train: 200, test: 60, side: 28 });
+  const cfg = await writeConfig(
+    dir,
+    "tiny",
+    tinyConfig(files, {
+      model: {
+        noiseDim: 3,
+        pixelScale: "symmetric",
+        counterfeiter: { hidden: [8], outputActivation: "tanh", activation: "leakyRelu" },
+        police: { hidden: [8], dropout: 0.3, activation: "leakyRelu" },
+      },
+      evaluator: { hidden: [16], epochs: 1, batchSize: 32 },
+      evaluate: { samples: 40 },
+    }),
+  );
+  const r = await cli(["run", cfg, "--results", join(dir, "results"), "--set", "backend=fast-cpu"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /goal \(issue 13\): \d of 5 marks met/);
+  const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
+  assert.ok(html.includes("Distance to the goal"));
+  assert.match(html, /Goal: \d of 5 marks met; missing [^<]*Frechet distance/);
+  const evalDir = join(dir, "results", "cache", "evaluate");
+  const key = [...Deno.readDirSync(evalDir)].find((e) => !e.name.startsWith("."))!.name;
+  const metrics = JSON.parse(await Deno.readTextFile(join(evalDir, key, "metrics.json")));
+  // tanh covers [-1,1]; mapped to [0,1] nothing lies outside
+  for (const c of metrics.checkpoints) assert.equal(c.outOfRangeFraction, 0);
+  const py =
+    `import numpy as np,sys; a=np.load(sys.argv[1]); print(a.min() >= 0, a.max() <= 1, a.shape)`;
+  const out = await new Deno.Command(await numpyPython(), {
+    args: ["-c", py, join(evalDir, key, "samples.npy")],
+    stdout: "piped",
+  }).output();
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "True True (40, 784)");
+  const meta = JSON.parse(await Deno.readTextFile(join(evalDir, key, "meta.json")));
+  assert.equal(typeof meta.summary.goalMiss, "number");
+  assert.ok(meta.summary.goalMarksMet >= 0 && meta.summary.goalMarksMet <= 5);
+  await Deno.remove(dir, { recursive: true });
+});

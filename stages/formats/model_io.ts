@@ -53,7 +53,7 @@ export function toLayersModel(net: Net): tfl.Sequential {
       ...(i === 0 ? { inputShape: [fanIn] } : {}),
     }));
     if (act === "leakyRelu") {
-      model.add(tfl.layers.leakyReLU({ name: name("leaky_relu", i), alpha: LEAKY_RELU_SLOPE }));
+      model.add(tfl.layers.leakyReLU({ name: name("leaky_relu", i), alpha: net.slope }));
     }
     if (i < last && net.dropout > 0) {
       model.add(tfl.layers.dropout({ name: name("dropout", i), rate: net.dropout }));
@@ -134,6 +134,8 @@ export async function saveNet(dir: string, net: Net, adam?: AdamState): Promise<
     hiddenActivation: net.hiddenActivation,
     outputActivation: net.outputActivation,
     dropout: net.dropout,
+    slope: net.slope,
+    pixelScale: net.pixelScale,
     adam: adam ? { t: adam.t } : null,
   };
   if (adam) {
@@ -197,6 +199,9 @@ async function loadNetUnchecked(dir: string): Promise<{ net: Net; adam: AdamStat
     hiddenActivation: spec.hiddenActivation,
     outputActivation: spec.outputActivation,
     dropout: spec.dropout,
+    // absent in nets saved before these knobs existed
+    slope: spec.slope ?? LEAKY_RELU_SLOPE,
+    pixelScale: spec.pixelScale ?? "unit",
   };
   let adam: AdamState | null = null;
   if (spec.adam) {

@@ -19,11 +19,19 @@ export const RANK_METRICS = [
   "dReal",
   "dFake",
   "gap",
+  "bestFrechet",
+  "goalMarksMet",
+  "goalMiss",
 ] as const;
 
 /** The figures a point is ranked by, from its evaluate stage's summary. */
 export interface PointFigures {
   frechet?: number;
+  /** The lowest Frechet distance over the run's checkpoints. */
+  bestFrechet?: number;
+  /** Summed shortfall from issue 13's marks (0: every mark met). */
+  goalMiss?: number;
+  goalMarksMet?: number;
   classifierScore?: number;
   classesCovered?: number;
   klToUniform?: number;

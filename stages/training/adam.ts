@@ -23,7 +23,10 @@ import type { Config } from "../schema.ts";
 import type { AdamConsts } from "../../pipeline/backends/adam_simd.ts";
 
 /** Adam hyperparameters. */
-export type AdamOptions = Config["optimizer"];
+export type AdamOptions = Pick<
+  Config["optimizer"],
+  "learningRate" | "beta1" | "beta2" | "epsilon" | "form"
+>;
 
 /** The state of an Adam optimizer, for checkpoints. */
 export interface AdamState {

@@ -26,7 +26,33 @@ const f = Math.fround;
 
 /** Whether the direct path computes these settings (others use tfjs's autodiff). */
 export function directSupported(hidden: Activation, output: Activation, loss: string): boolean {
-  return loss === "logits" && hidden === "relu" && (output === "linear");
+  return loss === "logits" && (hidden === "relu" || hidden === "leakyRelu") &&
+    OUTPUTS.includes(output);
+}
+
+const OUTPUTS: readonly Activation[] = ["linear", "tanh", "sigmoid", "relu"];
+
+/** Applies an output activation in place over `size` values. */
+function applyOutput(z: Float32Array, size: number, act: Activation): void {
+  if (act === "tanh") { for (let o = 0; o < size; o++) z[o] = Math.tanh(z[o]); }
+  else if (act === "sigmoid") { for (let o = 0; o < size; o++) z[o] = 1 / (1 + Math.exp(-z[o])); }
+  else if (act === "relu") { for (let o = 0; o < size; o++) z[o] = z[o] < 0 ? 0 : z[o]; }
+}
+
+/** dz = d times the output activation's derivative, from its output `a`. */
+function outputGrad(
+  d: Float32Array,
+  a: Float32Array,
+  size: number,
+  act: Activation,
+  dz: Float32Array,
+) {
+  if (act === "tanh") { for (let o = 0; o < size; o++) dz[o] = d[o] * f(1 - f(a[o] * a[o])); }
+  else if (act === "sigmoid") {
+    for (let o = 0; o < size; o++) {
+      dz[o] = d[o] * f(a[o] * f(1 - a[o]));
+    }
+  } else for (let o = 0; o < size; o++) dz[o] = d[o] * +(a[o] > 0);
 }
 
 /** Live parameters of one dense layer: W is [nIn, nOut] row-major. */
@@ -62,11 +88,36 @@ export class DenseStack {
   readonly #sgemm: Sgemm;
   readonly #params: LayerParams[];
   #maskUsed = false;
+  /** The last layer's activation: the police's and classifier's stacks return logits. */
+  readonly #output: Activation;
+  readonly #leaky: boolean;
 
   /** `params` are the live arrays of W and b per layer (the optimizer's memory). */
   constructor(readonly net: Net, sgemm: Sgemm, params: LayerParams[]) {
     this.#sgemm = sgemm;
     this.#params = params;
+    this.#output = net.kind === "counterfeiter" ? net.outputActivation : "linear";
+    this.#leaky = net.hiddenActivation === "leakyRelu";
+  }
+
+  /** leakyRelu over one hidden layer's pre-activations (bias added here), masked into `h`. */
+  #leakyHidden(
+    z: Float32Array,
+    b: Float32Array,
+    n: number,
+    cols: number,
+    m: Float32Array | null,
+    h: Float32Array,
+  ) {
+    const slope = this.net.slope;
+    for (let r = 0, o = 0; r < n; r++) {
+      for (let j = 0; j < cols; j++, o++) {
+        const v = f(z[o] + b[j]);
+        const a = v < 0 ? f(slope * v) : v;
+        z[o] = a;
+        if (m) h[o] = a * m[o];
+      }
+    }
   }
 
   /** Grows the scratch buffers to hold `rows` rows. */
@@ -86,7 +137,7 @@ export class DenseStack {
         a,
         h: mask ? new Float32Array(rows * nOut) : a,
         mask,
-        dz: new Float32Array(hidden ? rows * nOut : 0),
+        dz: new Float32Array(hidden || this.#output !== "linear" ? rows * nOut : 0),
         dIn: new Float32Array(i > 0 ? rows * nIn : 0),
       };
     });
@@ -108,6 +159,9 @@ export class DenseStack {
       this.#sgemm(false, false, n, cols, s.nIn, input, s.nIn, W, cols, z, cols);
       if (l === last) {
         for (let o = 0; o < size; o += cols) for (let j = 0; j < cols; j++) z[o + j] += b[j];
+        applyOutput(z, size, this.#output);
+      } else if (this.#leaky) {
+        this.#leakyHidden(z, b, n, cols, null, z);
       } else {
         for (let o = 0; o < size; o += cols) {
           for (let j = 0; j < cols; j++) {
@@ -141,10 +195,15 @@ export class DenseStack {
       this.#sgemm(false, false, n, cols, s.nIn, input, s.nIn, W, cols, z, cols);
       if (l === last) {
         for (let o = 0; o < size; o += cols) for (let j = 0; j < cols; j++) z[o + j] += b[j];
+        applyOutput(z, size, this.#output);
         return z;
       }
       // tfjs records add(matMul, bias) then relu: two roundings, the same here
-      if (this.#maskUsed) {
+      if (this.#leaky) {
+        const m = this.#maskUsed ? s.mask!.subarray(0, size) : null;
+        if (m) dropoutRng!.fillMask(m, threshold, scale);
+        this.#leakyHidden(z, b, n, cols, m, s.h);
+      } else if (this.#maskUsed) {
         const m = s.mask!.subarray(0, size);
         dropoutRng!.fillMask(m, threshold, scale);
         const h = s.h;
@@ -189,6 +248,17 @@ export class DenseStack {
       let dz: Float32Array;
       if (l === last) {
         dz = d;
+        if (this.#output !== "linear") {
+          dz = s.dz.subarray(0, size);
+          outputGrad(d, s.a, size, this.#output, dz);
+        }
+      } else if (this.#leaky) {
+        dz = s.dz.subarray(0, size);
+        const a = s.a, m = this.#maskUsed ? s.mask! : null, slope = this.net.slope;
+        for (let o = 0; o < size; o++) {
+          const g = m ? f(d[o] * m[o]) : d[o];
+          dz[o] = a[o] > 0 ? g : f(g * slope);
+        }
       } else {
         dz = s.dz.subarray(0, size);
         const a = s.a;
@@ -225,6 +295,32 @@ export function meanSigmoid(logits: Float32Array, n: number): number {
   let sum = 0;
   for (let i = 0; i < n; i++) sum += f(1 / (1 + Math.exp(-logits[i])));
   return f(f(sum) / n);
+}
+
+/**
+ * The counterfeiter's alternative losses from the police's logits and their gradients:
+ * least squares on the probability, mean (sigmoid(l) - 1)^2, and the hinge mean
+ * max(0, 1 - l). Returns the loss.
+ */
+export function counterfeiterLossAndGrad(
+  form: "leastSquares" | "hinge",
+  logits: Float32Array,
+  n: number,
+  dl: Float32Array,
+): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const l = logits[i];
+    if (form === "hinge") {
+      sum += l < 1 ? 1 - l : 0;
+      dl[i] = l < 1 ? -1 / n : 0;
+    } else {
+      const p = 1 / (1 + Math.exp(-l));
+      sum += (p - 1) * (p - 1);
+      dl[i] = (2 * (p - 1) * p * (1 - p)) / n;
+    }
+  }
+  return sum / n;
 }
 
 /**

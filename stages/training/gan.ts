@@ -15,13 +15,19 @@
 import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core alone registers no gradients; tfjs-layers' bundle registers all of them.
 import "@tensorflow/tfjs-layers";
-import type { Config } from "../schema.ts";
+import type { Config, CounterfeiterLoss } from "../schema.ts";
 import { StageError } from "../../pipeline/errors.ts";
 import type { Rng } from "../../pipeline/rng.ts";
 import { FAST_CPU, fastCpuSgemm } from "../../pipeline/backends/fast_cpu.ts";
 import { Adam } from "./adam.ts";
 import { copyRows, fitEpoch, gatherRows, trainStep } from "./fit.ts";
-import { bceLogitsAndGrad, DenseStack, directSupported, meanSigmoid } from "./dense_direct.ts";
+import {
+  bceLogitsAndGrad,
+  counterfeiterLossAndGrad,
+  DenseStack,
+  directSupported,
+  meanSigmoid,
+} from "./dense_direct.ts";
 import { makeAdamEngine } from "./adam_engine.ts";
 import { forward, type Net, variablesOf } from "./nets.ts";
 
@@ -53,6 +59,16 @@ export function bceClipped(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   });
 }
 
+/** The counterfeiter's least-squares loss: mean (sigmoid(l) - 1)^2. */
+export function leastSquaresLoss(logits: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.square(tf.sub(tf.sigmoid(logits), 1))));
+}
+
+/** The counterfeiter's hinge loss: mean max(0, 1 - l). */
+export function hingeLoss(logits: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.relu(tf.sub(1, logits))));
+}
+
 /** The loss of a config. */
 export function lossFn(form: LossForm): (l: tf.Tensor, y: tf.Tensor) => tf.Scalar {
   return form === "logits" ? bceFromLogits : bceClipped;
@@ -63,6 +79,8 @@ export interface Streams {
   shuffle: Rng;
   dropout: Rng;
   data: Rng;
+  /** Label flips and instance noise (drawn from only when those knobs are on). */
+  augment: Rng;
 }
 
 /** Everything a GAN step needs. */
@@ -74,6 +92,8 @@ export interface Gan {
   /** The counterfeiter's noise length. */
   noiseDim: number;
   loss: (l: tf.Tensor, y: tf.Tensor) => tf.Scalar;
+  /** The counterfeiter's loss (bce is `loss` with target 1). */
+  counterfeiterLoss: CounterfeiterLoss;
   streams: Streams;
 }
 
@@ -101,10 +121,22 @@ function enableDirect(net: Net, opt: Adam, lossForm: LossForm): void {
 /** The loss form a config names. */
 export type LossForm = Config["loss"]["form"];
 
-/** What training takes from the config: the optimizer's settings and the loss form. */
+/** What training takes from the config: the optimizer's settings and the losses. */
 export interface TrainingOptions {
   optimizer: Config["optimizer"];
-  loss: { form: LossForm };
+  loss: { form: LossForm; counterfeiter?: CounterfeiterLoss };
+}
+
+/** The Adam settings of one net: the shared ones with the net's own overrides. */
+export function adamFor(o: Config["optimizer"], net: "police" | "counterfeiter") {
+  const own = o[net];
+  return {
+    learningRate: own?.learningRate ?? o.learningRate,
+    beta1: own?.beta1 ?? o.beta1,
+    beta2: own?.beta2 ?? o.beta2,
+    epsilon: o.epsilon,
+    form: o.form,
+  };
 }
 
 /** Options of {@link makeGan}. */
@@ -124,10 +156,19 @@ export function makeGan(
   const gan: Gan = {
     g,
     d,
-    optG: new Adam(variablesOf(g), opts.optimizer, makeAdamEngine(variablesOf(g))),
-    optD: new Adam(variablesOf(d), opts.optimizer, makeAdamEngine(variablesOf(d))),
+    optG: new Adam(
+      variablesOf(g),
+      adamFor(opts.optimizer, "counterfeiter"),
+      makeAdamEngine(variablesOf(g)),
+    ),
+    optD: new Adam(
+      variablesOf(d),
+      adamFor(opts.optimizer, "police"),
+      makeAdamEngine(variablesOf(d)),
+    ),
     noiseDim: g.layers[0].W.shape[0],
     loss: lossFn(opts.loss.form),
+    counterfeiterLoss: opts.loss.counterfeiter ?? "bce",
     streams,
   };
   direct.delete(g);
@@ -171,6 +212,23 @@ export function meanD(d: Net, x: Float32Array, dim: number): number {
   );
 }
 
+/** The loop's tricks on the police's inputs and labels (all off: the lecture). */
+export interface PoliceTricks {
+  /** Target for real rows (below 1: one-sided label smoothing). */
+  realLabel: number;
+  /** Probability that a row's label is flipped (real to 0, fake to realLabel). */
+  labelNoise: number;
+  /** Std-dev of Gaussian noise added to every input image. */
+  instanceNoise: number;
+}
+
+/** Adds `std` times standard normals from `rng` to `x` in place. */
+function addNoise(x: Float32Array, std: number, rng: Rng): void {
+  if (std <= 0) return;
+  const e = rng.normals(x.length);
+  for (let i = 0; i < x.length; i++) x[i] += std * e[i];
+}
+
 /** One police fit epoch on real (label 1) and fake (label 0) rows, dropout on. */
 export function fitPolice(
   gan: Gan,
@@ -178,12 +236,20 @@ export function fitPolice(
   fake: Float32Array,
   dim: number,
   batchSize: number,
+  tricks: PoliceTricks = { realLabel: 1, labelNoise: 0, instanceNoise: 0 },
 ) {
   const nReal = real.length / dim, nFake = fake.length / dim;
   const x = new Float32Array(real.length + fake.length);
   x.set(real);
   x.set(fake, real.length);
-  const y = new Float32Array(nReal + nFake).fill(1, 0, nReal);
+  const y = new Float32Array(nReal + nFake).fill(tricks.realLabel, 0, nReal);
+  if (tricks.labelNoise > 0) {
+    const u = gan.streams.augment;
+    for (let r = 0; r < y.length; r++) {
+      if (u.uniform() < tricks.labelNoise) y[r] = r < nReal ? 0 : tricks.realLabel;
+    }
+  }
+  addNoise(x, tricks.instanceNoise, gan.streams.augment);
   const fast = direct.get(gan.d);
   if (fast) {
     const grads = gan.optD.engine.buffers!.grads;
@@ -227,21 +293,34 @@ export function fitCounterfeiter(
   noise: Float32Array,
   batchSize: number,
   policeDropout: boolean,
+  instanceNoise = 0,
 ) {
   const nd = gan.noiseDim;
   const n = noise.length / nd;
   const fastG = direct.get(gan.g), fastD = direct.get(gan.d);
+  // the counterfeiter's own dropout (0 in the lecture: then no masks are drawn)
+  const gDropout = gan.g.dropout > 0 ? gan.streams.dropout : null;
+  const form = gan.counterfeiterLoss;
   if (fastG && fastD) {
     const grads = gan.optG.engine.buffers!.grads;
     const dim = fastD.stack.net.layers[0].W.shape[0];
     const zb = new Float32Array(batchSize * nd), dl = new Float32Array(batchSize);
     const dFake = new Float32Array(batchSize * dim);
+    const noisy = instanceNoise > 0 ? new Float32Array(batchSize * dim) : null;
     const res = fitEpoch(n, batchSize, gan.streams.shuffle, (rows) => {
       const b = rows.length;
       copyRows(noise, nd, rows, zb);
-      const fake = fastG.stack.forward(zb, b, null);
+      let fake = fastG.stack.forward(zb, b, gDropout);
+      if (noisy) {
+        const v = noisy.subarray(0, b * dim);
+        v.set(fake.subarray(0, b * dim));
+        addNoise(v, instanceNoise, gan.streams.augment);
+        fake = v;
+      }
       const logits = fastD.stack.forward(fake, b, policeDropout ? gan.streams.dropout : null);
-      const loss = bceLogitsAndGrad(logits, null, b, dl);
+      const loss = form === "bce"
+        ? bceLogitsAndGrad(logits, null, b, dl)
+        : counterfeiterLossAndGrad(form, logits, b, dl);
       fastD.stack.backward(dl, b, null, dFake);
       fastG.stack.backward(dFake, b, grads, null);
       gan.optG.applyBuffered();
@@ -258,8 +337,14 @@ export function fitCounterfeiter(
     (rows) =>
       trainStep(gan.optG, vars, () => {
         const zb = gatherRows(noise, nd, rows);
-        const fake = forward(gan.g, zb);
+        let fake = forward(gan.g, zb, gDropout);
+        if (instanceNoise > 0) {
+          const e = gan.streams.augment.normals(fake.size);
+          fake = tf.add(fake, tf.mul(tf.tensor2d(e, fake.shape), instanceNoise));
+        }
         const logits = forward(gan.d, fake, policeDropout ? gan.streams.dropout : null);
+        if (form === "leastSquares") return leastSquaresLoss(logits);
+        if (form === "hinge") return hingeLoss(logits);
         return gan.loss(logits, tf.ones([rows.length, 1]));
       }),
   );

@@ -36,6 +36,23 @@ export interface LoopOptions {
   fitBatchSize: number;
   /** Dropout in the police while the counterfeiter trains through it. */
   policeDropoutInCounterfeiterStep: boolean;
+  /** Police fits per iteration, each on fresh rows and fakes (default 1). */
+  policeSteps?: number;
+  /** The police's target for real rows (default 1). */
+  realLabel?: number;
+  /** Share of police labels flipped (default 0). */
+  labelNoise?: number;
+  /** Std-dev of the police's input noise (default 0). */
+  instanceNoise?: number;
+  /** Iteration where the input noise has decayed linearly to 0 (null: constant). */
+  instanceNoiseUntil?: number | null;
+}
+
+/** The instance noise level at iteration `it` (1-based). */
+export function instanceNoiseAt(a: LoopOptions, it: number): number {
+  const s = a.instanceNoise ?? 0, until = a.instanceNoiseUntil ?? null;
+  if (s === 0 || until === null) return s;
+  return it >= until ? 0 : s * (1 - (it - 1) / until);
 }
 
 /** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
@@ -52,20 +69,36 @@ export function adversarialIterations(
   const nTrain = train.length / dim;
   const nd = gan.noiseDim;
   return (async () => {
+    const steps = a.policeSteps ?? 1;
     for (let it = from + 1; it <= to; it++) {
       const t0 = performance.now();
-      const noise = gan.streams.data.normals(a.batchSize * nd);
-      const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
-      const real = copyRows(train, dim, rows);
-      const fakes = generate(gan.g, noise, nd);
-      const dRealBefore = meanD(gan.d, real, dim);
-      const dFakeBefore = meanD(gan.d, fakes, dim);
-      const pol = atIteration(it, () => fitPolice(gan, real, fakes, dim, a.fitBatchSize));
+      const sigma = instanceNoiseAt(a, it);
+      const tricks = {
+        realLabel: a.realLabel ?? 1,
+        labelNoise: a.labelNoise ?? 0,
+        instanceNoise: sigma,
+      };
+      let noise!: Float32Array, real!: Float32Array, fakes!: Float32Array;
+      let dRealBefore = 0, dFakeBefore = 0;
+      let pol = { loss: 0, steps: 0 };
+      for (let k = 0; k < steps; k++) {
+        noise = gan.streams.data.normals(a.batchSize * nd);
+        const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
+        real = copyRows(train, dim, rows);
+        fakes = generate(gan.g, noise, nd);
+        if (k === 0) {
+          dRealBefore = meanD(gan.d, real, dim);
+          dFakeBefore = meanD(gan.d, fakes, dim);
+        }
+        pol = atIteration(it, () => fitPolice(gan, real, fakes, dim, a.fitBatchSize, tricks));
+      }
+      // after the police's last step, on the rows and fakes of that step
       const dRealAfterPolice = meanD(gan.d, real, dim);
       const dFakeAfterPolice = meanD(gan.d, fakes, dim);
       const cf = atIteration(
         it,
-        () => fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep),
+        () =>
+          fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep, sigma),
       );
       const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
       const row: HistoryRow = {

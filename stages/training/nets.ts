@@ -14,7 +14,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Activation, Config } from "../schema.ts";
+import type { Activation, Config, PixelScale } from "../schema.ts";
 import type { Rng } from "../../pipeline/rng.ts";
 import { LEAKY_RELU_SLOPE } from "../vocabulary.ts";
 
@@ -31,6 +31,10 @@ export interface Net {
   hiddenActivation: Activation;
   outputActivation: Activation;
   dropout: number;
+  /** Negative slope of the leakyRelu activation. */
+  slope: number;
+  /** The pixel scale of the images the net makes (counterfeiter) or reads (police). */
+  pixelScale: PixelScale;
 }
 
 /** Layer sizes of the counterfeiter: noise -> hidden -> image. */
@@ -51,6 +55,7 @@ export function initNet(
   output: Activation,
   dropout: number,
   rng: Rng,
+  extra: { slope?: number; pixelScale?: PixelScale } = {},
 ): Net {
   const layers: Dense[] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
@@ -62,7 +67,15 @@ export function initNet(
       b: tf.variable(tf.zeros([fanOut]), true),
     });
   }
-  return { kind, layers, hiddenActivation: hidden[0] ?? "relu", outputActivation: output, dropout };
+  return {
+    kind,
+    layers,
+    hiddenActivation: hidden[0] ?? "relu",
+    outputActivation: output,
+    dropout,
+    slope: extra.slope ?? LEAKY_RELU_SLOPE,
+    pixelScale: extra.pixelScale ?? "unit",
+  };
 }
 
 /** The counterfeiter and police of a config, freshly initialised from the seed. */
@@ -78,8 +91,9 @@ export function initNets(
     counterfeiterSizes(m.noiseDim, m.counterfeiter.hidden, imageDim),
     [m.counterfeiter.activation],
     m.counterfeiter.outputActivation,
-    0,
+    m.counterfeiter.dropout,
     rngG,
+    { slope: m.counterfeiter.leakySlope, pixelScale: m.pixelScale },
   );
   const d = initNet(
     "police",
@@ -88,17 +102,18 @@ export function initNets(
     "sigmoid",
     m.police.dropout,
     rngD,
+    { slope: m.police.leakySlope, pixelScale: m.pixelScale },
   );
   return { g, d };
 }
 
 /** Applies an activation by name. */
-export function activate(x: tf.Tensor, a: Activation): tf.Tensor {
+export function activate(x: tf.Tensor, a: Activation, slope = LEAKY_RELU_SLOPE): tf.Tensor {
   switch (a) {
     case "relu":
       return tf.relu(x);
     case "leakyRelu":
-      return tf.leakyRelu(x, LEAKY_RELU_SLOPE);
+      return tf.leakyRelu(x, slope);
     case "elu":
       return tf.elu(x);
     case "tanh":
@@ -143,16 +158,30 @@ export function forward(
         bias: layer.b,
         activation: fusedRelu ? "relu" : "linear",
       }) as tf.Tensor2D;
-      if (!fusedRelu) h = activate(h, net.hiddenActivation) as tf.Tensor2D;
+      if (!fusedRelu) h = activate(h, net.hiddenActivation, net.slope) as tf.Tensor2D;
       if (dropoutRng && net.dropout > 0) {
         h = tf.mul(h, dropoutMask(h.shape[0], h.shape[1], net.dropout, dropoutRng)) as tf.Tensor2D;
       }
     } else {
       h = tf.fused.matMul({ a: h, b: layer.W, bias: layer.b }) as tf.Tensor2D;
-      if (net.kind === "counterfeiter") h = activate(h, net.outputActivation) as tf.Tensor2D;
+      if (net.kind === "counterfeiter") {
+        h = activate(h, net.outputActivation, net.slope) as tf.Tensor2D;
+      }
     }
   });
   return h;
+}
+
+/** Maps images from a net's pixel scale to [0,1] (a copy; unit-scale input is returned as is). */
+export function toUnitScale(x: Float32Array, scale: PixelScale): Float32Array {
+  if (scale === "unit") return x;
+  return x.map((v) => (v + 1) * 0.5);
+}
+
+/** Maps [0,1] images to a pixel scale (a copy; unit scale returns the input). */
+export function fromUnitScale(x: Float32Array, scale: PixelScale): Float32Array {
+  if (scale === "unit") return x;
+  return x.map((v) => v * 2 - 1);
 }
 
 /** The penultimate layer's activations (the features the Frechet distance compares). */

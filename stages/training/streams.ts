@@ -10,9 +10,11 @@ export const STREAM = {
   warmupShuffle: 4,
   warmupDropout: 5,
   warmupCounterfeiterShuffle: 6,
+  warmupAugment: 7,
   advShuffle: 10,
   advDropout: 11,
   advData: 12,
+  advAugment: 13,
   evaluatorInit: 20,
   evaluatorShuffle: 21,
   evaluateTrainRows: 30,
@@ -29,17 +31,24 @@ export function streamsFor(cfg: { seed: number }, phase: "warmup" | "adversarial
       shuffle: new Rng(s, STREAM.warmupShuffle),
       dropout: new Rng(s, STREAM.warmupDropout),
       data: new Rng(s, STREAM.warmupNoise),
+      augment: new Rng(s, STREAM.warmupAugment),
     }
     : {
       shuffle: new Rng(s, STREAM.advShuffle),
       dropout: new Rng(s, STREAM.advDropout),
       data: new Rng(s, STREAM.advData),
+      augment: new Rng(s, STREAM.advAugment),
     };
 }
 
 /** Serialisable states of streams, for checkpoints. */
 export function streamsState(s: Streams): Record<keyof Streams, (number | null)[]> {
-  return { shuffle: s.shuffle.state(), dropout: s.dropout.state(), data: s.data.state() };
+  return {
+    shuffle: s.shuffle.state(),
+    dropout: s.dropout.state(),
+    data: s.data.state(),
+    augment: s.augment.state(),
+  };
 }
 
 /** Streams restored from {@link streamsState}. */
@@ -48,5 +57,6 @@ export function streamsFromState(st: Record<keyof Streams, (number | null)[]>): 
     shuffle: Rng.fromState(st.shuffle),
     dropout: Rng.fromState(st.dropout),
     data: Rng.fromState(st.data),
+    augment: Rng.fromState(st.augment),
   };
 }

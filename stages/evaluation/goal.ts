@@ -1,0 +1,117 @@
+/**
+ * The lecture's hope made measurable (issue 13): over the last tenth of the run the police
+ * says about 0.5 to held-out real digits and to fresh fakes, and the fakes are good digits
+ * in fair shares. Every run's report and evaluate summary say how far it is from each mark.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { goalMarks } from "./goal.ts";
+ * const row = (iteration: number | "final", dReal: number, dFake: number) => ({
+ *   iteration, dReal, dFake, frechet: 20, classifierScore: 9, classesCovered: 10,
+ *   klToUniform: 0, outOfRangeFraction: 0, classHistogram: new Array(10).fill(0.1),
+ * });
+ * const g = goalMarks({
+ *   reference: { frechet: 10 },
+ *   checkpoints: [row(450, 0.9, 0.1), row(500, 0.55, 0.45), row("final", 0.55, 0.45)],
+ * });
+ * assert.equal(g.met, 5);
+ * assert.equal(g.miss, 0);
+ * ```
+ */
+import type { CheckpointMetrics } from "../vocabulary.ts";
+
+/** The marks, as issue 13 states them. */
+export const GOAL = {
+  /** The share of the run, at its end, whose checkpoints the D marks average over. */
+  window: 0.1,
+  /** D(real) and D(fake) within this of 0.5. */
+  dTolerance: 0.1,
+  minClassifierScore: 8,
+  classShare: [0.05, 0.15] as const,
+  /** Frechet distance at the best checkpoint within this multiple of the real-vs-real floor. */
+  frechetFactor: 3,
+} as const;
+
+/** One mark: what was measured, the target, and how far short it falls (0 when met). */
+export interface GoalMark {
+  name: string;
+  value: number;
+  target: string;
+  met: boolean;
+  /** How far outside the target, in the mark's units (0 when met). */
+  short: number;
+  /** `short` on a common scale, for ranking: 1 is a wide miss. */
+  miss: number;
+}
+
+/** What the marks read: the evaluate stage's checkpoint rows and its real-data reference. */
+export interface GoalInput {
+  reference: { frechet: number };
+  checkpoints: CheckpointMetrics[];
+}
+
+/** Every mark for a run's evaluation, how many are met, and the summed miss (0: the goal). */
+export function goalMarks(m: GoalInput): { marks: GoalMark[]; met: number; miss: number } {
+  const numbered = m.checkpoints.filter((c) => typeof c.iteration === "number");
+  const final = m.checkpoints.at(-1)!;
+  const last = numbered.length ? (numbered.at(-1)!.iteration as number) : 0;
+  const inWindow = numbered.filter((c) => (c.iteration as number) > last * (1 - GOAL.window));
+  const window = inWindow.length ? inWindow : [final];
+  const mean = (f: (c: CheckpointMetrics) => number) =>
+    window.reduce((s, c) => s + f(c), 0) / window.length;
+  const marks: GoalMark[] = [];
+  const span = window.length > 1
+    ? `mean of ${window.length} checkpoints in the last ${100 * GOAL.window}%`
+    : "final";
+  for (const [name, v] of [["D(real)", mean((c) => c.dReal)], ["D(fake)", mean((c) => c.dFake)]]) {
+    const short = Math.max(0, Math.abs((v as number) - 0.5) - GOAL.dTolerance);
+    marks.push({
+      name: `${name}, ${span}`,
+      value: v as number,
+      target: `0.5 \u00b1 ${GOAL.dTolerance}`,
+      met: short === 0,
+      short,
+      miss: short / (0.5 - GOAL.dTolerance),
+    });
+  }
+  const score = final.classifierScore;
+  const scoreShort = Math.max(0, GOAL.minClassifierScore - score);
+  marks.push({
+    name: "classifier score, final",
+    value: score,
+    target: `\u2265 ${GOAL.minClassifierScore}`,
+    met: scoreShort === 0,
+    short: scoreShort,
+    miss: scoreShort / GOAL.minClassifierScore,
+  });
+  const [lo, hi] = GOAL.classShare;
+  const total = final.classHistogram.reduce((s, x) => s + x, 0) || 1;
+  const shares = final.classHistogram.map((x) => x / total);
+  const outside = shares.map((s) => Math.max(0, lo - s, s - hi));
+  const worst = outside.indexOf(Math.max(...outside));
+  marks.push({
+    name: `class shares, final (furthest: digit ${worst})`,
+    value: shares[worst],
+    target: `every class in [${100 * lo}%, ${100 * hi}%]`,
+    met: outside[worst] === 0,
+    short: outside[worst],
+    miss: outside.reduce((s, x) => s + x, 0) / (hi - lo),
+  });
+  const best = m.checkpoints.reduce((b, c) => (c.frechet < b.frechet ? c : b));
+  const limit = GOAL.frechetFactor * m.reference.frechet;
+  const fdShort = Math.max(0, best.frechet - limit);
+  marks.push({
+    name: `Frechet distance, best checkpoint (${best.iteration})`,
+    value: best.frechet,
+    target: `\u2264 ${GOAL.frechetFactor} \u00d7 real floor = ${limit.toFixed(2)}`,
+    met: fdShort === 0,
+    short: fdShort,
+    miss: fdShort / limit,
+  });
+  return {
+    marks,
+    met: marks.filter((k) => k.met).length,
+    miss: marks.reduce((s, k) => s + k.miss, 0),
+  };
+}
