@@ -106,3 +106,45 @@ export async function runHalving(
   const spent = states.reduce((t, s) => t + (reached(s) ? h.rungs[reached(s) - 1] : 0), 0);
   return { spent, full: records.length * h.rungs.at(-1)! };
 }
+
+/** What a halving search found and spent, beside the full grid over the same points. */
+export interface HalvingComparison {
+  /** The search's best point (index) among those that finished the last rung, and its figure. */
+  halving: { point: number; figure: number } | null;
+  /** The full grid's best point and figure. */
+  grid: { point: number; figure: number } | null;
+  /** Resource the search spent, and the full grid's (points x last rung). */
+  spent: number;
+  full: number;
+}
+
+/**
+ * Compares a halving search with the full grid run over the same points: `rungFigures` are
+ * the search's figures per point, `gridFigures` the grid's (null: failed or not run).
+ */
+export function compareHalving(
+  rungFigures: (number | null)[][],
+  gridFigures: (number | null)[],
+  rungs: number[],
+  higherIsBetter: boolean,
+): HalvingComparison {
+  const better = (a: number, b: number) => (higherIsBetter ? a > b : a < b);
+  const best = (figs: (number | null)[]) => {
+    let out: { point: number; figure: number } | null = null;
+    figs.forEach((f, i) => {
+      if (f !== null && (out === null || better(f, out.figure))) out = { point: i, figure: f };
+    });
+    return out;
+  };
+  const last = rungs.length - 1;
+  const spent = rungFigures.reduce((t, figs) => {
+    const reached = figs.filter((f) => f !== null).length;
+    return t + (reached ? rungs[reached - 1] : 0);
+  }, 0);
+  return {
+    halving: best(rungFigures.map((figs) => figs[last] ?? null)),
+    grid: best(gridFigures),
+    spent,
+    full: gridFigures.length * rungs[last],
+  };
+}

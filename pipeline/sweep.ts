@@ -266,15 +266,30 @@ export interface LoadedSweep {
 }
 
 /** Reads, validates and expands a sweep file; every point's config is validated too. */
-export async function loadSweep(path: string, workDir: string, app: App): Promise<LoadedSweep> {
+export async function loadSweep(
+  path: string,
+  workDir: string,
+  app: App,
+  { fullGrid = false }: { fullGrid?: boolean } = {},
+): Promise<LoadedSweep> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch {
     throw new ConfigError(`sweep file not found: ${path} (sweeps live in configs/sweeps/)`);
   }
-  const spec = validateSweep(parseJsonText(text, path), path, app);
-  const name = spec.name ?? basename(path).replace(/\.json$/, "");
+  let spec = validateSweep(parseJsonText(text, path), path, app);
+  let name = spec.name ?? basename(path).replace(/\.json$/, "");
+  if (fullGrid) {
+    // what a halving search is measured against: every point run to the last rung
+    if (!spec.search) {
+      throw new ConfigError(`${path}: --full-grid: the sweep has no "search" block to leave out`);
+    }
+    const { search, ...rest } = spec;
+    const resource = search.resource ?? app.sweep.resource!;
+    spec = { ...rest, grid: { ...rest.grid, [resource]: [search.rungs.at(-1)!] } };
+    name = `${name}-full`;
+  }
   let basePath: string;
   if (typeof spec.base === "string") {
     basePath = resolve(dirname(resolve(path)), spec.base);

@@ -28,7 +28,7 @@ import {
   runPoint,
   sweepDir,
 } from "./sweep.ts";
-import { runHalving } from "./halving.ts";
+import { compareHalving, runHalving } from "./halving.ts";
 import {
   cancelOnCtrlC,
   cancelSlurm,
@@ -43,6 +43,8 @@ const USAGE = `usage: deno task sweep <sweep.json> [options]
        deno task sweep cancel <sweep.json> [--results DIR]   (scancel a Slurm sweep's job)
   --jobs N               local: run N points at once, in separate processes (default 1)
   --dry-run              list the points and what each can reuse from the cache; run nothing
+  --full-grid            leave out the "search" block: run every point to the last rung (the
+                         full grid a halving search is measured against; shares its cache)
   --results DIR          results folder (default: results)
   --backend NAME         override every point's backend
   --executor NAME        local (default) or slurm: one job array, a task per pending point
@@ -86,10 +88,10 @@ async function prepare(
   file: string,
   results: string,
   backend: string | undefined,
-  { dryRun = false } = {},
+  { dryRun = false, fullGrid = false } = {},
 ): Promise<PreparedSweep> {
   await checkResultsDir(results, { write: !dryRun });
-  const sweep = await loadSweep(file, join(results, "sweeps"), app);
+  const sweep = await loadSweep(file, join(results, "sweeps"), app, { fullGrid });
   const dir = sweepDir(results, sweep);
   const store = new Store(results);
   const plans: StagePlan[][] = [];
@@ -310,6 +312,7 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
       options: {
         jobs: { type: "string", default: "1" },
         "dry-run": { type: "boolean", default: false },
+        "full-grid": { type: "boolean", default: false },
         results: { type: "string", default: "results" },
         backend: { type: "string" },
         executor: { type: "string", default: "local" },
@@ -349,6 +352,7 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   }
   const s = await prepare(app, first, values.results, values.backend, {
     dryRun: values["dry-run"],
+    fullGrid: values["full-grid"],
   });
   describePlan(s);
   if (values["dry-run"]) {
@@ -363,7 +367,9 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   }
   if (values.executor === "local") {
     await runLocal(s, jobs, values.backend);
-    return await finish(s);
+    const code = await finish(s);
+    if (values["full-grid"]) await compareWithSearch(app, first, values.results, s);
+    return code;
   }
   const cpus = Number(values["cpus-per-task"]);
   if (!Number.isInteger(cpus) || cpus < 1) {
@@ -394,5 +400,46 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
     return await finish(s);
   }
   const done = await submitSlurm(s, opts);
-  return done ? await finish(s) : 0;
+  if (!done) return 0;
+  const code = await finish(s);
+  if (values["full-grid"]) await compareWithSearch(app, first, values.results, s);
+  return code;
+}
+
+/**
+ * After a `--full-grid` run: what the same file's halving search found and spent beside
+ * the grid's best (the search's sweep.json, where it has run in this results folder).
+ */
+async function compareWithSearch(app: App, file: string, results: string, grid: PreparedSweep) {
+  const searched = await loadSweep(file, join(results, "sweeps"), app);
+  const h = searched.spec.search!;
+  const dir = sweepDir(results, searched);
+  const rec = await readJson<{ points: PointRecord[] }>(join(dir, "sweep.json"));
+  const log = new Progress();
+  if (!rec?.points?.some((p) => p.rungFigures)) {
+    log.log(
+      `no halving search of this file in ${results} yet: run it without --full-grid to compare`,
+    );
+    return;
+  }
+  const higher = app.sweep.higherIsBetter.includes(h.metric);
+  const c = compareHalving(
+    rec.points.map((p) => p.rungFigures ?? h.rungs.map(() => null)),
+    grid.records.map((r) =>
+      r.status === "done" ? app.figures(r.summaries)[h.metric] ?? null : null
+    ),
+    h.rungs,
+    higher,
+  );
+  const name = (i: number) => `p${String(i).padStart(3, "0")}`;
+  const show = (b: { point: number; figure: number } | null) =>
+    b ? `${name(b.point)} (${h.metric} ${b.figure.toPrecision(4)})` : "no point";
+  const same = c.halving && c.grid && c.halving.point === c.grid.point;
+  log.log(
+    `halving (${dir}) found ${show(c.halving)} with ${c.spent} of ${c.full} ${
+      h.resource ?? app.sweep.resource
+    } (${Math.round((100 * c.spent) / c.full)}%); the full grid's best is ${show(c.grid)}: ${
+      same ? "the same point" : "a different point"
+    }`,
+  );
 }

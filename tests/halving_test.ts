@@ -1,7 +1,7 @@
 /** Successive halving sweeps: ASHA promotions, extended runs, stop reasons, validation. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { nextJob } from "../pipeline/halving.ts";
+import { compareHalving, nextJob } from "../pipeline/halving.ts";
 import { validateSweep } from "../pipeline/sweep.ts";
 import { APP } from "../stages/app.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
@@ -115,4 +115,39 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   );
   assert.equal([...Deno.readDirSync(logDir)].length, before, "the second pass ran nothing");
   assert.match(again.stderr, new RegExp(`halving spent ${m[1]} of`));
+  // --full-grid: every point to the last rung, extending the search's runs, then compared
+  const full = await sweepCli([sweep, "--results", results, "--full-grid"]);
+  assert.equal(full.code, 0, full.stderr);
+  assert.match(full.stderr, /\[9\/9\] h-full-p008 done/);
+  const cmp = full.stderr.match(
+    /halving \(.*\) found (p\d+) \(frechet ([\d.]+)\) with (\d+) of 810 adversarial\.iterations \(\d+%\); the full grid's best is (p\d+) \(frechet ([\d.]+)\): (the same|a different) point/,
+  );
+  assert.ok(cmp, full.stderr);
+  assert.equal(cmp[3], m[1]);
+  const fullRec = JSON.parse(
+    await Deno.readTextFile(join(full.stdout.trim().split("\n").at(-1)!, "..", "sweep.json")),
+  );
+  // the points that finished every rung have the same figure in the grid: the same bits
+  rec.points.forEach((p: { index: number; rungFigures: (number | null)[] }) => {
+    if ((p.rungFigures[2] ?? null) === null) return;
+    const g = fullRec.points[p.index].summaries.evaluate.frechet;
+    assert.equal(g, p.rungFigures[2], `point ${p.index}`);
+  });
+  assert.equal(cmp[6] === "the same", cmp[1] === cmp[4]);
+  const noSearch = await writeConfig(dir, "g", { base: "tiny.json", seeds: [1] });
+  const refused = await sweepCli([noSearch, "--results", results, "--full-grid"]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /--full-grid: the sweep has no "search" block to leave out/);
+});
+
+Deno.test("compareHalving: the search's best among points that finished, what it spent, the grid's best", () => {
+  const c = compareHalving([[5, 3, 2], [4], [6, 1], [9]], [2, 1.5, 3, 8], [10, 30, 90], false);
+  assert.deepEqual(c.halving, { point: 0, figure: 2 });
+  assert.deepEqual(c.grid, { point: 1, figure: 1.5 });
+  assert.equal(c.spent, 90 + 10 + 30 + 10);
+  assert.equal(c.full, 360);
+  assert.deepEqual(compareHalving([[5, 3, 2]], [2], [1, 2, 3], true).halving, {
+    point: 0,
+    figure: 2,
+  });
 });
