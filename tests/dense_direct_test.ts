@@ -4,14 +4,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../pipeline/backends/mod.ts";
 import type { Config } from "../stages/schema.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { adversarialIterations } from "../stages/training/loop.ts";
-import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
 import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../stages/training/gan.ts";
 import { bceLogitsAndGrad, directSupported } from "../stages/training/dense_direct.ts";
 import { bceFromLogits } from "../stages/training/gan.ts";
-import { initNets, variablesOf } from "../stages/training/nets.ts";
+import { initNets } from "../stages/training/nets.ts";
 import { streamsFor } from "../stages/training/streams.ts";
-import { configOf, tinyConfig } from "./helpers.ts";
+import { configOf, loopRun, tinyConfig } from "./helpers.ts";
 
 async function cfgWith(model: Record<string, unknown>, adv: Record<string, unknown> = {}) {
   const dir = await Deno.makeTempDir();
@@ -25,18 +23,8 @@ async function cfgWith(model: Record<string, unknown>, adv: Record<string, unkno
 }
 
 /** Runs `iterations` of the loop from a seeded init; returns history and final weights. */
-async function run(cfg: Config, direct: boolean, iterations: number, dim: number) {
-  await selectBackend("fast-cpu");
-  const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
-  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
-  const train = new Rng(7).uniforms(300 * dim);
-  const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iterations, history);
-  const weights = [...variablesOf(g), ...variablesOf(d)].map((v) =>
-    Array.from(v.dataSync() as Float32Array)
-  );
-  return { history: historyNumbers(history), weights };
-}
+const run = (cfg: Config, direct: boolean, iterations: number, dim: number) =>
+  loopRun(cfg, direct, iterations, dim);
 
 Deno.test("the direct path gives tfjs's bits: history and weights over 5 iterations", async () => {
   // 784-wide input, 3 hidden layers with dropout, partial last minibatch (50 = 3*16 + 2)

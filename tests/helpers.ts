@@ -5,6 +5,12 @@ import { Rng } from "../pipeline/rng.ts";
 import { resolveConfig } from "../stages/schema.ts";
 import type { Config } from "../stages/schema.ts";
 import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
+import { selectBackend } from "../pipeline/backends/mod.ts";
+import { adversarialIterations } from "../stages/training/loop.ts";
+import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
+import { makeGan } from "../stages/training/gan.ts";
+import { initNets, variablesOf } from "../stages/training/nets.ts";
+import { streamsFor } from "../stages/training/streams.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -168,4 +174,28 @@ export async function numpyPython(): Promise<string> {
     } catch { /* not installed */ }
   }
   throw new Error("no python3 with numpy found: apt-get install python3-numpy");
+}
+
+/**
+ * Runs `iterations` of the adversarial loop on fast-cpu from a seeded init over `rows`
+ * random [0,1] rows, on the direct path or tfjs's autodiff; returns the history's numbers
+ * and the final weights of both nets.
+ */
+export async function loopRun(
+  cfg: Config,
+  direct: boolean,
+  iterations: number,
+  dim: number,
+  rows = 300,
+): Promise<{ history: number[][]; weights: number[][] }> {
+  await selectBackend("fast-cpu");
+  const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
+  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
+  const train = new Rng(7).uniforms(rows * dim);
+  const history: HistoryRow[] = [];
+  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iterations, history);
+  const weights = [...variablesOf(g), ...variablesOf(d)].map((v) =>
+    Array.from(v.dataSync() as Float32Array)
+  );
+  return { history: historyNumbers(history), weights };
 }

@@ -2,14 +2,10 @@
 import assert from "node:assert/strict";
 import { selectBackend } from "../pipeline/backends/mod.ts";
 import type { Config } from "../stages/schema.ts";
-import { Rng } from "../pipeline/rng.ts";
-import { adversarialIterations, instanceNoiseAt } from "../stages/training/loop.ts";
-import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
-import { adamFor, makeGan } from "../stages/training/gan.ts";
+import { instanceNoiseAt } from "../stages/training/loop.ts";
+import { adamFor } from "../stages/training/gan.ts";
 import { directSupported } from "../stages/training/dense_direct.ts";
-import { initNets, variablesOf } from "../stages/training/nets.ts";
-import { streamsFor } from "../stages/training/streams.ts";
-import { configOf, tinyConfig } from "./helpers.ts";
+import { configOf, loopRun, tinyConfig } from "./helpers.ts";
 
 const FILES = { trainImages: "a", trainLabels: "b", testImages: "c", testLabels: "d" };
 
@@ -29,17 +25,9 @@ async function cfgWith(extra: Record<string, unknown> = {}, overrides: string[] 
 
 /** `iterations` of the loop from a seeded init on random [0,1] rows; history and weights. */
 async function run(cfg: Config, direct: boolean, iterations = 3, dim = 20) {
-  await selectBackend("fast-cpu");
-  const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
-  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
-  const train = new Rng(7).uniforms(200 * dim);
-  const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iterations, history);
-  const weights = [...variablesOf(g), ...variablesOf(d)].flatMap((v) =>
-    Array.from(v.dataSync() as Float32Array)
-  );
+  const r = await loopRun(cfg, direct, iterations, dim, 200);
   await selectBackend("cpu");
-  return { history: historyNumbers(history), weights };
+  return { history: r.history, weights: r.weights.flat() };
 }
 
 const EVERY_KNOB = [

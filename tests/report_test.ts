@@ -194,7 +194,8 @@ Deno.test("smoothing is a trailing moving average", () => {
   assert.deepEqual(smooth([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5]);
 });
 
-Deno.test("the whole pipeline on tiny data produces the report, metrics and grids", async () => {
+/** Runs the whole pipeline on tiny 28x28 data with a small evaluator; `extra` joins the config. */
+async function tinyPipeline(extra: Record<string, unknown> = {}, args: string[] = []) {
   const dir = await Deno.makeTempDir();
   const files = await writeIdxFiles(dir, { train: 200, test: 60, side: 28 });
   const cfg = await writeConfig(
@@ -203,10 +204,16 @@ Deno.test("the whole pipeline on tiny data produces the report, metrics and grid
     tinyConfig(files, {
       evaluator: { hidden: [16], epochs: 1, batchSize: 32 },
       evaluate: { samples: 40 },
+      ...extra,
     }),
   );
-  const r = await cli(["run", cfg, "--results", join(dir, "results")]);
+  const r = await cli(["run", cfg, "--results", join(dir, "results"), ...args]);
   assert.equal(r.code, 0, r.stderr);
+  return { dir, r };
+}
+
+Deno.test("the whole pipeline on tiny data produces the report, metrics and grids", async () => {
+  const { dir, r } = await tinyPipeline();
   const report = r.stdout.trim().split("\n").at(-1)!;
   assert.ok(report.endsWith("report.html"));
   const html = await Deno.readTextFile(report);
@@ -263,24 +270,14 @@ Deno.test("the whole pipeline on tiny data produces the report, metrics and grid
 });
 
 Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far it is from the goal", async () => {
-  const dir = await Deno.makeTempDir();
-  const files = await writeIdxFiles(dir, { train: 200, test: 60, side: 28 });
-  const cfg = await writeConfig(
-    dir,
-    "tiny",
-    tinyConfig(files, {
-      model: {
-        noiseDim: 3,
-        pixelScale: "symmetric",
-        counterfeiter: { hidden: [8], outputActivation: "tanh", activation: "leakyRelu" },
-        police: { hidden: [8], dropout: 0.3, activation: "leakyRelu" },
-      },
-      evaluator: { hidden: [16], epochs: 1, batchSize: 32 },
-      evaluate: { samples: 40 },
-    }),
-  );
-  const r = await cli(["run", cfg, "--results", join(dir, "results"), "--set", "backend=fast-cpu"]);
-  assert.equal(r.code, 0, r.stderr);
+  const { dir, r } = await tinyPipeline({
+    model: {
+      noiseDim: 3,
+      pixelScale: "symmetric",
+      counterfeiter: { hidden: [8], outputActivation: "tanh", activation: "leakyRelu" },
+      police: { hidden: [8], dropout: 0.3, activation: "leakyRelu" },
+    },
+  }, ["--set", "backend=fast-cpu"]);
   assert.match(r.stderr, /goal \(issue 13\): \d of 5 marks met/);
   const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
   assert.ok(html.includes("Distance to the goal"));
