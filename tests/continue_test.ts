@@ -37,61 +37,38 @@ const keyOf = (stdout: string) =>
   JSON.parse(Deno.readTextFileSync(join(stdout.trim().split("\n").at(-1)!, "run.json")))
     .stages.find((s: { stage: string }) => s.stage === "adversarial").key as string;
 
+/** Runs the pipeline up to the adversarial stage with `iterations`, into `results`. */
+const toAdversarial = (cfg: string, results: string, iterations: number, ...extra: string[]) =>
+  cli([
+    "run",
+    cfg,
+    "--results",
+    results,
+    "--until",
+    "adversarial",
+    "--set",
+    `adversarial.iterations=${iterations}`,
+    ...extra,
+  ]);
+
 for (const short of [30, 35]) {
   Deno.test(`extending ${short} -> 90 iterations gives the bits of 90 in one go; explain says so`, async () => {
     const { dir, cfg } = await setup();
     const a = join(dir, "a"), b = join(dir, "b");
-    const first = await cli([
-      "run",
-      cfg,
-      "--results",
-      a,
-      "--until",
-      "adversarial",
-      "--set",
-      `adversarial.iterations=${short}`,
-    ]);
+    const first = await toAdversarial(cfg, a, short);
     assert.equal(first.code, 0, first.stderr);
-    const ex = await cli([
-      "run",
-      cfg,
-      "--results",
-      a,
-      "--until",
-      "adversarial",
-      "--set",
-      "adversarial.iterations=90",
-      "--explain",
-    ]);
+    const ex = await toAdversarial(cfg, a, 90, "--explain");
     assert.match(
       ex.stdout,
       new RegExp(
         `adversarial\\s+\\w+\\s+runs because extends adversarial ${short} -> 90 from cache entry \\w{12}`,
       ),
     );
-    const longer = await cli([
-      "run",
-      cfg,
-      "--results",
-      a,
-      "--until",
-      "adversarial",
-      "--set",
-      "adversarial.iterations=90",
-    ]);
+    const longer = await toAdversarial(cfg, a, 90);
     assert.equal(longer.code, 0, longer.stderr);
     assert.match(longer.stderr, new RegExp(`continuing the cached ${short}-iteration run`));
     assert.match(longer.stderr, new RegExp(`resuming from the checkpoint at iteration ${short}`));
-    const oneGo = await cli([
-      "run",
-      cfg,
-      "--results",
-      b,
-      "--until",
-      "adversarial",
-      "--set",
-      "adversarial.iterations=90",
-    ]);
+    const oneGo = await toAdversarial(cfg, b, 90);
     assert.equal(oneGo.code, 0, oneGo.stderr);
     const key = keyOf(oneGo.stdout);
     assert.equal(keyOf(longer.stdout), key);
