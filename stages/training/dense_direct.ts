@@ -7,7 +7,10 @@
  * It computes exactly what tfjs computes for the same step, in the same float32 roundings
  * and the same order (tests compare the bits): the unfused matmul, bias add and activation
  * that tfjs runs while recording gradients, Keras-style dropout masks from the same random
- * draws, and the logits BCE's gradient op by op as tfjs's tape accumulates it.
+ * draws, and the logits BCE's gradient op by op as tfjs's tape accumulates it. That holds
+ * for the lecture's settings (relu, linear output, BCE) and for leakyRelu; the recipe's
+ * other settings (tanh or sigmoid outputs, the least-squares and hinge losses) agree with
+ * tfjs to float rounding, not bit for bit (tests/recipe_test.ts).
  *
  * @example
  * ```ts
