@@ -4,6 +4,13 @@
  * and that has not gone further, is promoted to the next rung (its run continues the shorter
  * one from the cache); otherwise a new point starts. Slots never wait for a rung to fill.
  *
+ * New points start in a shuffled order unless the search says `"order": "given"`. ASHA
+ * promotes whatever is in the top 1/eta of the points seen so far, so it assumes they arrive
+ * in no particular order; a grid arrives sorted by its first axis, and when that axis is the
+ * one that matters (a learning rate), every early survivor is promoted before the good
+ * settings have started. The shuffle is seeded by the points themselves, so a resumed search
+ * keeps its order.
+ *
  * @example
  * ```ts
  * import { nextJob } from "./halving.ts";
@@ -14,6 +21,8 @@
  * ```
  */
 import type { HalvingSearch, PointRecord } from "./sweep.ts";
+import { hashValue } from "./hash.ts";
+import { Rng } from "./rng.ts";
 
 /** A point's progress: its figure at each rung it finished, and whether it is running. */
 export interface PointState {
@@ -23,12 +32,34 @@ export interface PointState {
 
 const reached = (p: PointState) => p.figures.filter((f) => f !== null).length;
 
-/** The next (point, rung) to run, or null when nothing can start now. */
+/**
+ * The order new points start in: `given` is the file's; `shuffled` a permutation seeded by
+ * the points' overrides (the same sweep gets the same order on every resume).
+ */
+export function startOrder(
+  overrides: unknown[],
+  order: "shuffled" | "given" = "shuffled",
+): number[] {
+  const idx = overrides.map((_, i) => i);
+  if (order === "given") return idx;
+  const rng = new Rng(parseInt(hashValue(overrides).slice(0, 8), 16));
+  for (let i = idx.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx;
+}
+
+/**
+ * The next (point, rung) to run, or null when nothing can start now. New points start in
+ * `order` (default: index order).
+ */
 export function nextJob(
   points: PointState[],
   rungs: number,
   eta: number,
   higherIsBetter: boolean,
+  order: number[] = points.map((_, i) => i),
 ): { point: number; rung: number } | null {
   for (let r = rungs - 2; r >= 0; r--) {
     const done = points.map((p, i) => ({ p, i })).filter(({ p }) =>
@@ -41,8 +72,11 @@ export function nextJob(
     const next = top.find(({ p }) => !p.busy && reached(p) === r + 1);
     if (next) return { point: next.i, rung: r + 1 };
   }
-  const fresh = points.findIndex((p) => !p.busy && reached(p) === 0 && p.figures.length === 0);
-  return fresh >= 0 ? { point: fresh, rung: 0 } : null;
+  const fresh = order.find((i) => {
+    const p = points[i];
+    return !p.busy && reached(p) === 0 && p.figures.length === 0;
+  });
+  return fresh !== undefined ? { point: fresh, rung: 0 } : null;
 }
 
 /**
@@ -64,6 +98,7 @@ export async function runHalving(
   }));
   const failed = new Set(records.filter((r) => r.status === "failed").map((r) => r.index));
   const active = new Set<Promise<void>>();
+  const order = startOrder(records.map((r) => r.overrides), h.order);
   for (;;) {
     while (active.size < jobs) {
       const job = nextJob(
@@ -71,6 +106,7 @@ export async function runHalving(
         h.rungs.length,
         h.eta,
         higherIsBetter,
+        order,
       );
       if (!job) break;
       const st = states[job.point];

@@ -55,6 +55,8 @@ export interface HalvingSearch {
   rungs: number[];
   /** The config field the rungs set; default: the application's. */
   resource?: string;
+  /** The order new points start in: shuffled (default; see halving.ts) or as given. */
+  order?: "shuffled" | "given";
 }
 
 /** One point: overrides by config path. */
@@ -167,7 +169,7 @@ export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
   }
   if (s.search !== undefined) {
     const h = s.search as Record<string, unknown>;
-    const keys = ["method", "metric", "eta", "rungs", "resource"];
+    const keys = ["method", "metric", "eta", "rungs", "resource", "order"];
     if (typeof h !== "object" || h === null) {
       fail("search", "expected { method, metric, eta, rungs }");
     }
@@ -196,6 +198,9 @@ export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
       !rungs.every((x, i) => Number.isInteger(x) && x > 0 && (i === 0 || x > rungs[i - 1]))
     ) {
       fail("search.rungs", "expected at least two increasing integers > 0, e.g. [100, 300, 900]");
+    }
+    if (h.order !== undefined && h.order !== "shuffled" && h.order !== "given") {
+      fail("search.order", `"${h.order}" is not allowed; allowed: shuffled, given`);
     }
     const resource = (h.resource as string | undefined) ?? app.sweep.resource;
     if (!resource) fail("search.resource", "required: the config field the rungs set");

@@ -27,8 +27,10 @@ import {
   type PointRecord,
   runPoint,
   sweepDir,
+  type SweepSpec,
 } from "./sweep.ts";
 import { compareHalving, runHalving } from "./halving.ts";
+import { canonicalJson } from "./hash.ts";
 import {
   cancelOnCtrlC,
   cancelSlurm,
@@ -102,7 +104,15 @@ async function prepare(
     plans.push(await planRun({ cfg, stages: app.stages, results, runtime: b.runtime }));
   }
   const recordPath = join(dir, "sweep.json");
-  const previous = await readJson<{ points: PointRecord[] }>(recordPath);
+  const previous = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(recordPath);
+  // a search's figures stand only for the search that made them (metric, eta, rungs, order)
+  const sameSearch = canonicalJson(previous?.spec?.search ?? null) ===
+    canonicalJson(sweep.spec.search ?? null);
+  if (previous && sweep.spec.search && !sameSearch) {
+    new Progress().log(
+      `the search block changed since ${recordPath} was written: the search starts over (runs still cached are reused)`,
+    );
+  }
   const records: PointRecord[] = sweep.points.map((overrides, index) => ({
     index,
     overrides,
@@ -117,6 +127,10 @@ async function prepare(
   // halving search keeps every figure it had, so its decisions stand
   for (const r of records) {
     const old = previous?.points?.[r.index];
+    if (old && !sameSearch) {
+      delete old.rungFigures;
+      delete old.stopped;
+    }
     if (old?.status === "done" && plans[r.index].every((p) => p.cached)) Object.assign(r, old);
     else if (sweep.spec.search && old?.rungFigures) {
       Object.assign(r, old, { status: old.status === "failed" ? "failed" : "pending" });

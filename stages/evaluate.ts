@@ -29,7 +29,7 @@ import { disposeNet, features, fromUnitScale, type Net, toUnitScale } from "./tr
 import { gridPng } from "./formats/png.ts";
 import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
 import { STREAM } from "./training/streams.ts";
-import { goalMarks } from "./evaluation/goal.ts";
+import { goalMarks, tailFrechet } from "./evaluation/goal.ts";
 import { copyRows } from "./training/fit.ts";
 
 function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
@@ -76,7 +76,8 @@ function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
 export const evaluateStage: Stage<Config> = {
   name: "evaluate",
   // 2: samples.npy on the [0,1] scale; the summary adds the best Frechet distance and the goal
-  version: 2,
+  // 3: the summary adds tailFrechet
+  version: 3,
   needs: ["preprocess", "adversarial", "evaluator"],
   usesTensors: true,
   doc: "metrics and sample grids per checkpoint",
@@ -190,6 +191,7 @@ export const evaluateStage: Stage<Config> = {
       progress.log(`  goal (issue 13): ${goal.met} of ${goal.marks.length} marks met`);
       return {
         bestFrechet: Math.min(...rows.map((r) => r.frechet)),
+        tailFrechet: tailFrechet(rows),
         goalMarksMet: goal.met,
         goalMiss: goal.miss,
         dReal: final.dReal,

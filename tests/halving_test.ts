@@ -1,7 +1,7 @@
 /** Successive halving sweeps: ASHA promotions, extended runs, stop reasons, validation. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { compareHalving, nextJob } from "../pipeline/halving.ts";
+import { compareHalving, nextJob, startOrder } from "../pipeline/halving.ts";
 import { validateSweep } from "../pipeline/sweep.ts";
 import { APP } from "../stages/app.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
@@ -23,6 +23,19 @@ Deno.test("ASHA: promote the best of the top 1/eta at the highest rung, else sta
   assert.deepEqual(nextJob(six, 3, 3, false), { point: 1, rung: 2 });
 });
 
+Deno.test("new points start in a seeded shuffle of the grid, the same on every resume; 'given' keeps the file's order", () => {
+  const points = Array.from({ length: 27 }, (_, i) => ({ lr: i % 3, batch: Math.floor(i / 3) }));
+  const order = startOrder(points);
+  assert.deepEqual([...order].sort((a, b) => a - b), points.map((_, i) => i));
+  assert.notDeepEqual(order, points.map((_, i) => i));
+  assert.deepEqual(startOrder(points), order, "the same points, the same order");
+  assert.notDeepEqual(startOrder(points.map((p) => ({ ...p, seed: 2 }))), order);
+  assert.deepEqual(startOrder(points, "given"), points.map((_, i) => i));
+  // nextJob starts the first point in the order that has not started
+  const states = [st([]), st([]), st([], true), st([])];
+  assert.deepEqual(nextJob(states, 3, 3, false, [2, 3, 0, 1]), { point: 3, rung: 0 });
+});
+
 Deno.test("halving specs are validated like the rest of a sweep file", () => {
   const bad = (search: unknown, re: RegExp) =>
     assert.throws(() => validateSweep({ base: "x.json", search }, "s.json", APP), re);
@@ -30,6 +43,10 @@ Deno.test("halving specs are validated like the rest of a sweep file", () => {
   bad({ method: "halving", metric: "fid", eta: 3, rungs: [1, 2] }, /search\.metric: "fid"/);
   bad({ method: "halving", metric: "frechet", eta: 1, rungs: [1, 2] }, /search\.eta/);
   bad({ method: "halving", metric: "frechet", eta: 3, rungs: [3, 2] }, /search\.rungs/);
+  bad(
+    { method: "halving", metric: "frechet", eta: 3, rungs: [1, 2], order: "random" },
+    /search\.order: "random" is not allowed; allowed: shuffled, given/,
+  );
   bad(
     { method: "halving", metric: "frechet", eta: 3, rungs: [1, 2], resource: "x.y" },
     /search\.resource: "x\.y" is not a config field/,
@@ -68,7 +85,7 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
     base: "tiny.json",
     grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
     seeds: [1, 2, 3],
-    search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30, 90] },
+    search: { method: "halving", metric: "tailFrechet", eta: 3, rungs: [10, 30, 90] },
   });
   const results = join(dir, "results");
   const r = await sweepCli([sweep, "--results", results, "--jobs", "2"]);
@@ -99,7 +116,7 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   );
   assert.ok(extended.length >= 3, `extended: ${extended.length}`);
   const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
-  assert.match(html, /stopped at rung 0 \(10\): frechet [\d.]+ not in the best 1\/3/);
+  assert.match(html, /stopped at rung 0 \(10\): tailFrechet [\d.]+ not in the best 1\/3/);
   assert.match(html, /finished every rung \(90\)/);
   // run again (as after an interrupt): the figures it had stand, so nothing runs again
   const logDir = join(r.stdout.trim().split("\n").at(-1)!, "..", "logs");
@@ -120,7 +137,7 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   assert.equal(full.code, 0, full.stderr);
   assert.match(full.stderr, /\[9\/9\] h-full-p008 done/);
   const cmp = full.stderr.match(
-    /halving \(.*\) found (p\d+) \(frechet ([\d.]+)\) with (\d+) of 810 adversarial\.iterations \(\d+%\); the full grid's best is (p\d+) \(frechet ([\d.]+)\): (the same|a different) point/,
+    /halving \(.*\) found (p\d+) \(tailFrechet ([\d.]+)\) with (\d+) of 810 adversarial\.iterations \(\d+%\); the full grid's best is (p\d+) \(tailFrechet ([\d.]+)\): (the same|a different) point/,
   );
   assert.ok(cmp, full.stderr);
   assert.equal(cmp[3], m[1]);
@@ -130,10 +147,25 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   // the points that finished every rung have the same figure in the grid: the same bits
   rec.points.forEach((p: { index: number; rungFigures: (number | null)[] }) => {
     if ((p.rungFigures[2] ?? null) === null) return;
-    const g = fullRec.points[p.index].summaries.evaluate.frechet;
+    const g = fullRec.points[p.index].summaries.evaluate.tailFrechet;
     assert.equal(g, p.rungFigures[2], `point ${p.index}`);
   });
   assert.equal(cmp[6] === "the same", cmp[1] === cmp[4]);
+  // a changed search block starts the search over: its old figures were another metric's
+  await writeConfig(dir, "h", {
+    base: "tiny.json",
+    grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
+    seeds: [1, 2, 3],
+    search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30, 90] },
+  });
+  const changed = await sweepCli([sweep, "--results", results, "--jobs", "2"]);
+  assert.equal(changed.code, 0, changed.stderr);
+  assert.match(changed.stderr, /the search block changed since .*sweep\.json was written/);
+  assert.ok([...Deno.readDirSync(logDir)].length > before, "the new search ran its points");
+  assert.match(
+    await Deno.readTextFile(changed.stdout.trim().split("\n").at(-1)!),
+    /stopped at rung 0 \(10\): frechet [\d.]+ not in the best 1\/3/,
+  );
   const noSearch = await writeConfig(dir, "g", { base: "tiny.json", seeds: [1] });
   const refused = await sweepCli([noSearch, "--results", results, "--full-grid"]);
   assert.equal(refused.code, 2);

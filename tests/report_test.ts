@@ -277,6 +277,8 @@ Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far i
       counterfeiter: { hidden: [8], outputActivation: "tanh", activation: "leakyRelu" },
       police: { hidden: [8], dropout: 0.3, activation: "leakyRelu" },
     },
+    // checkpoints 2, 4, 6: tailFrechet averages 4 and 6
+    adversarial: { iterations: 6, batchSize: 16, fitBatchSize: 8, checkpointEvery: 2 },
   }, ["--set", "backend=fast-cpu"]);
   assert.match(r.stderr, /goal \(issue 13\): \d of 5 marks met/);
   const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
@@ -296,6 +298,15 @@ Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far i
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "True True (40, 784)");
   const meta = JSON.parse(await Deno.readTextFile(join(evalDir, key, "meta.json")));
   assert.equal(typeof meta.summary.goalMiss, "number");
+  // tailFrechet: the mean distance over the numbered checkpoints past the run's half
+  const numbered = metrics.checkpoints.filter((c: { iteration: unknown }) =>
+    typeof c.iteration === "number"
+  );
+  const half = numbered.at(-1).iteration / 2;
+  const tail = numbered.filter((c: { iteration: number }) => c.iteration > half);
+  assert.ok(tail.length >= 2 && tail.length < numbered.length, `${tail.length} checkpoints`);
+  const mean = tail.reduce((s: number, c: { frechet: number }) => s + c.frechet, 0) / tail.length;
+  assert.ok(Math.abs(meta.summary.tailFrechet - mean) < 1e-9, `${meta.summary.tailFrechet}`);
   assert.ok(meta.summary.goalMarksMet >= 0 && meta.summary.goalMarksMet <= 5);
   await Deno.remove(dir, { recursive: true });
 });

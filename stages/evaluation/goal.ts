@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { goalMarks } from "./goal.ts";
+ * import { goalMarks, tailFrechet } from "./goal.ts";
  * const row = (iteration: number | "final", dReal: number, dFake: number) => ({
  *   iteration, dReal, dFake, frechet: 20, classifierScore: 9, classesCovered: 10,
  *   klToUniform: 0, outOfRangeFraction: 0, classHistogram: new Array(10).fill(0.1),
@@ -17,6 +17,9 @@
  * });
  * assert.equal(g.met, 5);
  * assert.equal(g.miss, 0);
+ * // the rank metric for halving: the mean distance over the second half (300 and 400)
+ * const fd = (iteration: number | "final", frechet: number) => ({ ...row(iteration, 0.5, 0.5), frechet });
+ * assert.equal(tailFrechet([fd(100, 90), fd(200, 10), fd(300, 40), fd(400, 20), fd("final", 20)]), 30);
  * ```
  */
 import type { CheckpointMetrics } from "../vocabulary.ts";
@@ -51,13 +54,36 @@ export interface GoalInput {
   checkpoints: CheckpointMetrics[];
 }
 
+/**
+ * The checkpoints in the last `share` of the run (iteration > last x (1 - share)); the final
+ * row alone when none falls there. Averages over it steady a figure that swings between
+ * checkpoints.
+ */
+export function lastShare(checkpoints: CheckpointMetrics[], share: number): CheckpointMetrics[] {
+  const numbered = checkpoints.filter((c) => typeof c.iteration === "number");
+  const last = numbered.length ? (numbered.at(-1)!.iteration as number) : 0;
+  const inWindow = numbered.filter((c) => (c.iteration as number) > last * (1 - share));
+  return inWindow.length ? inWindow : [checkpoints.at(-1)!];
+}
+
+/** The share of a run, at its end, whose mean Frechet distance is `tailFrechet`. */
+export const TAIL_SHARE = 0.5;
+
+/**
+ * The mean Frechet distance over the checkpoints in the second half of the run: the rank
+ * metric for halving. A GAN's distance swings by tens between checkpoints 30 iterations
+ * apart, more than the gap between good settings, so the final one ranks settings by luck.
+ */
+export function tailFrechet(checkpoints: CheckpointMetrics[]): number {
+  // e.g. checkpoints 100..400 and final: the mean over 300 and 400 (past the half, 200)
+  const w = lastShare(checkpoints, TAIL_SHARE);
+  return w.reduce((s, c) => s + c.frechet, 0) / w.length;
+}
+
 /** Every mark for a run's evaluation, how many are met, and the summed miss (0: the goal). */
 export function goalMarks(m: GoalInput): { marks: GoalMark[]; met: number; miss: number } {
-  const numbered = m.checkpoints.filter((c) => typeof c.iteration === "number");
   const final = m.checkpoints.at(-1)!;
-  const last = numbered.length ? (numbered.at(-1)!.iteration as number) : 0;
-  const inWindow = numbered.filter((c) => (c.iteration as number) > last * (1 - GOAL.window));
-  const window = inWindow.length ? inWindow : [final];
+  const window = lastShare(m.checkpoints, GOAL.window);
   const mean = (f: (c: CheckpointMetrics) => number) =>
     window.reduce((s, c) => s + f(c), 0) / window.length;
   const marks: GoalMark[] = [];

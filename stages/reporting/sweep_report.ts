@@ -20,6 +20,7 @@ export const RANK_METRICS = [
   "dFake",
   "gap",
   "bestFrechet",
+  "tailFrechet",
   "goalMarksMet",
   "goalMiss",
 ] as const;
@@ -29,6 +30,8 @@ export interface PointFigures {
   frechet?: number;
   /** The lowest Frechet distance over the run's checkpoints. */
   bestFrechet?: number;
+  /** The mean Frechet distance over the checkpoints in the second half of the run. */
+  tailFrechet?: number;
   /** Summed shortfall from issue 13's marks (0: every mark met). */
   goalMiss?: number;
   goalMarksMet?: number;
