@@ -47,4 +47,18 @@ Deno.test("the report ranks the points, links each run and shows each failure's 
   assert.match(html, /3 points, 2 done, 1 failed/);
   assert.ok(html.indexOf("p1-abc") < html.indexOf("p0-abc"), "ranked by frechet, lower first");
   assert.match(html, /police loss became NaN/);
+  assert.doesNotMatch(html, /<th>tailFrechet<\/th>/);
+  // ranked by a figure the table has no column for: it gets one
+  const byTail = await Deno.readTextFile(
+    await writeSweepReport(
+      dir,
+      "demo",
+      [point(0, { frechet: 30, tailFrechet: 41.25 }), point(1, { frechet: 10, tailFrechet: 52.5 })],
+      { metric: "tailFrechet", order: "asc" },
+      cache,
+    ),
+  );
+  assert.match(byTail, /<th>status<\/th><th>tailFrechet<\/th><th>Frechet<\/th>/);
+  assert.ok(byTail.indexOf("p0-abc") < byTail.indexOf("p1-abc"), "ranked by tailFrechet");
+  assert.match(byTail, /<td>done<\/td><td>41\.250<\/td><td>30<\/td>/);
 });

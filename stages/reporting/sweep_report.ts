@@ -235,6 +235,9 @@ export async function writeSweepReport(
     figs.push(`<figure>${await renderSvg(spec)}</figure>`);
   }
   const ranked = rankPoints(points, rank.metric, rank.order);
+  // the figure the points are ranked by gets a column when the table has none for it
+  const shown = ["frechet", "classifierScore", "classesCovered", "dReal", "dFake"];
+  const rankCol = shown.includes(rank.metric) ? null : rank.metric as keyof PointFigures;
   const rows = ranked.map((p, i) => {
     const f = figuresOf(p);
     const link = p.runDir
@@ -246,11 +249,11 @@ export async function writeSweepReport(
       p.status === "done" ? i + 1 : ""
     }</td><td>${link}</td><td style="text-align:left">${
       esc(Object.entries(p.overrides).map(([k, v]) => `${k}=${v}`).join(", "))
-    }</td><td>${esc(p.status)}</td><td>${fmt(f.frechet, 2)}</td><td>${
-      fmt(f.classifierScore, 2)
-    }</td><td>${fmt(f.classesCovered)}</td><td>${fmt(f.dReal)}</td><td>${
-      fmt(f.dFake)
-    }</td><td style="text-align:left">${esc(p.error ?? p.stopped ?? "")}${
+    }</td><td>${esc(p.status)}</td>${rankCol ? `<td>${fmt(f[rankCol], 3)}</td>` : ""}<td>${
+      fmt(f.frechet, 2)
+    }</td><td>${fmt(f.classifierScore, 2)}</td><td>${fmt(f.classesCovered)}</td><td>${
+      fmt(f.dReal)
+    }</td><td>${fmt(f.dFake)}</td><td style="text-align:left">${esc(p.error ?? p.stopped ?? "")}${
       p.status === "failed" && p.log && !(p.error ?? "").includes(p.log)
         ? ` (log: <code>${esc(p.log)}</code>)`
         : ""
@@ -266,7 +269,9 @@ export async function writeSweepReport(
   } failed. Ranked by ${esc(rank.metric)} (${
     rank.order === "asc" ? "lower is better" : "higher is better"
   }). D(real) and D(fake): final, on held-out test images and fresh noise.</p>
-<table><tr><th>rank</th><th>point</th><th>overrides</th><th>status</th><th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>error</th></tr>
+<table><tr><th>rank</th><th>point</th><th>overrides</th><th>status</th>${
+    rankCol ? `<th>${esc(rankCol)}</th>` : ""
+  }<th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>error</th></tr>
 ${rows}</table>
 ${figs.join("\n")}
 <p>Each point's own report is linked from its name; the machine-readable record is <code>sweep.json</code>.</p>
