@@ -152,6 +152,8 @@ export interface HalvingComparison {
   /** Resource the search spent, and the full grid's (points x last rung). */
   spent: number;
   full: number;
+  /** Where the search's point ranks among the grid's points (1: the grid's best). */
+  rankInGrid: number | null;
 }
 
 /**
@@ -165,11 +167,11 @@ export function compareHalving(
   higherIsBetter: boolean,
 ): HalvingComparison {
   const better = (a: number, b: number) => (higherIsBetter ? a > b : a < b);
-  const best = (figs: (number | null)[]) => {
+  const best = (figs: (number | null)[]): { point: number; figure: number } | null => {
     let out: { point: number; figure: number } | null = null;
-    figs.forEach((f, i) => {
+    for (const [i, f] of figs.entries()) {
       if (f !== null && (out === null || better(f, out.figure))) out = { point: i, figure: f };
-    });
+    }
     return out;
   };
   const last = rungs.length - 1;
@@ -177,10 +179,15 @@ export function compareHalving(
     const reached = figs.filter((f) => f !== null).length;
     return t + (reached ? rungs[reached - 1] : 0);
   }, 0);
+  const halving = best(rungFigures.map((figs) => figs[last] ?? null));
+  const mine = halving ? gridFigures[halving.point] : null;
   return {
-    halving: best(rungFigures.map((figs) => figs[last] ?? null)),
+    halving,
     grid: best(gridFigures),
     spent,
     full: gridFigures.length * rungs[last],
+    rankInGrid: mine === null || mine === undefined
+      ? null
+      : 1 + gridFigures.filter((f) => f !== null && better(f, mine)).length,
   };
 }

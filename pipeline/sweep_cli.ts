@@ -449,11 +449,16 @@ async function compareWithSearch(app: App, file: string, results: string, grid: 
   const show = (b: { point: number; figure: number } | null) =>
     b ? `${name(b.point)} (${h.metric} ${b.figure.toPrecision(4)})` : "no point";
   const same = c.halving && c.grid && c.halving.point === c.grid.point;
+  const behind = !same && c.halving && c.grid && c.rankInGrid !== null
+    ? `, ranked ${c.rankInGrid} of ${grid.records.length} in the grid, ${
+      Math.abs(c.halving.figure - c.grid.figure).toPrecision(3)
+    } (${(100 * Math.abs(c.halving.figure / c.grid.figure - 1)).toFixed(1)}%) behind its best`
+    : "";
   log.log(
     `halving (${dir}) found ${show(c.halving)} with ${c.spent} of ${c.full} ${
       h.resource ?? app.sweep.resource
     } (${Math.round((100 * c.spent) / c.full)}%); the full grid's best is ${show(c.grid)}: ${
-      same ? "the same point" : "a different point"
+      same ? "the same point" : `a different point${behind}`
     }`,
   );
 }

@@ -151,6 +151,12 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
     assert.equal(g, p.rungFigures[2], `point ${p.index}`);
   });
   assert.equal(cmp[6] === "the same", cmp[1] === cmp[4]);
+  if (cmp[6] !== "the same") {
+    assert.match(
+      full.stderr,
+      /a different point, ranked \d+ of 9 in the grid, [\d.]+ \([\d.]+%\) behind its best/,
+    );
+  }
   // a changed search block starts the search over: its old figures were another metric's
   await writeConfig(dir, "h", {
     base: "tiny.json",
@@ -178,6 +184,8 @@ Deno.test("compareHalving: the search's best among points that finished, what it
   assert.deepEqual(c.grid, { point: 1, figure: 1.5 });
   assert.equal(c.spent, 90 + 10 + 30 + 10);
   assert.equal(c.full, 360);
+  // the search's p000 scores 2 in the grid: behind p001 (1.5), ahead of p002 and p003
+  assert.equal(c.rankInGrid, 2);
   assert.deepEqual(compareHalving([[5, 3, 2]], [2], [1, 2, 3], true).halving, {
     point: 0,
     figure: 2,
