@@ -271,7 +271,7 @@ export async function writeSweepReport(
   }). D(real) and D(fake): final, on held-out test images and fresh noise.</p>
 <table><tr><th>rank</th><th>point</th><th>overrides</th><th>status</th>${
     rankCol ? `<th>${esc(rankCol)}</th>` : ""
-  }<th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>error</th></tr>
+  }<th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>stopped or failed: why</th></tr>
 ${rows}</table>
 ${figs.join("\n")}
 <p>Each point's own report is linked from its name; the machine-readable record is <code>sweep.json</code>.</p>
