@@ -428,11 +428,17 @@ async function compareWithSearch(app: App, file: string, results: string, grid: 
   const searched = await loadSweep(file, join(results, "sweeps"), app);
   const h = searched.spec.search!;
   const dir = sweepDir(results, searched);
-  const rec = await readJson<{ points: PointRecord[] }>(join(dir, "sweep.json"));
+  const rec = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(join(dir, "sweep.json"));
   const log = new Progress();
   if (!rec?.points?.some((p) => p.rungFigures)) {
     log.log(
       `no halving search of this file in ${results} yet: run it without --full-grid to compare`,
+    );
+    return;
+  }
+  if (canonicalJson(rec.spec?.search ?? null) !== canonicalJson(h)) {
+    log.log(
+      `the halving search in ${dir} was made with another search block: run it again without --full-grid to compare`,
     );
     return;
   }

@@ -164,6 +164,11 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
     seeds: [1, 2, 3],
     search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30, 90] },
   });
+  const stale = await sweepCli([sweep, "--results", results, "--full-grid"]);
+  assert.match(
+    stale.stderr,
+    /was made with another search block: run it again without --full-grid/,
+  );
   const changed = await sweepCli([sweep, "--results", results, "--jobs", "2"]);
   assert.equal(changed.code, 0, changed.stderr);
   assert.match(changed.stderr, /the search block changed since .*sweep\.json was written/);
