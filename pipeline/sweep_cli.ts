@@ -106,8 +106,7 @@ async function prepare(
   const recordPath = join(dir, "sweep.json");
   const previous = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(recordPath);
   // a search's figures stand only for the search that made them (metric, eta, rungs, order)
-  const sameSearch = canonicalJson(previous?.spec?.search ?? null) ===
-    canonicalJson(sweep.spec.search ?? null);
+  const sameSearch = sameSearchBlock(previous?.spec, sweep.spec);
   if (previous && sweep.spec.search && !sameSearch) {
     new Progress().log(
       `the search block changed since ${recordPath} was written: the search starts over (runs still cached are reused)`,
@@ -420,6 +419,10 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   return code;
 }
 
+/** Whether two sweep records' search blocks agree (a search's figures stand only for its own). */
+const sameSearchBlock = (a: SweepSpec | undefined, b: SweepSpec | undefined) =>
+  canonicalJson(a?.search ?? null) === canonicalJson(b?.search ?? null);
+
 /**
  * After a `--full-grid` run: what the same file's halving search found and spent beside
  * the grid's best (the search's sweep.json, where it has run in this results folder).
@@ -436,7 +439,7 @@ async function compareWithSearch(app: App, file: string, results: string, grid: 
     );
     return;
   }
-  if (canonicalJson(rec.spec?.search ?? null) !== canonicalJson(h)) {
+  if (!sameSearchBlock(rec.spec, searched.spec)) {
     log.log(
       `the halving search in ${dir} was made with another search block: run it again without --full-grid to compare`,
     );
