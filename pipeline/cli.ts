@@ -127,7 +127,7 @@ async function dispatch(app: App, args: string[]): Promise<number> {
     const plans = await planRun(opts);
     for (const p of plans) {
       console.log(
-        `${p.stage.padEnd(20)} ${p.key.slice(0, 12)}  ${
+        `${p.stage.padEnd(20)} ${(p.key ?? "(pending)").slice(0, 12).padEnd(12)}  ${
           p.cached ? "cached" : `runs because ${p.reason}`
         }`,
       );

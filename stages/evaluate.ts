@@ -75,9 +75,7 @@ function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
 /** The evaluate stage. */
 export const evaluateStage: Stage<Config> = {
   name: "evaluate",
-  // 2: samples.npy on the [0,1] scale; the summary adds the best Frechet distance and the goal
-  // 3: the summary adds tailFrechet
-  version: 3,
+  code: import.meta.url,
   needs: ["preprocess", "adversarial", "evaluator"],
   usesTensors: true,
   doc: "metrics and sample grids per checkpoint",

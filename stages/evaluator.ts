@@ -22,7 +22,7 @@ import { STREAM } from "./training/streams.ts";
 /** The evaluator stage. */
 export const evaluatorStage: Stage<Config> = {
   name: "evaluator",
-  version: 1,
+  code: import.meta.url,
   needs: ["preprocess"],
   usesTensors: true,
   doc: "train the MNIST classifier behind the metrics",

@@ -16,11 +16,11 @@ export function subsetIndices(
   total: number,
   n: number | null,
   mode: "first" | "random",
-  rng: Rng,
+  rng: () => Rng,
 ): Int32Array {
   const k = n === null ? total : Math.min(n, total);
   if (mode === "first" || k === total) return Int32Array.from({ length: k }, (_, i) => i);
-  return rng.permutation(total).slice(0, k).sort();
+  return rng().permutation(total).slice(0, k).sort();
 }
 
 /** Scales the chosen rows of a uint8 image array to float32 in [0,1]. */
@@ -36,7 +36,7 @@ export function scaleRows(pixels: Uint8Array, dim: number, rows: Int32Array): Fl
 /** The preprocess stage. */
 export const preprocessStage: Stage<Config> = {
   name: "preprocess",
-  version: 1,
+  code: import.meta.url,
   needs: ["download"],
   doc: "scale to [0,1], flatten, subset",
   outputs: () => ["train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy"],
@@ -45,7 +45,9 @@ export const preprocessStage: Stage<Config> = {
     seed: cfg.preprocess.subsetMode === "random" ? cfg.seed : null,
   }),
   async run({ cfg, inputs, outDir }) {
-    const rng = new Rng(cfg.seed, STREAM.preprocessSubset);
+    // made on first use: a "first" subset never reads the seed, and its key does not hold it
+    let stream: Rng | null = null;
+    const rng = () => (stream ??= new Rng(cfg.seed, STREAM.preprocessSubset));
     const summary: Record<string, unknown> = {};
     for (const split of ["train", "test"] as const) {
       const dir = inputs.download;

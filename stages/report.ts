@@ -210,8 +210,9 @@ ${figH}
 /** The report stage. */
 export const reportStage: Stage<Config> = {
   name: "report",
-  // 2: the distance-to-goal table
-  version: 2,
+  code: import.meta.url,
+  // the fonts the plots are drawn with (read from the package, not imported)
+  packages: ["dejavu-fonts-ttf"],
   needs: ["adversarial", "evaluator", "evaluate"],
   doc: "plots and the HTML report",
   outputs: () => ["report.html"],

@@ -12,20 +12,27 @@ import { loadNet, saveNet } from "./formats/model_io.ts";
 import { disposeNet } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { pickTraining } from "./vocabulary.ts";
+import { pickPaths } from "../pipeline/pick.ts";
+import { adamPaths, fitOnly } from "./vocabulary.ts";
 
 /** The train_counterfeiter stage. */
 export const trainCounterfeiterStage: Stage<Config> = {
   name: "train_counterfeiter",
-  version: 1,
+  code: import.meta.url,
   needs: ["train_police"],
   usesTensors: true,
   doc: "warm-up: counterfeiter fit once through the frozen police",
   outputs: () => ["counterfeiter/model.json", "counterfeiter/weights.bin", "summary.json"],
-  pick: (cfg) => ({
-    ...pickTraining(cfg),
-    policeDropout: cfg.adversarial.policeDropoutInCounterfeiterStep,
-  }),
+  // the nets (and so the model's shape) come from train_police's outputs, which its key holds
+  pick: (cfg) =>
+    pickPaths(cfg, [
+      "seed",
+      "model.noiseDim",
+      ...adamPaths("counterfeiter"),
+      "loss",
+      "warmup.fitBatchSize",
+      "adversarial.policeDropoutInCounterfeiterStep",
+    ]),
   async run({ cfg, inputs, outDir }) {
     const { net: d } = await loadNet(join(inputs.train_police, "police"));
     const { net: g } = await loadNet(join(inputs.train_police, "counterfeiter_init"));
@@ -33,7 +40,7 @@ export const trainCounterfeiterStage: Stage<Config> = {
       const noise = (await readNpyF32(join(inputs.train_police, "warmup_noise.npy"))).data;
       const streams = streamsFor(cfg, "warmup");
       streams.shuffle = new Rng(cfg.seed, STREAM.warmupCounterfeiterShuffle);
-      const gan = makeGan(cfg, g, d, streams);
+      const gan = makeGan(fitOnly(cfg, "counterfeiter"), g, d, streams);
       const fit = fitCounterfeiter(
         gan,
         noise,

@@ -13,12 +13,13 @@ import { fitPolice, generate, makeGan, meanD } from "./training/gan.ts";
 import { saveNet } from "./formats/model_io.ts";
 import { disposeNet, fromUnitScale, initNets } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
-import { pickTraining } from "./vocabulary.ts";
+import { pickPaths } from "../pipeline/pick.ts";
+import { adamPaths, fitOnly } from "./vocabulary.ts";
 
 /** The train_police stage. */
 export const trainPoliceStage: Stage<Config> = {
   name: "train_police",
-  version: 1,
+  code: import.meta.url,
   needs: ["preprocess"],
   usesTensors: true,
   doc: "warm-up: police fit once on real + fakes",
@@ -29,7 +30,7 @@ export const trainPoliceStage: Stage<Config> = {
     "counterfeiter_init/weights.bin",
     "warmup_noise.npy",
   ],
-  pick: pickTraining,
+  pick: (cfg) => pickPaths(cfg, ["seed", "model", ...adamPaths("police"), "loss.form", "warmup"]),
   async run({ cfg, inputs, outDir }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const [nTrain, dim] = train.shape;
@@ -42,7 +43,7 @@ export const trainPoliceStage: Stage<Config> = {
     );
     try {
       const streams = streamsFor(cfg, "warmup");
-      const gan = makeGan(cfg, g, d, streams);
+      const gan = makeGan(fitOnly(cfg, "police"), g, d, streams);
       const noise = streams.data.normals(b * cfg.model.noiseDim);
       const fakes = generate(g, noise, cfg.model.noiseDim);
       const real = fromUnitScale(train.data.subarray(0, b * dim), cfg.model.pixelScale);

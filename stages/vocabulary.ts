@@ -51,6 +51,7 @@ export interface HistoryRow {
   dFakeAfterCounterfeiter: number;
   policeLoss: number;
   counterfeiterLoss: number;
+  /** Wall-clock seconds; on disk in the entry's timing.json, not in history.json. */
   seconds: number;
 }
 
@@ -79,14 +80,38 @@ export function checkpointIterations(total: number, every: number): number[] {
 /** The folder name of the checkpoint at iteration `i` (`checkpoints/iter_000050/`). */
 export const iterName = (i: number) => `iter_${String(i).padStart(6, "0")}`;
 
-/** The config a warm-up stage depends on. */
-export function pickTraining(cfg: Config) {
+/**
+ * The Adam settings a fit of one net reads: the shared ones and that net's own overrides
+ * (paths for {@link pickPaths}).
+ */
+export function adamPaths(net: "police" | "counterfeiter"): string[] {
+  const shared = ["learningRate", "beta1", "beta2", "epsilon", "form"];
+  return [...shared, net].map((k) => `optimizer.${k}`);
+}
+
+/**
+ * The training settings as a stage that fits only `net` reads them: the other net's own
+ * Adam overrides dropped (its optimizer is never stepped), and for the police the
+ * counterfeiter's loss (never computed), so neither is part of that stage's key.
+ */
+export function fitOnly(
+  cfg: { optimizer: Config["optimizer"]; loss: Config["loss"] },
+  net: "police" | "counterfeiter",
+): { optimizer: Config["optimizer"]; loss: Config["loss"] } {
+  const o = cfg.optimizer;
+  const shared = {
+    learningRate: o.learningRate,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    epsilon: o.epsilon,
+    form: o.form,
+  };
+  const unused = { learningRate: null, beta1: null, beta2: null };
   return {
-    seed: cfg.seed,
-    model: cfg.model,
-    optimizer: cfg.optimizer,
-    loss: cfg.loss,
-    warmup: cfg.warmup,
+    optimizer: net === "police"
+      ? { ...shared, police: o.police, counterfeiter: unused }
+      : { ...shared, police: unused, counterfeiter: o.counterfeiter },
+    loss: net === "police" ? { form: cfg.loss.form, counterfeiter: "bce" } : cfg.loss,
   };
 }
 

@@ -3,14 +3,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../pipeline/config.ts";
 import { planRun, runPipeline } from "../pipeline/runner.ts";
-import { ENGINE_FIELDS, type Infer, int, obj } from "../pipeline/schema.ts";
+import { ENGINE_FIELDS, type Infer, int, obj, str } from "../pipeline/schema.ts";
 import type { RuntimeFacts, Stage } from "../pipeline/stage.ts";
 import { Progress } from "../pipeline/progress.ts";
 
 // a two-stage application that knows nothing of GANs: count to n, then double
 const schema = obj("toy", {
   ...ENGINE_FIELDS,
-  count: obj("counting", { n: int(3, "how far", 1) }),
+  count: obj("counting", {
+    n: int(3, "how far", 1),
+    note: str("", "a note the count keys on but never writes"),
+  }),
   scale: obj("scaling", { by: int(2, "factor", 1) }),
 });
 type Toy = Infer<typeof schema>;
@@ -18,7 +21,7 @@ type Toy = Infer<typeof schema>;
 let runs: string[] = [];
 const countStage: Stage<Toy> = {
   name: "count",
-  version: 1,
+  code: import.meta.url,
   needs: [],
   pick: (cfg) => cfg.count,
   outputs: () => ["numbers.json"],
@@ -31,7 +34,7 @@ const countStage: Stage<Toy> = {
 };
 const scaleStage: Stage<Toy> = {
   name: "scale",
-  version: 1,
+  code: import.meta.url,
   needs: ["count"],
   pick: (cfg) => cfg.scale,
   usesTensors: true,
@@ -81,13 +84,15 @@ Deno.test("explain names the changed field, the upstream change and the runtime 
   assert.equal(p1[0].reason, "cached");
   assert.equal(p1[1].reason, "by changed (2 -> 3)"); // paths are within what the stage picks
   const p2 = await planRun({
-    cfg: { ...cfg, count: { n: 5 } },
+    cfg: { ...cfg, count: { ...cfg.count, n: 5 } },
     stages: [countStage, scaleStage],
     results,
     runtime,
   });
   assert.match(p2[0].reason, /n changed \(4 -> 5\)/);
-  assert.equal(p2[1].reason, "upstream count changed");
+  // scale's key holds count's outputs, which exist only once count has run
+  assert.equal(p2[1].key, null);
+  assert.equal(p2[1].reason, "waits for count: cached if its outputs come out the same");
   // only stages that use tensors carry the runtime facts
   const p3 = await planRun({
     cfg,
@@ -120,4 +125,47 @@ Deno.test("an entry missing a declared output is never committed; --until and --
   });
   assert.deepEqual(runs, ["count"]);
   assert.deepEqual(rec.stages.map((s) => [s.stage, s.status]), [["count", "ran"]]);
+});
+
+Deno.test("early cutoff: a stage rerun that writes the same bits leaves its downstream cached", async () => {
+  const { cfg, results } = await setup();
+  const stages = [countStage, scaleStage];
+  await runPipeline({ cfg, stages, results, runtime, progress: quiet });
+  runs = [];
+  const again = await runPipeline({
+    cfg,
+    stages,
+    results,
+    runtime,
+    force: ["count"],
+    progress: quiet,
+  });
+  assert.deepEqual(runs, ["count"], "scale is not rerun: count's outputs came out the same");
+  assert.equal(again.stages[1].status, "cached");
+  assert.equal(again.stages[1].reason, "upstream count reran with the same outputs: cached");
+  // a new key upstream (a field that changes no output): count reruns, scale does not
+  runs = [];
+  const noted = await runPipeline({
+    cfg: { ...cfg, count: { ...cfg.count, note: "x" } },
+    stages,
+    results,
+    runtime,
+    progress: quiet,
+  });
+  assert.deepEqual(runs, ["count"]);
+  assert.notEqual(noted.stages[0].key, again.stages[0].key);
+  assert.equal(noted.stages[1].status, "cached");
+  assert.equal(noted.stages[1].key, again.stages[1].key);
+  // new outputs upstream: the downstream key changes, and the record says why it ran
+  runs = [];
+  const more = await runPipeline({
+    cfg: { ...cfg, count: { ...cfg.count, n: 5 } },
+    stages,
+    results,
+    runtime,
+    progress: quiet,
+  });
+  assert.deepEqual(runs, ["count", "scale"]);
+  assert.equal(more.stages[1].reason, "upstream count produced new outputs");
+  assert.equal(more.stages[1].inputs?.upstream.count.length, 64, "run.json keeps the key's recipe");
 });

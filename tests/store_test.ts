@@ -17,7 +17,7 @@ async function sealedEntry(store: Store, key = KEY_A, files: Record<string, stri
     key,
     inputs: {
       stage: "demo",
-      version: 1,
+      code: { files: {}, packages: {} },
       config: {},
       upstream: {},
       runtime: null,

@@ -166,6 +166,8 @@ export async function selectBackend(
       backend: choice.kernels ? `${choice.name}/${choice.kernels}` : choice.name,
       tfjs: TFJS_VERSION,
       denormals: fp.denormals,
+      // this module's import graph holds every backend's kernels: it is code of tensor stages
+      modules: [import.meta.url],
     },
   };
   chosen.set(key, active);

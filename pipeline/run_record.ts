@@ -1,0 +1,97 @@
+/**
+ * The run record (`run.json`): what it holds, its HTML table, and the run folder's report
+ * (the last stage's report.html with the record filled in at `<!--RUN-RECORD-->`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { escapeHtml } from "./run_record.ts";
+ * assert.equal(escapeHtml("<a & b>"), "&#60;a &#38; b&#62;");
+ * ```
+ */
+import { join } from "node:path";
+import type { EngineConfig } from "./schema.ts";
+import type { KeyInputs, RuntimeFacts } from "./stage.ts";
+import { type Store, writeFileAtomic } from "./store.ts";
+
+/** One stage's line in run.json. */
+export interface StageRecord {
+  stage: string;
+  key: string;
+  status: "cached" | "ran" | "failed" | "skipped";
+  reason: string;
+  seconds: number;
+  /** What the key was made of (the key's recipe); absent for a stage that never planned. */
+  inputs?: KeyInputs;
+  summary?: Record<string, unknown>;
+  error?: string;
+}
+
+/** The record written to run.json. */
+export interface RunRecord {
+  name: string;
+  runDir: string;
+  configHash: string;
+  seed: number;
+  config: EngineConfig;
+  stages: StageRecord[];
+  started: string;
+  finished: string | null;
+  seconds: number;
+  status: "ok" | "failed";
+  environment: Record<string, unknown>;
+  /** The run folder's report.html, when the last stage made one. */
+  report?: string;
+}
+
+/** Escapes text for HTML element content and attribute values. */
+export function escapeHtml(s: unknown): string {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The run record as an HTML table (for the report). */
+export function recordHtml(record: RunRecord): string {
+  const rows = record.stages.map((s) =>
+    `<tr><td>${escapeHtml(s.stage)}</td><td>${escapeHtml(s.status)}</td><td>${
+      s.seconds.toFixed(1)
+    }</td><td><code>${
+      escapeHtml((s.key || "-").slice(0, 12))
+    }</code></td><td style="text-align:left">${
+      escapeHtml(s.status === "cached" ? "" : s.reason)
+    }</td></tr>`
+  ).join("\n");
+  const env = record.environment as Record<string, unknown> & {
+    git?: { commit: string | null; dirty: boolean | null };
+    runtime?: RuntimeFacts;
+  };
+  const git = env.git?.commit
+    ? `${env.git.commit.slice(0, 10)}${env.git.dirty ? " (dirty)" : ""}`
+    : "unknown";
+  return `<table><tr><th>stage</th><th>status</th><th>seconds</th><th>key</th><th>why it ran</th></tr>
+${rows}</table>
+<p class="sub">Started ${escapeHtml(record.started)}, ${
+    record.seconds.toFixed(1)
+  } s in all. Backend ${escapeHtml(env.runtime?.backend)}, tfjs ${
+    escapeHtml(env.runtime?.tfjs)
+  }, Deno ${escapeHtml(env.deno)}, git ${escapeHtml(git)}. Config hash <code>${
+    escapeHtml(record.configHash.slice(0, 12))
+  }</code>; the full record is <code>run.json</code> beside this file.</p>`;
+}
+
+/**
+ * Copies the last stage's `report.html`, if it made one, into the run folder with this run's
+ * record filled in at `<!--RUN-RECORD-->`.
+ */
+export async function publishReport(record: RunRecord, store: Store): Promise<string | undefined> {
+  const last = record.stages.at(-1);
+  if (!last) return undefined;
+  let html: string;
+  try {
+    html = await Deno.readTextFile(join(store.dir(last.stage, last.key), "report.html"));
+  } catch {
+    return undefined;
+  }
+  const path = join(record.runDir, "report.html");
+  await writeFileAtomic(path, html.replace("<!--RUN-RECORD-->", recordHtml(record)));
+  return path;
+}
