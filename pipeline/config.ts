@@ -69,8 +69,14 @@ export function parseJsonText(text: string, file: string): Json {
 async function readJsonFile(path: string): Promise<Json> {
   let text: string;
   try {
+    if ((await Deno.stat(path)).isDirectory) {
+      throw new ConfigError(
+        `${path} is a folder, not a config file: give a .json file, e.g. configs/quick.json`,
+      );
+    }
     text = await Deno.readTextFile(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.NotFound) {
       throw new ConfigError(
         `config file not found: ${path} (check the path; configs live in configs/)`,
@@ -193,7 +199,7 @@ function range(f: { min?: number; max?: number; above?: number }): string {
 /** Validates a value against a field and fills defaults; throws a ConfigError naming the path. */
 export function validate(field: Field, value: unknown, path: string, src: string): unknown {
   const fail = (what: string): never => {
-    throw new ConfigError(`${src}: ${path}: ${what}`);
+    throw new ConfigError(`${src}: ${path}: ${what}`, { path, problem: what });
   };
   switch (field.kind) {
     case "object": {
@@ -204,11 +210,8 @@ export function validate(field: Field, value: unknown, path: string, src: string
       for (const k of Object.keys(obj)) {
         if (!(k in field.fields)) {
           const where = path ? `${path}.${k}` : k;
-          throw new ConfigError(
-            `${src}: ${where}: unknown key${didYouMean(k, names)}; allowed here: ${
-              names.join(", ")
-            }`,
-          );
+          const problem = `unknown key${didYouMean(k, names)}; allowed here: ${names.join(", ")}`;
+          throw new ConfigError(`${src}: ${where}: ${problem}`, { path: where, problem });
         }
       }
       const out: Record<string, unknown> = {};
@@ -280,12 +283,27 @@ export async function loadConfig<C extends EngineConfig>(
   const raw = await loadRaw(path);
   for (const o of overrides) {
     const { path: p, value } = parseOverride(o);
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new ConfigError(`--set ${o}: ${o.slice(o.indexOf("=") + 1)} is not a finite number`);
+    }
     if (META_KEYS.includes(p[0] as typeof META_KEYS[number])) {
       throw new ConfigError(`--set ${o}: ${p[0]} cannot be overridden`);
     }
     applyOverride(raw, p, value);
   }
-  const cfg = validate(spec.schema, raw, "", path) as C;
+  let cfg: C;
+  try {
+    cfg = validate(spec.schema, raw, "", path) as C;
+  } catch (e) {
+    // a bad value that came from --set is blamed on the --set, not on the file
+    const field = e instanceof ConfigError ? e.field : undefined;
+    const culprit = field && overrides.findLast((o) => {
+      const p = o.slice(0, o.indexOf("=")).trim();
+      return field.path === p || field.path.startsWith(p + ".") || p.startsWith(field.path + ".");
+    });
+    if (culprit) throw new ConfigError(`--set ${culprit}: ${field.path}: ${field.problem}`, field);
+    throw e;
+  }
   if (cfg.name === "") cfg.name = basename(path).replace(/\.json$/, "");
   if (!/^[A-Za-z0-9._-]+$/.test(cfg.name)) {
     throw new ConfigError(

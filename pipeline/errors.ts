@@ -14,6 +14,12 @@
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
   readonly exitCode = 2;
+  /** The config field at fault (`adversarial.batchSize`) and what is wrong, when known. */
+  readonly field?: { path: string; problem: string };
+  constructor(message: string, field?: { path: string; problem: string }) {
+    super(message);
+    this.field = field;
+  }
 }
 
 /** Bad command-line usage (unknown flag, missing argument). Exit code 2. */

@@ -86,8 +86,19 @@ export async function gcCache(
   runs.sort((a, b) => b.finished.localeCompare(a.finished));
   const kept = keepRuns === undefined ? runs : runs.slice(0, keepRuns);
   for (const r of runs.slice(kept.length)) {
-    report.runsRemoved.push(r.dir);
-    if (!dryRun) await Deno.remove(r.dir, { recursive: true });
+    // a run writing into its folder holds a shared lock on its .lock: keep it, and what it uses
+    const release = await tryExclusiveFile(join(r.dir, ".lock"));
+    if (!release) {
+      kept.push(r);
+      report.inUse.push(`run ${r.dir}`);
+      continue;
+    }
+    try {
+      report.runsRemoved.push(r.dir);
+      if (!dryRun) await Deno.remove(r.dir, { recursive: true });
+    } finally {
+      release();
+    }
   }
   const referenced = new Set<string>();
   for (const r of kept) {
@@ -158,6 +169,21 @@ export async function gcCache(
   return report;
 }
 
+/** An exclusive lock on `path` if nobody holds it (a missing file counts as free), or null. */
+async function tryExclusiveFile(path: string): Promise<(() => void) | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { write: true });
+  } catch {
+    return () => {};
+  }
+  if (!(await file.tryLock(true))) {
+    file.close();
+    return null;
+  }
+  return () => file.close();
+}
+
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 /** `deno task gc`; returns the exit code. */
@@ -184,7 +210,8 @@ export async function gcCommand(args: string[]): Promise<number> {
   }
   for (const t of r.temps) console.log(`${verb} temporary ${t}`);
   for (const u of r.inUse) {
-    console.log(`kept ${u.slice(0, u.indexOf("/") + 13)}: in use by another process`);
+    const what = u.startsWith("run ") ? u : u.slice(0, u.indexOf("/") + 13);
+    console.log(`kept ${what}: in use by another process`);
   }
   console.log(
     `${verb} ${r.removed.length} entries, ${r.temps.length} temporary folders and ${r.locks.length} lock files: ${

@@ -155,20 +155,64 @@ interface RunState<C extends EngineConfig> {
   opts: RunOptions<C>;
   ctx: PlanContext<C>;
   progress: Progress;
-  /** Releases of the entries this run reads, so `gc` leaves them alone until it ends. */
-  holds: (() => void)[];
+  /**
+   * Shared locks on the entries this run reads (`stage/key` -> release), so `gc` leaves them
+   * alone until it ends.
+   */
+  holds: Map<string, () => void>;
+  /** Entries whose every file this run has hashed and found as sealed (`stage/key`). */
+  verified: Set<string>;
 }
 
-/** Uses a cached entry (held against gc until the run ends). */
-async function useCached<C extends EngineConfig>(
+/** An entry a stage was about to compute from no longer matches its seal. */
+class DamagedInput extends Error {
+  override readonly name = "DamagedInput";
+  constructor(readonly stage: string, readonly key: string, readonly problem: string) {
+    super(`input ${stage}/${key.slice(0, 12)} is damaged: ${problem}`);
+  }
+}
+
+/**
+ * Hashes every file of the entries a stage is about to compute from (once per run; an entry
+ * this run built is fresh), so no result is ever computed from bits that differ from their
+ * seal. A damaged one is set aside, and the run goes back to rebuild it.
+ */
+async function verifyInputs<C extends EngineConfig>(
+  st: RunState<C>,
+  stage: Stage<C>,
+  done: Record<string, Resolved>,
+): Promise<void> {
+  for (const n of stage.needs) {
+    const { key, ran } = done[n];
+    if (ran || st.verified.has(`${n}/${key}`)) continue;
+    const check = await st.ctx.store.check(n, key, { hash: true });
+    if (check.state === "ok") {
+      st.verified.add(`${n}/${key}`);
+      continue;
+    }
+    const problem = check.state === "damaged" ? check.problem : "the entry is gone";
+    releaseEntry(st, n, key); // this run's own hold must not block the rebuild
+    if (check.state === "damaged") {
+      const where = await st.ctx.store.quarantine(n, key, problem).catch(() => "(left in place)");
+      st.progress.log(
+        `[${stage.name}] its input ${n}/${
+          key.slice(0, 12)
+        } is damaged (${problem}); moved to ${where}; rebuilding ${n} first`,
+      );
+    }
+    throw new DamagedInput(n, key, problem);
+  }
+}
+
+/** Uses a cached entry (the caller holds it against gc until the run ends). */
+function useCached<C extends EngineConfig>(
   st: RunState<C>,
   stage: Stage<C>,
   plan: StagePlan,
   meta: EntryMeta,
   why: string,
-): Promise<StageOutcome> {
+): StageOutcome {
   const key = plan.key!;
-  st.holds.push(await st.ctx.store.hold(stage.name, key));
   st.progress.log(`[${stage.name}] ${why === "cached" ? "cached" : why} (${key.slice(0, 12)})`);
   return {
     record: {
@@ -217,6 +261,7 @@ async function build<C extends EngineConfig>(
       st.progress.log(`[${stage.name}] waiting for another process computing the same entry`),
   });
   if (!release) {
+    await holdEntry(st, stage.name, key);
     const meta = await store.meta(stage.name, key);
     return useCached(st, stage, plan, meta!, "cached (computed by another process)");
   }
@@ -328,6 +373,43 @@ async function writeRecord(record: RunRecord): Promise<void> {
   await writeFileAtomic(join(record.runDir, "run.json"), text);
 }
 
+/**
+ * Holds every entry the run's plan already knows it will use (a shared lock each), so `gc`
+ * cannot remove one while an earlier stage is still running.
+ */
+async function holdPlan<C extends EngineConfig>(st: RunState<C>): Promise<void> {
+  for (const p of await planRun(st.opts)) {
+    if (p.cached) await holdEntry(st, p.stage, p.key!);
+  }
+}
+
+/** Holds an entry once for the rest of the run. */
+async function holdEntry<C extends EngineConfig>(
+  st: RunState<C>,
+  stage: string,
+  key: string,
+): Promise<void> {
+  if (!st.holds.has(`${stage}/${key}`)) {
+    st.holds.set(`${stage}/${key}`, await st.ctx.store.hold(stage, key));
+  }
+}
+
+/** Lets go of an entry this run held (it is about to be set aside and rebuilt). */
+function releaseEntry<C extends EngineConfig>(st: RunState<C>, stage: string, key: string): void {
+  st.holds.get(`${stage}/${key}`)?.();
+  st.holds.delete(`${stage}/${key}`);
+}
+
+/**
+ * A shared lock on the run folder's `.lock` while the run writes to it: `gc` removes a run
+ * folder only when it can take that lock alone.
+ */
+async function holdRunDir(runDir: string): Promise<() => void> {
+  const file = await Deno.open(join(runDir, ".lock"), { create: true, write: true });
+  await file.lock(false);
+  return () => file.close();
+}
+
 /** One stage's turn: plan it now that its inputs exist, then use its entry or build it. */
 async function runStage<C extends EngineConfig>(
   st: RunState<C>,
@@ -341,11 +423,16 @@ async function runStage<C extends EngineConfig>(
       stage.needs.map((n) => [n, st.ctx.store.dir(n, done[n].key)]),
     );
     if (plan.cached) {
-      const meta = await st.ctx.store.meta(stage.name, plan.key!);
-      if (meta) return await useCached(st, stage, plan, meta, plan.reason);
+      // held before it is read again, so gc cannot take it between the plan and its use
+      await holdEntry(st, stage.name, plan.key!);
+      const check = await st.ctx.store.check(stage.name, plan.key!);
+      if (check.state === "ok") return useCached(st, stage, plan, check.meta, plan.reason);
+      releaseEntry(st, stage.name, plan.key!); // damaged or gone meanwhile: rebuilt below
     }
+    await verifyInputs(st, stage, done);
     return await build(st, stage, plan, inputs);
   } catch (e) {
+    if (e instanceof DamagedInput) throw e;
     // the record of a failed stage keeps its key and why it ran
     const err = e instanceof Error ? e : new Error(String(e));
     throw Object.assign(err, { stagePlan: plan });
@@ -358,21 +445,33 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
     opts,
     ctx: await planContext(opts),
     progress: opts.progress ?? new Progress(),
-    holds: [],
+    holds: new Map(),
+    verified: new Set(),
   };
   const stages = selectStages(opts.stages, opts.force, opts.until);
   const { dir: runDir, hash } = runDirOf(opts.results, opts.cfg);
   await Deno.mkdir(runDir, { recursive: true });
   await removeStaleTemps(runDir);
   const record = newRecord(opts, runDir, hash);
+  st.holds.set("run folder", await holdRunDir(runDir));
+  await holdPlan(st);
   const done: Record<string, Resolved> = {};
+  const rebuilt = new Set<string>();
   let failure: { error: unknown; stage: string } | null = null;
-  for (const [i, stage] of stages.entries()) {
+  for (let i = 0; i < stages.length; i++) {
+    const stage = stages[i];
     try {
       const out = await runStage(st, stage, done);
       record.stages.push(out.record);
       done[stage.name] = out.resolved;
     } catch (e) {
+      if (e instanceof DamagedInput && !rebuilt.has(e.stage)) {
+        // back to the damaged stage: it is rebuilt, and the stages after it planned again
+        rebuilt.add(e.stage);
+        i = stages.findIndex((s) => s.name === e.stage) - 1;
+        record.stages.splice(i + 1);
+        continue;
+      }
       const { stageSeconds = 0, stagePlan: plan } = e as {
         stageSeconds?: number;
         stagePlan?: StagePlan;
@@ -400,7 +499,7 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
       break;
     }
   }
-  for (const release of st.holds) release();
+  for (const release of st.holds.values()) release();
   record.finished = new Date().toISOString();
   record.seconds = (Date.now() - Date.parse(record.started)) / 1000;
   try {

@@ -45,6 +45,29 @@ export interface RunRow {
   figures: Record<string, number | undefined>;
 }
 
+/** A run folder's row from its latest record, or null when it has none yet. */
+async function runRow(app: App, dir: string): Promise<RunRow | null> {
+  let rec: RunRecord;
+  try {
+    rec = JSON.parse(await Deno.readTextFile(join(dir, "run.json")));
+  } catch {
+    return null; // a run folder without a record yet
+  }
+  const summaries = Object.fromEntries(
+    rec.stages.filter((s) => s.summary).map((s) => [s.stage, s.summary]),
+  );
+  return {
+    run: basename(dir),
+    dir,
+    configHash: rec.configHash.slice(0, 12),
+    status: rec.status,
+    seconds: rec.seconds,
+    finished: rec.finished,
+    config: flatten(rec.config),
+    figures: app.figures(summaries),
+  };
+}
+
 /** Every run folder's latest record under `results`. */
 export async function listRuns(app: App, results: string): Promise<RunRow[]> {
   const rows: RunRow[] = [];
@@ -52,25 +75,8 @@ export async function listRuns(app: App, results: string): Promise<RunRow[]> {
   try {
     for await (const e of Deno.readDir(root)) {
       if (!e.isDirectory) continue;
-      let rec: RunRecord;
-      try {
-        rec = JSON.parse(await Deno.readTextFile(join(root, e.name, "run.json")));
-      } catch {
-        continue; // a run folder without a record yet
-      }
-      const summaries = Object.fromEntries(
-        rec.stages.filter((s) => s.summary).map((s) => [s.stage, s.summary]),
-      );
-      rows.push({
-        run: e.name,
-        dir: join(root, e.name),
-        configHash: rec.configHash.slice(0, 12),
-        status: rec.status,
-        seconds: rec.seconds,
-        finished: rec.finished,
-        config: flatten(rec.config),
-        figures: app.figures(summaries),
-      });
+      const row = await runRow(app, join(root, e.name));
+      if (row) rows.push(row);
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -145,7 +151,10 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
   return 0;
 }
 
-/** `deno task diff RUN_A RUN_B` (run folders, or their names under --results). */
+/**
+ * `deno task diff RUN_A RUN_B`: run folders (by path, from any results folder), or their
+ * names or name prefixes under --results.
+ */
 export async function diffCommand(app: App, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -154,8 +163,10 @@ export async function diffCommand(app: App, args: string[]): Promise<number> {
   });
   if (positionals.length !== 2) throw new UsageError("usage: deno task diff RUN_A RUN_B");
   const rows = await listRuns(app, values.results);
-  const find = (x: string) => {
-    const r = rows.find((r) => r.run === basename(x) || r.dir === x) ??
+  // a run folder given by its path may live in any results folder
+  const find = async (x: string) => {
+    const direct = x.includes("/") ? await runRow(app, x) : null;
+    const r = direct ?? rows.find((r) => r.run === basename(x) || r.dir === x) ??
       rows.find((r) => r.run.startsWith(basename(x)));
     if (!r) {
       throw new UsageError(
@@ -166,7 +177,7 @@ export async function diffCommand(app: App, args: string[]): Promise<number> {
     }
     return r;
   };
-  const [a, b] = positionals.map(find);
+  const [a, b] = [await find(positionals[0]), await find(positionals[1])];
   console.log(`${a.run} -> ${b.run}`);
   const paths = differingPaths([a.config, b.config]).filter((p) => p !== "name");
   console.log(paths.length ? "config:" : "config: the same");

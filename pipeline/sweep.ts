@@ -119,6 +119,9 @@ export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
     if (typeof s.grid !== "object" || s.grid === null || Array.isArray(s.grid)) {
       fail("grid", "expected an object of path: [values]");
     }
+    if (Object.keys(s.grid as object).length === 0) {
+      fail("grid", 'expected at least one axis, e.g. { "optimizer.learningRate": [1e-4, 1e-3] }');
+    }
     for (const [path, values] of Object.entries(s.grid as Record<string, unknown>)) {
       checkAxis(`grid.${path}`, path);
       if (!Array.isArray(values) || values.length === 0) {

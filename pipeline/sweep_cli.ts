@@ -92,8 +92,9 @@ async function prepare(
   backend: string | undefined,
   { dryRun = false, fullGrid = false } = {},
 ): Promise<PreparedSweep> {
-  await checkResultsDir(results, { write: !dryRun });
+  // the file first: a rejected sweep leaves no results folder behind
   const sweep = await loadSweep(file, join(results, "sweeps"), app, { fullGrid });
+  await checkResultsDir(results, { write: !dryRun });
   const dir = sweepDir(results, sweep);
   const store = new Store(results);
   const plans: StagePlan[][] = [];
@@ -132,7 +133,8 @@ async function prepare(
     }
     if (old?.status === "done" && plans[r.index].every((p) => p.cached)) Object.assign(r, old);
     else if (sweep.spec.search && old?.rungFigures) {
-      Object.assign(r, old, { status: old.status === "failed" ? "failed" : "pending" });
+      // a settled point keeps its status; only one killed while running starts again
+      Object.assign(r, old, { status: old.status === "running" ? "pending" : old.status });
     }
   }
   const save = async () => {

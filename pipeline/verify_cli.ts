@@ -69,7 +69,9 @@ export async function verifyCommand(args: string[]): Promise<number> {
   });
   console.log(
     `${r.checked} entries checked, ${r.damaged.length} damaged${
-      r.damaged.length ? " (the next run that needs one sets it aside and rebuilds it)" : ""
+      r.damaged.length
+        ? "; `run --verify` sets each one its config uses aside and rebuilds it (any run does so for an entry a stage is about to compute from)"
+        : ""
     }`,
   );
   return r.damaged.length ? 1 : 0;

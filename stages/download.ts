@@ -132,11 +132,19 @@ async function fetchRaw(
   const where = data.files[role]!;
   if (data.source === "file") return await readLocal(where, role);
   log(`  downloading ${where}`);
-  return await fetchWithRetries(where, {
-    retries: data.retries,
-    timeoutSeconds: data.timeoutSeconds,
-    log,
-  });
+  try {
+    return await fetchWithRetries(where, {
+      retries: data.retries,
+      timeoutSeconds: data.timeoutSeconds,
+      log,
+    });
+  } catch (e) {
+    if (!(e instanceof DataError)) throw e;
+    // name the field that holds the URL, and what to do about it
+    throw new DataError(
+      `data.files.${role}: ${e.message}; check the URL and the network, raise data.retries or data.timeoutSeconds, or download the file and use data.source "file"`,
+    );
+  }
 }
 
 function expectedSha(cfg: Config, role: DataFileName): string | null {

@@ -167,6 +167,11 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
       "Iteration where instance noise has decayed linearly to 0 (null: constant).",
       int(0, "", 1),
     ),
+    lossLimit: num(
+      1000,
+      "A police or counterfeiter loss above this stops the run as diverged, naming the iteration; a saturated police gives tens, learning rate 10 gives 1e18 (raise it to study a diverging run).",
+      { above: 0 },
+    ),
   }),
   evaluator: obj("The MNIST classifier behind the evaluation metrics (its own cached stage).", {
     hidden: intList([256, 128], 1, "Hidden layer sizes (ReLU)."),

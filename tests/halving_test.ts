@@ -130,6 +130,10 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
     rec2.points.map((p: { rungFigures: unknown }) => p.rungFigures),
     rec.points.map((p: { rungFigures: unknown }) => p.rungFigures),
   );
+  // and each point's status is what happened, in sweep.json as in the first run's record
+  const statuses = (x: { points: { status: string }[] }) => x.points.map((p) => p.status);
+  assert.deepEqual(statuses(rec), Array(9).fill("done"));
+  assert.deepEqual(statuses(rec2), statuses(rec));
   assert.equal([...Deno.readDirSync(logDir)].length, before, "the second pass ran nothing");
   assert.match(again.stderr, new RegExp(`halving spent ${m[1]} of`));
   // --full-grid: every point to the last rung, extending the search's runs, then compared

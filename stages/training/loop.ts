@@ -7,8 +7,9 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { adversarialIterations } from "./loop.ts";
- * assert(typeof adversarialIterations === "function");
+ * import { checkDivergence } from "./loop.ts";
+ * assert.doesNotThrow(() => checkDivergence(3, 0.7, 12, 1000));
+ * assert.throws(() => checkDivergence(3, 2e18, 12, 1000), /iteration 3: the police's loss reached 2.00e\+18/);
  * ```
  */
 import { StageError } from "../../pipeline/errors.ts";
@@ -46,6 +47,32 @@ export interface LoopOptions {
   instanceNoise?: number;
   /** Iteration where the input noise has decayed linearly to 0 (null: constant). */
   instanceNoiseUntil?: number | null;
+  /** A loss above this means the training diverged: the run stops (null: no limit). */
+  lossLimit?: number | null;
+}
+
+/**
+ * Stops a diverged run: a loss past `limit` (far beyond what a saturated police gives, which
+ * is tens) means the weights have blown up; going on would seal a meaningless result.
+ */
+export function checkDivergence(
+  it: number,
+  policeLoss: number,
+  counterfeiterLoss: number,
+  limit: number | null | undefined,
+): void {
+  if (limit === null || limit === undefined) return;
+  for (
+    const [who, loss] of [["police", policeLoss], ["counterfeiter", counterfeiterLoss]] as const
+  ) {
+    if (loss > limit) {
+      throw new StageError(
+        `iteration ${it}: the ${who}'s loss reached ${
+          loss.toExponential(2)
+        }, past adversarial.lossLimit (${limit}): the training diverged; lower optimizer.learningRate (or the ${who}'s own) and run again (the last checkpoint is kept; nothing was sealed)`,
+      );
+    }
+  }
 }
 
 /** The instance noise level at iteration `it` (1-based). */
@@ -112,6 +139,7 @@ export function adversarialIterations(
         counterfeiterLoss: cf.loss,
         seconds: (performance.now() - t0) / 1000,
       };
+      checkDivergence(it, pol.loss, cf.loss, a.lossLimit);
       history.push(row);
       await onIteration?.(row);
     }

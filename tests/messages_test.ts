@@ -1,0 +1,123 @@
+/** Bad input gets one line naming the field or file and the fix, exit 2, and creates nothing. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
+
+const exists = async (p: string) => {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function sweepCli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...RUN_PERMISSIONS, "--allow-run", join(ROOT, "stages/app.ts"), "sweep", ...args],
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function setup() {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(dir, "tiny", tinyConfig(files));
+  return { dir, cfg, files, results: join(dir, "results") };
+}
+
+Deno.test("a bad --set value is blamed on the --set, with the field, and creates nothing", async () => {
+  const { cfg, results } = await setup();
+  const inf = await cli([
+    "run",
+    cfg,
+    "--results",
+    results,
+    "--set",
+    "adversarial.iterations=1e309",
+  ]);
+  assert.equal(inf.code, 2);
+  assert.match(inf.stderr, /--set adversarial\.iterations=1e309: 1e309 is not a finite number/);
+  const neg = await cli(["run", cfg, "--results", results, "--set", "adversarial.batchSize=-3"]);
+  assert.equal(neg.code, 2);
+  assert.match(
+    neg.stderr,
+    /--set adversarial\.batchSize=-3: adversarial\.batchSize: -3 is out of range/,
+  );
+  assert.doesNotMatch(neg.stderr, /tiny\.json/, "the file is not to blame");
+  const typo = await cli(["run", cfg, "--results", results, "--set", "adversarial.batchSise=3"]);
+  assert.equal(typo.code, 2);
+  assert.match(
+    typo.stderr,
+    /--set adversarial\.batchSise=3: adversarial\.batchSise: unknown key \(did you mean "batchSize"\?\)/,
+  );
+  assert.equal(await exists(results), false);
+});
+
+Deno.test("a config that is a folder is named as such", async () => {
+  const { dir, results } = await setup();
+  const r = await cli(["run", dir, "--results", results]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /is a folder, not a config file: give a \.json file/);
+  assert.doesNotMatch(r.stderr, /os error/);
+});
+
+Deno.test("a sweep with an empty grid, or any rejected sweep file, is refused and creates nothing", async () => {
+  const { dir, results } = await setup();
+  const empty = await writeConfig(dir, "empty", { base: "tiny.json", grid: {} });
+  const r = await sweepCli([empty, "--results", results]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /grid: expected at least one axis/);
+  const bad = await writeConfig(dir, "bad", { base: "tiny.json", grid: { "nosuch.field": [1] } });
+  const r2 = await sweepCli([bad, "--results", results]);
+  assert.equal(r2.code, 2, r2.stderr);
+  assert.match(r2.stderr, /grid\.nosuch\.field: "nosuch\.field" is not a config field/);
+  assert.equal(await exists(results), false, "no results folder for a rejected sweep");
+});
+
+Deno.test("an unreachable URL names the config field and what to do", async () => {
+  const { dir, files, results } = await setup();
+  const sha = "0".repeat(64);
+  const cfg = await writeConfig(dir, "web", {
+    ...tinyConfig(files),
+    data: {
+      source: "url",
+      retries: 0,
+      timeoutSeconds: 2,
+      files: Object.fromEntries(Object.keys(files).map((k) => [k, `http://127.0.0.1:9/${k}`])),
+      sha256: Object.fromEntries(Object.keys(files).map((k) => [k, sha])),
+    },
+  });
+  const r = await cli(["run", cfg, "--results", results, "--until", "download"]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /data\.files\.\w+: cannot download http:\/\/127\.0\.0\.1:9\/\w+ after 1 attempts: .*; check the URL and the network/,
+  );
+});
+
+Deno.test("diff compares run folders from two results folders", async () => {
+  const { cfg, dir } = await setup();
+  const a = join(dir, "a"), b = join(dir, "b");
+  const ra = await cli(["run", cfg, "--results", a, "--until", "preprocess"]);
+  const rb = await cli([
+    "run",
+    cfg,
+    "--results",
+    b,
+    "--until",
+    "preprocess",
+    "--set",
+    "preprocess.trainSubset=100",
+  ]);
+  assert.equal(ra.code + rb.code, 0, ra.stderr + rb.stderr);
+  const runA = ra.stdout.trim().split("\n").at(-1)!, runB = rb.stdout.trim().split("\n").at(-1)!;
+  const d = await cli(["diff", runA, runB]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /preprocess\.trainSubset: null -> 100/);
+});
