@@ -27,7 +27,7 @@
 import type { ConfigSpec } from "./config.ts";
 import type { EngineConfig } from "./schema.ts";
 import type { Stage } from "./stage.ts";
-import type { PointRecord } from "./sweep.ts";
+import type { PointRecord } from "./sweep/record.ts";
 
 /** How an application's sweeps are ranked and reported. */
 export interface SweepApp {

@@ -8,7 +8,16 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { main } from "./cli.ts";
- * assert(typeof main === "function");
+ * import { ENGINE_FIELDS, obj } from "./schema.ts";
+ * const app = {
+ *   name: "demo",
+ *   entry: import.meta.url,
+ *   config: { schema: obj("demo", { ...ENGINE_FIELDS }) },
+ *   stages: [],
+ *   figures: () => ({}),
+ *   sweep: { rankMetrics: [], defaultRank: "", higherIsBetter: [], writeReport: () => Promise.resolve("") },
+ * };
+ * assert.equal(await main(app, ["nosuch"]), 2, "an unknown command is a usage error");
  * ```
  */
 import { parseArgs } from "node:util";
@@ -24,8 +33,8 @@ import { checkResultsDir } from "./store.ts";
 import { gcCommand } from "./gc_cli.ts";
 import { runInterruptHooks } from "./interrupt.ts";
 import { diffCommand, runsCommand } from "./runs_cli.ts";
-import { runSlurmTask } from "./slurm/executor.ts";
-import { sweepCommand } from "./sweep_cli.ts";
+import { runSlurmTask } from "./sweep/slurm.ts";
+import { sweepCommand } from "./sweep/cli.ts";
 import { verifyCommand } from "./verify_cli.ts";
 
 const usage = (app: App) =>
@@ -61,7 +70,7 @@ async function dispatch(app: App, args: string[]): Promise<number> {
   if (command === "diff") return await diffCommand(app, rest);
   if (command === "gc") return await gcCommand(rest);
   if (command === "sweep-task") {
-    // a Slurm task of a sweep (see slurm/executor.ts): sweep-task <sweep folder> <array index>
+    // a Slurm task of a sweep (see sweep/slurm.ts): sweep-task <sweep folder> <array index>
     if (rest.length < 2 || rest.length > 3 || !/^\d+$/.test(rest[1])) {
       throw new UsageError("sweep-task <sweep folder> <array index> [job file] (run by Slurm)");
     }

@@ -75,10 +75,13 @@ const STATIC =
   /^[ \t]*(?:import|export)[ \t]+(type[ \t]+)?(?:[^;'"]*?[ \t\n}*]from[ \t]*)?["']([^"'\n]+)["']/gm;
 const DYNAMIC = /\bimport\(\s*["']([^"'\n]+)["']\s*\)/g;
 
-/** The runtime specifiers a module's source imports (type-only imports left out). */
-export function importsOf(source: string): string[] {
+/**
+ * The specifiers a module's source imports: the runtime ones, and with `types` the type-only
+ * ones too.
+ */
+export function importsOf(source: string, { types = false } = {}): string[] {
   const out = new Set<string>();
-  for (const m of source.matchAll(STATIC)) if (!m[1]) out.add(m[2]);
+  for (const m of source.matchAll(STATIC)) if (types || !m[1]) out.add(m[2]);
   for (const m of source.matchAll(DYNAMIC)) out.add(m[1]);
   return [...out];
 }

@@ -6,9 +6,11 @@
  * ```ts
  * import { onInterrupt } from "./interrupt.ts";
  * import assert from "node:assert/strict";
- * const stop = onInterrupt(() => false);
+ * import { runInterruptHooks } from "./interrupt.ts";
+ * const stop = onInterrupt(() => true); // e.g. "the job keeps running; not exiting"
+ * assert.equal(runInterruptHooks(), true);
  * stop();
- * assert(typeof stop === "function");
+ * assert.equal(runInterruptHooks(), false, "removed: Ctrl-C exits again");
  * ```
  */
 

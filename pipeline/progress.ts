@@ -6,11 +6,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Progress } from "./progress.ts";
- * const p = new Progress({ quiet: true });
+ * const lines: string[] = [];
+ * const p = new Progress({ live: false, write: (l) => lines.push(l) });
  * p.start("training", 10);
- * p.update(5, { "D(real)": 0.9 });
+ * for (let i = 1; i <= 10; i++) p.update(i, { "D(real)": 0.9 });
  * p.done();
+ * // in logs, a plain line every tenth of the work, with the latest figures
+ * assert.equal(lines.length, 10);
+ * assert.match(lines[9], /^training 10\/10 .* D\(real\) 0\.900$/);
  * ```
  */
 export interface ProgressOptions {

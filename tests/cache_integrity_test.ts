@@ -77,12 +77,21 @@ Deno.test("bad --results and --set values are one-line usage errors (exit 2)", a
   const r2 = await cli(["run", cfg, "--set", "adversarial.iterations={5"]);
   assert.equal(r2.code, 2);
   assert.match(r2.stderr, /--set adversarial\.iterations=\{5: the value is not valid JSON/);
-  if (Deno.uid() !== 0) { // root writes anywhere: a read-only folder can not be tested as root
-    const ro = join(dir, "ro");
-    await Deno.mkdir(ro, { mode: 0o555 });
+  // a folder nobody may write into: read-only for a user; for root (CI), who writes anywhere
+  // else, one marked immutable
+  const ro = join(dir, "ro");
+  await Deno.mkdir(ro, { mode: 0o555 });
+  const root = Deno.uid() === 0;
+  if (root) {
+    const c = await new Deno.Command("chattr", { args: ["+i", ro] }).output();
+    assert.equal(c.code, 0, `chattr +i: ${new TextDecoder().decode(c.stderr)}`);
+  }
+  try {
     const r3 = await cli(["run", cfg, "--results", join(ro, "results")]);
     assert.equal(r3.code, 2);
-    assert.match(r3.stderr, /is not writable/);
+    assert.match(r3.stderr, /--results \S+ is not writable \(.+\); choose a writable folder/);
+  } finally {
+    if (root) await new Deno.Command("chattr", { args: ["-i", ro] }).output();
   }
 });
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { codeDigest, importsOf } from "../pipeline/code_digest.ts";
-import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
+import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 /** Copies the code of the project (not its results) to a temporary folder. */

@@ -1,8 +1,8 @@
 /** Successive halving sweeps: ASHA promotions, extended runs, stop reasons, validation. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { compareHalving, nextJob, startOrder } from "../pipeline/halving.ts";
-import { validateSweep } from "../pipeline/sweep.ts";
+import { compareHalving, nextJob, startOrder } from "../pipeline/sweep/halving.ts";
+import { validateSweep } from "../pipeline/sweep/spec.ts";
 import { APP } from "../stages/app.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 

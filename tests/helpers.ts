@@ -4,7 +4,7 @@ import { encodeIdx } from "../stages/formats/idx.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { resolveConfig } from "../stages/schema.ts";
 import type { Config } from "../stages/schema.ts";
-import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
+import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
 import { selectBackend } from "../pipeline/backends/mod.ts";
 import { adversarialIterations } from "../stages/training/loop.ts";
 import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
-import { RUN_PERMISSIONS } from "../pipeline/sweep.ts";
+import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
 
 const exists = async (p: string) => {
   try {

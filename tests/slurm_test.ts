@@ -1,10 +1,10 @@
 /**
- * The Slurm executor against a real single-node cluster (`pipeline/slurm/local-cluster.sh`;
+ * The Slurm executor against a real single-node cluster (`pipeline/sweep/local-cluster.sh`;
  * CI starts one). Skipped, saying so, where no cluster answers; never skipped in CI.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { arraySpec } from "../pipeline/slurm/executor.ts";
+import { arraySpec } from "../pipeline/sweep/slurm.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 function clusterUp(): boolean {
@@ -23,7 +23,7 @@ if (!up) {
     throw new Error("CI must run the Slurm tests: start the cluster (.ci/run does)");
   }
   console.error(
-    "slurm_test: no Slurm cluster answers (sinfo); skipping. Start one with sudo pipeline/slurm/local-cluster.sh start",
+    "slurm_test: no Slurm cluster answers (sinfo); skipping. Start one with sudo pipeline/sweep/local-cluster.sh start",
   );
 }
 

@@ -1,7 +1,7 @@
 /** The sweep report's figures, ranking and page. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { PointRecord } from "../pipeline/sweep.ts";
+import type { PointRecord } from "../pipeline/sweep/record.ts";
 import { figuresOf, rankPoints, writeSweepReport } from "../stages/reporting/sweep_report.ts";
 
 const point = (index: number, evaluate: Record<string, number> | null, seed = 0): PointRecord => ({

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../pipeline/errors.ts";
-import { expandSweep, RUN_PERMISSIONS, validateSweep } from "../pipeline/sweep.ts";
+import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
+import { expandSweep, validateSweep } from "../pipeline/sweep/spec.ts";
 import { APP } from "../stages/app.ts";
 import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 

@@ -8,8 +8,9 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { simdAvailable } from "./adam_simd.ts";
- * assert(typeof simdAvailable() === "boolean");
+ * import { adamModuleBytes, simdAvailable } from "./adam_simd.ts";
+ * assert.deepEqual([...adamModuleBytes().subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d]); // "\0asm"
+ * assert.equal(simdAvailable(), WebAssembly.validate(adamModuleBytes() as BufferSource));
  * ```
  */
 

@@ -5,9 +5,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "@tensorflow/tfjs-backend-cpu";
  * import { loadNet, saveNet } from "./model_io.ts";
- * // await saveNet(dir, net, adam.state());
- * // const { net, adam } = await loadNet(dir);
+ * import { Rng } from "../../pipeline/rng.ts";
+ * import { initNet } from "../training/nets.ts";
+ * const net = initNet("police", [4, 3, 1], ["relu"], "sigmoid", 0, new Rng(1));
+ * const dir = await Deno.makeTempDir();
+ * await saveNet(dir, net);
+ * const { net: back, adam } = await loadNet(dir);
+ * assert.deepEqual(back.layers[0].W.dataSync(), net.layers[0].W.dataSync());
+ * assert.equal(adam, null, "saved without an optimizer state");
  * ```
  */
 import * as tf from "@tensorflow/tfjs-core";

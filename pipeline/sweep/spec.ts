@@ -8,20 +8,22 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { expandSweep } from "./sweep.ts";
+ * import { expandSweep } from "./spec.ts";
  * const points = expandSweep({ grid: { "optimizer.learningRate": [1e-4, 1e-3] }, seeds: [0, 1] });
  * assert(points.length === 4);
  * ```
  */
 import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { App } from "./app.ts";
-import { didYouMean, loadConfig, parseJsonText } from "./config.ts";
-import { ConfigError } from "./errors.ts";
-import { hashValue } from "./hash.ts";
-import { Rng } from "./rng.ts";
-import type { EngineConfig, Field } from "./schema.ts";
-import { writeFileAtomic } from "./store.ts";
+import type { App } from "../app.ts";
+import { didYouMean, loadConfig, parseJsonText } from "../config.ts";
+import { ConfigError } from "../errors.ts";
+import { hashValue } from "../hash.ts";
+import { Rng } from "../rng.ts";
+import type { EngineConfig, Field } from "../schema.ts";
+import { writeFileAtomic } from "../store.ts";
+import type { Point } from "./record.ts";
+
+export type { Point, PointRecord } from "./record.ts";
 
 /** A range to sample from. */
 export interface RandomRange {
@@ -58,9 +60,6 @@ export interface HalvingSearch {
   /** The order new points start in: shuffled (default; see halving.ts) or as given. */
   order?: "shuffled" | "given";
 }
-
-/** One point: overrides by config path. */
-export type Point = Record<string, unknown>;
 
 const TOP_KEYS = [
   "$schema",
@@ -333,77 +332,4 @@ export async function loadSweep(
 /** The sweep's folder: `<results>/sweeps/<name>-<hash of its points>`. */
 export function sweepDir(results: string, s: LoadedSweep): string {
   return join(results, "sweeps", `${s.name}-${hashValue(s.configs).slice(0, 12)}`);
-}
-
-/** One point's line in sweep.json. */
-export interface PointRecord {
-  index: number;
-  overrides: Point;
-  status: "pending" | "running" | "done" | "failed";
-  runDir: string | null;
-  error: string | null;
-  seconds: number | null;
-  /** The summaries of each stage from the point's run record. */
-  summaries: Record<string, unknown>;
-  keys: Record<string, string>;
-  /** The point's log (one per sweep process, so two sweeps never write the same file). */
-  log?: string;
-  /** Halving: the figure at each rung the point finished (null where it did not get there). */
-  rungFigures?: (number | null)[];
-  /** Halving: why the point stopped where it did. */
-  stopped?: string;
-}
-
-/** The permissions `deno task run` grants (deno.json), for running the CLI in a subprocess. */
-export const RUN_PERMISSIONS: readonly string[] = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-ffi",
-  "--allow-sys",
-  "--allow-run=git",
-];
-
-/** Runs one point as a CLI subprocess; returns its status and the last line (the path). */
-export async function runPoint(
-  entry: string,
-  basePath: string,
-  point: Point,
-  name: string,
-  results: string,
-  logPath: string,
-  backend?: string,
-): Promise<{ ok: boolean; lastLine: string; error: string | null }> {
-  const cli = entry.startsWith("file:") ? fileURLToPath(entry) : entry;
-  const args = [
-    "run",
-    ...RUN_PERMISSIONS,
-    cli,
-    "run",
-    basePath,
-    ...overridesOf(point).flatMap((o) => ["--set", o]),
-    "--set",
-    `name=${name}`,
-    "--results",
-    results,
-    ...(backend ? ["--backend", backend] : []),
-  ];
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  const stdout = dec.decode(out.stdout), stderr = dec.decode(out.stderr);
-  await Deno.mkdir(dirname(logPath), { recursive: true });
-  await writeFileAtomic(logPath, stderr + stdout);
-  const lastLine = stdout.trim().split("\n").at(-1) ?? "";
-  const error = stderr.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? null;
-  return {
-    ok: out.code === 0,
-    lastLine,
-    error: out.code === 0 ? null : error ?? `exit ${out.code}`,
-  };
 }

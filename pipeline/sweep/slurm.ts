@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * import { arraySpec } from "./executor.ts";
+ * import { arraySpec } from "./slurm.ts";
  * import assert from "node:assert/strict";
  * assert(arraySpec(4, 2) === "0-3%2" && arraySpec(1) === "0-0");
  * ```
@@ -20,9 +20,10 @@ import { onInterrupt } from "../interrupt.ts";
 import { StageError, UsageError } from "../errors.ts";
 import { Progress } from "../progress.ts";
 import { hostName, writeFileAtomic } from "../store.ts";
-import type { Point, PointRecord } from "../sweep.ts";
-import type { PreparedSweep } from "../sweep_cli.ts";
-import { pointLine, pointName, readJson, runAndRecord } from "../sweep_cli.ts";
+import type { Executor } from "./executor.ts";
+import { readJson, runAndRecord } from "./point.ts";
+import { pointLine, pointName, type PreparedSweep } from "./prepared.ts";
+import type { Point, PointRecord } from "./record.ts";
 
 /** The executor's settings (from the command line). */
 export interface SlurmOptions {
@@ -323,13 +324,14 @@ export async function runSlurmTask(
     keys: {},
   };
   const tag = `${Deno.env.get("SLURM_ARRAY_JOB_ID") ?? job.jobId}_${task}`;
-  await runAndRecord(
-    { entry: job.entry, basePath: job.basePath, results: job.results },
-    r,
-    t.name,
-    join(dir, "logs", `${t.name}.${tag}.log`),
-    job.backend,
-  );
+  await runAndRecord({
+    entry: job.entry,
+    basePath: job.basePath,
+    results: job.results,
+    backend: job.backend,
+    name: t.name,
+    logPath: join(dir, "logs", `${t.name}.${tag}.log`),
+  }, r);
   await writeFileAtomic(
     join(pointsDir(dir), t.result ?? `${t.name}.json`),
     JSON.stringify(r, null, 2) + "\n",
@@ -436,4 +438,23 @@ export function cancelOnCtrlC(active: Set<string>, cancelWithoutAsking: boolean)
     }
     return false;
   });
+}
+
+/**
+ * The Slurm executor: all of a sweep's points as one job array; for a halving search, each
+ * rung run as its own one-task job, `maxParallel` (default 4) in flight, and Ctrl-C offers to
+ * cancel the jobs in flight.
+ */
+export function slurmExecutor(o: SlurmOptions): Executor {
+  const active = new Set<string>();
+  let stop: (() => void) | null = null;
+  return {
+    slots: o.maxParallel ?? 4,
+    runAll: (s) => submitSlurm(s, o),
+    runOne: (s, at, name, tag) => {
+      stop ??= cancelOnCtrlC(active, o.cancelOnInterrupt);
+      return runOneOnSlurm(s, at, name, tag, o, active);
+    },
+    close: () => stop?.(),
+  };
 }

@@ -20,9 +20,10 @@
  * assert.deepEqual(next, { point: 1, rung: 1 });
  * ```
  */
-import type { HalvingSearch, PointRecord } from "./sweep.ts";
-import { hashValue } from "./hash.ts";
-import { Rng } from "./rng.ts";
+import type { PointRecord } from "./record.ts";
+import type { HalvingSearch } from "./spec.ts";
+import { hashValue } from "../hash.ts";
+import { Rng } from "../rng.ts";
 
 /** A point's progress: its figure at each rung it finished, and whether it is running. */
 export interface PointState {

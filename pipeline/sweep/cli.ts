@@ -1,0 +1,170 @@
+/**
+ * `deno task sweep <file> [options]`, `sweep status <file>`, `sweep cancel <file>`: the
+ * command line only. It parses the options, prepares the sweep (prepared.ts) and hands it to
+ * an executor (executor.ts: local; slurm.ts: a Slurm job array).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jobsOf } from "./cli.ts";
+ * assert.equal(jobsOf("3"), 3);
+ * assert.throws(() => jobsOf("0"), /--jobs 0: expected an integer >= 1/);
+ * ```
+ */
+import { parseArgs } from "node:util";
+import type { App } from "../app.ts";
+import { UsageError } from "../errors.ts";
+import { type Executor, localExecutor } from "./executor.ts";
+import { compareWithSearch } from "./full_grid.ts";
+import { describePlan, finish, prepare } from "./prepared.ts";
+import { runHalvingSearch } from "./search.ts";
+import { cancelSlurm, slurmExecutor, type SlurmOptions, slurmStatus } from "./slurm.ts";
+
+const USAGE = `usage: deno task sweep <sweep.json> [options]
+       deno task sweep status <sweep.json> [--results DIR]   (a Slurm sweep's progress; report when done)
+       deno task sweep cancel <sweep.json> [--results DIR]   (scancel a Slurm sweep's job)
+  --jobs N               local: run N points at once, in separate processes (default 1)
+  --dry-run              list the points and what each can reuse from the cache; run nothing
+  --full-grid            leave out the "search" block: run every point to the last rung (the
+                         full grid a halving search is measured against; shares its cache)
+  --results DIR          results folder (default: results)
+  --backend NAME         override every point's backend
+  --executor NAME        local (default) or slurm: one job array, a task per pending point
+  --partition P          slurm: the partition (default: the cluster's default)
+  --max-parallel K       slurm: at most K tasks at once (--array=...%K)
+  --time T               slurm: each task's time limit (e.g. 2:00:00)
+  --cpus-per-task C      slurm: CPUs per task, also OPENBLAS_NUM_THREADS (default 2)
+  --sbatch-arg ARG       slurm: one more sbatch argument (repeatable), e.g. --sbatch-arg=--mem=8G
+  --requeue              slurm: let Slurm requeue a task whose node fails (it resumes)
+  --detach               slurm: submit and return; follow with 'sweep status'
+  --cancel-on-interrupt  slurm: Ctrl-C while waiting cancels the job without asking`;
+
+/** The parsed options (see {@link sweepCommand}). */
+interface Values {
+  jobs: string;
+  "dry-run": boolean;
+  "full-grid": boolean;
+  results: string;
+  backend?: string;
+  executor: string;
+  partition?: string;
+  "max-parallel"?: string;
+  time?: string;
+  "cpus-per-task": string;
+  "sbatch-arg": string[];
+  requeue: boolean;
+  detach: boolean;
+  "cancel-on-interrupt": boolean;
+  help: boolean;
+}
+
+function parse(args: string[]): { values: Values; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        jobs: { type: "string", default: "1" },
+        "dry-run": { type: "boolean", default: false },
+        "full-grid": { type: "boolean", default: false },
+        results: { type: "string", default: "results" },
+        backend: { type: "string" },
+        executor: { type: "string", default: "local" },
+        partition: { type: "string" },
+        "max-parallel": { type: "string" },
+        time: { type: "string" },
+        "cpus-per-task": { type: "string", default: "2" },
+        "sbatch-arg": { type: "string", multiple: true, default: [] },
+        requeue: { type: "boolean", default: false },
+        detach: { type: "boolean", default: false },
+        "cancel-on-interrupt": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+    return { values: values as Values, positionals };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+  }
+}
+
+/** A whole number >= 1 from an option, or a usage error naming the option. */
+function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(`${flag} ${text}: expected an integer >= 1`);
+  }
+  return n;
+}
+
+/** `--jobs N`. */
+export const jobsOf = (text: string) => positiveInt("--jobs", text);
+
+/** The Slurm executor's settings from the command line. */
+function slurmOptions(values: Values): SlurmOptions {
+  return {
+    partition: values.partition,
+    maxParallel: values["max-parallel"] === undefined
+      ? undefined
+      : positiveInt("--max-parallel", values["max-parallel"]),
+    time: values.time,
+    cpusPerTask: positiveInt("--cpus-per-task", values["cpus-per-task"]),
+    sbatchArgs: values["sbatch-arg"],
+    requeue: values.requeue,
+    backend: values.backend,
+    detach: values.detach,
+    cancelOnInterrupt: values["cancel-on-interrupt"],
+  };
+}
+
+/** The executor the options name. */
+function executorOf(values: Values): Executor {
+  if (values.executor === "local") {
+    return localExecutor({ jobs: jobsOf(values.jobs), backend: values.backend });
+  }
+  if (values.executor === "slurm") return slurmExecutor(slurmOptions(values));
+  throw new UsageError(`--executor ${values.executor}: expected local or slurm`);
+}
+
+/** `sweep status` and `sweep cancel` of a Slurm sweep. */
+async function slurmCommand(app: App, verb: string, file: string, values: Values) {
+  const s = await prepare(app, file, values.results, values.backend);
+  if (verb === "cancel") return await cancelSlurm(s);
+  return (await slurmStatus(s)) ? await finish(s) : 0;
+}
+
+/** Runs the sweep command; returns the exit code (1 when a point failed). */
+export async function sweepCommand(app: App, args: string[]): Promise<number> {
+  const { values, positionals } = parse(args);
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [first, second] = positionals;
+  if ((first === "status" || first === "cancel") && positionals.length === 2) {
+    return await slurmCommand(app, first, second, values);
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one sweep file\n${USAGE}`);
+  const exec = executorOf(values);
+  const s = await prepare(app, first, values.results, values.backend, {
+    dryRun: values["dry-run"],
+    fullGrid: values["full-grid"],
+  });
+  describePlan(s);
+  if (values["dry-run"]) {
+    console.log(s.dir);
+    return 0;
+  }
+  await s.save();
+  const search = s.sweep.spec.search;
+  if (search) {
+    if (values.detach) {
+      throw new UsageError("a halving search decides as it goes: it cannot --detach");
+    }
+    await runHalvingSearch(s, search, exec);
+    return await finish(s);
+  }
+  if (!(await exec.runAll(s))) return 0;
+  const code = await finish(s);
+  if (values["full-grid"]) await compareWithSearch(app, first, values.results, s);
+  return code;
+}

@@ -1,0 +1,171 @@
+/**
+ * A sweep made ready to run, whatever executes it: its points expanded, each planned against
+ * the cache, its records resumed from sweep.json (a settled point keeps its status and
+ * figures), and, at the end, its report.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sameSearchBlock } from "./prepared.ts";
+ * const search = { method: "halving" as const, metric: "frechet", eta: 3, rungs: [10, 30] };
+ * assert(sameSearchBlock({ search }, { search: { ...search } }));
+ * assert(!sameSearchBlock({ search }, {}));
+ * ```
+ */
+import { join } from "node:path";
+import type { App } from "../app.ts";
+import { type BackendName, selectBackend } from "../backends/mod.ts";
+import { canonicalJson } from "../hash.ts";
+import { Progress } from "../progress.ts";
+import { planRun, type StagePlan } from "../runner.ts";
+import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
+import { readJson } from "./point.ts";
+import type { PointRecord } from "./record.ts";
+import { type LoadedSweep, loadSweep, overridesOf, sweepDir, type SweepSpec } from "./spec.ts";
+
+/** A sweep made ready to run: its points' records (resumed), plans and where it lives. */
+export interface PreparedSweep {
+  app: App;
+  sweep: LoadedSweep;
+  dir: string;
+  results: string;
+  store: Store;
+  plans: StagePlan[][];
+  records: PointRecord[];
+  /** Writes sweep.json. */
+  save(): Promise<void>;
+}
+
+/** The sweep's point name of record `r`. */
+export const pointName = (s: PreparedSweep, r: PointRecord) => s.sweep.configs[r.index].name;
+
+/** Expands the sweep, plans every point against the cache and resumes sweep.json. */
+export async function prepare(
+  app: App,
+  file: string,
+  results: string,
+  backend: string | undefined,
+  { dryRun = false, fullGrid = false } = {},
+): Promise<PreparedSweep> {
+  // the file first: a rejected sweep leaves no results folder behind
+  const sweep = await loadSweep(file, join(results, "sweeps"), app, { fullGrid });
+  await checkResultsDir(results, { write: !dryRun });
+  const dir = sweepDir(results, sweep);
+  const store = new Store(results);
+  const plans: StagePlan[][] = [];
+  for (const cfg of sweep.configs) {
+    const b = await selectBackend((backend ?? cfg.backend) as BackendName, {
+      flushDenormals: cfg.flushDenormals,
+    });
+    plans.push(await planRun({ cfg, stages: app.stages, results, runtime: b.runtime }));
+  }
+  const recordPath = join(dir, "sweep.json");
+  const previous = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(recordPath);
+  // a search's figures stand only for the search that made them (metric, eta, rungs, order)
+  const sameSearch = sameSearchBlock(previous?.spec, sweep.spec);
+  if (previous && sweep.spec.search && !sameSearch) {
+    new Progress().log(
+      `the search block changed since ${recordPath} was written: the search starts over (runs still cached are reused)`,
+    );
+  }
+  const records: PointRecord[] = sweep.points.map((overrides, index) => ({
+    index,
+    overrides,
+    status: "pending",
+    runDir: null,
+    error: null,
+    seconds: null,
+    summaries: {},
+    keys: {},
+  }));
+  // resume: a point that finished before and whose results are all still cached is done; a
+  // halving search keeps every figure it had, so its decisions stand
+  for (const r of records) {
+    const old = previous?.points?.[r.index];
+    if (old && !sameSearch) {
+      delete old.rungFigures;
+      delete old.stopped;
+    }
+    if (old?.status === "done" && plans[r.index].every((p) => p.cached)) Object.assign(r, old);
+    else if (sweep.spec.search && old?.rungFigures) {
+      // a settled point keeps its status; only one killed while running starts again
+      Object.assign(r, old, { status: old.status === "running" ? "pending" : old.status });
+    }
+  }
+  const save = async () => {
+    await Deno.mkdir(dir, { recursive: true });
+    await writeFileAtomic(
+      recordPath,
+      JSON.stringify(
+        { name: sweep.name, basePath: sweep.basePath, spec: sweep.spec, points: records },
+        null,
+        2,
+      ) + "\n",
+    );
+  };
+  return { app, sweep, dir, results, store, plans, records, save };
+}
+
+/** Prints the points and what each reuses from the cache or shares with others. */
+export function describePlan(s: PreparedSweep): void {
+  const shared = new Map<string, number>();
+  for (const plan of s.plans) {
+    for (const p of plan) {
+      shared.set(`${p.stage}/${p.id}`, (shared.get(`${p.stage}/${p.id}`) ?? 0) + 1);
+    }
+  }
+  const distinct = new Set(
+    s.plans.flatMap((plan) => plan.filter((p) => !p.cached).map((p) => `${p.stage}/${p.id}`)),
+  );
+  console.log(
+    `sweep ${s.sweep.name}: ${s.sweep.points.length} points, ${distinct.size} stage runs needed (the rest cached or shared)`,
+  );
+  s.sweep.points.forEach((p, i) => {
+    const plan = s.plans[i];
+    const cached = plan.filter((x) => x.cached).map((x) => x.stage);
+    const sharedWith = plan.filter((x) => !x.cached && (shared.get(`${x.stage}/${x.id}`) ?? 0) > 1)
+      .map((x) => x.stage);
+    console.log(
+      `  p${String(i).padStart(3, "0")}  ${overridesOf(p).join(" ") || "(base)"}\n        cached: ${
+        cached.join(", ") || "none"
+      }${sharedWith.length ? `; shared with other points: ${sharedWith.join(", ")}` : ""}`,
+    );
+  });
+}
+
+/** One line per finished point, for progress. */
+export function pointLine(s: PreparedSweep, r: PointRecord): string {
+  return `${pointName(s, r)} ${r.status}${
+    r.seconds !== null ? ` in ${r.seconds.toFixed(1)}s` : ""
+  }${r.error ? `: ${r.error}` : ""}  (${overridesOf(r.overrides).join(" ")})`;
+}
+
+/** Whether two sweep records' search blocks agree (a search's figures stand only for its own). */
+export const sameSearchBlock = (a: SweepSpec | undefined, b: SweepSpec | undefined) =>
+  canonicalJson(a?.search ?? null) === canonicalJson(b?.search ?? null);
+
+/** Writes the report; returns the exit code (1 when a point failed). */
+export async function finish(s: PreparedSweep): Promise<number> {
+  const metric = s.sweep.spec.rank?.metric ?? s.app.sweep.defaultRank;
+  const rank = {
+    metric,
+    order: s.sweep.spec.rank?.order ??
+      (s.app.sweep.higherIsBetter.includes(metric) ? "desc" as const : "asc" as const),
+  };
+  await s.save();
+  const report = await s.app.sweep.writeReport(
+    s.dir,
+    s.sweep.name,
+    s.records,
+    rank,
+    s.store.root,
+  );
+  const failed = s.records.filter((r) => r.status === "failed").length;
+  new Progress().log(
+    `${s.records.length - failed} of ${s.records.length} points done${
+      failed ? `, ${failed} failed` : ""
+    }`,
+  );
+  console.log(report);
+  return failed ? 1 : 0;
+}
