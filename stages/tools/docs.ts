@@ -1,6 +1,6 @@
 /**
  * `deno task docs`: writes what is generated from the config schema, so a knob is declared
- * once: `configs/schema.json` (for editors) and the README's config reference (between its
+ * once: `configs/schema.json` (for editors) and `docs/config-reference.md` (between its
  * `config-reference` markers). A test checks both are current.
  *
  * @example
@@ -48,7 +48,7 @@ function allowedText(field: Field): string {
   }
 }
 
-/** The README's config reference: one row per field, from the schema. */
+/** The config reference: one row per field, from the schema. */
 export function configReference(): string {
   const rows: string[] = [];
   const walk = (f: Field, path: string) => {
@@ -68,16 +68,18 @@ export function configReference(): string {
 const START = "<!-- config-reference:start (deno task docs writes this table) -->";
 const END = "<!-- config-reference:end -->";
 
-/** `readme` with the config reference between its markers replaced. */
-export function withReference(readme: string, table = configReference()): string {
-  const a = readme.indexOf(START), b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${START} ... ${END}`);
-  return readme.slice(0, a + START.length) + "\n\n" + table + "\n\n" + readme.slice(b);
+/** `page` (docs/config-reference.md) with the config reference between its markers replaced. */
+export function withReference(page: string, table = configReference()): string {
+  const a = page.indexOf(START), b = page.indexOf(END);
+  if (a < 0 || b < a) {
+    throw new Error(`docs/config-reference.md lacks the markers ${START} ... ${END}`);
+  }
+  return page.slice(0, a + START.length) + "\n\n" + table + "\n\n" + page.slice(b);
 }
 
 if (import.meta.main) {
   const root = new URL("../../", import.meta.url);
   await Deno.writeTextFile(new URL("configs/schema.json", root), schemaText());
-  const readme = new URL("README.md", root);
-  await Deno.writeTextFile(readme, withReference(await Deno.readTextFile(readme)));
+  const page = new URL("docs/config-reference.md", root);
+  await Deno.writeTextFile(page, withReference(await Deno.readTextFile(page)));
 }
