@@ -22,13 +22,13 @@
  */
 import { parseArgs } from "node:util";
 import type { App } from "./app.ts";
-import { type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
+import { type BackendChoice, type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
 import { loadConfig } from "./config.ts";
 import { describeError, exitCodeOf, UsageError } from "./errors.ts";
 import { gitState } from "./git.ts";
 import { Progress } from "./progress.ts";
-import { planRun, runDirOf, runPipeline } from "./runner.ts";
-import { BACKENDS } from "./schema.ts";
+import { planRun, runDirOf, type RunOptions, runPipeline } from "./runner.ts";
+import { BACKENDS, type EngineConfig } from "./schema.ts";
 import { checkResultsDir } from "./store.ts";
 import { gcCommand } from "./gc_cli.ts";
 import { runInterruptHooks } from "./interrupt.ts";
@@ -64,6 +64,7 @@ export async function main(app: App, args: string[]): Promise<number> {
 
 async function dispatch(app: App, args: string[]): Promise<number> {
   const [command, ...rest] = args;
+  if (command === "run") return await runCommand(app, rest);
   if (command === "sweep") return await sweepCommand(app, rest);
   if (command === "verify") return await verifyCommand(rest);
   if (command === "runs") return await runsCommand(app, rest);
@@ -76,11 +77,26 @@ async function dispatch(app: App, args: string[]): Promise<number> {
     }
     return await runSlurmTask(rest[0], Number(rest[1]), rest[2]);
   }
-  if (command !== "run") throw new UsageError(`unknown command ${command ?? "(none)"}`);
-  let parsed;
+  throw new UsageError(`unknown command ${command ?? "(none)"}`);
+}
+
+/** The options of `run`. */
+interface RunArgs {
+  set: string[];
+  results: string;
+  backend?: string;
+  explain: boolean;
+  force: string[];
+  until?: string;
+  quiet: boolean;
+  verify: boolean;
+  help: boolean;
+}
+
+function parseRunArgs(args: string[]): { values: RunArgs; positionals: string[] } {
   try {
-    parsed = parseArgs({
-      args: rest,
+    const { values, positionals } = parseArgs({
+      args,
       allowPositionals: true,
       options: {
         set: { type: "string", multiple: true, default: [] },
@@ -94,10 +110,40 @@ async function dispatch(app: App, args: string[]): Promise<number> {
         help: { type: "boolean", short: "h", default: false },
       },
     });
+    return { values: values as RunArgs, positionals };
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const { values, positionals } = parsed;
+}
+
+/** `run --explain`: each stage's key and why it would run; runs nothing. */
+async function explain(opts: RunOptions<EngineConfig>, results: string): Promise<number> {
+  for (const p of await planRun(opts)) {
+    console.log(
+      `${p.stage.padEnd(20)} ${(p.key ?? "(pending)").slice(0, 12).padEnd(12)}  ${
+        p.cached ? "cached" : `runs because ${p.reason}`
+      }`,
+    );
+  }
+  console.log(runDirOf(results, opts.cfg).dir);
+  return 0;
+}
+
+/** What run.json records of the machine and the software, beside the runtime facts. */
+async function environmentOf(backend: BackendChoice): Promise<Record<string, unknown>> {
+  return {
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    os: `${Deno.build.os}-${Deno.build.arch}`,
+    cpu: cpuModel(),
+    backend: { name: backend.name, reason: backend.reason, notes: backend.notes },
+    git: await gitState(),
+  };
+}
+
+/** `run CONFIG [options]`. */
+async function runCommand(app: App, args: string[]): Promise<number> {
+  const { values, positionals } = parseRunArgs(args);
   if (values.help) {
     console.log(usage(app));
     return 0;
@@ -132,29 +178,8 @@ async function dispatch(app: App, args: string[]): Promise<number> {
     progress,
     verify: values.verify,
   };
-  if (values.explain) {
-    const plans = await planRun(opts);
-    for (const p of plans) {
-      console.log(
-        `${p.stage.padEnd(20)} ${(p.key ?? "(pending)").slice(0, 12).padEnd(12)}  ${
-          p.cached ? "cached" : `runs because ${p.reason}`
-        }`,
-      );
-    }
-    console.log(runDirOf(values.results, cfg).dir);
-    return 0;
-  }
-  const record = await runPipeline({
-    ...opts,
-    environment: {
-      deno: Deno.version.deno,
-      v8: Deno.version.v8,
-      os: `${Deno.build.os}-${Deno.build.arch}`,
-      cpu: cpuModel(),
-      backend: { name: backend.name, reason: backend.reason, notes: backend.notes },
-      git: await gitState(),
-    },
-  });
+  if (values.explain) return await explain(opts, values.results);
+  const record = await runPipeline({ ...opts, environment: await environmentOf(backend) });
   const ran = record.stages.filter((s) => s.status === "ran").length;
   progress.log(
     ran === 0

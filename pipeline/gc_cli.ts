@@ -51,22 +51,24 @@ async function readRecords(runDir: string): Promise<{ stage: string; key: string
   return out;
 }
 
-/** Collects garbage in the cache under `results`. */
-export async function gcCache(
-  results: string,
-  { dryRun = false, keepRuns }: { dryRun?: boolean; keepRuns?: number } = {},
-): Promise<GcReport> {
-  const store = new Store(results);
-  const report: GcReport = {
-    removed: [],
-    temps: [],
-    locks: [],
-    runsRemoved: [],
-    kept: 0,
-    inUse: [],
-    bytes: 0,
-  };
-  // the runs to keep: all, or the N finished last
+/** What one collection knows as it goes. */
+interface Gc {
+  store: Store;
+  report: GcReport;
+  dryRun: boolean;
+}
+
+/** Runs the removal of `path` under a lock's release, unless a dry run. */
+async function removeUnder(gc: Gc, path: string, release: () => void): Promise<void> {
+  try {
+    if (!gc.dryRun) await Deno.remove(path, { recursive: true });
+  } finally {
+    release();
+  }
+}
+
+/** The run folders, latest finished first (one still being written counts as latest). */
+async function runFolders(results: string): Promise<{ dir: string; finished: string }[]> {
   const runs: { dir: string; finished: string }[] = [];
   try {
     for await (const e of Deno.readDir(join(results, "runs"))) {
@@ -76,97 +78,112 @@ export async function gcCache(
       try {
         finished = JSON.parse(await Deno.readTextFile(join(dir, "run.json"))).finished ?? "";
       } catch {
-        /* a run still in progress: keep it */ finished = "9999";
+        finished = "9999"; // a run still in progress: keep it
       }
       runs.push({ dir, finished });
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  runs.sort((a, b) => b.finished.localeCompare(a.finished));
+  return runs.sort((a, b) => b.finished.localeCompare(a.finished));
+}
+
+/**
+ * Removes the runs past the `keepRuns` latest (all kept when undefined), except one being
+ * written (it holds a shared lock on its `.lock`); returns the kept ones.
+ */
+async function pruneRuns(gc: Gc, results: string, keepRuns?: number) {
+  const runs = await runFolders(results);
   const kept = keepRuns === undefined ? runs : runs.slice(0, keepRuns);
   for (const r of runs.slice(kept.length)) {
-    // a run writing into its folder holds a shared lock on its .lock: keep it, and what it uses
     const release = await tryExclusiveFile(join(r.dir, ".lock"));
     if (!release) {
       kept.push(r);
-      report.inUse.push(`run ${r.dir}`);
+      gc.report.inUse.push(`run ${r.dir}`);
       continue;
     }
-    try {
-      report.runsRemoved.push(r.dir);
-      if (!dryRun) await Deno.remove(r.dir, { recursive: true });
-    } finally {
-      release();
-    }
+    gc.report.runsRemoved.push(r.dir);
+    await removeUnder(gc, r.dir, release);
   }
+  return kept;
+}
+
+/** Removes a stage's entries no kept run refers to and nobody holds; returns what went. */
+async function pruneEntries(gc: Gc, stage: string, referenced: Set<string>): Promise<Set<string>> {
+  const gone = new Set<string>();
+  for (const key of await gc.store.keys(stage)) {
+    if (referenced.has(`${stage}/${key}`)) {
+      gc.report.kept++;
+      continue;
+    }
+    const release = await gc.store.tryExclusive(stage, key);
+    if (!release) {
+      gc.report.inUse.push(`${stage}/${key}`);
+      continue;
+    }
+    const bytes = await sizeOf(gc.store.dir(stage, key));
+    gc.report.removed.push({ stage, key, bytes });
+    gc.report.bytes += bytes;
+    gone.add(key);
+    await removeUnder(gc, gc.store.dir(stage, key), release);
+  }
+  return gone;
+}
+
+/**
+ * Removes a stage's temporary folders whose writer is gone (nobody holds their key's lock),
+ * then the lock files of keys with nothing left (no entry, temporary or work folder).
+ */
+async function pruneLeftovers(gc: Gc, stage: string, gone: Set<string>): Promise<void> {
+  const parent = join(gc.store.root, stage);
+  const names: string[] = [];
+  for await (const e of Deno.readDir(parent)) names.push(e.name);
+  // every key that was ever built has a lock file (taken before its temporary folder)
+  const lockKeys = names.filter((n) => n.startsWith(".lock-")).map((n) => n.slice(6));
+  for (const n of names.filter((n) => n.startsWith(".tmp-") || n.includes(".old-"))) {
+    const short = n.match(/[0-9a-f]{16,64}/)?.[0] ?? "";
+    const key = short ? lockKeys.find((k) => k.startsWith(short)) : undefined;
+    const release = key ? await gc.store.tryExclusive(stage, key) : null;
+    if (!release) continue;
+    gc.report.bytes += await sizeOf(join(parent, n));
+    gc.report.temps.push(join(parent, n));
+    gone.add(n);
+    await removeUnder(gc, join(parent, n), release);
+  }
+  const present = names.filter((n) => !gone.has(n));
+  for (const key of lockKeys) {
+    const left = present.some((n) =>
+      n === key || n === `.work-${key}` || n.startsWith(`.tmp-${key.slice(0, 16)}`)
+    );
+    if (left) continue;
+    const release = await gc.store.tryExclusive(stage, key);
+    if (!release) continue;
+    gc.report.locks.push(join(parent, `.lock-${key}`));
+    await removeUnder(gc, join(parent, `.lock-${key}`), release);
+  }
+}
+
+/** Collects garbage in the cache under `results`. */
+export async function gcCache(
+  results: string,
+  { dryRun = false, keepRuns }: { dryRun?: boolean; keepRuns?: number } = {},
+): Promise<GcReport> {
+  const gc: Gc = {
+    store: new Store(results),
+    dryRun,
+    report: { removed: [], temps: [], locks: [], runsRemoved: [], kept: 0, inUse: [], bytes: 0 },
+  };
+  const kept = await pruneRuns(gc, results, keepRuns);
   const referenced = new Set<string>();
   for (const r of kept) {
     for (const rec of await readRecords(r.dir)) {
       for (const s of rec) referenced.add(`${s.stage}/${s.key}`);
     }
   }
-  for (const stage of await store.stages()) {
-    const parent = join(store.root, stage);
-    const names: string[] = [];
-    for await (const e of Deno.readDir(parent)) names.push(e.name);
-    const keyOf = (n: string) => n.match(/[0-9a-f]{16,64}/)?.[0] ?? "";
-    // every key that was ever built has a lock file (taken before its temporary folder)
-    const lockKeys = names.filter((n) => n.startsWith(".lock-")).map((n) => n.slice(6));
-    const gone = new Set<string>();
-    for (const key of await store.keys(stage)) {
-      if (referenced.has(`${stage}/${key}`)) {
-        report.kept++;
-        continue;
-      }
-      const release = await store.tryExclusive(stage, key);
-      if (!release) {
-        report.inUse.push(`${stage}/${key}`);
-        continue;
-      }
-      try {
-        const bytes = await sizeOf(store.dir(stage, key));
-        report.removed.push({ stage, key, bytes });
-        report.bytes += bytes;
-        gone.add(key);
-        if (!dryRun) await Deno.remove(store.dir(stage, key), { recursive: true });
-      } finally {
-        release();
-      }
-    }
-    // temporary folders whose writer is gone (nobody holds their key's lock)
-    for (const n of names.filter((n) => n.startsWith(".tmp-") || n.includes(".old-"))) {
-      const short = keyOf(n);
-      const key = short ? lockKeys.find((k) => k.startsWith(short)) : undefined;
-      const release = key ? await store.tryExclusive(stage, key) : null;
-      if (!release) continue;
-      try {
-        report.bytes += await sizeOf(join(parent, n));
-        report.temps.push(join(parent, n));
-        gone.add(n);
-        if (!dryRun) await Deno.remove(join(parent, n), { recursive: true });
-      } finally {
-        release();
-      }
-    }
-    // lock files of keys with nothing left (no entry, no temporary or work folder)
-    const present = names.filter((n) => !gone.has(n));
-    for (const key of lockKeys) {
-      const left = present.some((n) =>
-        n === key || n === `.work-${key}` || n.startsWith(`.tmp-${key.slice(0, 16)}`)
-      );
-      if (left) continue;
-      const release = await store.tryExclusive(stage, key);
-      if (!release) continue;
-      try {
-        report.locks.push(join(parent, `.lock-${key}`));
-        if (!dryRun) await Deno.remove(join(parent, `.lock-${key}`)).catch(() => {});
-      } finally {
-        release();
-      }
-    }
+  for (const stage of await gc.store.stages()) {
+    await pruneLeftovers(gc, stage, await pruneEntries(gc, stage, referenced));
   }
-  return report;
+  return gc.report;
 }
 
 /** An exclusive lock on `path` if nobody holds it (a missing file counts as free), or null. */

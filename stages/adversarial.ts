@@ -18,7 +18,7 @@ import { type Gan, makeGan } from "./training/gan.ts";
 import { loadNet, saveNet } from "./formats/model_io.ts";
 import { disposeNet, fromUnitScale } from "./training/nets.ts";
 import { streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
-import { adversarialIterations } from "./training/loop.ts";
+import { adversarialIterations, type LoopRange } from "./training/loop.ts";
 import { pickPaths } from "../pipeline/pick.ts";
 import { checkpointIterations, type HistoryRow, iterName } from "./vocabulary.ts";
 
@@ -204,17 +204,14 @@ export const adversarialStage: Stage<Config> = {
     if (g.adam) gan.optG.restore(g.adam);
     const total = cfg.adversarial.iterations;
     try {
-      await loop(
-        gan,
-        cfg.adversarial,
-        fromUnitScale(train.data, cfg.model.pixelScale),
+      const range = {
+        train: fromUnitScale(train.data, cfg.model.pixelScale),
         dim,
-        resumeAt ?? 0,
-        total,
+        from: resumeAt ?? 0,
+        to: total,
         history,
-        workDir,
-        progress,
-      );
+      };
+      await loop(gan, cfg.adversarial, range, { workDir, progress });
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
       await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
       await Deno.writeTextFile(
@@ -250,29 +247,28 @@ export const adversarialStage: Stage<Config> = {
   },
 };
 
+/** The loop with a progress bar and a resumable checkpoint every `checkpointEvery`. */
 async function loop(
   gan: Gan,
   a: Config["adversarial"],
-  train: Float32Array,
-  dim: number,
-  from: number,
-  total: number,
-  history: HistoryRow[],
-  workDir: string,
-  progress: Progress,
+  range: Omit<LoopRange, "onIteration">,
+  { workDir, progress }: { workDir: string; progress: Progress },
 ) {
-  const marks = new Set(checkpointIterations(total, a.checkpointEvery));
-  progress.start("adversarial", total, from);
-  await adversarialIterations(gan, a, train, dim, from, total, history, async (row) => {
-    progress.update(row.iteration, {
-      "D(real)": row.dRealAfterPolice,
-      "D(fake)": row.dFakeAfterCounterfeiter,
-      "loss D": row.policeLoss,
-      "loss G": row.counterfeiterLoss,
-    });
-    if (marks.has(row.iteration)) {
-      await saveCheckpoint(workDir, gan, row.iteration, history);
-    }
+  const marks = new Set(checkpointIterations(range.to, a.checkpointEvery));
+  progress.start("adversarial", range.to, range.from);
+  await adversarialIterations(gan, a, {
+    ...range,
+    onIteration: async (row) => {
+      progress.update(row.iteration, {
+        "D(real)": row.dRealAfterPolice,
+        "D(fake)": row.dFakeAfterCounterfeiter,
+        "loss D": row.policeLoss,
+        "loss G": row.counterfeiterLoss,
+      });
+      if (marks.has(row.iteration)) {
+        await saveCheckpoint(workDir, gan, row.iteration, range.history);
+      }
+    },
   });
   progress.done();
 }

@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
 import { readNpy, readNpyF32, writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
+import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
 import { generate, meanD } from "./training/gan.ts";
@@ -72,6 +73,132 @@ function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
   return { clipped: c, outside: outside / x.length };
 }
 
+/** What scoring a checkpoint needs. */
+interface ScoreContext {
+  cfg: Config;
+  classifier: Net;
+  /** The first `n` real test images, and their classifier features. */
+  realTest: Float32Array;
+  refFeatures: Float32Array;
+  dim: number;
+  n: number;
+  /** The fixed noise of the sample grids. */
+  gridNoise: Float32Array;
+  outDir: string;
+}
+
+/** The reference: real train images scored against the real test images, and the real grid. */
+async function scoreReference(ctx: ScoreContext, trainPath: string): Promise<ImageMetrics> {
+  const { cfg, dim, n } = ctx;
+  const train = await readNpyF32(trainPath);
+  const trainRows = new Rng(cfg.seed, STREAM.evaluateTrainRows).permutation(train.shape[0])
+    .slice(0, Math.min(n, train.shape[0]));
+  const realTrain = copyRows(train.data, dim, trainRows);
+  const side = Math.round(Math.sqrt(dim));
+  await Deno.writeFile(
+    join(ctx.outDir, "grids", "real.png"),
+    gridPng(ctx.realTest, side, Math.min(GRID_IMAGES, n)),
+  );
+  return scoreImages(ctx.classifier, realTrain, ctx.refFeatures, dim, cfg.evaluate.coveredShare);
+}
+
+/** The adversarial entry's checkpoints in order, then its final networks. */
+async function checkpointsOf(
+  adversarial: string,
+): Promise<{ iteration: number | "final"; dir: string }[]> {
+  const points: { iteration: number | "final"; dir: string }[] = [];
+  const ckDir = join(adversarial, "checkpoints");
+  for await (const e of Deno.readDir(ckDir)) {
+    const m = /^iter_(\d+)$/.exec(e.name);
+    if (m) points.push({ iteration: Number(m[1]), dir: join(ckDir, e.name) });
+  }
+  points.sort((a, b) => (a.iteration as number) - (b.iteration as number));
+  points.push({ iteration: "final", dir: adversarial });
+  return points;
+}
+
+/** One checkpoint's metrics and sample grid (and, for the final nets, samples.npy). */
+async function scoreCheckpoint(
+  ctx: ScoreContext,
+  p: { iteration: number | "final"; dir: string },
+): Promise<CheckpointMetrics> {
+  const { cfg, dim, n } = ctx;
+  const nd = cfg.model.noiseDim;
+  const { net: g } = await loadNet(join(p.dir, "counterfeiter"));
+  const { net: d } = await loadNet(join(p.dir, "police"));
+  try {
+    // fresh noise: the same draws at every checkpoint, so the numbers compare
+    const noise = new Rng(cfg.seed, STREAM.evaluateNoise).normals(n * nd);
+    // the police reads, and the counterfeiter makes, images in the training scale; every image
+    // metric is on [0,1]
+    const raw = generate(g, noise, nd);
+    const unit = toUnitScale(raw, g.pixelScale);
+    const { clipped, outside } = clip01(unit);
+    const metrics = scoreImages(
+      ctx.classifier,
+      clipped,
+      ctx.refFeatures,
+      dim,
+      cfg.evaluate.coveredShare,
+    );
+    const row: CheckpointMetrics = {
+      iteration: p.iteration,
+      dReal: meanD(d, fromUnitScale(ctx.realTest, d.pixelScale), dim),
+      dFake: meanD(d, raw, dim),
+      outOfRangeFraction: outside,
+      ...metrics,
+    };
+    const side = Math.round(Math.sqrt(dim));
+    const grid = gridPng(
+      toUnitScale(generate(g, ctx.gridNoise, nd), g.pixelScale),
+      side,
+      GRID_IMAGES,
+    );
+    const name = p.iteration === "final" ? "final" : iterName(p.iteration);
+    await Deno.writeFile(join(ctx.outDir, "grids", `${name}.png`), grid);
+    if (p.iteration === "final") await writeNpy(join(ctx.outDir, "samples.npy"), unit, [n, dim]);
+    return row;
+  } finally {
+    disposeNet(g);
+    disposeNet(d);
+  }
+}
+
+/** The stage's summary (the figures runs, sweeps and the goal line use), logged in brief. */
+function summarise(
+  metrics: Parameters<typeof goalMarks>[0] & {
+    checkpoints: CheckpointMetrics[];
+    final: CheckpointMetrics;
+  },
+  reference: ImageMetrics,
+  progress: Progress,
+): Record<string, unknown> {
+  const { final, checkpoints: rows } = metrics;
+  progress.log(
+    `  final: D(real) ${final.dReal.toFixed(3)}, D(fake) ${final.dFake.toFixed(3)}, FD ${
+      final.frechet.toFixed(2)
+    } (real: ${reference.frechet.toFixed(2)}), classes ${final.classesCovered}, score ${
+      final.classifierScore.toFixed(2)
+    } (real: ${reference.classifierScore.toFixed(2)})`,
+  );
+  const goal = goalMarks(metrics);
+  progress.log(`  goal: ${goal.met} of ${goal.marks.length} marks met`);
+  return {
+    bestFrechet: Math.min(...rows.map((r) => r.frechet)),
+    tailFrechet: tailFrechet(rows),
+    goalMarksMet: goal.met,
+    goalMiss: goal.miss,
+    dReal: final.dReal,
+    dFake: final.dFake,
+    frechet: final.frechet,
+    classesCovered: final.classesCovered,
+    classifierScore: final.classifierScore,
+    klToUniform: final.klToUniform,
+    outOfRangeFraction: final.outOfRangeFraction,
+    referenceFrechet: reference.frechet,
+  };
+}
+
 /** The evaluate stage. */
 export const evaluateStage: Stage<Config> = {
   name: "evaluate",
@@ -83,124 +210,48 @@ export const evaluateStage: Stage<Config> = {
   pick: (cfg) => ({ seed: cfg.seed, evaluate: cfg.evaluate, noiseDim: cfg.model.noiseDim }),
   async run({ cfg, inputs, outDir, progress }) {
     const test = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
-    const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const dim = test.shape[1];
-    const side = Math.round(Math.sqrt(dim));
     const n = Math.min(cfg.evaluate.samples, test.shape[0]);
-    const nd = cfg.model.noiseDim;
-    const realTest = test.data.subarray(0, n * dim);
     const { net: classifier } = await loadNet(join(inputs.evaluator, "classifier"));
     await Deno.mkdir(join(outDir, "grids"));
     try {
-      const refFeatures = featuresOf(classifier, realTest, dim);
-      // the reference: real train images scored against real test images
-      const trainRows = new Rng(cfg.seed, STREAM.evaluateTrainRows).permutation(train.shape[0])
-        .slice(
-          0,
-          Math.min(n, train.shape[0]),
-        );
-      const realTrain = copyRows(train.data, dim, trainRows);
-      const reference = scoreImages(
+      const realTest = test.data.subarray(0, n * dim);
+      const ctx: ScoreContext = {
+        cfg,
         classifier,
-        realTrain,
-        refFeatures,
+        realTest,
+        refFeatures: featuresOf(classifier, realTest, dim),
         dim,
-        cfg.evaluate.coveredShare,
-      );
-      const gridNoise = new Rng(cfg.seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
-      await Deno.writeFile(
-        join(outDir, "grids", "real.png"),
-        gridPng(realTest, side, Math.min(GRID_IMAGES, n)),
-      );
-      // checkpoints, in order, then the final networks
-      const points: { iteration: number | "final"; dir: string }[] = [];
-      const ckDir = join(inputs.adversarial, "checkpoints");
-      for await (const e of Deno.readDir(ckDir)) {
-        const m = /^iter_(\d+)$/.exec(e.name);
-        if (m) points.push({ iteration: Number(m[1]), dir: join(ckDir, e.name) });
-      }
-      points.sort((a, b) => (a.iteration as number) - (b.iteration as number));
-      points.push({ iteration: "final", dir: inputs.adversarial });
+        n,
+        gridNoise: new Rng(cfg.seed, STREAM.evaluateGridNoise).normals(
+          GRID_IMAGES * cfg.model.noiseDim,
+        ),
+        outDir,
+      };
+      const reference = await scoreReference(ctx, join(inputs.preprocess, "train_x.npy"));
+      const points = await checkpointsOf(inputs.adversarial);
       const rows: CheckpointMetrics[] = [];
       progress.start("evaluate", points.length);
       for (const [i, p] of points.entries()) {
-        const { net: g } = await loadNet(join(p.dir, "counterfeiter"));
-        const { net: d } = await loadNet(join(p.dir, "police"));
-        try {
-          // fresh noise: the same draws at every checkpoint, so the numbers compare
-          const noise = new Rng(cfg.seed, STREAM.evaluateNoise).normals(n * nd);
-          // the police reads, and the counterfeiter makes, images in the training scale;
-          // every image metric is on [0,1]
-          const raw = generate(g, noise, nd);
-          const unit = toUnitScale(raw, g.pixelScale);
-          const { clipped, outside } = clip01(unit);
-          const metrics = scoreImages(
-            classifier,
-            clipped,
-            refFeatures,
-            dim,
-            cfg.evaluate.coveredShare,
-          );
-          rows.push({
-            iteration: p.iteration,
-            dReal: meanD(d, fromUnitScale(realTest, d.pixelScale), dim),
-            dFake: meanD(d, raw, dim),
-            outOfRangeFraction: outside,
-            ...metrics,
-          });
-          const grid = gridPng(
-            toUnitScale(generate(g, gridNoise, nd), g.pixelScale),
-            side,
-            GRID_IMAGES,
-          );
-          const name = p.iteration === "final" ? "final" : iterName(p.iteration);
-          await Deno.writeFile(join(outDir, "grids", `${name}.png`), grid);
-          if (p.iteration === "final") await writeNpy(join(outDir, "samples.npy"), unit, [n, dim]);
-        } finally {
-          disposeNet(g);
-          disposeNet(d);
-        }
+        rows.push(await scoreCheckpoint(ctx, p));
         progress.update(i + 1, { FD: rows.at(-1)!.frechet, classes: rows.at(-1)!.classesCovered });
       }
       progress.done();
       const labels = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;
       const trueHist = new Array(10).fill(0);
       for (let i = 0; i < n; i++) trueHist[labels[i]]++;
-      const final = rows.at(-1)!;
       const metrics = {
         samples: n,
         coveredShare: cfg.evaluate.coveredShare,
         reference: { ...reference, trueTestHistogram: trueHist },
         checkpoints: rows,
-        final,
+        final: rows.at(-1)!,
       };
       await Deno.writeTextFile(
         join(outDir, "metrics.json"),
         JSON.stringify(metrics, null, 2) + "\n",
       );
-      progress.log(
-        `  final: D(real) ${final.dReal.toFixed(3)}, D(fake) ${final.dFake.toFixed(3)}, FD ${
-          final.frechet.toFixed(2)
-        } (real: ${reference.frechet.toFixed(2)}), classes ${final.classesCovered}, score ${
-          final.classifierScore.toFixed(2)
-        } (real: ${reference.classifierScore.toFixed(2)})`,
-      );
-      const goal = goalMarks(metrics);
-      progress.log(`  goal (issue 13): ${goal.met} of ${goal.marks.length} marks met`);
-      return {
-        bestFrechet: Math.min(...rows.map((r) => r.frechet)),
-        tailFrechet: tailFrechet(rows),
-        goalMarksMet: goal.met,
-        goalMiss: goal.miss,
-        dReal: final.dReal,
-        dFake: final.dFake,
-        frechet: final.frechet,
-        classesCovered: final.classesCovered,
-        classifierScore: final.classifierScore,
-        klToUniform: final.klToUniform,
-        outOfRangeFraction: final.outOfRangeFraction,
-        referenceFrechet: reference.frechet,
-      };
+      return summarise(metrics, reference, progress);
     } finally {
       disposeNet(classifier);
     }

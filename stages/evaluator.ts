@@ -37,11 +37,7 @@ export const evaluatorStage: Stage<Config> = {
     const k = 10;
     const e = cfg.evaluator;
     const net = initNet(
-      "classifier",
-      [dim, ...e.hidden, k],
-      ["relu"],
-      "linear",
-      0,
+      { kind: "classifier", sizes: [dim, ...e.hidden, k], output: "linear" },
       new Rng(cfg.seed, STREAM.evaluatorInit),
     );
     const vars = variablesOf(net);

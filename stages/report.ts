@@ -82,7 +82,7 @@ ${
   }%.</p>`;
 }
 
-/** The distance-to-goal table: each of issue 13's marks, met or by how much it falls short. */
+/** The distance-to-goal table: each of the five marks, met or by how much it falls short. */
 function goalTable(m: Metrics): { html: string; line: string } {
   const g = goalMarks(m);
   const rows = g.marks.map((k) =>
@@ -118,14 +118,21 @@ async function figure(
   return `<figure>${svg}<figcaption>${caption} (<code>plots/${name}.vl.json</code>)</figcaption></figure>`;
 }
 
+/** What a report is made from. */
+export interface ReportInputs {
+  cfg: Config;
+  history: HistoryRow[];
+  metrics: Metrics;
+  /** The evaluator's test accuracy. */
+  accuracy: number;
+  /** The sample grids in order, labelled. */
+  grids: { label: string; png: Uint8Array }[];
+  realGrid: Uint8Array;
+}
+
 /** Builds the report into `outDir`; returns the HTML. */
 export async function buildReport(
-  cfg: Config,
-  history: HistoryRow[],
-  metrics: Metrics,
-  accuracy: number,
-  grids: { label: string; png: Uint8Array }[],
-  realGrid: Uint8Array,
+  { cfg, history, metrics, accuracy, grids, realGrid }: ReportInputs,
   outDir: string,
 ): Promise<string> {
   const plots = join(outDir, "plots");
@@ -244,7 +251,10 @@ export const reportStage: Stage<Config> = {
       });
     }
     const realGrid = await Deno.readFile(join(inputs.evaluate, "grids", "real.png"));
-    const html = await buildReport(cfg, history, metrics, acc, grids, realGrid, outDir);
+    const html = await buildReport(
+      { cfg, history, metrics, accuracy: acc, grids, realGrid },
+      outDir,
+    );
     await Deno.writeTextFile(join(outDir, "report.html"), html);
     return { plots: 4, bytes: html.length };
   },

@@ -366,19 +366,16 @@ Deno.test("tensor memory stays flat across iterations on fast-cpu", async () => 
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const { adversarialIterations } = await import("../stages/training/loop.ts");
   const counts: number[] = [], bytes: number[] = [];
-  await adversarialIterations(
-    gan,
-    cfg.adversarial,
-    new Rng(1).uniforms(100 * 36),
-    36,
-    0,
-    100,
-    [],
-    () => {
+  await adversarialIterations(gan, cfg.adversarial, {
+    train: new Rng(1).uniforms(100 * 36),
+    dim: 36,
+    to: 100,
+    history: [],
+    onIteration: () => {
       counts.push(tf.memory().numTensors);
       bytes.push(tf.memory().numBytes);
     },
-  );
+  });
   assert.equal(new Set(counts).size, 1, `numTensors changed: ${[...new Set(counts)]}`);
   assert.equal(new Set(bytes).size, 1);
   await tf.setBackend("cpu");

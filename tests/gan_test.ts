@@ -57,7 +57,7 @@ async function runToy(cfg: Config, iterations: number) {
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const train = toyData(200, new Rng(99));
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, train, 4, 0, iterations, history);
+  await adversarialIterations(gan, cfg.adversarial, { train, dim: 4, to: iterations, history });
   return { gan, history, train };
 }
 
@@ -166,7 +166,7 @@ Deno.test("on a two-cluster toy problem the game learns: D(fake) moves toward D(
   const gapStart = meanD(gan.d, train.subarray(0, 256 * 4), 4) - meanD(gan.d, fakes0, 4);
   const distStart = dist();
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, train, 4, 0, 60, history);
+  await adversarialIterations(gan, cfg.adversarial, { train, dim: 4, to: 60, history });
   const gapEnd = history.slice(-10).reduce((s, r) => s + (r.dRealBefore - r.dFakeBefore), 0) / 10;
   assert.ok(gapStart > 0.2, `the warm-up police cannot tell real from fake (gap ${gapStart})`);
   assert.ok(gapEnd < gapStart / 2, `gap D(real)-D(fake) did not shrink: ${gapStart} -> ${gapEnd}`);
@@ -178,8 +178,14 @@ Deno.test("tensor memory is flat across iterations", async () => {
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const counts: number[] = [];
-  await adversarialIterations(gan, cfg.adversarial, toyData(100, new Rng(1)), 4, 0, 8, [], () => {
-    counts.push(tf.memory().numTensors);
+  await adversarialIterations(gan, cfg.adversarial, {
+    train: toyData(100, new Rng(1)),
+    dim: 4,
+    to: 8,
+    history: [],
+    onIteration: () => {
+      counts.push(tf.memory().numTensors);
+    },
   });
   assert.equal(new Set(counts).size, 1, `numTensors changed: ${counts}`);
 });
@@ -253,7 +259,13 @@ Deno.test("a loss or weight that becomes NaN stops the loop with the iteration a
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   await assert.rejects(
-    () => adversarialIterations(gan, cfg.adversarial, toyData(100, new Rng(1)), 4, 0, 3, []),
+    () =>
+      adversarialIterations(gan, cfg.adversarial, {
+        train: toyData(100, new Rng(1)),
+        dim: 4,
+        to: 3,
+        history: [],
+      }),
     /iteration 1: (police|counterfeiter) .*NaN or infinite.*learning rate.*last checkpoint is kept/,
   );
 });

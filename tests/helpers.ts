@@ -193,7 +193,7 @@ export async function loopRun(
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
   const train = new Rng(7).uniforms(rows * dim);
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iterations, history);
+  await adversarialIterations(gan, cfg.adversarial, { train, dim, to: iterations, history });
   const weights = [...variablesOf(g), ...variablesOf(d)].map((v) =>
     Array.from(v.dataSync() as Float32Array)
   );

@@ -280,7 +280,7 @@ Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far i
     // checkpoints 2, 4, 6: tailFrechet averages 4 and 6
     adversarial: { iterations: 6, batchSize: 16, fitBatchSize: 8, checkpointEvery: 2 },
   }, ["--set", "backend=fast-cpu"]);
-  assert.match(r.stderr, /goal \(issue 13\): \d of 5 marks met/);
+  assert.match(r.stderr, /goal: \d of 5 marks met/);
   const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
   assert.ok(html.includes("Distance to the goal"));
   assert.match(html, /Goal: \d of 5 marks met; missing [^<]*Frechet distance/);

@@ -1,5 +1,5 @@
 /**
- * The lecture's hope made measurable (issue 13): over the last tenth of the run the police
+ * The lecture's hope made measurable: over the last tenth of the run the police
  * says about 0.5 to held-out real digits and to fresh fakes, and the fakes are good digits
  * in fair shares. Every run's report and evaluate summary say how far it is from each mark.
  *
@@ -24,7 +24,7 @@
  */
 import type { CheckpointMetrics } from "../vocabulary.ts";
 
-/** The marks, as issue 13 states them. */
+/** The five marks. */
 export const GOAL = {
   /** The share of the run, at its end, whose checkpoints the D marks average over. */
   window: 0.1,

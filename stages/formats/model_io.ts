@@ -10,7 +10,7 @@
  * import { loadNet, saveNet } from "./model_io.ts";
  * import { Rng } from "../../pipeline/rng.ts";
  * import { initNet } from "../training/nets.ts";
- * const net = initNet("police", [4, 3, 1], ["relu"], "sigmoid", 0, new Rng(1));
+ * const net = initNet({ kind: "police", sizes: [4, 3, 1], output: "sigmoid" }, new Rng(1));
  * const dir = await Deno.makeTempDir();
  * await saveNet(dir, net);
  * const { net: back, adam } = await loadNet(dir);

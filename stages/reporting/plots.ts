@@ -44,14 +44,23 @@ function series(history: HistoryRow[], fields: [keyof HistoryRow, string][], win
   return rows;
 }
 
+/** What a raw-and-smoothed line plot shows. */
+interface LinePlot {
+  title: string;
+  subtitle: string | string[];
+  /** Rows of {iteration, series, raw, smoothed}. */
+  rows: unknown[];
+  yTitle: string;
+  /** Series name -> colour. */
+  colors: [string, string][];
+  /** More layers (a rule at 0.5). */
+  extra?: Spec[];
+  /** More of the y encoding (a fixed domain). */
+  y?: Spec;
+}
+
 function rawAndSmoothed(
-  title: string,
-  subtitle: string | string[],
-  rows: unknown[],
-  yTitle: string,
-  colors: [string, string][],
-  extra: Spec[] = [],
-  y: Spec = {},
+  { title, subtitle, rows, yTitle, colors, extra = [], y = {} }: LinePlot,
 ): Spec {
   const last = Math.max(1, ...rows.map((r) => (r as { iteration: number }).iteration));
   const x = {
@@ -101,18 +110,18 @@ export function dSpec(history: HistoryRow[]): Spec {
     mark: { type: "rule", strokeDash: [6, 4], color: "#444" },
     encoding: { y: { field: "y", type: "quantitative" } },
   };
-  return rawAndSmoothed(
-    "What the police says, per iteration",
-    [
+  return rawAndSmoothed({
+    title: "What the police says, per iteration",
+    subtitle: [
       `thin: every iteration; thick: moving average over ${window}`,
       "dashed: 0.5, what the optimal police says when fakes match the data",
     ],
     rows,
-    "mean police output",
-    names.map(([, l, c]) => [l, c]),
-    [rule],
-    { scale: { domain: [0, 1] } },
-  );
+    yTitle: "mean police output",
+    colors: names.map(([, l, c]) => [l, c]),
+    extra: [rule],
+    y: { scale: { domain: [0, 1] } },
+  });
 }
 
 /** Both losses per iteration. */
@@ -122,13 +131,13 @@ export function lossSpec(history: HistoryRow[]): Spec {
     "counterfeiterLoss",
     "counterfeiter loss",
   ]], window);
-  return rawAndSmoothed(
-    "Losses (binary cross-entropy, epoch means)",
-    `thin: every iteration; thick: moving average over ${window}`,
+  return rawAndSmoothed({
+    title: "Losses (binary cross-entropy, epoch means)",
+    subtitle: `thin: every iteration; thick: moving average over ${window}`,
     rows,
-    "loss",
-    [["police loss", "#d62728"], ["counterfeiter loss", "#1f77b4"]],
-  );
+    yTitle: "loss",
+    colors: [["police loss", "#d62728"], ["counterfeiter loss", "#1f77b4"]],
+  });
 }
 
 const METRICS: [keyof ImageMetrics | "dReal" | "dFake", string][] = [

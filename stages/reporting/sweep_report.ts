@@ -32,7 +32,7 @@ export interface PointFigures {
   bestFrechet?: number;
   /** The mean Frechet distance over the checkpoints in the second half of the run. */
   tailFrechet?: number;
-  /** Summed shortfall from issue 13's marks (0: every mark met). */
+  /** Summed shortfall from the goal's five marks (0: every mark met). */
   goalMiss?: number;
   goalMarksMet?: number;
   classifierScore?: number;

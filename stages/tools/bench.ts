@@ -112,7 +112,7 @@ async function loopWorker(iters: number, flush: boolean) {
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, train, dim, 0, iters, history);
+  await adversarialIterations(gan, cfg.adversarial, { train, dim, to: iters, history });
   console.log(
     JSON.stringify({
       backend: choice.runtime.backend,
@@ -236,8 +236,9 @@ function loopWindows(n: number): { name: string; from: number; to: number }[] {
   ];
 }
 
-async function main() {
-  const { values } = parseArgs({
+/** The command line (workers included: the bench runs each engine in a subprocess of itself). */
+function parseBenchArgs() {
+  return parseArgs({
     args: Deno.args,
     options: {
       worker: { type: "string" },
@@ -255,41 +256,20 @@ async function main() {
       out: { type: "string", default: join(ROOT, "results", "bench", "bench.json") },
       "no-torch": { type: "boolean", default: false },
     },
-  });
-  if (values.sgemm) return sgemmWorker();
-  if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"]);
-  if (values.worker) {
-    return await worker(
-      values.worker as BackendName,
-      values.variant,
-      Number(values.iters),
-      Number(values.warmup),
-    );
-  }
-  // --stage: the headline, the whole 500-iteration loop against the reference's 500
-  const loopIters = values.stage ? 500 : Number(values["loop-iters"]);
-  const rounds = values.stage ? 0 : Number(values.rounds), iters = Number(values.iters);
+  }).values;
+}
+
+type BenchArgs = ReturnType<typeof parseBenchArgs>;
+const TORCH = "PyTorch CPU (reference)";
+
+/**
+ * One lecture iteration's steps per engine and variant, `rounds` times, interleaved with the
+ * PyTorch reference so that every ratio is measured side by side; engine|variant -> seconds.
+ */
+async function stepTimes(values: BenchArgs, rounds: number): Promise<Map<string, number[]>> {
   const wanted = CANDIDATES.filter((c) =>
     values.backends.split(",").some((b) => c.label.startsWith(b.trim()))
   );
-  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
-  const flops = iterationFlops([10, ...cfg.model.counterfeiter.hidden, 784], [
-    784,
-    ...cfg.model.police.hidden,
-    1,
-  ]);
-  const sg = await sub(["--sgemm"]);
-  const fast = await selectBackend("fast-cpu");
-  const machine = {
-    cpu: cpuModel(),
-    backend: fast.runtime.backend,
-    denormals: fast.runtime.denormals,
-    notes: fast.notes,
-  };
-  console.log(`CPU: ${machine.cpu}`);
-  console.log(`fast-cpu: ${machine.backend}, denormals ${machine.denormals}`);
-  for (const n of machine.notes) console.log(`  note: ${n}`);
-  console.log(`sgemm 1024^3: ${(sg?.gflops as number)?.toFixed(1)} GFLOP/s via ${sg?.source}`);
   const times = new Map<string, number[]>();
   const add = (k: string, t: number[]) => times.set(k, [...(times.get(k) ?? []), ...t]);
   for (let r = 0; r < rounds; r++) {
@@ -298,47 +278,50 @@ async function main() {
       for (const c of wanted) {
         const stock = c.backend === "cpu" || c.backend === "wasm";
         if (stock && r > 0) continue; // the stock engines take 10-20 s an iteration: once is enough
-        const res = await sub(
-          [
-            "--worker",
-            c.backend,
-            "--variant",
-            variant,
-            "--iters",
-            stock ? values["stock-iters"] : String(iters),
-            "--warmup",
-            stock ? "0" : values.warmup,
-          ],
-          c.env,
-        );
+        const res = await sub([
+          "--worker",
+          c.backend,
+          "--variant",
+          variant,
+          "--iters",
+          stock ? values["stock-iters"] : values.iters,
+          "--warmup",
+          stock ? "0" : values.warmup,
+        ], c.env);
         if (res) add(`${c.label}|${variant}`, res.times as number[]);
       }
       if (!values["no-torch"]) {
-        const t = await torch(variant, iters);
-        if (t) add(`PyTorch CPU (reference)|${variant}`, t);
+        const t = await torch(variant, Number(values.iters));
+        if (t) add(`${TORCH}|${variant}`, t);
       }
     }
   }
-  const rows: Record<string, unknown>[] = [];
+  return times;
+}
+
+/** The step table: median seconds, GFLOP/s, share of sgemm's rate and PyTorch/ours. */
+function stepTable(
+  times: Map<string, number[]>,
+  flops: number,
+  sgemmGflops: number | null,
+): Record<string, unknown>[] {
   const torchMed = (v: string) =>
-    times.has(`PyTorch CPU (reference)|${v}`)
-      ? median(times.get(`PyTorch CPU (reference)|${v}`)!)
-      : null;
-  if (rounds > 0) {
-    console.log("");
+    times.has(`${TORCH}|${v}`) ? median(times.get(`${TORCH}|${v}`)!) : null;
+  if (times.size) {
     console.log(
-      `${"engine".padEnd(26)}${"variant".padEnd(8)}${"s/iter".padStart(9)}${"GFLOP/s".padStart(9)}${
-        "of sgemm".padStart(10)
-      }${"torch/ours".padStart(12)}  n`,
+      `\n${"engine".padEnd(26)}${"variant".padEnd(8)}${"s/iter".padStart(9)}${
+        "GFLOP/s".padStart(9)
+      }${"of sgemm".padStart(10)}${"torch/ours".padStart(12)}  n`,
     );
   }
+  const rows: Record<string, unknown>[] = [];
   for (const [key, t] of times) {
     const [label, variant] = key.split("|");
     const med = median(t);
     const gflops = flops / med / 1e9;
-    const frac = sg ? gflops / (sg.gflops as number) : null;
+    const frac = sgemmGflops ? gflops / sgemmGflops : null;
     const tm = torchMed(variant);
-    const ratio = tm !== null && !label.startsWith("PyTorch") ? tm / med : null;
+    const ratio = tm !== null && label !== TORCH ? tm / med : null;
     rows.push({
       engine: label,
       variant,
@@ -356,48 +339,84 @@ async function main() {
       }  ${t.length}`,
     );
   }
-  if (rounds > 0 && torchMed("keras") === null && !values["no-torch"]) {
+  if (times.size && torchMed("keras") === null) {
     console.log("(no PyTorch reference: apt-get install -y python3-torch for the ratio column)");
   }
+  return rows;
+}
+
+/** The whole adversarial loop, ours against PyTorch with and without denormals flushed. */
+async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<string, number[]>> {
   const loops: Record<string, number[]> = {};
-  if (loopIters > 0) {
+  console.log(
+    `\nthe adversarial loop, ${loopIters} iterations from a fresh initialisation (ours: the real stage's loop, D measurements included)`,
+  );
+  const ours = await sub(["--loop", String(loopIters)]);
+  if (ours) loops["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+  if (!values["no-torch"]) {
+    const t = await torch("keras", loopIters, { warmup: 0 });
+    if (t) loops["PyTorch CPU (defaults)"] = t;
+    const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
+    if (tFlush) loops["PyTorch CPU (flush denormals)"] = tFlush;
+  }
+  const windows = loopWindows(loopIters);
+  console.log(
+    `${"engine".padEnd(32)}${windows.map((w) => w.name.padStart(18)).join("")}${
+      "total s".padStart(10)
+    }`,
+  );
+  for (const [label, t] of Object.entries(loops)) {
     console.log(
-      `\nthe adversarial loop, ${loopIters} iterations from a fresh initialisation (ours: the real stage's loop, D measurements included)`,
+      `${label.padEnd(32)}${
+        windows.map((w) => windowMean(t, w.from, w.to).toFixed(3).padStart(18)).join("")
+      }${t.reduce((a, b) => a + b, 0).toFixed(1).padStart(10)}`,
     );
-    const ours = await sub(["--loop", String(loopIters)]);
-    if (ours) loops["fast-cpu (FTZ on, the default)"] = ours.times as number[];
-    if (!values["no-torch"]) {
-      const t = await torch("keras", loopIters, { warmup: 0 });
-      if (t) loops["PyTorch CPU (defaults)"] = t;
-      const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
-      if (tFlush) loops["PyTorch CPU (flush denormals)"] = tFlush;
-    }
-    const windows = loopWindows(loopIters);
+  }
+  const o = loops["fast-cpu (FTZ on, the default)"];
+  for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
+    const t = loops[ref];
+    if (!o || !t) continue;
     console.log(
-      `${"engine".padEnd(32)}${windows.map((w) => w.name.padStart(18)).join("")}${
-        "total s".padStart(10)
+      `${`torch/ours vs ${ref.slice(12)}`.padEnd(32)}${
+        windows.map((w) =>
+          (windowMean(t, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(2).padStart(18)
+        ).join("")
       }`,
     );
-    for (const [label, t] of Object.entries(loops)) {
-      console.log(
-        `${label.padEnd(32)}${
-          windows.map((w) => windowMean(t, w.from, w.to).toFixed(3).padStart(18)).join("")
-        }${t.reduce((a, b) => a + b, 0).toFixed(1).padStart(10)}`,
-      );
-    }
-    const o = loops["fast-cpu (FTZ on, the default)"];
-    for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
-      const t = loops[ref];
-      if (!o || !t) continue;
-      console.log(
-        `${`torch/ours vs ${ref.slice(12)}`.padEnd(32)}${
-          windows.map((w) =>
-            (windowMean(t, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(2).padStart(18)
-          ).join("")
-        }`,
-      );
-    }
   }
+  return loops;
+}
+
+async function main() {
+  const values = parseBenchArgs();
+  if (values.sgemm) return sgemmWorker();
+  if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"]);
+  if (values.worker) {
+    const { worker: backend, variant, iters, warmup } = values;
+    return await worker(backend as BackendName, variant, Number(iters), Number(warmup));
+  }
+  // --stage: the headline, the whole 500-iteration loop against the reference's 500
+  const loopIters = values.stage ? 500 : Number(values["loop-iters"]);
+  const rounds = values.stage ? 0 : Number(values.rounds);
+  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+  const flops = iterationFlops(
+    [10, ...cfg.model.counterfeiter.hidden, 784],
+    [784, ...cfg.model.police.hidden, 1],
+  );
+  const sg = await sub(["--sgemm"]);
+  const fast = await selectBackend("fast-cpu");
+  const machine = {
+    cpu: cpuModel(),
+    backend: fast.runtime.backend,
+    denormals: fast.runtime.denormals,
+    notes: fast.notes,
+  };
+  console.log(`CPU: ${machine.cpu}`);
+  console.log(`fast-cpu: ${machine.backend}, denormals ${machine.denormals}`);
+  for (const n of machine.notes) console.log(`  note: ${n}`);
+  console.log(`sgemm 1024^3: ${(sg?.gflops as number)?.toFixed(1)} GFLOP/s via ${sg?.source}`);
+  const rows = stepTable(await stepTimes(values, rounds), flops, (sg?.gflops as number) ?? null);
+  const loops = loopIters > 0 ? await loopTimes(values, loopIters) : {};
   const report = {
     date: new Date().toISOString(),
     deno: Deno.version.deno,

@@ -82,16 +82,26 @@ export function instanceNoiseAt(a: LoopOptions, it: number): number {
   return it >= until ? 0 : s * (1 - (it - 1) / until);
 }
 
+/** Which iterations to run, on what data, and where their rows go. */
+export interface LoopRange {
+  /** The training images, `dim` numbers a row, in the training pixel scale. */
+  train: Float32Array;
+  dim: number;
+  /** The last iteration already done (0 from the start; a checkpoint's when resuming). */
+  from?: number;
+  /** The last iteration to run. */
+  to: number;
+  /** Each iteration's row is appended here. */
+  history: HistoryRow[];
+  /** Called after each iteration (progress, checkpoints). */
+  onIteration?: (row: HistoryRow) => void | Promise<void>;
+}
+
 /** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
 export function adversarialIterations(
   gan: Gan,
   a: LoopOptions,
-  train: Float32Array,
-  dim: number,
-  from: number,
-  to: number,
-  history: HistoryRow[],
-  onIteration?: (row: HistoryRow) => void | Promise<void>,
+  { train, dim, from = 0, to, history, onIteration }: LoopRange,
 ): Promise<void> {
   const nTrain = train.length / dim;
   const nd = gan.noiseDim;

@@ -9,7 +9,8 @@
  * import "@tensorflow/tfjs-backend-cpu";
  * import { counterfeiterSizes, initNet } from "./nets.ts";
  * import { Rng } from "../../pipeline/rng.ts";
- * const g = initNet("counterfeiter", counterfeiterSizes(10, [8], 784), ["relu"], "linear", 0, new Rng(1));
+ * const sizes = counterfeiterSizes(10, [8], 784);
+ * const g = initNet({ kind: "counterfeiter", sizes, output: "linear" }, new Rng(1));
  * assert(g.layers.length === 2);
  * ```
  */
@@ -47,15 +48,26 @@ export function policeSizes(imageDim: number, hidden: number[]): number[] {
   return [imageDim, ...hidden, 1];
 }
 
+/** A dense network's shape and settings. */
+export interface NetSpec {
+  kind: Net["kind"];
+  /** Layer widths, input first. */
+  sizes: number[];
+  /** The hidden layers' activation (default relu). */
+  hidden?: Activation;
+  output: Activation;
+  /** Dropout after each hidden layer, while training (default 0). */
+  dropout?: number;
+  /** The leakyRelu slope. */
+  slope?: number;
+  /** The pixel scale the net makes or reads images in. */
+  pixelScale?: PixelScale;
+}
+
 /** Keras' Dense defaults: Glorot-uniform weights, zero bias, drawn from `rng`. */
 export function initNet(
-  kind: Net["kind"],
-  sizes: number[],
-  hidden: Activation[],
-  output: Activation,
-  dropout: number,
+  { kind, sizes, hidden = "relu", output, dropout = 0, slope, pixelScale }: NetSpec,
   rng: Rng,
-  extra: { slope?: number; pixelScale?: PixelScale } = {},
 ): Net {
   const layers: Dense[] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
@@ -70,11 +82,11 @@ export function initNet(
   return {
     kind,
     layers,
-    hiddenActivation: hidden[0] ?? "relu",
+    hiddenActivation: hidden,
     outputActivation: output,
     dropout,
-    slope: extra.slope ?? LEAKY_RELU_SLOPE,
-    pixelScale: extra.pixelScale ?? "unit",
+    slope: slope ?? LEAKY_RELU_SLOPE,
+    pixelScale: pixelScale ?? "unit",
   };
 }
 
@@ -86,24 +98,24 @@ export function initNets(
   rngD: Rng,
 ): { g: Net; d: Net } {
   const m = cfg.model;
-  const g = initNet(
-    "counterfeiter",
-    counterfeiterSizes(m.noiseDim, m.counterfeiter.hidden, imageDim),
-    [m.counterfeiter.activation],
-    m.counterfeiter.outputActivation,
-    m.counterfeiter.dropout,
-    rngG,
-    { slope: m.counterfeiter.leakySlope, pixelScale: m.pixelScale },
-  );
-  const d = initNet(
-    "police",
-    policeSizes(imageDim, m.police.hidden),
-    [m.police.activation],
-    "sigmoid",
-    m.police.dropout,
-    rngD,
-    { slope: m.police.leakySlope, pixelScale: m.pixelScale },
-  );
+  const g = initNet({
+    kind: "counterfeiter",
+    sizes: counterfeiterSizes(m.noiseDim, m.counterfeiter.hidden, imageDim),
+    hidden: m.counterfeiter.activation,
+    output: m.counterfeiter.outputActivation,
+    dropout: m.counterfeiter.dropout,
+    slope: m.counterfeiter.leakySlope,
+    pixelScale: m.pixelScale,
+  }, rngG);
+  const d = initNet({
+    kind: "police",
+    sizes: policeSizes(imageDim, m.police.hidden),
+    hidden: m.police.activation,
+    output: "sigmoid",
+    dropout: m.police.dropout,
+    slope: m.police.leakySlope,
+    pixelScale: m.pixelScale,
+  }, rngD);
   return { g, d };
 }
 
