@@ -26,7 +26,7 @@
  */
 import type { ConfigSpec } from "./config.ts";
 import type { EngineConfig } from "./schema.ts";
-import type { Stage } from "./stage.ts";
+import type { Runtime, Stage } from "./stage.ts";
 import type { PointRecord } from "./sweep/record.ts";
 
 /** How an application's sweeps are ranked and reported. */
@@ -55,6 +55,15 @@ export interface SweepApp {
  */
 export type RunFigures = (summaries: Record<string, unknown>) => Record<string, number | undefined>;
 
+/** The runtime an application's stages compute on, as chosen for one config. */
+export interface RuntimeChoice {
+  runtime: Runtime;
+  /** One line for the log: what was chosen and why. */
+  describe: string;
+  /** More for run.json (what was tried, on which CPU). */
+  environment?: Record<string, unknown>;
+}
+
 /** An application of the engine. */
 export interface App<C extends EngineConfig = EngineConfig> {
   /** Its name, for usage lines. */
@@ -67,4 +76,14 @@ export interface App<C extends EngineConfig = EngineConfig> {
   sweep: SweepApp;
   /** A run's final figures, from its stages' summaries. */
   figures: RunFigures;
+  /**
+   * Chooses the runtime a config's stages compute on (a tensor engine, say). Without one, a
+   * stage that `usesRuntime` keys on no facts.
+   */
+  runtime?(cfg: C): Promise<RuntimeChoice>;
+}
+
+/** The application's runtime for `cfg`, or none. */
+export function runtimeOf<C extends EngineConfig>(app: App<C>, cfg: C): Promise<RuntimeChoice> {
+  return app.runtime?.(cfg) ?? Promise.resolve({ runtime: { facts: {} }, describe: "" });
 }

@@ -21,14 +21,13 @@
  * ```
  */
 import { parseArgs } from "node:util";
-import type { App } from "./app.ts";
-import { type BackendChoice, type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
+import { type App, type RuntimeChoice, runtimeOf } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { describeError, exitCodeOf, UsageError } from "./errors.ts";
 import { gitState } from "./git.ts";
 import { Progress } from "./progress.ts";
 import { planRun, runDirOf, type RunOptions, runPipeline } from "./runner.ts";
-import { BACKENDS, type EngineConfig } from "./schema.ts";
+import type { EngineConfig } from "./schema.ts";
 import { checkResultsDir } from "./store.ts";
 import { gcCommand } from "./gc_cli.ts";
 import { runInterruptHooks } from "./interrupt.ts";
@@ -41,7 +40,7 @@ const usage = (app: App) =>
   `usage: deno task run <config.json> [options]
   --set path=value   override a config field (repeatable), e.g. --set seed=3
   --results DIR      results folder (default: results)
-  --backend NAME     ${BACKENDS.join(" | ")} (overrides the config's backend)
+  --backend NAME     shorthand for --set backend=NAME (the application's engine, e.g. cpu)
   --explain          say per stage whether it is cached or why it would run; run nothing
   --force STAGE      re-run a stage even if cached (repeatable; "all" for every stage)
   --until STAGE      stop after this stage
@@ -130,13 +129,12 @@ async function explain(opts: RunOptions<EngineConfig>, results: string): Promise
 }
 
 /** What run.json records of the machine and the software, beside the runtime facts. */
-async function environmentOf(backend: BackendChoice): Promise<Record<string, unknown>> {
+async function environmentOf(choice: RuntimeChoice): Promise<Record<string, unknown>> {
   return {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     os: `${Deno.build.os}-${Deno.build.arch}`,
-    cpu: cpuModel(),
-    backend: { name: backend.name, reason: backend.reason, notes: backend.notes },
+    ...choice.environment,
     git: await gitState(),
   };
 }
@@ -160,26 +158,20 @@ async function runCommand(app: App, args: string[]): Promise<number> {
   const cfg = await loadConfig(app.config, positionals[0], overrides);
   await checkResultsDir(values.results, { write: !values.explain });
   const progress = new Progress({ quiet: values.quiet });
-  const backend = await selectBackend(cfg.backend as BackendName, {
-    flushDenormals: cfg.flushDenormals,
-  });
-  progress.log(
-    `backend: ${backend.runtime.backend} (${backend.reason})${
-      backend.notes.length ? "; " + backend.notes.join("; ") : ""
-    }`,
-  );
+  const choice = await runtimeOf(app, cfg);
+  if (choice.describe) progress.log(choice.describe);
   const opts = {
     cfg,
     stages: app.stages,
     results: values.results,
-    runtime: backend.runtime,
+    runtime: choice.runtime,
     force: values.force,
     until: values.until,
     progress,
     verify: values.verify,
   };
   if (values.explain) return await explain(opts, values.results);
-  const record = await runPipeline({ ...opts, environment: await environmentOf(backend) });
+  const record = await runPipeline({ ...opts, environment: await environmentOf(choice) });
   const ran = record.stages.filter((s) => s.status === "ran").length;
   progress.log(
     ran === 0

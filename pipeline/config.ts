@@ -223,6 +223,36 @@ export function validate(field: Field, value: unknown, path: string, src: string
     case "nullable":
       if (value === undefined || value === null) return null;
       return validate(field.inner, value, path, src);
+    case "record": {
+      if (value === undefined) value = {};
+      if (!isObject(value)) fail(`expected an object, got ${describe(value)}`);
+      const entries = Object.entries(value as JsonObject);
+      if (entries.length < field.minKeys) fail(`expected at least ${field.minKeys} key(s)`);
+      return Object.fromEntries(
+        entries.map(([k, v]) => [k, validate(field.value, v, path ? `${path}.${k}` : k, src)]),
+      );
+    }
+    case "list": {
+      if (value === undefined) return [];
+      if (!Array.isArray(value)) fail(`expected an array, got ${describe(value)}`);
+      const items = value as unknown[];
+      if (items.length < field.minItems) {
+        fail(
+          field.minItems === 1
+            ? "expected a non-empty array"
+            : `expected at least ${field.minItems} items, got ${items.length}`,
+        );
+      }
+      return items.map((v, i) => validate(field.item, v, `${path}[${i}]`, src));
+    }
+    case "json": {
+      if (value === undefined) return null;
+      const type = Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
+      if (field.types && !field.types.includes(type as never)) {
+        fail(`expected ${field.types.join(" or ")}, got ${describe(value)}`);
+      }
+      return value;
+    }
     case "int":
     case "number": {
       if (value === undefined) return field.default;

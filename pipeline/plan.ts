@@ -24,7 +24,7 @@ import { type CodeDigest, codeDigest } from "./code_digest.ts";
 export type { KeyInputs };
 import { canonicalJson, hashValue } from "./hash.ts";
 import type { EngineConfig } from "./schema.ts";
-import type { KeyInputs, RuntimeFacts, Stage } from "./stage.ts";
+import type { KeyInputs, Runtime, Stage } from "./stage.ts";
 import { type EntryMeta, outputDigest, Store } from "./store.ts";
 
 /** The plan for one stage: its key and whether/why it runs. */
@@ -61,25 +61,19 @@ export interface Resolved {
 export interface PlanContext<C extends EngineConfig = EngineConfig> {
   cfg: C;
   store: Store;
-  runtime: RuntimeFacts;
+  runtime: Runtime;
   forced: Set<string>;
   verify?: boolean;
   /** The inputs this config's previous run used per stage, when there was one. */
   previous: Map<string, KeyInputs> | null;
 }
 
-/** The runtime facts as they enter a key: the modules that implement them count as code. */
-function runtimeFacts(runtime: RuntimeFacts): unknown {
-  const { modules: _modules, ...facts } = runtime;
-  return facts;
-}
-
 /** The code a stage runs: its own import graph, the runtime's for a tensor stage. */
 export function stageCode<C extends EngineConfig>(
   s: Stage<C>,
-  runtime: RuntimeFacts,
+  runtime: Runtime,
 ): Promise<CodeDigest> {
-  const roots = [s.code, ...(s.usesTensors ? runtime.modules ?? [] : [])];
+  const roots = [s.code, ...(s.usesRuntime ? runtime.modules ?? [] : [])];
   return codeDigest(roots, { packages: s.packages ?? [] });
 }
 
@@ -96,7 +90,7 @@ async function keyInputs<C extends EngineConfig>(
     upstream: Object.fromEntries(
       s.needs.map((n) => [n, upstream[n]?.digest ?? ""]),
     ),
-    runtime: s.usesTensors ? runtimeFacts(ctx.runtime) : null,
+    runtime: s.usesRuntime ? ctx.runtime.facts : null,
     fingerprint: s.fingerprint ? await s.fingerprint(ctx.cfg) : null,
   };
 }

@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import type { EngineConfig } from "./schema.ts";
-import type { KeyInputs, RuntimeFacts } from "./stage.ts";
+import type { KeyInputs } from "./stage.ts";
 import { type Store, writeFileAtomic } from "./store.ts";
 
 /** One stage's line in run.json. */
@@ -62,8 +62,9 @@ export function recordHtml(record: RunRecord): string {
   ).join("\n");
   const env = record.environment as Record<string, unknown> & {
     git?: { commit: string | null; dirty: boolean | null };
-    runtime?: RuntimeFacts;
+    runtime?: Record<string, unknown>;
   };
+  const runtime = Object.entries(env.runtime ?? {}).map(([k, v]) => `${k} ${v}`).join(", ");
   const git = env.git?.commit
     ? `${env.git.commit.slice(0, 10)}${env.git.dirty ? " (dirty)" : ""}`
     : "unknown";
@@ -71,9 +72,9 @@ export function recordHtml(record: RunRecord): string {
 ${rows}</table>
 <p class="sub">Started ${escapeHtml(record.started)}, ${
     record.seconds.toFixed(1)
-  } s in all. Backend ${escapeHtml(env.runtime?.backend)}, tfjs ${
-    escapeHtml(env.runtime?.tfjs)
-  }, Deno ${escapeHtml(env.deno)}, git ${escapeHtml(git)}. Config hash <code>${
+  } s in all. Runtime: ${escapeHtml(runtime || "none")}; Deno ${escapeHtml(env.deno)}, git ${
+    escapeHtml(git)
+  }. Config hash <code>${
     escapeHtml(record.configHash.slice(0, 12))
   }</code>; the full record is <code>run.json</code> beside this file.</p>`;
 }

@@ -26,7 +26,7 @@ import {
 } from "./plan.ts";
 import { Progress } from "./progress.ts";
 import { publishReport, type RunRecord, type StageRecord } from "./run_record.ts";
-import type { RuntimeFacts, Stage } from "./stage.ts";
+import type { Runtime, Stage } from "./stage.ts";
 import { type EntryMeta, Store, writeFileAtomic } from "./store.ts";
 
 export type { RunRecord, StagePlan, StageRecord };
@@ -36,7 +36,7 @@ export interface RunOptions<C extends EngineConfig = EngineConfig> {
   cfg: C;
   stages: Stage<C>[];
   results: string;
-  runtime: RuntimeFacts;
+  runtime: Runtime;
   /** Extra facts for run.json (backend choice and why, versions). */
   environment?: Record<string, unknown>;
   force?: string[];
@@ -352,7 +352,7 @@ function newRecord<C extends EngineConfig>(opts: RunOptions<C>, runDir: string, 
     finished: null,
     seconds: 0,
     status: "ok",
-    environment: { ...opts.environment, runtime: opts.runtime },
+    environment: { ...opts.environment, runtime: opts.runtime.facts },
   };
   return record;
 }

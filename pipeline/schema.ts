@@ -70,6 +70,30 @@ export interface ObjectField<F extends Record<string, Field> = Record<string, Fi
   fields: F;
 }
 
+/** An object whose keys are free (config paths, say), every value of one kind. */
+export interface RecordField<V extends Field = Field> {
+  kind: "record";
+  doc: string;
+  value: V;
+  /** The fewest keys it may have. */
+  minKeys: number;
+}
+/** A list of values of one kind. */
+export interface ListField<I extends Field = Field> {
+  kind: "list";
+  doc: string;
+  item: I;
+  /** The fewest items it may have. */
+  minItems: number;
+}
+/** Any JSON value (checked by whoever uses it); `object` narrows it to a path or an object. */
+export interface JsonField {
+  kind: "json";
+  doc: string;
+  /** Which JSON types are allowed (default: any). */
+  types?: readonly ("string" | "object" | "array" | "number" | "boolean")[];
+}
+
 /** One field of a schema. */
 export type Field =
   | IntField
@@ -79,7 +103,10 @@ export type Field =
   | EnumField
   | IntListField
   | NullableField
-  | ObjectField;
+  | ObjectField
+  | RecordField
+  | ListField
+  | JsonField;
 
 /** The TypeScript type of the values a field accepts (after defaults are filled). */
 export type Infer<F> = F extends { kind: "int" | "number" } ? number
@@ -89,6 +116,9 @@ export type Infer<F> = F extends { kind: "int" | "number" } ? number
   : F extends { kind: "intList" } ? number[]
   : F extends { kind: "nullable"; inner: infer I } ? Infer<I> | null
   : F extends { kind: "object"; fields: infer Fs } ? { -readonly [K in keyof Fs]: Infer<Fs[K]> }
+  : F extends { kind: "record"; value: infer V } ? Record<string, Infer<V>>
+  : F extends { kind: "list"; item: infer I } ? Infer<I>[]
+  : F extends { kind: "json" } ? unknown
   : never;
 
 /** An integer field with a default and an optional range. */
@@ -126,6 +156,26 @@ export const intList = (def: number[], min: number, doc: string): IntListField =
   min,
   doc,
 });
+/** A record: free keys, each value a `value`; at least `minKeys` of them. */
+export const record = <V extends Field>(doc: string, value: V, minKeys = 0): RecordField<V> => ({
+  kind: "record",
+  doc,
+  value,
+  minKeys,
+});
+/** A list of `item`s, at least `minItems` of them. */
+export const list = <I extends Field>(doc: string, item: I, minItems = 0): ListField<I> => ({
+  kind: "list",
+  doc,
+  item,
+  minItems,
+});
+/** Any JSON value, or one of `types`. */
+export const json = (doc: string, types?: JsonField["types"]): JsonField => ({
+  kind: "json",
+  doc,
+  types,
+});
 /** A nullable field. */
 export const nullable = <I extends Field>(doc: string, inner: I): NullableField<I> => ({
   kind: "nullable",
@@ -142,19 +192,11 @@ export const obj = <const F extends Record<string, Field>>(
   fields,
 });
 
-/** The backends the engine's `backend` field accepts. */
-export const BACKENDS = ["auto", "tensorflow", "fast-cpu", "wasm", "cpu"] as const;
-
-/** The fields every config has, whatever the application: naming, seed and the engine. */
+/** The fields every config has, whatever the application: its name and seed. */
 export const ENGINE_FIELDS = {
   name: str("", "Run name; the run folder is <name>-<hash>. Defaults to the file's name."),
   description: str("", "Free text shown in the report."),
   seed: int(0, "Seed of every random draw: weights, noise, shuffles, dropout, subsets.", 0),
-  backend: en("auto", BACKENDS, "Tensor engine. auto: tensorflow if installed, else fast-cpu."),
-  flushDenormals: bool(
-    true,
-    "Flush denormal floats to zero (FTZ/DAZ), as TensorFlow does: up to 2x faster late in training on Intel CPUs; changes the last bits, so it is part of the cache key.",
-  ),
 } as const;
 
 /** The engine's part of every config. */
@@ -171,9 +213,14 @@ export function defaultsOf(field: Field): unknown {
         Object.entries(field.fields).map(([k, f]) => [k, defaultsOf(f)]),
       );
     case "nullable":
+    case "json":
       return null;
     case "intList":
       return [...field.default];
+    case "record":
+      return {};
+    case "list":
+      return [];
     default:
       return field.default;
   }
@@ -214,6 +261,22 @@ export function toJsonSchema(field: Field, top = true): Record<string, unknown> 
         minItems: 1,
         default: field.default,
       };
+    case "record":
+      return {
+        ...base,
+        type: "object",
+        additionalProperties: toJsonSchema(field.value, false),
+        minProperties: field.minKeys || undefined,
+      };
+    case "list":
+      return {
+        ...base,
+        type: "array",
+        items: toJsonSchema(field.item, false),
+        minItems: field.minItems || undefined,
+      };
+    case "json":
+      return field.types ? { ...base, type: [...field.types] } : base;
     case "nullable": {
       const inner = toJsonSchema(field.inner, false);
       return {
@@ -236,9 +299,7 @@ export function toJsonSchema(field: Field, top = true): Record<string, unknown> 
         };
       }
       return {
-        ...(top
-          ? { $schema: "http://json-schema.org/draft-07/schema#", title: "gan-pipeline config" }
-          : {}),
+        ...(top ? { $schema: "http://json-schema.org/draft-07/schema#", title: field.doc } : {}),
         ...base,
         type: "object",
         properties,

@@ -20,20 +20,15 @@ import type { EngineConfig } from "./schema.ts";
 import type { Progress } from "./progress.ts";
 import type { CodeDigest } from "./code_digest.ts";
 
-/** Facts about the tensor engine that change a stage's numbers. */
-export interface RuntimeFacts {
-  /**
-   * The engine and whatever in it rounds differently: `fast-cpu/openblas-SkylakeX-t2/r2` is
-   * fast-cpu with OpenBLAS's SkylakeX kernels on 2 threads, kernel revision 2.
-   */
-  backend: string;
-  tfjs: string;
-  /** `flush`: denormals flush to zero (FTZ/DAZ); `ieee`: they do not (off, or unsupported). */
-  denormals: "flush" | "ieee";
-  /**
-   * The modules that implement the runtime (module URLs). Their import graph counts as code
-   * of every stage that uses tensors; the URLs themselves are not hashed.
-   */
+/**
+ * What an application's stages compute on, as the application declares it (its tensor
+ * engine, say). The engine treats it as opaque: the facts go into the key of every stage that
+ * `usesRuntime`, and so does the code of the modules that implement it.
+ */
+export interface Runtime {
+  /** Facts that change the numbers (kernel family, library versions, float modes). */
+  facts: Record<string, unknown>;
+  /** The modules that implement it (URLs; their import graph is hashed, not the URLs). */
   modules?: string[];
 }
 
@@ -49,7 +44,7 @@ export interface KeyInputs {
   code: CodeDigest;
   /** Upstream stage -> the content digest of the entry's outputs it reads. */
   upstream: Record<string, string>;
-  /** The runtime facts (for a stage that uses tensors), else null. */
+  /** The runtime's facts (for a stage that uses the runtime), else null. */
   runtime: unknown;
   /** Inputs outside the config (local file contents), else null. */
   fingerprint: unknown;
@@ -65,7 +60,7 @@ export interface StageContext<C extends EngineConfig = EngineConfig> {
   /** A folder that survives a crash, for checkpoints of long stages; removed on success. */
   workDir: string;
   progress: Progress;
-  runtime: RuntimeFacts;
+  runtime: Runtime;
   /**
    * A cached, shorter result this run continues (see {@link Stage.continues}): the entry's
    * folder and its length.
@@ -95,8 +90,8 @@ export interface Stage<C extends EngineConfig = EngineConfig> {
   needs: string[];
   /** The part of the config this stage depends on (and nothing more). */
   pick(cfg: C): unknown;
-  /** Whether the tensor engine's facts (backend, tfjs version) are part of its key. */
-  usesTensors?: boolean;
+  /** Whether the runtime's facts and code (the application's tensor engine) are in its key. */
+  usesRuntime?: boolean;
   /** Inputs outside the config that change the result (e.g. local file contents). */
   fingerprint?(cfg: C): Promise<unknown>;
   /** One-line description for listings. */

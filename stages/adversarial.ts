@@ -143,7 +143,7 @@ export const adversarialStage: Stage<Config> = {
   code: import.meta.url,
   volatile: ["timing.json"],
   needs: ["preprocess", "train_police", "train_counterfeiter"],
-  usesTensors: true,
+  usesRuntime: true,
   doc: "the adversarial loop, with checkpoints",
   continues: {
     length: (p) => (p as { adversarial: { iterations: number } }).adversarial.iterations,

@@ -10,7 +10,8 @@
  * assert(APP.stages[0].name === "download" && APP.stages.at(-1)!.name === "report");
  * ```
  */
-import type { App } from "../pipeline/app.ts";
+import type { App, RuntimeChoice } from "../pipeline/app.ts";
+import { type BackendName, cpuModel, selectBackend } from "./backends/mod.ts";
 import { runCli } from "../pipeline/cli.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import { adversarialStage } from "./adversarial.ts";
@@ -21,6 +22,7 @@ import { preprocessStage } from "./preprocess.ts";
 import { RANK_METRICS, runFigures, writeSweepReport } from "./reporting/sweep_report.ts";
 import { reportStage } from "./report.ts";
 import { type Config, CONFIG_SPEC } from "./schema.ts";
+import { DEFAULT_RANK } from "./vocabulary.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
 import { trainPoliceStage } from "./train_police.ts";
 
@@ -36,6 +38,18 @@ export const STAGES: Stage<Config>[] = [
   reportStage,
 ];
 
+/** The tensor engine a config asks for, as the runtime its tensor stages compute on. */
+async function tensorRuntime(cfg: Config): Promise<RuntimeChoice> {
+  const b = await selectBackend(cfg.backend as BackendName, { flushDenormals: cfg.flushDenormals });
+  return {
+    runtime: b.runtime,
+    describe: `backend: ${b.runtime.facts.backend} (${b.reason})${
+      b.notes.length ? "; " + b.notes.join("; ") : ""
+    }`,
+    environment: { cpu: cpuModel(), backend: { name: b.name, reason: b.reason, notes: b.notes } },
+  };
+}
+
 /** The application the engine runs. */
 export const APP: App<Config> = {
   name: "gan-pipeline",
@@ -43,9 +57,10 @@ export const APP: App<Config> = {
   config: CONFIG_SPEC,
   stages: STAGES,
   figures: (summaries) => ({ ...runFigures(summaries) }),
+  runtime: tensorRuntime,
   sweep: {
     rankMetrics: RANK_METRICS,
-    defaultRank: "frechet",
+    defaultRank: DEFAULT_RANK,
     higherIsBetter: ["classifierScore", "classesCovered", "goalMarksMet"],
     resource: "adversarial.iterations",
     writeReport: writeSweepReport,

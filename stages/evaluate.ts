@@ -204,7 +204,7 @@ export const evaluateStage: Stage<Config> = {
   name: "evaluate",
   code: import.meta.url,
   needs: ["preprocess", "adversarial", "evaluator"],
-  usesTensors: true,
+  usesRuntime: true,
   doc: "metrics and sample grids per checkpoint",
   outputs: () => ["metrics.json", "samples.npy", "grids/final.png"],
   pick: (cfg) => ({ seed: cfg.seed, evaluate: cfg.evaluate, noiseDim: cfg.model.noiseDim }),

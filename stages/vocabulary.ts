@@ -131,3 +131,21 @@ export interface CheckpointMetrics extends ImageMetrics {
   dFake: number;
   outOfRangeFraction: number;
 }
+
+/** The metrics a sweep can be ranked by (the figures of reporting/sweep_report.ts). */
+export const RANK_METRICS = [
+  "frechet",
+  "classifierScore",
+  "classesCovered",
+  "klToUniform",
+  "dReal",
+  "dFake",
+  "gap",
+  "bestFrechet",
+  "tailFrechet",
+  "goalMarksMet",
+  "goalMiss",
+] as const;
+
+/** The metric a sweep file that names none is ranked by. */
+export const DEFAULT_RANK = "frechet";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../stages/schema.ts";
 import { ConfigError } from "../pipeline/errors.ts";
 import { canonicalJson, hashValue } from "../pipeline/hash.ts";
-import { schemaText, withReference } from "../stages/tools/docs.ts";
+import { schemaText, sweepSchemaText, withReference } from "../stages/tools/docs.ts";
 import { rejectsWith, ROOT, writeConfig } from "./helpers.ts";
 
 async function configError(obj: unknown | string, overrides: string[] = []): Promise<string> {
@@ -142,6 +142,9 @@ Deno.test("canonical hashing ignores key order and sees every value", () => {
 Deno.test("the published configs/schema.json and docs/config-reference.md match the schema", async () => {
   const committed = JSON.parse(await Deno.readTextFile(join(ROOT, "configs/schema.json")));
   assert.deepEqual(committed, JSON.parse(schemaText()));
+  const sweeps = JSON.parse(await Deno.readTextFile(join(ROOT, "configs/sweeps/schema.json")));
+  assert.deepEqual(sweeps, JSON.parse(sweepSchemaText()));
+  assert.equal(sweeps.properties.search.anyOf[0].properties.metric.enum.includes("frechet"), true);
   // the page is formatted by deno fmt after generation: compare the rows, not the padding
   const rows = (md: string) =>
     md.split("\n").filter((l) => l.startsWith("| `")).map((l) =>

@@ -1,7 +1,7 @@
 /** The direct (autodiff-free) training path against tfjs's autodiff on the same backend. */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { selectBackend } from "../pipeline/backends/mod.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
 import type { Config } from "../stages/schema.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../stages/training/gan.ts";

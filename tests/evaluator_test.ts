@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { selectBackend } from "../pipeline/backends/mod.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
 import { Progress } from "../pipeline/progress.ts";
 import { accuracy, predictProbs, softmaxCrossEntropy } from "../stages/evaluation/classifier.ts";
 import { evaluatorStage } from "../stages/evaluator.ts";
@@ -54,7 +54,7 @@ Deno.test("the evaluator learns a separable toy task and its saved net predicts 
     outDir,
     workDir: await Deno.makeTempDir(),
     progress: new Progress({ quiet: true }),
-    runtime: { backend: "cpu", tfjs: "", denormals: "flush" },
+    runtime: { facts: { backend: "cpu", tfjs: "", denormals: "flush" } },
   }) as { testAccuracy: number; epochLosses: number[] };
   assert.ok(summary.testAccuracy > 0.9, `accuracy ${summary.testAccuracy}`);
   assert.ok(summary.epochLosses.at(-1)! < summary.epochLosses[0]);

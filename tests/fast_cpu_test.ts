@@ -1,10 +1,10 @@
 /** Every fast-cpu override against the stock cpu kernel, the SIMD Adam, and the BLAS fallback. */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { selectBackend } from "../pipeline/backends/mod.ts";
-import { betterCore, loadBlas, sgemmJs } from "../pipeline/backends/blas.ts";
-import { binaryPattern, FAST_CPU, registerFastCpu } from "../pipeline/backends/fast_cpu.ts";
-import { SimdAdamArena, simdAvailable } from "../pipeline/backends/adam_simd.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
+import { betterCore, loadBlas, sgemmJs } from "../stages/backends/blas.ts";
+import { binaryPattern, FAST_CPU, registerFastCpu } from "../stages/backends/fast_cpu.ts";
+import { SimdAdamArena, simdAvailable } from "../stages/backends/adam_simd.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { Adam, adamUpdateJs, JsAdamEngine } from "../stages/training/adam.ts";
 import { fitCounterfeiter, fitPolice, makeGan } from "../stages/training/gan.ts";
@@ -229,10 +229,10 @@ Deno.test("the TypeScript matmul fallback equals BLAS/stock within float32 round
 Deno.test("with no BLAS library the backend still trains (subprocess with GAN_BLAS=off)", async () => {
   const code = `
     import * as tf from "@tensorflow/tfjs-core";
-    import { selectBackend } from "./pipeline/backends/mod.ts";
+    import { selectBackend } from "./stages/backends/mod.ts";
     const b = await selectBackend("fast-cpu");
     const y = tf.matMul(tf.ones([3, 4]), tf.ones([4, 2]));
-    console.log(JSON.stringify({ backend: b.runtime.backend, notes: b.notes, y: Array.from(y.dataSync()) }));`;
+    console.log(JSON.stringify({ backend: b.runtime.facts.backend, notes: b.notes, y: Array.from(y.dataSync()) }));`;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--ext=ts", code],
     cwd: ROOT,
@@ -414,9 +414,9 @@ Deno.test("the fused relu gradient and step equal tfjs's, NaN, infinities and si
 
 Deno.test("OpenBLAS's thread count and CPU kernel are part of the backend fact that goes into cache keys", async () => {
   const code = `
-    import { selectBackend } from "./pipeline/backends/mod.ts";
+    import { selectBackend } from "./stages/backends/mod.ts";
     const b = await selectBackend("fast-cpu");
-    console.log(JSON.stringify({ backend: b.runtime.backend, notes: b.notes }));`;
+    console.log(JSON.stringify({ backend: b.runtime.facts.backend, notes: b.notes }));`;
   const keys = [];
   for (const [threads, core] of [["1", "Haswell"], ["2", "Haswell"], ["2", "Prescott"]]) {
     const out = await new Deno.Command(Deno.execPath(), {

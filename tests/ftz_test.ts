@@ -1,9 +1,9 @@
 /** Flush-to-zero: effective in JS, in the SIMD Adam and in BLAS's own threads; in the key. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { selectBackend } from "../pipeline/backends/mod.ts";
-import { denormalsFlushInJs, fenvLayout, flushDenormals } from "../pipeline/backends/ftz.ts";
-import { SimdAdamArena, simdAvailable } from "../pipeline/backends/adam_simd.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
+import { denormalsFlushInJs, fenvLayout, flushDenormals } from "../stages/backends/ftz.ts";
+import { SimdAdamArena, simdAvailable } from "../stages/backends/adam_simd.ts";
 import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 const supported = typeof fenvLayout() !== "string";
@@ -52,8 +52,8 @@ Deno.test({
 });
 
 const SGEMM_CODE = (flush: boolean) => `
-  import { selectBackend } from "./pipeline/backends/mod.ts";
-  import { loadBlas } from "./pipeline/backends/blas.ts";
+  import { selectBackend } from "./stages/backends/mod.ts";
+  import { loadBlas } from "./stages/backends/blas.ts";
   const b = await selectBackend("fast-cpu", { flushDenormals: ${flush} });
   const blas = loadBlas();
   // 512x512 outputs, each a sum of 64 products of 1e-20 * 1e-20 = 1e-40 (denormal): large
@@ -63,7 +63,7 @@ const SGEMM_CODE = (flush: boolean) => `
   blas.sgemm(false, true, m, m, k, a, k, a, k, c, m);
   let zeros = 0;
   for (const x of c) zeros += +(x === 0);
-  console.log(JSON.stringify({ runtime: b.runtime, kind: blas.kind, threads: blas.threads, zeros, first: c[0], last: c[c.length - 1] }));`;
+  console.log(JSON.stringify({ runtime: b.runtime.facts, kind: blas.kind, threads: blas.threads, zeros, first: c[0], last: c[c.length - 1] }));`;
 
 Deno.test({
   name: "sgemm results from OpenBLAS's own threads flush with FTZ, and not without",

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
-import { selectBackend } from "../pipeline/backends/mod.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
 import { Progress } from "../pipeline/progress.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { adversarialStage } from "../stages/adversarial.ts";
@@ -233,7 +233,7 @@ Deno.test("resuming the adversarial stage from a checkpoint equals the uninterru
     inputs,
     workDir,
     progress: new Progress({ quiet: true }),
-    runtime: { backend: "cpu", tfjs: tf.version_core, denormals: "flush" as const },
+    runtime: { facts: { backend: "cpu", tfjs: tf.version_core, denormals: "flush" } },
   });
   const read = async (dir: string) =>
     historyNumbers(JSON.parse(await Deno.readTextFile(join(dir, "history.json"))));

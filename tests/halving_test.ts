@@ -40,12 +40,15 @@ Deno.test("halving specs are validated like the rest of a sweep file", () => {
   const bad = (search: unknown, re: RegExp) =>
     assert.throws(() => validateSweep({ base: "x.json", search }, "s.json", APP), re);
   bad({ method: "hyperband", metric: "frechet", eta: 3, rungs: [1, 2] }, /search\.method/);
-  bad({ method: "halving", metric: "fid", eta: 3, rungs: [1, 2] }, /search\.metric: "fid"/);
+  bad(
+    { method: "halving", metric: "fid", eta: 3, rungs: [1, 2] },
+    /search\.metric: string "fid" is not allowed/,
+  );
   bad({ method: "halving", metric: "frechet", eta: 1, rungs: [1, 2] }, /search\.eta/);
   bad({ method: "halving", metric: "frechet", eta: 3, rungs: [3, 2] }, /search\.rungs/);
   bad(
     { method: "halving", metric: "frechet", eta: 3, rungs: [1, 2], order: "random" },
-    /search\.order: "random" is not allowed; allowed: shuffled, given/,
+    /search\.order: string "random" is not allowed; allowed: shuffled, given/,
   );
   bad(
     { method: "halving", metric: "frechet", eta: 3, rungs: [1, 2], resource: "x.y" },

@@ -5,7 +5,7 @@ import { Rng } from "../pipeline/rng.ts";
 import { resolveConfig } from "../stages/schema.ts";
 import type { Config } from "../stages/schema.ts";
 import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
-import { selectBackend } from "../pipeline/backends/mod.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
 import { adversarialIterations } from "../stages/training/loop.ts";
 import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
 import { makeGan } from "../stages/training/gan.ts";

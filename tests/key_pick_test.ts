@@ -10,7 +10,7 @@ import { canonicalJson } from "../pipeline/hash.ts";
 import { Progress } from "../pipeline/progress.ts";
 import { runPipeline } from "../pipeline/runner.ts";
 import type { Stage } from "../pipeline/stage.ts";
-import { selectBackend } from "../pipeline/backends/mod.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
 import { STAGES } from "../stages/app.ts";
 import type { Config } from "../stages/schema.ts";
 import { configOf, tinyConfig, writeIdxFiles } from "./helpers.ts";

@@ -30,7 +30,7 @@ async function run(pre: Record<string, unknown>) {
     outDir,
     workDir: await Deno.makeTempDir(),
     progress: new Progress({ quiet: true }),
-    runtime: { backend: "cpu", tfjs: "", denormals: "flush" },
+    runtime: { facts: { backend: "cpu", tfjs: "", denormals: "flush" } },
   });
   const x = await readNpyF32(join(outDir, "train_x.npy"));
   const y = await readNpy(join(outDir, "train_y.npy"));

@@ -1,6 +1,6 @@
 /** The recipe knobs: validated, wired into training, off by default, and fast on fast-cpu. */
 import assert from "node:assert/strict";
-import { selectBackend } from "../pipeline/backends/mod.ts";
+import { selectBackend } from "../stages/backends/mod.ts";
 import type { Config } from "../stages/schema.ts";
 import { instanceNoiseAt } from "../stages/training/loop.ts";
 import { adamFor } from "../stages/training/gan.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { loadConfig } from "../pipeline/config.ts";
 import { planRun, runPipeline } from "../pipeline/runner.ts";
 import { ENGINE_FIELDS, type Infer, int, obj, str } from "../pipeline/schema.ts";
-import type { RuntimeFacts, Stage } from "../pipeline/stage.ts";
+import type { Runtime, Stage } from "../pipeline/stage.ts";
 import { Progress } from "../pipeline/progress.ts";
 
 // a two-stage application that knows nothing of GANs: count to n, then double
@@ -37,7 +37,7 @@ const scaleStage: Stage<Toy> = {
   code: import.meta.url,
   needs: ["count"],
   pick: (cfg) => cfg.scale,
-  usesTensors: true,
+  usesRuntime: true,
   outputs: () => ["scaled.json"],
   async run({ cfg, inputs, outDir }) {
     runs.push("scale");
@@ -48,7 +48,7 @@ const scaleStage: Stage<Toy> = {
     );
   },
 };
-const runtime: RuntimeFacts = { backend: "toy/r1", tfjs: "0", denormals: "flush" };
+const runtime: Runtime = { facts: { backend: "toy/r1", tfjs: "0", denormals: "flush" } };
 
 async function setup(overrides: string[] = []) {
   const dir = await Deno.makeTempDir();
@@ -98,7 +98,7 @@ Deno.test("explain names the changed field, the upstream change and the runtime 
     cfg,
     stages: [countStage, scaleStage],
     results,
-    runtime: { ...runtime, denormals: "ieee" },
+    runtime: { facts: { ...runtime.facts, denormals: "ieee" } },
   });
   assert.equal(p3[0].reason, "cached");
   assert.equal(p3[1].reason, 'denormals changed ("flush" -> "ieee")');

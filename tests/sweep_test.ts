@@ -62,12 +62,16 @@ Deno.test("sweep files are validated with the same quality of errors as configs"
   );
   bad({ base: "x.json", grid: { "adversarial.iterations": [] } }, /non-empty array/);
   bad({ grid: {} }, /base: required/);
-  bad({ base: "x.json", seeds: [1.5] }, /seeds: expected a non-empty array of integers/);
+  bad({ base: "x.json", seeds: [1.5] }, /seeds\[0\]: expected an integer, got 1\.5/);
+  bad({ base: "x.json", seeds: [] }, /seeds: expected a non-empty array/);
   bad({
     base: "x.json",
     random: { samples: 2, ranges: { "optimizer.learningRate": { min: 0, max: 1, scale: "log" } } },
   }, /log range needs min > 0/);
-  bad({ base: "x.json", rank: { metric: "fid" } }, /rank\.metric: "fid" is not allowed/);
+  bad(
+    { base: "x.json", rank: { metric: "fid" } },
+    /rank\.metric: string "fid" is not allowed; allowed: frechet/,
+  );
   bad({ base: "x.json", grid: { seed: [1, 2] } }, /use "seeds"/);
 });
 

@@ -13,8 +13,7 @@
  * ```
  */
 import { join } from "node:path";
-import type { App } from "../app.ts";
-import { type BackendName, selectBackend } from "../backends/mod.ts";
+import { type App, runtimeOf } from "../app.ts";
 import { canonicalJson } from "../hash.ts";
 import { Progress } from "../progress.ts";
 import { planRun, type StagePlan } from "../runner.ts";
@@ -54,10 +53,10 @@ export async function prepare(
   const store = new Store(results);
   const plans: StagePlan[][] = [];
   for (const cfg of sweep.configs) {
-    const b = await selectBackend((backend ?? cfg.backend) as BackendName, {
-      flushDenormals: cfg.flushDenormals,
-    });
-    plans.push(await planRun({ cfg, stages: app.stages, results, runtime: b.runtime }));
+    // `--backend` is shorthand for the points' `backend` field, as on `run`
+    const c = backend ? { ...cfg, backend } : cfg;
+    const { runtime } = await runtimeOf(app, c);
+    plans.push(await planRun({ cfg: c, stages: app.stages, results, runtime }));
   }
   const recordPath = join(dir, "sweep.json");
   const previous = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(recordPath);

@@ -15,11 +15,24 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import type { App } from "../app.ts";
-import { didYouMean, loadConfig, parseJsonText } from "../config.ts";
+import { didYouMean, loadConfig, parseJsonText, validate } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { hashValue } from "../hash.ts";
 import { Rng } from "../rng.ts";
-import type { EngineConfig, Field } from "../schema.ts";
+import {
+  en,
+  type EngineConfig,
+  type Field,
+  int,
+  intList,
+  json,
+  list,
+  nullable,
+  num,
+  obj,
+  record,
+  str,
+} from "../schema.ts";
 import { writeFileAtomic } from "../store.ts";
 import type { Point } from "./record.ts";
 
@@ -61,18 +74,6 @@ export interface HalvingSearch {
   order?: "shuffled" | "given";
 }
 
-const TOP_KEYS = [
-  "$schema",
-  "name",
-  "description",
-  "base",
-  "grid",
-  "seeds",
-  "random",
-  "rank",
-  "search",
-];
-
 /** Every leaf path of the config schema (for checking axis names). */
 export function configPaths(field: Field, prefix = ""): string[] {
   if (field.kind === "object") {
@@ -83,149 +84,128 @@ export function configPaths(field: Field, prefix = ""): string[] {
   return [prefix];
 }
 
-const hint = didYouMean;
+/**
+ * A sweep file's schema, declared with the toolkit configs use: it gives sweep files their
+ * JSON Schema (`configs/sweeps/schema.json`) and the same errors as a config. What a schema
+ * cannot say (axes name config fields, rungs increase) {@link checkSweep} checks after it.
+ */
+export function sweepSchema(ranking: Pick<App["sweep"], "rankMetrics" | "defaultRank">) {
+  const metrics = [...ranking.rankMetrics] as [string, ...string[]];
+  const metric = (doc: string) => en(ranking.defaultRank, metrics, doc);
+  return obj("A gan-pipeline sweep: a base config and the points to run from it.", {
+    name: str("", "The sweep's name (default: the file's); letters, digits, '.', '_', '-'."),
+    description: str("", "Free text shown in the sweep report."),
+    base: json("The base config: a path relative to this file, or an inline config (required).", [
+      "string",
+      "object",
+    ]),
+    grid: nullable(
+      "Axes: config path -> the values to try; points are their cartesian product.",
+      record("", list("", json("A value of the field."), 1)),
+    ),
+    seeds: nullable("Repeat every point over these seeds.", list("", int(0, "A seed.", 0), 1)),
+    random: nullable(
+      "Random samples: each draws every range from the sweep's seed.",
+      obj("", {
+        samples: int(1, "How many samples (required).", 1),
+        seed: int(0, "The seed of the draws."),
+        ranges: record(
+          "Config path -> the range to draw it from (required).",
+          obj("", {
+            min: num(0, "The smallest value (required)."),
+            max: num(0, "The largest value (required)."),
+            scale: en("linear", ["linear", "log", "int"], "linear, log(-uniform) or int."),
+          }),
+          1,
+        ),
+      }),
+    ),
+    rank: nullable(
+      "How points are ranked in the report.",
+      obj("", {
+        metric: metric("The figure points are ranked by."),
+        order: en("asc", ["asc", "desc"], "asc: lower is better; desc: higher is."),
+      }),
+    ),
+    search: nullable(
+      "Successive halving: run every point to the first rung, extend only the best 1/eta.",
+      obj("", {
+        method: en("halving", ["halving"], "The search method (required)."),
+        metric: metric("The figure compared at each rung (required)."),
+        eta: int(3, "Keep the best 1/eta of the points that finished a rung (required).", 2),
+        rungs: intList([100, 300, 900], 1, "The resource at each rung, increasing (required)."),
+        resource: nullable(
+          "The config field the rungs set (default: the application's).",
+          str("", ""),
+        ),
+        order: en("shuffled", ["shuffled", "given"], "The order new points start in."),
+      }),
+    ),
+  });
+}
 
-/** Checks a sweep file's structure; every error names the path and what is allowed. */
-export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
-  const rankMetrics = [...app.sweep.rankMetrics];
+/** What the schema cannot say: required fields, config paths, ranges and rungs that make sense. */
+function checkSweep(s: SweepSpec, src: string, app: App): void {
   const fail = (path: string, what: string): never => {
     throw new ConfigError(`${src}: ${path}: ${what}`);
   };
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    fail("(top)", "a sweep must be a JSON object");
-  }
-  const s = raw as Record<string, unknown>;
-  for (const k of Object.keys(s)) {
-    if (!TOP_KEYS.includes(k)) {
-      fail(k, `unknown key${hint(k, TOP_KEYS)}; allowed: ${TOP_KEYS.join(", ")}`);
-    }
-  }
-  if (s.base === undefined) {
-    fail("base", "required: a config path (relative to the sweep file) or an inline config");
-  }
-  if (
-    typeof s.base !== "string" &&
-    (typeof s.base !== "object" || s.base === null || Array.isArray(s.base))
-  ) {
-    fail("base", "expected a path string or an object");
-  }
+  const need = (v: unknown, path: string, what: string) => v === undefined && fail(path, what);
+  need(s.base, "base", "required: a config path (relative to the sweep file) or an inline config");
   const paths = configPaths(app.config.schema);
   const checkAxis = (where: string, path: string) => {
     if (path === "seed") fail(where, 'use "seeds" to repeat points over seeds');
-    if (!paths.includes(path)) fail(where, `"${path}" is not a config field${hint(path, paths)}`);
+    if (!paths.includes(path)) {
+      fail(where, `"${path}" is not a config field${didYouMean(path, paths)}`);
+    }
   };
-  if (s.grid !== undefined) {
-    if (typeof s.grid !== "object" || s.grid === null || Array.isArray(s.grid)) {
-      fail("grid", "expected an object of path: [values]");
-    }
-    if (Object.keys(s.grid as object).length === 0) {
-      fail("grid", 'expected at least one axis, e.g. { "optimizer.learningRate": [1e-4, 1e-3] }');
-    }
-    for (const [path, values] of Object.entries(s.grid as Record<string, unknown>)) {
-      checkAxis(`grid.${path}`, path);
-      if (!Array.isArray(values) || values.length === 0) {
-        fail(`grid.${path}`, "expected a non-empty array of values");
-      }
-    }
+  if (s.grid && !Object.keys(s.grid).length) {
+    fail("grid", 'expected at least one axis, e.g. { "optimizer.learningRate": [1e-4, 1e-3] }');
   }
-  if (s.seeds !== undefined) {
-    const ok = Array.isArray(s.seeds) && s.seeds.length > 0 &&
-      s.seeds.every((x) => Number.isInteger(x) && x >= 0);
-    if (!ok) fail("seeds", "expected a non-empty array of integers >= 0");
-  }
-  if (s.random !== undefined) {
-    const r = s.random as Record<string, unknown>;
-    if (typeof r !== "object" || r === null) fail("random", "expected { samples, seed, ranges }");
-    for (const k of Object.keys(r)) {
-      if (!["samples", "seed", "ranges"].includes(k)) {
-        fail(`random.${k}`, `unknown key${hint(k, ["samples", "seed", "ranges"])}`);
-      }
-    }
-    if (!Number.isInteger(r.samples) || (r.samples as number) < 1) {
-      fail("random.samples", "expected an integer >= 1");
-    }
-    if (r.seed !== undefined && !Number.isInteger(r.seed)) {
-      fail("random.seed", "expected an integer");
-    }
-    if (typeof r.ranges !== "object" || r.ranges === null) {
-      fail("random.ranges", "expected an object of path: {min, max, scale}");
-    }
-    for (const [path, range] of Object.entries(r.ranges as Record<string, RandomRange>)) {
+  for (const path of Object.keys(s.grid ?? {})) checkAxis(`grid.${path}`, path);
+  if (s.random) {
+    need(s.random.samples, "random.samples", "required: how many samples, an integer >= 1");
+    need(s.random.ranges, "random.ranges", "required: config path -> {min, max, scale}");
+    for (const [path, r] of Object.entries(s.random.ranges)) {
       checkAxis(`random.ranges.${path}`, path);
-      if (
-        typeof range?.min !== "number" || typeof range?.max !== "number" ||
-        !(range.min <= range.max)
-      ) {
+      if (r.min === undefined || r.max === undefined || !(r.min <= r.max)) {
         fail(`random.ranges.${path}`, "expected { min, max } numbers with min <= max");
       }
-      if (range.scale !== undefined && !["linear", "log", "int"].includes(range.scale)) {
-        fail(
-          `random.ranges.${path}.scale`,
-          `"${range.scale}" is not allowed; allowed: linear, log, int`,
-        );
-      }
-      if (range.scale === "log" && range.min <= 0) {
+      if (r.scale === "log" && r.min <= 0) {
         fail(`random.ranges.${path}`, "a log range needs min > 0");
       }
     }
   }
-  if (s.search !== undefined) {
-    const h = s.search as Record<string, unknown>;
-    const keys = ["method", "metric", "eta", "rungs", "resource", "order"];
-    if (typeof h !== "object" || h === null) {
-      fail("search", "expected { method, metric, eta, rungs }");
+  const h = s.search;
+  if (h) {
+    for (const k of ["method", "metric", "eta", "rungs"] as const) {
+      need(h[k], `search.${k}`, "required (see configs/sweeps/schema.json)");
     }
-    for (const k of Object.keys(h)) {
-      if (!keys.includes(k)) {
-        fail(`search.${k}`, `unknown key${hint(k, keys)}; allowed: ${keys.join(", ")}`);
-      }
-    }
-    if (h.method !== "halving") {
-      fail("search.method", `"${h.method}" is not allowed; allowed: halving`);
-    }
-    if (!rankMetrics.includes(h.metric as string)) {
-      fail(
-        "search.metric",
-        `"${h.metric}" is not allowed${hint(String(h.metric), rankMetrics)}; allowed: ${
-          rankMetrics.join(", ")
-        }`,
-      );
-    }
-    if (!Number.isInteger(h.eta) || (h.eta as number) < 2) {
-      fail("search.eta", "expected an integer >= 2");
-    }
-    const rungs = h.rungs as number[];
-    if (
-      !Array.isArray(rungs) || rungs.length < 2 ||
-      !rungs.every((x, i) => Number.isInteger(x) && x > 0 && (i === 0 || x > rungs[i - 1]))
-    ) {
+    if (h.rungs.length < 2 || !h.rungs.every((x, i) => i === 0 || x > h.rungs[i - 1])) {
       fail("search.rungs", "expected at least two increasing integers > 0, e.g. [100, 300, 900]");
     }
-    if (h.order !== undefined && h.order !== "shuffled" && h.order !== "given") {
-      fail("search.order", `"${h.order}" is not allowed; allowed: shuffled, given`);
-    }
-    const resource = (h.resource as string | undefined) ?? app.sweep.resource;
+    const resource = h.resource ?? app.sweep.resource;
     if (!resource) fail("search.resource", "required: the config field the rungs set");
     checkAxis("search.resource", resource!);
   }
-  if (s.rank !== undefined) {
-    const r = s.rank as Record<string, unknown>;
-    if (!rankMetrics.includes(r?.metric as string)) {
-      fail(
-        "rank.metric",
-        `"${r?.metric}" is not allowed${hint(String(r?.metric), rankMetrics)}; allowed: ${
-          rankMetrics.join(", ")
-        }`,
-      );
-    }
-    if (r.order !== undefined && r.order !== "asc" && r.order !== "desc") {
-      fail("rank.order", "allowed: asc, desc");
-    }
-  }
-  if (s.name !== undefined && (typeof s.name !== "string" || !/^[A-Za-z0-9._-]+$/.test(s.name))) {
+  if (s.rank) need(s.rank.metric, "rank.metric", "required: the figure points are ranked by");
+  if (s.name !== undefined && !/^[A-Za-z0-9._-]+$/.test(s.name)) {
     fail("name", "letters, digits, '.', '_', '-' only");
   }
-  return s as SweepSpec;
+}
+
+/**
+ * Checks a sweep file against {@link sweepSchema} and {@link checkSweep}; every error names
+ * the path and what is allowed. Returns the file's spec as written (defaults not filled in,
+ * so a sweep record's spec stays the file's).
+ */
+export function validateSweep(raw: unknown, src: string, app: App): SweepSpec {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${src}: (top): a sweep must be a JSON object`);
+  }
+  const { $schema: _schema, ...spec } = raw as Record<string, unknown>;
+  validate(sweepSchema(app.sweep), spec, "", src);
+  checkSweep(spec as SweepSpec, src, app);
+  return spec as SweepSpec;
 }
 
 /**

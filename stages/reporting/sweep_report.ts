@@ -8,22 +8,9 @@ import type { PointRecord } from "../../pipeline/sweep/record.ts";
 import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";
 import { esc, fmt, PAGE_STYLE } from "./html.ts";
-import type { HistoryRow } from "../vocabulary.ts";
+import { type HistoryRow, RANK_METRICS } from "../vocabulary.ts";
 
-/** The metrics a sweep can be ranked by (the keys of {@link PointFigures}). */
-export const RANK_METRICS = [
-  "frechet",
-  "classifierScore",
-  "classesCovered",
-  "klToUniform",
-  "dReal",
-  "dFake",
-  "gap",
-  "bestFrechet",
-  "tailFrechet",
-  "goalMarksMet",
-  "goalMiss",
-] as const;
+export { RANK_METRICS } from "../vocabulary.ts";
 
 /** The figures a point is ranked by, from its evaluate stage's summary. */
 export interface PointFigures {

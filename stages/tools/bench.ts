@@ -18,8 +18,8 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { type BackendName, cpuModel, selectBackend } from "../../pipeline/backends/mod.ts";
-import { loadBlas } from "../../pipeline/backends/blas.ts";
+import { type BackendName, cpuModel, selectBackend } from "../backends/mod.ts";
+import { loadBlas } from "../backends/blas.ts";
 import { resolveConfig } from "../schema.ts";
 import { Rng } from "../../pipeline/rng.ts";
 import { adversarialIterations } from "../training/loop.ts";
@@ -95,7 +95,7 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
   }
   console.log(
     JSON.stringify({
-      backend: choice.runtime.backend,
+      backend: choice.runtime.facts.backend,
       notes: choice.notes,
       times,
       tensors: tf.memory().numTensors,
@@ -115,8 +115,8 @@ async function loopWorker(iters: number, flush: boolean) {
   await adversarialIterations(gan, cfg.adversarial, { train, dim, to: iters, history });
   console.log(
     JSON.stringify({
-      backend: choice.runtime.backend,
-      denormals: choice.runtime.denormals,
+      backend: choice.runtime.facts.backend,
+      denormals: choice.runtime.facts.denormals,
       notes: choice.notes,
       times: history.map((r) => r.seconds),
     }),
@@ -407,8 +407,8 @@ async function main() {
   const fast = await selectBackend("fast-cpu");
   const machine = {
     cpu: cpuModel(),
-    backend: fast.runtime.backend,
-    denormals: fast.runtime.denormals,
+    backend: fast.runtime.facts.backend,
+    denormals: fast.runtime.facts.denormals,
     notes: fast.notes,
   };
   console.log(`CPU: ${machine.cpu}`);

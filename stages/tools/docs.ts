@@ -11,11 +11,22 @@
  * ```
  */
 import { defaultsOf, type Field, toJsonSchema } from "../../pipeline/schema.ts";
+import { sweepSchema } from "../../pipeline/sweep/spec.ts";
+import { DEFAULT_RANK, RANK_METRICS } from "../vocabulary.ts";
 import { CONFIG_SCHEMA } from "../schema.ts";
 
 /** The published JSON Schema's text. */
 export function schemaText(): string {
   return JSON.stringify(toJsonSchema(CONFIG_SCHEMA), null, 2) + "\n";
+}
+
+/** `configs/sweeps/schema.json`: the sweep file's JSON Schema, for editors. */
+export function sweepSchemaText(): string {
+  const schema = toJsonSchema(
+    sweepSchema({ rankMetrics: RANK_METRICS, defaultRank: DEFAULT_RANK }),
+  );
+  delete (schema.properties as Record<string, unknown>).extends; // sweep files do not extend
+  return JSON.stringify(schema, null, 2) + "\n";
 }
 
 function defaultText(field: Field): string {
@@ -80,6 +91,7 @@ export function withReference(page: string, table = configReference()): string {
 if (import.meta.main) {
   const root = new URL("../../", import.meta.url);
   await Deno.writeTextFile(new URL("configs/schema.json", root), schemaText());
+  await Deno.writeTextFile(new URL("configs/sweeps/schema.json", root), sweepSchemaText());
   const page = new URL("docs/config-reference.md", root);
   await Deno.writeTextFile(page, withReference(await Deno.readTextFile(page)));
 }

@@ -20,7 +20,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Config } from "../schema.ts";
-import type { AdamConsts } from "../../pipeline/backends/adam_simd.ts";
+import type { AdamConsts } from "../backends/adam_simd.ts";
 
 /** Adam hyperparameters. */
 export type AdamOptions = Pick<

@@ -3,8 +3,8 @@
  * with parameters living in its memory; elsewhere the portable JS engine.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { SimdAdamArena, simdAvailable } from "../../pipeline/backends/adam_simd.ts";
-import { FAST_CPU, liveValues, rehome } from "../../pipeline/backends/fast_cpu.ts";
+import { SimdAdamArena, simdAvailable } from "../backends/adam_simd.ts";
+import { FAST_CPU, liveValues, rehome } from "../backends/fast_cpu.ts";
 import { type AdamConsts, type AdamEngine, JsAdamEngine } from "./adam.ts";
 
 /** The SIMD engine: one pass over memory per variable, parameters updated in place. */

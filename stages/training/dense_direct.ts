@@ -20,7 +20,7 @@
  * assert(!directSupported("relu", "linear", "clipped"));
  * ```
  */
-import type { Sgemm } from "../../pipeline/backends/blas.ts";
+import type { Sgemm } from "../backends/blas.ts";
 import type { Activation } from "../schema.ts";
 import type { Rng } from "../../pipeline/rng.ts";
 import type { Net } from "./nets.ts";

@@ -18,7 +18,7 @@ import "@tensorflow/tfjs-layers";
 import type { Config, CounterfeiterLoss } from "../schema.ts";
 import { StageError } from "../../pipeline/errors.ts";
 import type { Rng } from "../../pipeline/rng.ts";
-import { FAST_CPU, fastCpuSgemm } from "../../pipeline/backends/fast_cpu.ts";
+import { FAST_CPU, fastCpuSgemm } from "../backends/fast_cpu.ts";
 import { Adam } from "./adam.ts";
 import { copyRows, fitEpoch, gatherRows, trainStep } from "./fit.ts";
 import {

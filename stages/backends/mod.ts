@@ -15,8 +15,8 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { StageError } from "../errors.ts";
-import type { RuntimeFacts } from "../stage.ts";
+import { StageError } from "../../pipeline/errors.ts";
+import type { Runtime } from "../../pipeline/stage.ts";
 import { blasLoaded } from "./blas.ts";
 export { cpuModel } from "./cpu_info.ts";
 import { registerFastCpu } from "./fast_cpu.ts";
@@ -33,8 +33,24 @@ export interface BackendChoice {
   reason: string;
   /** Notes on what was tried and not found. */
   notes: string[];
-  /** The facts that go into tensor stages' cache keys. */
-  runtime: RuntimeFacts;
+  /**
+   * What the tensor stages compute on, as the engine takes it: the facts that go into their
+   * cache keys (the engine, kernel family and threads, tfjs version, denormal mode) and this
+   * module, whose import graph (every backend's kernels) is code of those stages.
+   */
+  runtime: Runtime & { facts: TensorFacts };
+}
+
+/** The facts that change a tensor stage's numbers. */
+export interface TensorFacts {
+  /**
+   * The engine and whatever in it rounds differently: `fast-cpu/openblas-SkylakeX-t2/r1` is
+   * fast-cpu with OpenBLAS's SkylakeX kernels on 2 threads, kernel revision 1.
+   */
+  backend: string;
+  tfjs: string;
+  /** `flush`: denormals flush to zero (FTZ/DAZ); `ieee`: they do not (off, or unsupported). */
+  denormals: "flush" | "ieee";
 }
 
 /** The tfjs version the pipeline was built with. */
@@ -163,9 +179,11 @@ export async function selectBackend(
     reason: choice.reason,
     notes,
     runtime: {
-      backend: choice.kernels ? `${choice.name}/${choice.kernels}` : choice.name,
-      tfjs: TFJS_VERSION,
-      denormals: fp.denormals,
+      facts: {
+        backend: choice.kernels ? `${choice.name}/${choice.kernels}` : choice.name,
+        tfjs: TFJS_VERSION,
+        denormals: fp.denormals,
+      },
       // this module's import graph holds every backend's kernels: it is code of tensor stages
       modules: [import.meta.url],
     },
