@@ -40,13 +40,18 @@ export interface SweepApp {
   /** The config field a halving search's rungs set by default (a length: iterations). */
   resource?: string;
   /** Writes the sweep report into `dir`; returns its path. */
-  writeReport(
-    dir: string,
-    name: string,
-    points: PointRecord[],
-    rank: { metric: string; order: "asc" | "desc" },
-    cacheRoot: string,
-  ): Promise<string>;
+  writeReport(report: SweepReport): Promise<string>;
+}
+
+/** What a sweep report is written from. */
+export interface SweepReport {
+  /** The sweep's folder (the report goes here). */
+  dir: string;
+  name: string;
+  points: PointRecord[];
+  rank: { metric: string; order: "asc" | "desc" };
+  /** The cache's folder (`<results>/cache`), where the points' entries are. */
+  cacheRoot: string;
 }
 
 /**

@@ -17,7 +17,14 @@
  */
 import { basename, dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
-import type { EngineConfig, Field, ObjectField } from "./schema.ts";
+import type {
+  EngineConfig,
+  Field,
+  JsonField,
+  ListField,
+  ObjectField,
+  RecordField,
+} from "./schema.ts";
 import { META_KEYS } from "./schema.ts";
 
 /** What an application gives the engine to load its configs. */
@@ -196,33 +203,17 @@ function range(f: { min?: number; max?: number; above?: number }): string {
   return parts.join(" and ");
 }
 
-/** Validates a value against a field and fills defaults; throws a ConfigError naming the path. */
-export function validate(field: Field, value: unknown, path: string, src: string): unknown {
+/** The free-form kinds: records, lists and any JSON (the sweep file's axes and base). */
+function validateCollection(
+  field: RecordField | ListField | JsonField,
+  value: unknown,
+  path: string,
+  src: string,
+): unknown {
   const fail = (what: string): never => {
     throw new ConfigError(`${src}: ${path}: ${what}`, { path, problem: what });
   };
   switch (field.kind) {
-    case "object": {
-      if (value === undefined) value = {};
-      if (!isObject(value)) fail(`expected an object, got ${describe(value)}`);
-      const obj = value as JsonObject;
-      const names = Object.keys(field.fields);
-      for (const k of Object.keys(obj)) {
-        if (!(k in field.fields)) {
-          const where = path ? `${path}.${k}` : k;
-          const problem = `unknown key${didYouMean(k, names)}; allowed here: ${names.join(", ")}`;
-          throw new ConfigError(`${src}: ${where}: ${problem}`, { path: where, problem });
-        }
-      }
-      const out: Record<string, unknown> = {};
-      for (const [k, f] of Object.entries(field.fields)) {
-        out[k] = validate(f, obj[k], path ? `${path}.${k}` : k, src);
-      }
-      return out;
-    }
-    case "nullable":
-      if (value === undefined || value === null) return null;
-      return validate(field.inner, value, path, src);
     case "record": {
       if (value === undefined) value = {};
       if (!isObject(value)) fail(`expected an object, got ${describe(value)}`);
@@ -253,6 +244,40 @@ export function validate(field: Field, value: unknown, path: string, src: string
       }
       return value;
     }
+  }
+}
+
+/** Validates a value against a field and fills defaults; throws a ConfigError naming the path. */
+export function validate(field: Field, value: unknown, path: string, src: string): unknown {
+  const fail = (what: string): never => {
+    throw new ConfigError(`${src}: ${path}: ${what}`, { path, problem: what });
+  };
+  switch (field.kind) {
+    case "object": {
+      if (value === undefined) value = {};
+      if (!isObject(value)) fail(`expected an object, got ${describe(value)}`);
+      const obj = value as JsonObject;
+      const names = Object.keys(field.fields);
+      for (const k of Object.keys(obj)) {
+        if (!(k in field.fields)) {
+          const where = path ? `${path}.${k}` : k;
+          const problem = `unknown key${didYouMean(k, names)}; allowed here: ${names.join(", ")}`;
+          throw new ConfigError(`${src}: ${where}: ${problem}`, { path: where, problem });
+        }
+      }
+      const out: Record<string, unknown> = {};
+      for (const [k, f] of Object.entries(field.fields)) {
+        out[k] = validate(f, obj[k], path ? `${path}.${k}` : k, src);
+      }
+      return out;
+    }
+    case "nullable":
+      if (value === undefined || value === null) return null;
+      return validate(field.inner, value, path, src);
+    case "record":
+    case "list":
+    case "json":
+      return validateCollection(field, value, path, src);
     case "int":
     case "number": {
       if (value === undefined) return field.default;

@@ -46,12 +46,18 @@ export function exitCodeOf(err: unknown): number {
   return 1;
 }
 
+/** Whether an error (or its message) says the disk is full. */
+export function isDiskFull(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /No space left on device|ENOSPC|os error 28/i.test(msg);
+}
+
 /** One line for the user: the message, without a stack, with known OS errors explained. */
 export function describeError(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return `file not found: ${err.message}`;
   if (err instanceof Error) {
     const msg = err.message.split("\n")[0];
-    if (/No space left on device|ENOSPC/i.test(err.message)) {
+    if (isDiskFull(err)) {
       return `disk full: ${msg} (free some space, or point --results at another disk)`;
     }
     if (err instanceof Deno.errors.PermissionDenied) return `permission denied: ${msg}`;

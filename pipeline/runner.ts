@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import type { EngineConfig } from "./schema.ts";
-import { StageError, UsageError } from "./errors.ts";
+import { isDiskFull, StageError, UsageError } from "./errors.ts";
 import { hashValue } from "./hash.ts";
 import {
   type PlanContext,
@@ -206,14 +206,12 @@ async function verifyInputs<C extends EngineConfig>(
 
 /** Uses a cached entry (the caller holds it against gc until the run ends). */
 function useCached<C extends EngineConfig>(
-  st: RunState<C>,
   stage: Stage<C>,
   plan: StagePlan,
-  meta: EntryMeta,
-  why: string,
+  { meta, why, progress }: { meta: EntryMeta; why: string; progress: Progress },
 ): StageOutcome {
   const key = plan.key!;
-  st.progress.log(`[${stage.name}] ${why === "cached" ? "cached" : why} (${key.slice(0, 12)})`);
+  progress.log(`[${stage.name}] ${why === "cached" ? "cached" : why} (${key.slice(0, 12)})`);
   return {
     record: {
       stage: stage.name,
@@ -263,7 +261,8 @@ async function build<C extends EngineConfig>(
   if (!release) {
     await holdEntry(st, stage.name, key);
     const meta = await store.meta(stage.name, key);
-    return useCached(st, stage, plan, meta!, "cached (computed by another process)");
+    const why = "cached (computed by another process)";
+    return useCached(stage, plan, { meta: meta!, why, progress: st.progress });
   }
   try {
     if (!forced) await setAsideDamaged(st, stage, key);
@@ -324,7 +323,7 @@ async function build<C extends EngineConfig>(
 /** The error a failed stage ends the run with: it names the stage and, where it can, the fix. */
 function failureError(failure: unknown, stage: string): Error {
   let msg = failure instanceof Error ? failure.message : String(failure);
-  const full = /os error 28|No space left/.test(msg);
+  const full = isDiskFull(failure);
   if (failure instanceof Deno.errors.NotFound || full) {
     msg = `${msg.split("\n")[0]}; ${
       full
@@ -426,7 +425,13 @@ async function runStage<C extends EngineConfig>(
       // held before it is read again, so gc cannot take it between the plan and its use
       await holdEntry(st, stage.name, plan.key!);
       const check = await st.ctx.store.check(stage.name, plan.key!);
-      if (check.state === "ok") return useCached(st, stage, plan, check.meta, plan.reason);
+      if (check.state === "ok") {
+        return useCached(stage, plan, {
+          meta: check.meta,
+          why: plan.reason,
+          progress: st.progress,
+        });
+      }
       releaseEntry(st, stage.name, plan.key!); // damaged or gone meanwhile: rebuilt below
     }
     await verifyInputs(st, stage, done);

@@ -42,11 +42,15 @@ function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
 
 /** Scores images against reference features with the classifier. */
 export function scoreImages(
-  classifier: Net,
   images: Float32Array,
-  refFeatures: Float32Array,
-  dim: number,
-  coveredShare: number,
+  { classifier, refFeatures, dim, coveredShare }: {
+    classifier: Net;
+    /** The classifier's features of the real test images. */
+    refFeatures: Float32Array;
+    dim: number;
+    /** The share of samples that makes a class covered. */
+    coveredShare: number;
+  },
 ): ImageMetrics {
   const n = images.length / dim;
   const f = featuresOf(classifier, images, dim);
@@ -87,6 +91,14 @@ interface ScoreContext {
   outDir: string;
 }
 
+/** What {@link scoreImages} needs from the context. */
+const scorer = (ctx: ScoreContext) => ({
+  classifier: ctx.classifier,
+  refFeatures: ctx.refFeatures,
+  dim: ctx.dim,
+  coveredShare: ctx.cfg.evaluate.coveredShare,
+});
+
 /** The reference: real train images scored against the real test images, and the real grid. */
 async function scoreReference(ctx: ScoreContext, trainPath: string): Promise<ImageMetrics> {
   const { cfg, dim, n } = ctx;
@@ -99,7 +111,7 @@ async function scoreReference(ctx: ScoreContext, trainPath: string): Promise<Ima
     join(ctx.outDir, "grids", "real.png"),
     gridPng(ctx.realTest, side, Math.min(GRID_IMAGES, n)),
   );
-  return scoreImages(ctx.classifier, realTrain, ctx.refFeatures, dim, cfg.evaluate.coveredShare);
+  return scoreImages(realTrain, scorer(ctx));
 }
 
 /** The adversarial entry's checkpoints in order, then its final networks. */
@@ -134,13 +146,7 @@ async function scoreCheckpoint(
     const raw = generate(g, noise, nd);
     const unit = toUnitScale(raw, g.pixelScale);
     const { clipped, outside } = clip01(unit);
-    const metrics = scoreImages(
-      ctx.classifier,
-      clipped,
-      ctx.refFeatures,
-      dim,
-      cfg.evaluate.coveredShare,
-    );
+    const metrics = scoreImages(clipped, scorer(ctx));
     const row: CheckpointMetrics = {
       iteration: p.iteration,
       dReal: meanD(d, fromUnitScale(ctx.realTest, d.pixelScale), dim),

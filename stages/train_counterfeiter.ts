@@ -41,12 +41,10 @@ export const trainCounterfeiterStage: Stage<Config> = {
       const streams = streamsFor(cfg, "warmup");
       streams.shuffle = new Rng(cfg.seed, STREAM.warmupCounterfeiterShuffle);
       const gan = makeGan(fitOnly(cfg, "counterfeiter"), g, d, streams);
-      const fit = fitCounterfeiter(
-        gan,
-        noise,
-        cfg.warmup.fitBatchSize,
-        cfg.adversarial.policeDropoutInCounterfeiterStep,
-      );
+      const fit = fitCounterfeiter(gan, noise, {
+        batchSize: cfg.warmup.fitBatchSize,
+        policeDropout: cfg.adversarial.policeDropoutInCounterfeiterStep,
+      });
       const dim = d.layers[0].W.shape[0];
       const summary = {
         counterfeiterLoss: fit.loss,

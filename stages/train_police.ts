@@ -47,7 +47,7 @@ export const trainPoliceStage: Stage<Config> = {
       const noise = streams.data.normals(b * cfg.model.noiseDim);
       const fakes = generate(g, noise, cfg.model.noiseDim);
       const real = fromUnitScale(train.data.subarray(0, b * dim), cfg.model.pixelScale);
-      const fit = fitPolice(gan, real, fakes, dim, cfg.warmup.fitBatchSize);
+      const fit = fitPolice(gan, real, fakes, { dim, batchSize: cfg.warmup.fitBatchSize });
       const summary = {
         policeLoss: fit.loss,
         steps: fit.steps,

@@ -3,14 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Rng } from "../pipeline/rng.ts";
 import { verifyCache } from "../pipeline/verify_cli.ts";
-import { cli, cliSpawn, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
-
-async function tinyRun(extra: Record<string, unknown> = {}) {
-  const dir = await Deno.makeTempDir();
-  const files = await writeIdxFiles(dir);
-  const cfg = await writeConfig(dir, "tiny", tinyConfig(files, extra));
-  return { dir, cfg, results: join(dir, "results") };
-}
+import { cli, cliSpawn, tinyRun } from "./helpers.ts";
 
 async function entryDir(results: string, stage: string): Promise<string> {
   for await (const e of Deno.readDir(join(results, "cache", stage))) {

@@ -96,10 +96,10 @@ Deno.test("meanD and generate agree with tfjs's inference forward", async () => 
   assert.deepEqual(Array.from(fa), Array.from(fb));
   assert.equal(meanD(a.d, fa, 784), meanD(b.d, fb, 784));
   // a step later both still agree
-  fitPolice(a, fa, fa, 784, 16);
-  fitPolice(b, fb, fb, 784, 16);
-  fitCounterfeiter(a, noise, 16, false);
-  fitCounterfeiter(b, noise, 16, false);
+  fitPolice(a, fa, fa, { dim: 784, batchSize: 16 });
+  fitPolice(b, fb, fb, { dim: 784, batchSize: 16 });
+  fitCounterfeiter(a, noise, { batchSize: 16 });
+  fitCounterfeiter(b, noise, { batchSize: 16 });
   assert.equal(meanD(a.d, fa, 784), meanD(b.d, fb, 784));
   await selectBackend("cpu");
 });

@@ -339,8 +339,8 @@ Deno.test("a short training run on fast-cpu, wasm and stock cpu agree to float32
     const real = new Rng(3).uniforms(64 * 36), fake = new Rng(4).uniforms(64 * 36);
     const losses = [];
     for (let i = 0; i < 3; i++) {
-      losses.push(fitPolice(gan, real, fake, 36, 16).loss);
-      losses.push(fitCounterfeiter(gan, new Rng(5 + i).normals(64 * 4), 16, false).loss);
+      losses.push(fitPolice(gan, real, fake, { dim: 36, batchSize: 16 }).loss);
+      losses.push(fitCounterfeiter(gan, new Rng(5 + i).normals(64 * 4), { batchSize: 16 }).loss);
     }
     const weights = variablesOf(g).concat(variablesOf(d)).map((v) =>
       Float32Array.from(v.dataSync() as Float32Array)

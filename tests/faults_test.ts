@@ -4,14 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, cliSpawn, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
-
-async function tinyRun(extra: Record<string, unknown> = {}) {
-  const dir = await Deno.makeTempDir();
-  const files = await writeIdxFiles(dir);
-  const cfg = await writeConfig(dir, "tiny", tinyConfig(files, extra));
-  return { dir, cfg, results: join(dir, "results") };
-}
+import { cli, cliSpawn, tinyRun } from "./helpers.ts";
 
 /** The one sealed entry of a stage (the test runs make one each, unless said). */
 async function entries(results: string, stage: string): Promise<string[]> {

@@ -99,7 +99,7 @@ Deno.test("the counterfeiter step changes no police weight and draws no dropout;
   const before = variablesOf(d).map((v) => v.dataSync().slice());
   const gBefore = variablesOf(g).map((v) => v.dataSync().slice());
   const dropState = JSON.stringify(gan.streams.dropout.state());
-  fitCounterfeiter(gan, new Rng(3).normals(32 * 2), 8, false);
+  fitCounterfeiter(gan, new Rng(3).normals(32 * 2), { batchSize: 8 });
   variablesOf(d).forEach((v, i) => assert.deepEqual(v.dataSync(), before[i]));
   assert.ok(variablesOf(g).some((v, i) => v.dataSync().some((x, j) => x !== gBefore[i][j])));
   assert.equal(
@@ -108,11 +108,11 @@ Deno.test("the counterfeiter step changes no police weight and draws no dropout;
     "dropout ran in the counterfeiter step",
   );
   // the knob turns it on
-  fitCounterfeiter(gan, new Rng(3).normals(32 * 2), 8, true);
+  fitCounterfeiter(gan, new Rng(3).normals(32 * 2), { batchSize: 8, policeDropout: true });
   assert.notEqual(JSON.stringify(gan.streams.dropout.state()), dropState);
   // the police step uses dropout: its masks come from the dropout stream
   const s2 = JSON.stringify(gan.streams.dropout.state());
-  fitPolice(gan, toyData(16, new Rng(4)), toyData(16, new Rng(5)), 4, 8);
+  fitPolice(gan, toyData(16, new Rng(4)), toyData(16, new Rng(5)), { dim: 4, batchSize: 8 });
   assert.notEqual(JSON.stringify(gan.streams.dropout.state()), s2);
 });
 
@@ -130,10 +130,13 @@ Deno.test("Keras semantics: a fit on 1000 rows with fitBatchSize 32 takes exactl
   const cfg = await toyConfig();
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
-  const res = fitPolice(gan, toyData(500, new Rng(1)), toyData(500, new Rng(2)), 4, 32);
+  const res = fitPolice(gan, toyData(500, new Rng(1)), toyData(500, new Rng(2)), {
+    dim: 4,
+    batchSize: 32,
+  });
   assert.equal(res.steps, 32);
   assert.equal(gan.optD.t, 32);
-  const cf = fitCounterfeiter(gan, new Rng(3).normals(500 * 2), 32, false);
+  const cf = fitCounterfeiter(gan, new Rng(3).normals(500 * 2), { batchSize: 32 });
   assert.equal(cf.steps, 16);
   assert.equal(gan.optG.t, 16);
   const sizes: number[] = [];
@@ -162,7 +165,9 @@ Deno.test("on a two-cluster toy problem the game learns: D(fake) moves toward D(
   // the lecture's warm-up, made stronger: the police first learns to tell the two apart
   const z0 = new Rng(6).normals(64 * 2);
   const fakes0 = forward(gan.g, tf.tensor2d(z0, [64, 2])).dataSync() as Float32Array;
-  for (let i = 0; i < 20; i++) fitPolice(gan, train.subarray(0, 64 * 4), fakes0, 4, 16);
+  for (let i = 0; i < 20; i++) {
+    fitPolice(gan, train.subarray(0, 64 * 4), fakes0, { dim: 4, batchSize: 16 });
+  }
   const gapStart = meanD(gan.d, train.subarray(0, 256 * 4), 4) - meanD(gan.d, fakes0, 4);
   const distStart = dist();
   const history: HistoryRow[] = [];

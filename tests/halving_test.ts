@@ -10,17 +10,35 @@ const st = (figures: (number | null)[], busy = false) => ({ figures, busy });
 
 Deno.test("ASHA: promote the best of the top 1/eta at the highest rung, else start a new point", () => {
   // nothing finished: start point 0
-  assert.deepEqual(nextJob([st([]), st([])], 3, 3, false), { point: 0, rung: 0 });
+  assert.deepEqual(nextJob([st([]), st([])], { rungs: 3, eta: 3, higherIsBetter: false }), {
+    point: 0,
+    rung: 0,
+  });
   // two finished rung 0: floor(2/3) = 0 promotions, so a fresh point
-  assert.deepEqual(nextJob([st([4]), st([2]), st([])], 3, 3, false), { point: 2, rung: 0 });
+  assert.deepEqual(
+    nextJob([st([4]), st([2]), st([])], { rungs: 3, eta: 3, higherIsBetter: false }),
+    { point: 2, rung: 0 },
+  );
   // three finished, the best (2) is promoted; higher-is-better promotes the 9
   const three = [st([4]), st([2]), st([9])];
-  assert.deepEqual(nextJob(three, 3, 3, false), { point: 1, rung: 1 });
-  assert.deepEqual(nextJob(three, 3, 3, true), { point: 2, rung: 1 });
+  assert.deepEqual(nextJob(three, { rungs: 3, eta: 3, higherIsBetter: false }), {
+    point: 1,
+    rung: 1,
+  });
+  assert.deepEqual(nextJob(three, { rungs: 3, eta: 3, higherIsBetter: true }), {
+    point: 2,
+    rung: 1,
+  });
   // a busy or already promoted point is not promoted again; promotions at higher rungs first
-  assert.equal(nextJob([st([4]), st([2], true), st([9])], 3, 3, false), null);
+  assert.equal(
+    nextJob([st([4]), st([2], true), st([9])], { rungs: 3, eta: 3, higherIsBetter: false }),
+    null,
+  );
   const six = [st([1, 5]), st([2, 3]), st([3, 4]), st([4]), st([5]), st([6])];
-  assert.deepEqual(nextJob(six, 3, 3, false), { point: 1, rung: 2 });
+  assert.deepEqual(nextJob(six, { rungs: 3, eta: 3, higherIsBetter: false }), {
+    point: 1,
+    rung: 2,
+  });
 });
 
 Deno.test("new points start in a seeded shuffle of the grid, the same on every resume; 'given' keeps the file's order", () => {
@@ -33,7 +51,10 @@ Deno.test("new points start in a seeded shuffle of the grid, the same on every r
   assert.deepEqual(startOrder(points, "given"), points.map((_, i) => i));
   // nextJob starts the first point in the order that has not started
   const states = [st([]), st([]), st([], true), st([])];
-  assert.deepEqual(nextJob(states, 3, 3, false, [2, 3, 0, 1]), { point: 3, rung: 0 });
+  assert.deepEqual(
+    nextJob(states, { rungs: 3, eta: 3, higherIsBetter: false, order: [2, 3, 0, 1] }),
+    { point: 3, rung: 0 },
+  );
 });
 
 Deno.test("halving specs are validated like the rest of a sweep file", () => {

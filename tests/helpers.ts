@@ -108,6 +108,26 @@ export async function cli(args: string[], opts: { env?: Record<string, string> }
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** Runs `sweep` through the CLI in a subprocess (every permission: sweeps start points). */
+export async function sweepCli(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", ...args],
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+/** A tiny config over generated files in a new folder, and where its results go. */
+export async function tinyRun(extra: Record<string, unknown> = {}) {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(dir, "tiny", tinyConfig(files, extra));
+  return { dir, cfg, files, results: join(dir, "results") };
+}
+
 /** Starts the CLI in the background (for kill tests). */
 export function cliSpawn(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {

@@ -1,8 +1,7 @@
 /** Bad input gets one line naming the field or file and the fix, exit 2, and creates nothing. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
-import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
+import { cli, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 const exists = async (p: string) => {
   try {
@@ -12,17 +11,6 @@ const exists = async (p: string) => {
     return false;
   }
 };
-
-async function sweepCli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_PERMISSIONS, "--allow-run", join(ROOT, "stages/app.ts"), "sweep", ...args],
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 async function setup() {
   const dir = await Deno.makeTempDir();

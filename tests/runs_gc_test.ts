@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cli, ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { RUN_PERMISSIONS, SWEEP_PERMISSIONS } from "../pipeline/sweep/point.ts";
 
 async function twoRuns() {
   const dir = await Deno.makeTempDir();
@@ -51,6 +52,13 @@ Deno.test("the deno.json tasks runs, diff, verify and gc start with the permissi
     }).output();
     assert.equal(out.code, 0, `${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
   }
+});
+
+Deno.test("the permissions of points and Slurm tasks are the deno.json run and sweep tasks'", async () => {
+  const { tasks } = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  const flags = (task: string) => task.split(" ").filter((w: string) => w.startsWith("--allow"));
+  assert.deepEqual(flags(tasks.run), [...RUN_PERMISSIONS]);
+  assert.deepEqual(flags(tasks.sweep), [...SWEEP_PERMISSIONS]);
 });
 
 Deno.test("gc removes only what no kept run uses, skips entries in use, and the kept run stays cached", async () => {

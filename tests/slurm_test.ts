@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { arraySpec } from "../pipeline/sweep/slurm.ts";
-import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { ROOT, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 function clusterUp(): boolean {
   try {
@@ -25,17 +25,6 @@ if (!up) {
   console.error(
     "slurm_test: no Slurm cluster answers (sinfo); skipping. Start one with sudo pipeline/sweep/local-cluster.sh start",
   );
-}
-
-async function sweepCli(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", ...args],
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
 async function setup() {

@@ -34,13 +34,13 @@ Deno.test("the report ranks the points, links each run and shows each failure's 
     point(1, { frechet: 10, dReal: 0.6, dFake: 0.5 }),
     point(2, null),
   ];
-  const path = await writeSweepReport(
+  const path = await writeSweepReport({
     dir,
-    "demo",
+    name: "demo",
     points,
-    { metric: "frechet", order: "asc" },
-    cache,
-  );
+    rank: { metric: "frechet", order: "asc" },
+    cacheRoot: cache,
+  });
   assert.equal(path, join(dir, "report.html"));
   const html = await Deno.readTextFile(path);
   assert.match(html, /<h1>Sweep demo<\/h1>/);
@@ -50,13 +50,16 @@ Deno.test("the report ranks the points, links each run and shows each failure's 
   assert.doesNotMatch(html, /<th>tailFrechet<\/th>/);
   // ranked by a figure the table has no column for: it gets one
   const byTail = await Deno.readTextFile(
-    await writeSweepReport(
+    await writeSweepReport({
       dir,
-      "demo",
-      [point(0, { frechet: 30, tailFrechet: 41.25 }), point(1, { frechet: 10, tailFrechet: 52.5 })],
-      { metric: "tailFrechet", order: "asc" },
-      cache,
-    ),
+      name: "demo",
+      points: [
+        point(0, { frechet: 30, tailFrechet: 41.25 }),
+        point(1, { frechet: 10, tailFrechet: 52.5 }),
+      ],
+      rank: { metric: "tailFrechet", order: "asc" },
+      cacheRoot: cache,
+    }),
   );
   assert.match(byTail, /<th>status<\/th><th>tailFrechet<\/th><th>Frechet<\/th>/);
   assert.ok(byTail.indexOf("p0-abc") < byTail.indexOf("p1-abc"), "ranked by tailFrechet");

@@ -5,7 +5,7 @@ import { ConfigError } from "../pipeline/errors.ts";
 import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
 import { expandSweep, validateSweep } from "../pipeline/sweep/spec.ts";
 import { APP } from "../stages/app.ts";
-import { ROOT, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { ROOT, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 Deno.test("grid expansion and random sampling are deterministic", () => {
   const spec = {
@@ -88,17 +88,6 @@ async function tinySetup(extra: Record<string, unknown> = {}) {
     }),
   );
   return { dir, base, results: join(dir, "results") };
-}
-
-async function sweepCli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", ...args],
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
 const entries = (results: string, stage: string) =>

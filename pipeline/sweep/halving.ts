@@ -16,7 +16,8 @@
  * import { nextJob } from "./halving.ts";
  * import assert from "node:assert/strict";
  * // three points finished rung 0 with figures 5, 3, 9 (lower is better), eta 3: promote the 3
- * const next = nextJob([[5], [3], [9]].map((f) => ({ figures: f, busy: false })), 2, 3, false);
+ * const points = [[5], [3], [9]].map((f) => ({ figures: f, busy: false }));
+ * const next = nextJob(points, { rungs: 2, eta: 3, higherIsBetter: false });
  * assert.deepEqual(next, { point: 1, rung: 1 });
  * ```
  */
@@ -57,10 +58,13 @@ export function startOrder(
  */
 export function nextJob(
   points: PointState[],
-  rungs: number,
-  eta: number,
-  higherIsBetter: boolean,
-  order: number[] = points.map((_, i) => i),
+  { rungs, eta, higherIsBetter, order = points.map((_, i) => i) }: {
+    /** How many rungs there are. */
+    rungs: number;
+    eta: number;
+    higherIsBetter: boolean;
+    order?: number[];
+  },
 ): { point: number; rung: number } | null {
   for (let r = rungs - 2; r >= 0; r--) {
     const done = points.map((p, i) => ({ p, i })).filter(({ p }) =>
@@ -87,11 +91,15 @@ export function nextJob(
  */
 export async function runHalving(
   records: PointRecord[],
-  h: HalvingSearch,
-  higherIsBetter: boolean,
-  jobs: number,
-  run: (r: PointRecord, rung: number) => Promise<number | null>,
-  onChange: () => Promise<void>,
+  { search: h, higherIsBetter, jobs, run, onChange }: {
+    search: HalvingSearch;
+    higherIsBetter: boolean;
+    /** Runs in flight at most. */
+    jobs: number;
+    run: (r: PointRecord, rung: number) => Promise<number | null>;
+    /** Called whenever a record changed (to save sweep.json). */
+    onChange: () => Promise<void>;
+  },
 ): Promise<{ spent: number; full: number }> {
   const states: PointState[] = records.map((r) => ({
     figures: [...(r.rungFigures ?? [])],
@@ -104,10 +112,7 @@ export async function runHalving(
     while (active.size < jobs) {
       const job = nextJob(
         states.map((s, i) => (failed.has(i) ? { ...s, busy: true } : s)),
-        h.rungs.length,
-        h.eta,
-        higherIsBetter,
-        order,
+        { rungs: h.rungs.length, eta: h.eta, higherIsBetter, order },
       );
       if (!job) break;
       const st = states[job.point];

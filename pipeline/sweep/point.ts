@@ -36,6 +36,14 @@ export const RUN_PERMISSIONS: readonly string[] = [
   "--allow-run=git",
 ];
 
+/**
+ * The permissions `deno task sweep` grants (deno.json): a run's, and starting processes (each
+ * point is one). A Slurm task runs with these.
+ */
+export const SWEEP_PERMISSIONS: readonly string[] = RUN_PERMISSIONS.map((p) =>
+  p === "--allow-run=git" ? "--allow-run" : p
+);
+
 /** Where and how a point runs. */
 export interface PointRun {
   /** The module URL (or path) of the application's command line. */

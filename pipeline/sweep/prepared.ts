@@ -152,13 +152,13 @@ export async function finish(s: PreparedSweep): Promise<number> {
       (s.app.sweep.higherIsBetter.includes(metric) ? "desc" as const : "asc" as const),
   };
   await s.save();
-  const report = await s.app.sweep.writeReport(
-    s.dir,
-    s.sweep.name,
-    s.records,
+  const report = await s.app.sweep.writeReport({
+    dir: s.dir,
+    name: s.sweep.name,
+    points: s.records,
     rank,
-    s.store.root,
-  );
+    cacheRoot: s.store.root,
+  });
   const failed = s.records.filter((r) => r.status === "failed").length;
   new Progress().log(
     `${s.records.length - failed} of ${s.records.length} points done${

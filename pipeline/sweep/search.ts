@@ -24,7 +24,7 @@ export async function runHalvingSearch(
   const resource = h.resource ?? s.app.sweep.resource!;
   await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
   const higher = s.app.sweep.higherIsBetter.includes(h.metric);
-  const { spent, full } = await runHalving(s.records, h, higher, exec.slots, async (r, rung) => {
+  const run = async (r: PointRecord, rung: number) => {
     const name = pointName(s, r);
     const at: PointRecord = { ...r, overrides: { ...r.overrides, [resource]: h.rungs[rung] } };
     r.status = "running";
@@ -38,7 +38,14 @@ export async function runHalvingSearch(
       }`,
     );
     return figure;
-  }, () => s.save()).finally(() => exec.close());
+  };
+  const { spent, full } = await runHalving(s.records, {
+    search: h,
+    higherIsBetter: higher,
+    jobs: exec.slots,
+    run,
+    onChange: () => s.save(),
+  }).finally(() => exec.close());
   progress.log(
     `halving spent ${spent} of the full grid's ${full} ${resource} (${
       (100 * spent / full).toFixed(0)

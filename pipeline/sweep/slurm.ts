@@ -21,7 +21,7 @@ import { StageError, UsageError } from "../errors.ts";
 import { Progress } from "../progress.ts";
 import { hostName, writeFileAtomic } from "../store.ts";
 import type { Executor } from "./executor.ts";
-import { readJson, runAndRecord } from "./point.ts";
+import { readJson, runAndRecord, SWEEP_PERMISSIONS } from "./point.ts";
 import { pointLine, pointName, type PreparedSweep } from "./prepared.ts";
 import type { Point, PointRecord } from "./record.ts";
 
@@ -175,13 +175,11 @@ export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<bo
   for await (const e of Deno.readDir(join(sdir, "seen"))) {
     await Deno.remove(join(sdir, "seen", e.name)).catch(() => {});
   }
-  const job = await submitJob(
-    s,
-    o,
-    todo.map((r) => ({ index: r.index, name: pointName(s, r), overrides: r.overrides })),
-    join(sdir, "job"),
-    s.sweep.name,
-  );
+  const job = await submitJob(s, o, {
+    tasks: todo.map((r) => ({ index: r.index, name: pointName(s, r), overrides: r.overrides })),
+    base: join(sdir, "job"),
+    jobName: s.sweep.name,
+  });
   await s.save();
   progress.log(
     `submitted Slurm job ${job.jobId}: ${todo.length} tasks (--array=${
@@ -244,9 +242,12 @@ export async function submitSlurm(s: PreparedSweep, o: SlurmOptions): Promise<bo
 async function submitJob(
   s: PreparedSweep,
   o: SlurmOptions,
-  tasks: JobFile["tasks"],
-  base: string,
-  jobName: string,
+  { tasks, base, jobName }: {
+    tasks: JobFile["tasks"];
+    /** The job's files, without their endings (`<base>.json`, `<base>.sh`). */
+    base: string;
+    jobName: string;
+  },
 ): Promise<JobFile> {
   const job: JobFile = {
     jobId: "",
@@ -258,7 +259,10 @@ async function submitJob(
     tasks,
   };
   await writeFileAtomic(`${base}.json`, JSON.stringify(job, null, 2) + "\n");
-  await writeFileAtomic(`${base}.sh`, jobScript(s.app, s.dir, jobName, job, o, `${base}.json`));
+  await writeFileAtomic(
+    `${base}.sh`,
+    jobScript(s, o, { name: jobName, job, jobFile: `${base}.json` }),
+  );
   const sub = await slurm("sbatch", ["--parsable", ...o.sbatchArgs, `${base}.sh`]);
   if (sub.code !== 0) throw new UsageError(`Slurm rejected the job: ${sub.stderr || sub.stdout}`);
   job.jobId = sub.stdout.split(";")[0].trim();
@@ -267,13 +271,11 @@ async function submitJob(
 }
 
 function jobScript(
-  app: App,
-  dir: string,
-  name: string,
-  job: JobFile,
+  s: PreparedSweep,
   o: SlurmOptions,
-  jobFile: string,
+  { name, job, jobFile }: { name: string; job: JobFile; jobFile: string },
 ): string {
+  const app: App = s.app, dir = s.dir;
   const q = (x: string) => `'${x.replaceAll("'", `'\\''`)}'`;
   const entry = job.entry.startsWith("file:") ? new URL(job.entry).pathname : job.entry;
   const lines = [
@@ -287,11 +289,9 @@ function jobScript(
     ...(o.requeue ? ["#SBATCH --requeue"] : []),
     `# ${app.name} sweep: each task runs one point; see job.json`,
     `export OPENBLAS_NUM_THREADS=${o.cpusPerTask}`,
-    `exec ${
-      q(Deno.execPath())
-    } run --allow-read --allow-write --allow-env --allow-net --allow-ffi --allow-sys --allow-run ${
-      q(entry)
-    } sweep-task ${q(resolve(dir))} "$SLURM_ARRAY_TASK_ID" ${q(resolve(jobFile))}`,
+    `exec ${q(Deno.execPath())} run ${SWEEP_PERMISSIONS.join(" ")} ${q(entry)} sweep-task ${
+      q(resolve(dir))
+    } "$SLURM_ARRAY_TASK_ID" ${q(resolve(jobFile))}`,
   ];
   return lines.join("\n") + "\n";
 }
@@ -378,11 +378,16 @@ export async function cancelSlurm(s: PreparedSweep): Promise<number> {
  */
 export async function runOneOnSlurm(
   s: PreparedSweep,
-  r: PointRecord,
-  name: string,
-  tag: string,
   o: SlurmOptions,
-  active: Set<string>,
+  { r, name, tag, active }: {
+    /** The point's record, filled from the task's result. */
+    r: PointRecord;
+    name: string;
+    /** Tells this run's files apart from the point's other rungs'. */
+    tag: string;
+    /** The job ids in flight (for Ctrl-C). */
+    active: Set<string>;
+  },
 ): Promise<void> {
   const jobs = join(slurmDir(s.dir), "jobs");
   await Deno.mkdir(jobs, { recursive: true });
@@ -391,13 +396,11 @@ export async function runOneOnSlurm(
   await Deno.mkdir(join(s.dir, "logs"), { recursive: true });
   const result = join(pointsDir(s.dir), `${name}.${tag}.json`);
   await Deno.remove(result).catch(() => {});
-  const job = await submitJob(
-    s,
-    o,
-    [{ index: r.index, name, overrides: r.overrides, result: `${name}.${tag}.json` }],
-    join(jobs, `${name}.${tag}`),
-    `${s.sweep.name}-${tag}`,
-  );
+  const job = await submitJob(s, o, {
+    tasks: [{ index: r.index, name, overrides: r.overrides, result: `${name}.${tag}.json` }],
+    base: join(jobs, `${name}.${tag}`),
+    jobName: `${s.sweep.name}-${tag}`,
+  });
   active.add(job.jobId);
   try {
     for (;;) {
@@ -453,7 +456,7 @@ export function slurmExecutor(o: SlurmOptions): Executor {
     runAll: (s) => submitSlurm(s, o),
     runOne: (s, at, name, tag) => {
       stop ??= cancelOnCtrlC(active, o.cancelOnInterrupt);
-      return runOneOnSlurm(s, at, name, tag, o, active);
+      return runOneOnSlurm(s, o, { r: at, name, tag, active });
     },
     close: () => stop?.(),
   };

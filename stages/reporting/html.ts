@@ -10,11 +10,10 @@
  * assert(fmt(0.12345) === "0.123" && fmt(3) === "3" && fmt(undefined) === "");
  * ```
  */
+import { escapeHtml } from "../../pipeline/run_record.ts";
 
-/** Escapes text for HTML. */
-export function esc(s: unknown): string {
-  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+/** Escapes text for HTML (the engine's escaping, which the run record uses too). */
+export const esc: (s: unknown) => string = escapeHtml;
 
 /** A number for a table: integers as they are, others to `digits` decimals; absent as "". */
 export function fmt(v: number | undefined, digits = 3): string {

@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import type { PointRecord } from "../../pipeline/sweep/record.ts";
+import type { SweepReport } from "../../pipeline/app.ts";
 import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";
 import { esc, fmt, PAGE_STYLE } from "./html.ts";
@@ -193,11 +194,7 @@ export function settingsSpec(points: PointRecord[]): Record<string, unknown> {
 
 /** Writes the sweep report (and its .vl.json specs) into `dir`; returns the HTML path. */
 export async function writeSweepReport(
-  dir: string,
-  name: string,
-  points: PointRecord[],
-  rank: { metric: string; order: "asc" | "desc" },
-  cacheDir: string,
+  { dir, name, points, rank, cacheRoot: cacheDir }: SweepReport,
 ): Promise<string> {
   const histories: { point: string; history: HistoryRow[] }[] = [];
   for (const p of points) {

@@ -83,8 +83,8 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
       Int32Array.from({ length: 500 }, () => gan.streams.data.int(n)),
     );
     const fakes = generate(gan.g, noise, 10);
-    fitPolice(gan, real, fakes, dim, mbD);
-    fitCounterfeiter(gan, noise, mbG, false);
+    fitPolice(gan, real, fakes, { dim, batchSize: mbD });
+    fitCounterfeiter(gan, noise, { batchSize: mbG });
   };
   for (let i = 0; i < warmup; i++) iteration();
   const times: number[] = [];

@@ -234,9 +234,13 @@ export function fitPolice(
   gan: Gan,
   real: Float32Array,
   fake: Float32Array,
-  dim: number,
-  batchSize: number,
-  tricks: PoliceTricks = { realLabel: 1, labelNoise: 0, instanceNoise: 0 },
+  { dim, batchSize, tricks = { realLabel: 1, labelNoise: 0, instanceNoise: 0 } }: {
+    /** Numbers per image. */
+    dim: number;
+    /** Minibatch size (Keras's default 32). */
+    batchSize: number;
+    tricks?: PoliceTricks;
+  },
 ) {
   const nReal = real.length / dim, nFake = fake.length / dim;
   const x = new Float32Array(real.length + fake.length);
@@ -291,9 +295,14 @@ export function fitPolice(
 export function fitCounterfeiter(
   gan: Gan,
   noise: Float32Array,
-  batchSize: number,
-  policeDropout: boolean,
-  instanceNoise = 0,
+  { batchSize, policeDropout = false, instanceNoise = 0 }: {
+    /** Minibatch size (Keras's default 32). */
+    batchSize: number;
+    /** Run the police with dropout on (the lecture: off, inference mode). */
+    policeDropout?: boolean;
+    /** Std-dev of the noise added to the fakes the police sees. */
+    instanceNoise?: number;
+  },
 ) {
   const nd = gan.noiseDim;
   const n = noise.length / nd;

@@ -127,7 +127,10 @@ export function adversarialIterations(
           dRealBefore = meanD(gan.d, real, dim);
           dFakeBefore = meanD(gan.d, fakes, dim);
         }
-        pol = atIteration(it, () => fitPolice(gan, real, fakes, dim, a.fitBatchSize, tricks));
+        pol = atIteration(
+          it,
+          () => fitPolice(gan, real, fakes, { dim, batchSize: a.fitBatchSize, tricks }),
+        );
       }
       // after the police's last step, on the rows and fakes of that step
       const dRealAfterPolice = meanD(gan.d, real, dim);
@@ -135,7 +138,11 @@ export function adversarialIterations(
       const cf = atIteration(
         it,
         () =>
-          fitCounterfeiter(gan, noise, a.fitBatchSize, a.policeDropoutInCounterfeiterStep, sigma),
+          fitCounterfeiter(gan, noise, {
+            batchSize: a.fitBatchSize,
+            policeDropout: a.policeDropoutInCounterfeiterStep,
+            instanceNoise: sigma,
+          }),
       );
       const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
       const row: HistoryRow = {
