@@ -22,6 +22,7 @@
  */
 import { parseArgs } from "node:util";
 import { type App, type RuntimeChoice, runtimeOf } from "./app.ts";
+import { optionError } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import { describeError, exitCodeOf, UsageError } from "./errors.ts";
 import { gitState } from "./git.ts";
@@ -56,7 +57,7 @@ export async function main(app: App, args: string[]): Promise<number> {
     const code = exitCodeOf(e);
     console.error(`error: ${describeError(e)}`);
     if (Deno.env.get("GAN_DEBUG")) console.error(e);
-    if (e instanceof UsageError) console.error(usage(app));
+    if (e instanceof UsageError) console.error(e.usage ?? usage(app));
     return code;
   }
 }
@@ -76,7 +77,10 @@ async function dispatch(app: App, args: string[]): Promise<number> {
     }
     return await runSlurmTask(rest[0], Number(rest[1]), rest[2]);
   }
-  throw new UsageError(`unknown command ${command ?? "(none)"}`);
+  throw new UsageError(
+    `unknown command ${command ?? "(none)"}`,
+    "usage: deno task run|sweep|verify|runs|diff|gc ... (each answers --help)",
+  );
 }
 
 /** The options of `run`. */
@@ -111,7 +115,7 @@ function parseRunArgs(args: string[]): { values: RunArgs; positionals: string[] 
     });
     return { values: values as RunArgs, positionals };
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw optionError(e);
   }
 }
 

@@ -26,6 +26,12 @@ export class ConfigError extends Error {
 export class UsageError extends Error {
   override readonly name = "UsageError";
   readonly exitCode = 2;
+  /** The usage of the command at fault (printed after the error; default: `run`'s). */
+  readonly usage?: string;
+  constructor(message: string, usage?: string) {
+    super(message);
+    this.usage = usage;
+  }
 }
 
 /** Input data that cannot be used: corrupt, truncated, wrong checksum, unreachable. Exit 1. */

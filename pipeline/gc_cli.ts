@@ -13,8 +13,8 @@
  * assert(r.removed.length === 0);
  * ```
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { checkResultsDir, listFiles, Store } from "./store.ts";
 
@@ -203,20 +203,29 @@ async function tryExclusiveFile(path: string): Promise<(() => void) | null> {
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
+const GC_USAGE = `usage: deno task gc [--results DIR] [--dry-run] [--keep-runs N]
+  removes cache entries no kept run refers to, and leftovers nobody holds (never what a run in
+  flight uses)
+  --keep-runs N   keep the N runs finished last (and remove the other run folders); default: all
+  --dry-run       say what would go; remove nothing`;
+
 /** `deno task gc`; returns the exit code. */
 export async function gcCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parseCommand<{ results: string; "dry-run": boolean; "keep-runs"?: string }>(
     args,
-    options: {
+    GC_USAGE,
+    {
       results: { type: "string", default: "results" },
       "dry-run": { type: "boolean", default: false },
       "keep-runs": { type: "string" },
     },
-  });
+  );
+  if (!parsed) return 0;
+  const { values } = parsed;
   await checkResultsDir(values.results, { write: !values["dry-run"], mustExist: true });
   const keepRuns = values["keep-runs"] === undefined ? undefined : Number(values["keep-runs"]);
   if (keepRuns !== undefined && (!Number.isInteger(keepRuns) || keepRuns < 0)) {
-    throw new UsageError(`--keep-runs ${values["keep-runs"]}: expected an integer >= 0`);
+    throw new UsageError(`--keep-runs ${values["keep-runs"]}: expected an integer >= 0`, GC_USAGE);
   }
   const dryRun = values["dry-run"];
   const r = await gcCache(values.results, { dryRun, keepRuns });

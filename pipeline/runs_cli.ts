@@ -11,9 +11,9 @@
  * assert.deepEqual(differingPaths([{ "a.b": 1, x: 1 }, { "a.b": 2, x: 1 }]), ["a.b"]);
  * ```
  */
-import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
 import type { App } from "./app.ts";
+import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { canonicalJson } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
@@ -93,22 +93,37 @@ function table(head: string[], body: string[][]): string {
   return [line(head), line(w.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
 }
 
+const RUNS_USAGE = `usage: deno task runs [--results DIR] [--sort FIGURE] [--json]
+  a table of the runs in a results folder: the parameters that differ, the final figures, status
+  --sort FIGURE   order by a figure (frechet, classifierScore, ...; best first)
+  --json          the rows as JSON`;
+
+const DIFF_USAGE = `usage: deno task diff RUN_A RUN_B [--results DIR]
+  the config and figure differences of two runs: run folders (from any results folder), or run
+  names or name prefixes under --results`;
+
 /** `deno task runs`; returns the exit code. */
 export async function runsCommand(app: App, args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parseCommand<{ results: string; sort?: string; json: boolean }>(
     args,
-    options: {
+    RUNS_USAGE,
+    {
       results: { type: "string", default: "results" },
       sort: { type: "string" },
       json: { type: "boolean", default: false },
     },
-  });
+  );
+  if (!parsed) return 0;
+  const { values } = parsed;
   const rows = await listRuns(app, values.results);
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
   if (values.sort !== undefined) {
     const m = values.sort;
     if (!metrics.includes(m) && rows.length) {
-      throw new UsageError(`--sort ${m}: no such figure; figures: ${metrics.join(", ")}`);
+      throw new UsageError(
+        `--sort ${m}: no such figure; figures: ${metrics.join(", ")}`,
+        RUNS_USAGE,
+      );
     }
     const higher = app.sweep.higherIsBetter.includes(m);
     rows.sort((a, b) => {
@@ -156,12 +171,14 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
  * names or name prefixes under --results.
  */
 export async function diffCommand(app: App, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { results: { type: "string", default: "results" } },
-  });
-  if (positionals.length !== 2) throw new UsageError("usage: deno task diff RUN_A RUN_B");
+  const parsed = parseCommand<{ results: string }>(args, DIFF_USAGE, {
+    results: { type: "string", default: "results" },
+  }, { positionals: true });
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 2) {
+    throw new UsageError(`expected two runs, got ${positionals.length}`, DIFF_USAGE);
+  }
   const rows = await listRuns(app, values.results);
   // a run folder given by its path may live in any results folder
   const find = async (x: string) => {

@@ -11,8 +11,7 @@
  * assert(r.checked === 0 && r.damaged.length === 0);
  * ```
  */
-import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { parseCommand } from "./args.ts";
 import { checkResultsDir, Store } from "./store.ts";
 
 /** What {@link verifyCache} found. */
@@ -45,23 +44,12 @@ const USAGE = `usage: deno task verify [--results DIR] [--quiet]
 
 /** The `verify` command; returns the exit code. */
 export async function verifyCommand(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        results: { type: "string", default: "results" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand<{ results: string; quiet: boolean }>(args, USAGE, {
+    results: { type: "string", default: "results" },
+    quiet: { type: "boolean", default: false },
+  });
+  if (!parsed) return 0;
+  const { values } = parsed;
   await checkResultsDir(values.results, { write: false, mustExist: true });
   const r = await verifyCache(values.results, (stage, key, problem) => {
     if (problem) console.log(`DAMAGED ${stage}/${key.slice(0, 12)}: ${problem}`);

@@ -109,3 +109,30 @@ Deno.test("diff compares run folders from two results folders", async () => {
   assert.equal(d.code, 0, d.stderr);
   assert.match(d.stdout, /preprocess\.trainSubset: null -> 100/);
 });
+
+Deno.test("every command answers --help with its own usage, and a bad option with it (exit 2)", async () => {
+  for (
+    const [command, head] of [
+      ["run", "usage: deno task run"],
+      ["sweep", "usage: deno task sweep"],
+      ["verify", "usage: deno task verify"],
+      ["runs", "usage: deno task runs"],
+      ["diff", "usage: deno task diff"],
+      ["gc", "usage: deno task gc"],
+    ]
+  ) {
+    const help = await cli([command, "--help"]);
+    assert.equal(help.code, 0, `${command} --help: ${help.stderr}`);
+    assert(help.stdout.startsWith(head), `${command} --help printed: ${help.stdout}`);
+    const bad = await cli([command, "--bogus"]);
+    assert.equal(bad.code, 2, `${command} --bogus`);
+    assert.match(bad.stderr, /^error: Unknown option '--bogus'\n/);
+    assert(bad.stderr.includes(head), `${command} --bogus shows its usage: ${bad.stderr}`);
+  }
+  const keep = await cli(["gc", "--keep-runs", "x", "--results", await Deno.makeTempDir()]);
+  assert.equal(keep.code, 2);
+  assert.match(keep.stderr, /--keep-runs x: expected an integer >= 0\nusage: deno task gc/);
+  const none = await cli(["nosuch"]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /unknown command nosuch\nusage: deno task run\|sweep\|verify/);
+});

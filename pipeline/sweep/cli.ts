@@ -13,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import type { App } from "../app.ts";
+import { optionError } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { type Executor, localExecutor } from "./executor.ts";
 import { compareWithSearch } from "./full_grid.ts";
@@ -83,7 +84,7 @@ function parse(args: string[]): { values: Values; positionals: string[] } {
     });
     return { values: values as Values, positionals };
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+    throw optionError(e, USAGE);
   }
 }
 
@@ -91,7 +92,7 @@ function parse(args: string[]): { values: Values; positionals: string[] } {
 function positiveInt(flag: string, text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) {
-    throw new UsageError(`${flag} ${text}: expected an integer >= 1`);
+    throw new UsageError(`${flag} ${text}: expected an integer >= 1`, USAGE);
   }
   return n;
 }
@@ -122,7 +123,7 @@ function executorOf(values: Values): Executor {
     return localExecutor({ jobs: jobsOf(values.jobs), backend: values.backend });
   }
   if (values.executor === "slurm") return slurmExecutor(slurmOptions(values));
-  throw new UsageError(`--executor ${values.executor}: expected local or slurm`);
+  throw new UsageError(`--executor ${values.executor}: expected local or slurm`, USAGE);
 }
 
 /** `sweep status` and `sweep cancel` of a Slurm sweep. */
@@ -143,7 +144,7 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   if ((first === "status" || first === "cancel") && positionals.length === 2) {
     return await slurmCommand(app, first, second, values);
   }
-  if (positionals.length !== 1) throw new UsageError(`expected one sweep file\n${USAGE}`);
+  if (positionals.length !== 1) throw new UsageError("expected one sweep file", USAGE);
   const exec = executorOf(values);
   const s = await prepare(app, first, values.results, values.backend, {
     dryRun: values["dry-run"],
@@ -158,7 +159,7 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   const search = s.sweep.spec.search;
   if (search) {
     if (values.detach) {
-      throw new UsageError("a halving search decides as it goes: it cannot --detach");
+      throw new UsageError("a halving search decides as it goes: it cannot --detach", USAGE);
     }
     await runHalvingSearch(s, search, exec);
     return await finish(s);
