@@ -86,6 +86,8 @@ export interface App<C extends EngineConfig = EngineConfig> {
    * stage that `usesRuntime` keys on no facts.
    */
   runtime?(cfg: C): Promise<RuntimeChoice>;
+  /** The application's own commands (`sample`, say), by name; each returns its exit code. */
+  commands?: Record<string, (app: App, args: string[]) => Promise<number>>;
 }
 
 /** The application's runtime for `cfg`, or none. */

@@ -77,9 +77,20 @@ async function dispatch(app: App, args: string[]): Promise<number> {
     }
     return await runSlurmTask(rest[0], Number(rest[1]), rest[2]);
   }
+  const own = app.commands?.[command];
+  if (own) return await own(app as unknown as App, rest);
+  const names = [
+    "run",
+    "sweep",
+    "verify",
+    "runs",
+    "diff",
+    "gc",
+    ...Object.keys(app.commands ?? {}),
+  ];
   throw new UsageError(
     `unknown command ${command ?? "(none)"}`,
-    "usage: deno task run|sweep|verify|runs|diff|gc ... (each answers --help)",
+    `usage: deno task ${names.join("|")} ... (each answers --help)`,
   );
 }
 

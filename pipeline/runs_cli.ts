@@ -167,6 +167,32 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
 }
 
 /**
+ * A run by its folder (a path, from any results folder), or by its name or a name prefix
+ * under `results`; a usage error listing the runs when there is none.
+ */
+export async function findRun(
+  app: App,
+  results: string,
+  x: string,
+  usage?: string,
+): Promise<RunRow> {
+  const direct = x.includes("/") ? await runRow(app, x) : null;
+  if (direct) return direct;
+  const rows = await listRuns(app, results);
+  const r = rows.find((r) => r.run === basename(x) || r.dir === x) ??
+    rows.find((r) => r.run.startsWith(basename(x)));
+  if (!r) {
+    throw new UsageError(
+      `${x}: no such run in ${join(results, "runs")}; runs: ${
+        rows.map((r) => r.run).join(", ") || "none"
+      }`,
+      usage,
+    );
+  }
+  return r;
+}
+
+/**
  * `deno task diff RUN_A RUN_B`: run folders (by path, from any results folder), or their
  * names or name prefixes under --results.
  */
@@ -179,21 +205,7 @@ export async function diffCommand(app: App, args: string[]): Promise<number> {
   if (positionals.length !== 2) {
     throw new UsageError(`expected two runs, got ${positionals.length}`, DIFF_USAGE);
   }
-  const rows = await listRuns(app, values.results);
-  // a run folder given by its path may live in any results folder
-  const find = async (x: string) => {
-    const direct = x.includes("/") ? await runRow(app, x) : null;
-    const r = direct ?? rows.find((r) => r.run === basename(x) || r.dir === x) ??
-      rows.find((r) => r.run.startsWith(basename(x)));
-    if (!r) {
-      throw new UsageError(
-        `${x}: no such run in ${join(values.results, "runs")}; runs: ${
-          rows.map((r) => r.run).join(", ") || "none"
-        }`,
-      );
-    }
-    return r;
-  };
+  const find = (x: string) => findRun(app, values.results, x, DIFF_USAGE);
   const [a, b] = [await find(positionals[0]), await find(positionals[1])];
   console.log(`${a.run} -> ${b.run}`);
   const paths = differingPaths([a.config, b.config]).filter((p) => p !== "name");

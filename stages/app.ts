@@ -25,6 +25,7 @@ import { type Config, CONFIG_SPEC } from "./schema.ts";
 import { DEFAULT_RANK } from "./vocabulary.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
 import { trainPoliceStage } from "./train_police.ts";
+import { sampleCommand } from "./tools/sample.ts";
 
 /** Every stage of the pipeline, upstream first. */
 export const STAGES: Stage<Config>[] = [
@@ -58,6 +59,7 @@ export const APP: App<Config> = {
   stages: STAGES,
   figures: (summaries) => ({ ...runFigures(summaries) }),
   runtime: tensorRuntime,
+  commands: { sample: sampleCommand },
   sweep: {
     rankMetrics: RANK_METRICS,
     defaultRank: DEFAULT_RANK,

@@ -119,6 +119,7 @@ Deno.test("every command answers --help with its own usage, and a bad option wit
       ["runs", "usage: deno task runs"],
       ["diff", "usage: deno task diff"],
       ["gc", "usage: deno task gc"],
+      ["sample", "usage: deno task sample"],
     ]
   ) {
     const help = await cli([command, "--help"]);

@@ -40,9 +40,17 @@ Deno.test("runs lists the differing parameter and the figures; diff names both d
   assert.match(bad.stderr, /nope: no such run/);
 });
 
-Deno.test("the deno.json tasks runs, diff, verify and gc start with the permissions they need", async () => {
+Deno.test("the deno.json tasks runs, diff, verify, gc and sample start with the permissions they need", async () => {
   const { results, runA, runB } = await twoRuns();
-  for (const args of [["runs"], ["diff", runA, runB], ["verify", "--quiet"], ["gc", "--dry-run"]]) {
+  for (
+    const args of [
+      ["runs"],
+      ["diff", runA, runB],
+      ["verify", "--quiet"],
+      ["gc", "--dry-run"],
+      ["sample", runA, "--n", "4"],
+    ]
+  ) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["task", "-q", ...args.slice(0, 1), ...args.slice(1), "--results", results],
       cwd: ROOT,

@@ -21,6 +21,7 @@ export const STREAM = {
   evaluateGridNoise: 31,
   evaluateNoise: 32,
   preprocessSubset: 101,
+  sample: 110,
 } as const;
 
 /** The training streams of a phase. */

@@ -1,0 +1,126 @@
+/**
+ * `deno task sample RUN [--n 64] [--seed S] [--checkpoint ITER] [--out FILE.png|FILE.npy]`:
+ * new digits from a run's counterfeiter, as a grid PNG or an `.npy` of N x 784 floats on [0,1]
+ * (pixels outside it clipped), without knowing the cache's layout. The run is named as `diff`
+ * takes it: a run folder, or a run name or prefix under `--results`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { outKind } from "./sample.ts";
+ * assert.equal(outKind("digits.png"), "png");
+ * assert.equal(outKind("digits.npy"), "npy");
+ * assert.throws(() => outKind("digits.jpg"), /--out digits\.jpg: expected a \.png or \.npy file/);
+ * ```
+ */
+import { dirname, join } from "node:path";
+import type { App } from "../../pipeline/app.ts";
+import { parseCommand } from "../../pipeline/args.ts";
+import { UsageError } from "../../pipeline/errors.ts";
+import { Rng } from "../../pipeline/rng.ts";
+import { findRun } from "../../pipeline/runs_cli.ts";
+import type { RunRecord } from "../../pipeline/run_record.ts";
+import { type BackendName, selectBackend } from "../backends/mod.ts";
+import { loadNet } from "../formats/model_io.ts";
+import { writeNpy } from "../formats/npy.ts";
+import { gridPng } from "../formats/png.ts";
+import type { Config } from "../schema.ts";
+import { generate } from "../training/gan.ts";
+import { disposeNet, toUnitScale } from "../training/nets.ts";
+import { STREAM } from "../training/streams.ts";
+import { iterName } from "../vocabulary.ts";
+
+const USAGE = `usage: deno task sample RUN [--n N] [--seed S] [--checkpoint ITER] [--out FILE]
+  new digits from a run's counterfeiter (RUN: a run folder, or a run name or prefix)
+  --n N             how many (default 64)
+  --seed S          the noise's seed (default 0; the same seed draws the same digits)
+  --checkpoint ITER the counterfeiter at a checkpoint of the loop (default: the final one)
+  --out FILE        a grid .png, or an .npy of N x 784 floats on [0,1]
+                    (default: samples-s<S>-n<N>.png in the run folder)
+  --results DIR     where run names are looked up (default: results)`;
+
+/** What `--out` asks for, from its ending. */
+export function outKind(path: string): "png" | "npy" {
+  if (path.endsWith(".png")) return "png";
+  if (path.endsWith(".npy")) return "npy";
+  throw new UsageError(`--out ${path}: expected a .png or .npy file`, USAGE);
+}
+
+function count(flag: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(`${flag} ${text}: expected an integer >= ${min}`, USAGE);
+  }
+  return n;
+}
+
+/** The folder of the counterfeiter to sample: the run's final one, or a checkpoint's. */
+async function counterfeiterDir(runDir: string, checkpoint: number | null): Promise<string> {
+  const record: RunRecord = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
+  const adv = record.stages.find((s) => s.stage === "adversarial" && s.key);
+  if (!adv || (adv.status !== "ran" && adv.status !== "cached")) {
+    throw new UsageError(
+      `${runDir}: the run has no adversarial stage result to sample from`,
+      USAGE,
+    );
+  }
+  const entry = join(dirname(dirname(runDir)), "cache", "adversarial", adv.key);
+  if (checkpoint === null) return join(entry, "counterfeiter");
+  const dir = join(entry, "checkpoints", iterName(checkpoint), "counterfeiter");
+  try {
+    await Deno.stat(dir);
+  } catch {
+    const have: number[] = [];
+    for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
+      if (/^iter_\d+$/.test(e.name)) have.push(Number(e.name.slice(5)));
+    }
+    throw new UsageError(
+      `--checkpoint ${checkpoint}: the run has no checkpoint there; it has ${
+        have.sort((a, b) => a - b).join(", ")
+      }`,
+      USAGE,
+    );
+  }
+  return dir;
+}
+
+/** `deno task sample`; returns the exit code. */
+export async function sampleCommand(app: App, args: string[]): Promise<number> {
+  const parsed = parseCommand<
+    { n: string; seed: string; checkpoint?: string; out?: string; results: string }
+  >(args, USAGE, {
+    n: { type: "string", default: "64" },
+    seed: { type: "string", default: "0" },
+    checkpoint: { type: "string" },
+    out: { type: "string" },
+    results: { type: "string", default: "results" },
+  }, { positionals: true });
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError("expected one run", USAGE);
+  const n = count("--n", values.n, 1), seed = count("--seed", values.seed, 0);
+  const checkpoint = values.checkpoint === undefined
+    ? null
+    : count("--checkpoint", values.checkpoint, 1);
+  const run = await findRun(app, values.results, positionals[0], USAGE);
+  const out = values.out ?? join(run.dir, `samples-s${seed}-n${n}.png`);
+  const kind = outKind(out);
+  const cfg = run.config as unknown as Partial<Config>;
+  await selectBackend((cfg.backend ?? "auto") as BackendName, {
+    flushDenormals: cfg.flushDenormals ?? true,
+  });
+  const { net: g } = await loadNet(await counterfeiterDir(run.dir, checkpoint));
+  try {
+    const nd = g.layers[0].W.shape[0] as number;
+    const noise = new Rng(seed, STREAM.sample).normals(n * nd);
+    const unit = toUnitScale(generate(g, noise, nd), g.pixelScale);
+    const images = unit.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+    const dim = images.length / n;
+    if (kind === "npy") await writeNpy(out, images, [n, dim]);
+    else await Deno.writeFile(out, gridPng(images, Math.round(Math.sqrt(dim)), n));
+  } finally {
+    disposeNet(g);
+  }
+  console.log(out);
+  return 0;
+}

@@ -1,0 +1,63 @@
+/** `deno task sample`: new digits from a run, by its name or folder, as a PNG grid or an .npy. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, numpyPython, tinyRun } from "./helpers.ts";
+
+Deno.test("sample draws digits from a run's final or checkpoint counterfeiter, repeatably", async () => {
+  const { dir, cfg, results } = await tinyRun();
+  const run = await cli(["run", cfg, "--results", results]);
+  assert.equal(run.code, 0, run.stderr);
+  const runDir = join(run.stdout.trim().split("\n").at(-1)!, "..");
+  const a = join(dir, "a.npy"), b = join(dir, "b.npy"), c = join(dir, "c.npy");
+  for (const [out, seed, extra] of [[a, "1", []], [b, "1", []], [c, "2", ["--checkpoint", "2"]]]) {
+    const r = await cli([
+      "sample",
+      "tiny",
+      "--results",
+      results,
+      "--n",
+      "5",
+      "--seed",
+      seed as string,
+      "--out",
+      out as string,
+      ...(extra as string[]),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), out);
+  }
+  assert.deepEqual(
+    await Deno.readFile(a),
+    await Deno.readFile(b),
+    "the same seed, the same digits",
+  );
+  assert.notDeepEqual(await Deno.readFile(a), await Deno.readFile(c));
+  const py = await numpyPython();
+  const check = await new Deno.Command(py, {
+    args: [
+      "-c",
+      `import numpy as n; x = n.load("${a}"); print(x.shape, x.dtype, x.min() >= 0, x.max() <= 1)`,
+    ],
+    stdout: "piped",
+  }).output();
+  assert.equal(new TextDecoder().decode(check.stdout).trim(), "(5, 36) float32 True True");
+  // by the run's folder, into the folder, as a PNG grid
+  const png = await cli(["sample", runDir, "--n", "4"]);
+  assert.equal(png.code, 0, png.stderr);
+  const bytes = await Deno.readFile(png.stdout.trim());
+  assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+});
+
+Deno.test("sample refuses what it cannot do, naming the fix (exit 2)", async () => {
+  const { cfg, results } = await tinyRun();
+  assert.equal((await cli(["run", cfg, "--results", results])).code, 0);
+  const ck = await cli(["sample", "tiny", "--results", results, "--checkpoint", "3"]);
+  assert.equal(ck.code, 2);
+  assert.match(ck.stderr, /--checkpoint 3: the run has no checkpoint there; it has 2, 4/);
+  const none = await cli(["sample", "nosuch", "--results", results]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /nosuch: no such run in \S+; runs: tiny-\w+\nusage: deno task sample/);
+  const jpg = await cli(["sample", "tiny", "--results", results, "--out", "x.jpg"]);
+  assert.equal(jpg.code, 2);
+  assert.match(jpg.stderr, /--out x\.jpg: expected a \.png or \.npy file/);
+});
