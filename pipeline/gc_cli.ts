@@ -24,6 +24,8 @@ export interface GcReport {
   temps: string[];
   locks: string[];
   runsRemoved: string[];
+  /** The run folders kept, and why. */
+  runsKept: { dir: string; why: string }[];
   kept: number;
   inUse: string[];
   bytes: number;
@@ -67,20 +69,28 @@ async function removeUnder(gc: Gc, path: string, release: () => void): Promise<v
   }
 }
 
-/** The run folders, latest finished first (one still being written counts as latest). */
-async function runFolders(results: string): Promise<{ dir: string; finished: string }[]> {
-  const runs: { dir: string; finished: string }[] = [];
+/** A run folder as gc sees it. */
+interface RunFolder {
+  dir: string;
+  finished: string;
+  /** Finished with every stage, successfully. */
+  complete: boolean;
+}
+
+/** The run folders, latest finished first. */
+async function runFolders(results: string): Promise<RunFolder[]> {
+  const runs: RunFolder[] = [];
   try {
     for await (const e of Deno.readDir(join(results, "runs"))) {
       if (!e.isDirectory) continue;
       const dir = join(results, "runs", e.name);
-      let finished = "";
       try {
-        finished = JSON.parse(await Deno.readTextFile(join(dir, "run.json"))).finished ?? "";
+        const rec = JSON.parse(await Deno.readTextFile(join(dir, "run.json")));
+        const complete = rec.status === "ok" && rec.complete !== false;
+        runs.push({ dir, finished: rec.finished ?? "", complete });
       } catch {
-        finished = "9999"; // a run still in progress: keep it
+        runs.push({ dir, finished: "", complete: false }); // being written, or a crash's leftover
       }
-      runs.push({ dir, finished });
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -89,13 +99,26 @@ async function runFolders(results: string): Promise<{ dir: string; finished: str
 }
 
 /**
- * Removes the runs past the `keepRuns` latest (all kept when undefined), except one being
- * written (it holds a shared lock on its `.lock`); returns the kept ones.
+ * Keeps every run (`keepRuns` undefined), or the `keepRuns` most recent complete ones; removes
+ * the other run folders (partial `--until` runs, failed ones, and folders a crash left without a
+ * record), except one being written (it holds a shared lock on its `.lock`). Returns the kept
+ * ones.
  */
 async function pruneRuns(gc: Gc, results: string, keepRuns?: number) {
   const runs = await runFolders(results);
-  const kept = keepRuns === undefined ? runs : runs.slice(0, keepRuns);
-  for (const r of runs.slice(kept.length)) {
+  const kept: RunFolder[] = [];
+  let completes = 0;
+  for (const r of runs) {
+    const why = keepRuns === undefined
+      ? "every run is kept without --keep-runs"
+      : r.complete && completes++ < keepRuns
+      ? `one of the ${keepRuns} most recent complete runs`
+      : null;
+    if (why) {
+      kept.push(r);
+      gc.report.runsKept.push({ dir: r.dir, why });
+      continue;
+    }
     const release = await tryExclusiveFile(join(r.dir, ".lock"));
     if (!release) {
       kept.push(r);
@@ -171,7 +194,16 @@ export async function gcCache(
   const gc: Gc = {
     store: new Store(results),
     dryRun,
-    report: { removed: [], temps: [], locks: [], runsRemoved: [], kept: 0, inUse: [], bytes: 0 },
+    report: {
+      removed: [],
+      temps: [],
+      locks: [],
+      runsRemoved: [],
+      runsKept: [],
+      kept: 0,
+      inUse: [],
+      bytes: 0,
+    },
   };
   const kept = await pruneRuns(gc, results, keepRuns);
   const referenced = new Set<string>();
@@ -206,7 +238,8 @@ const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 const GC_USAGE = `usage: deno task gc [--results DIR] [--dry-run] [--keep-runs N]
   removes cache entries no kept run refers to, and leftovers nobody holds (never what a run in
   flight uses)
-  --keep-runs N   keep the N runs finished last (and remove the other run folders); default: all
+  --keep-runs N   keep the N most recent complete runs (and any being written); remove the other
+                  run folders, partial (--until) and failed runs included; default: keep all
   --dry-run       say what would go; remove nothing`;
 
 /** `deno task gc`; returns the exit code. */
@@ -230,6 +263,9 @@ export async function gcCommand(args: string[]): Promise<number> {
   const dryRun = values["dry-run"];
   const r = await gcCache(values.results, { dryRun, keepRuns });
   const verb = dryRun ? "would remove" : "removed";
+  if (keepRuns !== undefined) {
+    for (const k of r.runsKept) console.log(`keeping run ${k.dir}: ${k.why}`);
+  }
   for (const d of r.runsRemoved) console.log(`${verb} run ${d}`);
   for (const e of r.removed) {
     console.log(`${verb} ${e.stage}/${e.key.slice(0, 12)} (${mb(e.bytes)})`);

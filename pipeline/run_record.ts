@@ -39,6 +39,8 @@ export interface RunRecord {
   finished: string | null;
   seconds: number;
   status: "ok" | "failed";
+  /** Whether the run covered every stage (not cut short by `--until`). */
+  complete?: boolean;
   environment: Record<string, unknown>;
   /** The run folder's report.html, when the last stage made one. */
   report?: string;

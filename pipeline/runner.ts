@@ -458,6 +458,7 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
   await Deno.mkdir(runDir, { recursive: true });
   await removeStaleTemps(runDir);
   const record = newRecord(opts, runDir, hash);
+  record.complete = stages.length === opts.stages.length;
   st.holds.set("run folder", await holdRunDir(runDir));
   await holdPlan(st);
   const done: Record<string, Resolved> = {};

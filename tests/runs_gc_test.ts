@@ -108,3 +108,27 @@ Deno.test("gc removes only what no kept run uses, skips entries in use, and the 
   const v = await cli(["verify", "--results", results, "--quiet"]);
   assert.equal(v.code, 0, v.stdout);
 });
+
+Deno.test("gc --keep-runs N keeps the N most recent complete runs, not a newer partial one, and says why", async () => {
+  const { cfg, results, runA, runB } = await twoRuns();
+  const partial = await cli([
+    "run",
+    cfg,
+    "--results",
+    results,
+    "--until",
+    "train_police",
+    "--set",
+    "seed=9",
+  ]);
+  assert.equal(partial.code, 0, partial.stderr);
+  const partialDir = partial.stdout.trim().split("\n").at(-1)!;
+  const dry = await cli(["gc", "--results", results, "--dry-run", "--keep-runs", "1"]);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(
+    dry.stdout,
+    new RegExp(`keeping run ${runB}: one of the 1 most recent complete runs`),
+  );
+  assert.match(dry.stdout, new RegExp(`would remove run ${partialDir}`));
+  assert.match(dry.stdout, new RegExp(`would remove run ${runA}`));
+});
