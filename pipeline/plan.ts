@@ -303,7 +303,9 @@ export async function previousRun(
     | null = null;
   try {
     for await (const e of Deno.readDir(join(results, "runs"))) {
-      if (!e.isDirectory) continue;
+      // run folders are <name>-<12 hex>: read only this config's (a sweep has many runs)
+      const own = e.name.length === name.length + 13 && e.name.startsWith(`${name}-`);
+      if (!e.isDirectory || !own) continue;
       try {
         const rec = JSON.parse(await Deno.readTextFile(join(results, "runs", e.name, "run.json")));
         if (rec.config?.name !== name) continue;

@@ -75,6 +75,9 @@ Deno.test("changing one field re-runs exactly the stages that depend on it; --ex
   ]);
   assert.equal(ex.code, 0, ex.stderr);
   assert.match(ex.stdout, /download\s+\w+\s+cached/);
+  // changes are told against this config's previous run (seed 5), not the newest entry
+  const seed = await cli(["run", cfg, "--results", results, "--explain", "--set", "seed=7"]);
+  assert.match(seed.stdout, /train_police\s+\w+\s+runs because seed changed \(5 -> 7\)/);
   assert.match(
     ex.stdout,
     /preprocess\s+\w+\s+runs because preprocess\.trainSubset changed \(null -> 100\)/,
