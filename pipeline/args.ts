@@ -16,11 +16,6 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
 
-/** A parseArgs error as a one-line usage error (without node's advice about `--`). */
-export function optionError(e: unknown, usage?: string): UsageError {
-  return new UsageError((e as Error).message.split(". To specify")[0], usage);
-}
-
 /** The parsed options (typed by the caller) and positionals, or null after printing `--help`. */
 export function parseCommand<V = Record<string, unknown>>(
   args: string[],
@@ -36,7 +31,8 @@ export function parseCommand<V = Record<string, unknown>>(
       options: { ...options, help: { type: "boolean", short: "h", default: false } },
     });
   } catch (e) {
-    throw optionError(e, usage);
+    // one line, without node's advice about `--`
+    throw new UsageError((e as Error).message.split(". To specify")[0], usage);
   }
   if (parsed.values.help) {
     console.log(usage);

@@ -20,9 +20,8 @@
  * assert.equal(await main(app, ["nosuch"]), 2, "an unknown command is a usage error");
  * ```
  */
-import { parseArgs } from "node:util";
 import { type App, type RuntimeChoice, runtimeOf } from "./app.ts";
-import { optionError } from "./args.ts";
+import { parseCommand } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import { describeError, exitCodeOf, UsageError } from "./errors.ts";
 import { gitState } from "./git.ts";
@@ -104,30 +103,6 @@ interface RunArgs {
   until?: string;
   quiet: boolean;
   verify: boolean;
-  help: boolean;
-}
-
-function parseRunArgs(args: string[]): { values: RunArgs; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        set: { type: "string", multiple: true, default: [] },
-        results: { type: "string", default: "results" },
-        backend: { type: "string" },
-        explain: { type: "boolean", default: false },
-        force: { type: "string", multiple: true, default: [] },
-        until: { type: "string" },
-        quiet: { type: "boolean", default: false },
-        verify: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-    return { values: values as RunArgs, positionals };
-  } catch (e) {
-    throw optionError(e);
-  }
 }
 
 /** `run --explain`: each stage's key and why it would run; runs nothing. */
@@ -156,11 +131,18 @@ async function environmentOf(choice: RuntimeChoice): Promise<Record<string, unkn
 
 /** `run CONFIG [options]`. */
 async function runCommand(app: App, args: string[]): Promise<number> {
-  const { values, positionals } = parseRunArgs(args);
-  if (values.help) {
-    console.log(usage(app));
-    return 0;
-  }
+  const parsed = parseCommand<RunArgs>(args, usage(app), {
+    set: { type: "string", multiple: true, default: [] },
+    results: { type: "string", default: "results" },
+    backend: { type: "string" },
+    explain: { type: "boolean", default: false },
+    force: { type: "string", multiple: true, default: [] },
+    until: { type: "string" },
+    quiet: { type: "boolean", default: false },
+    verify: { type: "boolean", default: false },
+  }, { positionals: true });
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length

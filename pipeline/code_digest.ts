@@ -20,7 +20,7 @@
  * ```
  */
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { sha256Hex } from "./hash.ts";
 
 /** What a stage's key holds of its code. */
@@ -102,12 +102,6 @@ function readModule(path: string) {
     fileCache.set(path, p);
   }
   return p;
-}
-
-/** Forgets what was read, so a later digest sees edits (tests edit files in one process). */
-export function clearCodeCache(): void {
-  fileCache.clear();
-  projects.clear();
 }
 
 /** `npm:name@range/sub` -> `npm:name@range`. */
@@ -200,6 +194,3 @@ function resolveSpecifier(project: Project, from: string, spec: string): Target 
   }
   return { kind: "other" }; // node: built-ins and anything unmapped: part of the runtime
 }
-
-/** The module URL of a path (for roots given as paths in tests and tools). */
-export const moduleUrl = (path: string) => pathToFileURL(resolve(path)).href;

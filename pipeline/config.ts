@@ -203,6 +203,13 @@ function range(f: { min?: number; max?: number; above?: number }): string {
   return parts.join(" and ");
 }
 
+/** A thrower of the ConfigError for the field at `path` of `src`. */
+function failAt(src: string, path: string): (what: string) => never {
+  return (what) => {
+    throw new ConfigError(`${src}: ${path}: ${what}`, { path, problem: what });
+  };
+}
+
 /** The free-form kinds: records, lists and any JSON (the sweep file's axes and base). */
 function validateCollection(
   field: RecordField | ListField | JsonField,
@@ -210,9 +217,7 @@ function validateCollection(
   path: string,
   src: string,
 ): unknown {
-  const fail = (what: string): never => {
-    throw new ConfigError(`${src}: ${path}: ${what}`, { path, problem: what });
-  };
+  const fail = failAt(src, path);
   switch (field.kind) {
     case "record": {
       if (value === undefined) value = {};
@@ -249,9 +254,7 @@ function validateCollection(
 
 /** Validates a value against a field and fills defaults; throws a ConfigError naming the path. */
 export function validate(field: Field, value: unknown, path: string, src: string): unknown {
-  const fail = (what: string): never => {
-    throw new ConfigError(`${src}: ${path}: ${what}`, { path, problem: what });
-  };
+  const fail = failAt(src, path);
   switch (field.kind) {
     case "object": {
       if (value === undefined) value = {};

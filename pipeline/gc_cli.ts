@@ -61,9 +61,18 @@ interface Gc {
 }
 
 /** Runs the removal of `path` under a lock's release, unless a dry run. */
-async function removeUnder(gc: Gc, path: string, release: () => void): Promise<void> {
+async function removeUnder(
+  gc: Gc,
+  path: string,
+  release: () => void,
+  { mayFail = false } = {},
+): Promise<void> {
   try {
-    if (!gc.dryRun) await Deno.remove(path, { recursive: true });
+    if (!gc.dryRun) {
+      await Deno.remove(path, { recursive: true }).catch((e) => {
+        if (!mayFail) throw e;
+      });
+    }
   } finally {
     release();
   }
@@ -182,7 +191,8 @@ async function pruneLeftovers(gc: Gc, stage: string, gone: Set<string>): Promise
     const release = await gc.store.tryExclusive(stage, key);
     if (!release) continue;
     gc.report.locks.push(join(parent, `.lock-${key}`));
-    await removeUnder(gc, join(parent, `.lock-${key}`), release);
+    // a lock file that will not go is harmless: the next gc tries again
+    await removeUnder(gc, join(parent, `.lock-${key}`), release, { mayFail: true });
   }
 }
 

@@ -21,11 +21,12 @@
  */
 import { join } from "node:path";
 import { type CodeDigest, codeDigest } from "./code_digest.ts";
-export type { KeyInputs };
 import { canonicalJson, hashValue } from "./hash.ts";
 import type { EngineConfig } from "./schema.ts";
 import type { KeyInputs, Runtime, Stage } from "./stage.ts";
 import { type EntryMeta, outputDigest, Store } from "./store.ts";
+
+export type { KeyInputs };
 
 /** The plan for one stage: its key and whether/why it runs. */
 export interface StagePlan {
@@ -43,8 +44,8 @@ export interface StagePlan {
   inputs: KeyInputs;
   /** Upstream stage -> the key of the entry this stage reads. */
   upstreamKeys: Record<string, string>;
-  /** What is wrong with the entry under this key, if one exists and is damaged. */
-  damaged?: string;
+  /** The cached entry's meta, when `cached`. */
+  entry?: EntryMeta;
   /** A shorter cached entry this stage will continue, when it declares `continues`. */
   continueFrom?: { key: string; length: number };
 }
@@ -144,16 +145,19 @@ export async function planStage<C extends EngineConfig>(
   if (check.state === "ok") {
     const same = s.needs.filter((n) => resolved[n]!.ran);
     plan.cached = true;
+    plan.entry = check.meta;
     plan.reason = same.length
       ? `upstream ${same.join(", ")} reran with the same outputs: cached`
       : "cached";
     return plan;
   }
-  const others = await ctx.store.entries(s.name);
-  if (check.state === "damaged") {
-    plan.damaged = check.problem;
-    plan.reason = `the cached entry is damaged (${check.problem}); it is set aside and rebuilt`;
-  } else plan.reason = explainMiss(inputs, ctx.previous?.get(s.name) ?? null, others);
+  const previous = ctx.previous?.get(s.name) ?? null;
+  // the stage's other entries: a miss without a previous run is told against the closest one,
+  // and a stage that continues may extend one
+  const others = s.continues || !previous ? await ctx.store.entries(s.name) : [];
+  plan.reason = check.state === "damaged"
+    ? `the cached entry is damaged (${check.problem}); it is set aside and rebuilt`
+    : explainMiss(inputs, previous, others);
   const continueFrom = s.continues ? await continuable(ctx.store, s, inputs, others) : null;
   if (continueFrom) {
     plan.continueFrom = continueFrom;
@@ -269,7 +273,7 @@ async function continuable<C extends EngineConfig>(
     let length: number;
     try {
       length = c.length(m.inputs.config);
-      if (!m.inputs.code || without(m.inputs) !== mine) continue;
+      if (without(m.inputs) !== mine) continue;
     } catch {
       continue;
     }

@@ -91,13 +91,18 @@ async function planContext<C extends EngineConfig>(opts: RunOptions<C>): Promise
  * yet (`key: null`): its plan says what it waits for.
  */
 export async function planRun<C extends EngineConfig>(opts: RunOptions<C>): Promise<StagePlan[]> {
-  const ctx = await planContext(opts);
+  return planAll(await planContext(opts), selectStages(opts.stages, opts.force, opts.until));
+}
+
+async function planAll<C extends EngineConfig>(
+  ctx: PlanContext<C>,
+  stages: Stage<C>[],
+): Promise<StagePlan[]> {
   const upstream: Record<string, Resolved | string> = {};
   const plans: StagePlan[] = [];
-  for (const s of selectStages(opts.stages, opts.force, opts.until)) {
+  for (const s of stages) {
     const plan = await planStage(s, ctx, upstream);
-    const meta = plan.cached ? await ctx.store.meta(s.name, plan.key!) : null;
-    upstream[s.name] = meta ? resolvedOf(s, meta, false) : plan.id;
+    upstream[s.name] = plan.entry ? resolvedOf(s, plan.entry, false) : plan.id;
     plans.push(plan);
   }
   return plans;
@@ -191,7 +196,6 @@ async function verifyInputs<C extends EngineConfig>(
       continue;
     }
     const problem = check.state === "damaged" ? check.problem : "the entry is gone";
-    releaseEntry(st, n, key); // this run's own hold must not block the rebuild
     if (check.state === "damaged") {
       const where = await st.ctx.store.quarantine(n, key, problem).catch(() => "(left in place)");
       st.progress.log(
@@ -251,6 +255,8 @@ async function build<C extends EngineConfig>(
 ): Promise<StageOutcome> {
   const { store } = st.ctx, key = plan.key!, cfg = st.opts.cfg;
   const forced = st.ctx.forced.has(stage.name) || st.ctx.forced.has("all");
+  // this run's own hold on the entry (taken when its plan saw it cached) must not block it
+  releaseEntry(st, stage.name, key);
   // Another process (a sweep's parallel point) may be computing the same entry: wait for it.
   const release = await store.lock(stage.name, key, {
     force: forced,
@@ -377,7 +383,9 @@ async function writeRecord(record: RunRecord): Promise<void> {
  * cannot remove one while an earlier stage is still running.
  */
 async function holdPlan<C extends EngineConfig>(st: RunState<C>): Promise<void> {
-  for (const p of await planRun(st.opts)) {
+  // sizes only: each stage is checked again, hashes included under --verify, when its turn comes
+  const stages = selectStages(st.opts.stages, st.opts.force, st.opts.until);
+  for (const p of await planAll({ ...st.ctx, verify: false }, stages)) {
     if (p.cached) await holdEntry(st, p.stage, p.key!);
   }
 }
@@ -425,6 +433,8 @@ async function runStage<C extends EngineConfig>(
       // held before it is read again, so gc cannot take it between the plan and its use
       await holdEntry(st, stage.name, plan.key!);
       const check = await st.ctx.store.check(stage.name, plan.key!);
+      // under --verify the plan has just hashed it: a later stage need not hash it again
+      if (check.state === "ok" && st.opts.verify) st.verified.add(`${stage.name}/${plan.key}`);
       if (check.state === "ok") {
         return useCached(stage, plan, {
           meta: check.meta,
@@ -432,7 +442,6 @@ async function runStage<C extends EngineConfig>(
           progress: st.progress,
         });
       }
-      releaseEntry(st, stage.name, plan.key!); // damaged or gone meanwhile: rebuilt below
     }
     await verifyInputs(st, stage, done);
     return await build(st, stage, plan, inputs);

@@ -26,7 +26,14 @@ import {
   klToUniform,
 } from "./evaluation/metrics.ts";
 import { loadNet } from "./formats/model_io.ts";
-import { disposeNet, features, fromUnitScale, type Net, toUnitScale } from "./training/nets.ts";
+import {
+  clip01,
+  disposeNet,
+  features,
+  fromUnitScale,
+  type Net,
+  toUnitScale,
+} from "./training/nets.ts";
 import { gridPng } from "./formats/png.ts";
 import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
 import { STREAM } from "./training/streams.ts";
@@ -64,17 +71,6 @@ export function scoreImages(
     klToUniform: klToUniform(hist),
     classifierScore: classifierScore(probs, n, 10),
   };
-}
-
-function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
-  const c = new Float32Array(x.length);
-  let outside = 0;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    if (v < 0 || v > 1) outside++;
-    c[i] = v < 0 ? 0 : v > 1 ? 1 : v;
-  }
-  return { clipped: c, outside: outside / x.length };
 }
 
 /** What scoring a checkpoint needs. */

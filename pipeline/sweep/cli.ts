@@ -11,9 +11,8 @@
  * assert.throws(() => jobsOf("0"), /--jobs 0: expected an integer >= 1/);
  * ```
  */
-import { parseArgs } from "node:util";
 import type { App } from "../app.ts";
-import { optionError } from "../args.ts";
+import { parseCommand } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { type Executor, localExecutor } from "./executor.ts";
 import { compareWithSearch } from "./full_grid.ts";
@@ -56,36 +55,6 @@ interface Values {
   requeue: boolean;
   detach: boolean;
   "cancel-on-interrupt": boolean;
-  help: boolean;
-}
-
-function parse(args: string[]): { values: Values; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        jobs: { type: "string", default: "1" },
-        "dry-run": { type: "boolean", default: false },
-        "full-grid": { type: "boolean", default: false },
-        results: { type: "string", default: "results" },
-        backend: { type: "string" },
-        executor: { type: "string", default: "local" },
-        partition: { type: "string" },
-        "max-parallel": { type: "string" },
-        time: { type: "string" },
-        "cpus-per-task": { type: "string", default: "2" },
-        "sbatch-arg": { type: "string", multiple: true, default: [] },
-        requeue: { type: "boolean", default: false },
-        detach: { type: "boolean", default: false },
-        "cancel-on-interrupt": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-    return { values: values as Values, positionals };
-  } catch (e) {
-    throw optionError(e, USAGE);
-  }
 }
 
 /** A whole number >= 1 from an option, or a usage error naming the option. */
@@ -135,11 +104,24 @@ async function slurmCommand(app: App, verb: string, file: string, values: Values
 
 /** Runs the sweep command; returns the exit code (1 when a point failed). */
 export async function sweepCommand(app: App, args: string[]): Promise<number> {
-  const { values, positionals } = parse(args);
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand<Values>(args, USAGE, {
+    jobs: { type: "string", default: "1" },
+    "dry-run": { type: "boolean", default: false },
+    "full-grid": { type: "boolean", default: false },
+    results: { type: "string", default: "results" },
+    backend: { type: "string" },
+    executor: { type: "string", default: "local" },
+    partition: { type: "string" },
+    "max-parallel": { type: "string" },
+    time: { type: "string" },
+    "cpus-per-task": { type: "string", default: "2" },
+    "sbatch-arg": { type: "string", multiple: true, default: [] },
+    requeue: { type: "boolean", default: false },
+    detach: { type: "boolean", default: false },
+    "cancel-on-interrupt": { type: "boolean", default: false },
+  }, { positionals: true });
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const [first, second] = positionals;
   if ((first === "status" || first === "cancel") && positionals.length === 2) {
     return await slurmCommand(app, first, second, values);

@@ -26,7 +26,7 @@ import { writeNpy } from "../formats/npy.ts";
 import { gridPng } from "../formats/png.ts";
 import type { Config } from "../schema.ts";
 import { generate } from "../training/gan.ts";
-import { disposeNet, toUnitScale } from "../training/nets.ts";
+import { clip01, disposeNet, toUnitScale } from "../training/nets.ts";
 import { STREAM } from "../training/streams.ts";
 import { iterName } from "../vocabulary.ts";
 
@@ -114,7 +114,7 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
     const nd = g.layers[0].W.shape[0] as number;
     const noise = new Rng(seed, STREAM.sample).normals(n * nd);
     const unit = toUnitScale(generate(g, noise, nd), g.pixelScale);
-    const images = unit.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+    const images = clip01(unit).clipped;
     const dim = images.length / n;
     if (kind === "npy") await writeNpy(out, images, [n, dim]);
     else await Deno.writeFile(out, gridPng(images, Math.round(Math.sqrt(dim)), n));

@@ -215,3 +215,15 @@ export function paramCount(net: Net): number {
 export function disposeNet(net: Net): void {
   for (const v of variablesOf(net)) v.dispose();
 }
+
+/** Images clipped to [0,1] (what every metric and sample sees), and the share that was outside. */
+export function clip01(x: Float32Array): { clipped: Float32Array; outside: number } {
+  const c = new Float32Array(x.length);
+  let outside = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (v < 0 || v > 1) outside++;
+    c[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+  return { clipped: c, outside: outside / x.length };
+}
