@@ -72,9 +72,9 @@ export function recordHtml(record: RunRecord): string {
     : "unknown";
   return `<table><tr><th>stage</th><th>status</th><th>seconds</th><th>key</th><th>why it ran</th></tr>
 ${rows}</table>
-<p class="sub">Started ${escapeHtml(record.started)}, ${
-    record.seconds.toFixed(1)
-  } s in all. Runtime: ${escapeHtml(runtime || "none")}; Deno ${escapeHtml(env.deno)}, git ${
+<p class="sub">Started ${escapeHtml(record.started)}, ${record.seconds.toFixed(1)} s in all${
+    env.cpu ? ` on ${escapeHtml(env.cpu)}` : ""
+  }. Runtime: ${escapeHtml(runtime || "none")}; Deno ${escapeHtml(env.deno)}, git ${
     escapeHtml(git)
   }. Config hash <code>${
     escapeHtml(record.configHash.slice(0, 12))

@@ -59,6 +59,9 @@ Deno.test("a second run of the same config runs no stage and says so", async () 
   assert.equal(rec.seed, 5);
   assert.equal(rec.environment.runtime.backend, "cpu");
   assert.ok("dirty" in rec.environment.git);
+  // the report says which CPU and runtime its figures come from
+  const html = await Deno.readTextFile(last);
+  assert.ok(html.includes(` on ${rec.environment.cpu}. Runtime: backend cpu, tfjs `));
 });
 
 Deno.test("changing one field re-runs exactly the stages that depend on it; --explain says why", async () => {
