@@ -33,7 +33,8 @@ export interface GcReport {
 
 async function sizeOf(dir: string): Promise<number> {
   let n = 0;
-  for (const f of await listFiles(dir)) n += (await Deno.stat(join(dir, f))).size;
+  // lstat: a run's artifacts/ links count as links, and one whose entry is gone still counts
+  for (const f of await listFiles(dir)) n += (await Deno.lstat(join(dir, f))).size;
   return n;
 }
 

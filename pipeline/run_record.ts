@@ -9,7 +9,7 @@
  * assert.equal(escapeHtml("<a & b>"), "&#60;a &#38; b&#62;");
  * ```
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { EngineConfig } from "./schema.ts";
 import type { KeyInputs } from "./stage.ts";
 import { type Store, writeFileAtomic } from "./store.ts";
@@ -97,4 +97,22 @@ export async function publishReport(record: RunRecord, store: Store): Promise<st
   const path = join(record.runDir, "report.html");
   await writeFileAtomic(path, html.replace("<!--RUN-RECORD-->", recordHtml(record)));
   return path;
+}
+
+/**
+ * Links `<run folder>/artifacts/<stage>` to each stage's cache entry (relative links, so a
+ * results folder can move), so the models, samples and history a run holds are found without
+ * knowing the cache's layout. A link is replaced whole (written beside it, renamed over it);
+ * one whose entry `gc` removed later dangles, as the run's record says it may.
+ */
+export async function linkArtifacts(record: RunRecord, store: Store): Promise<void> {
+  const dir = join(record.runDir, "artifacts");
+  await Deno.mkdir(dir, { recursive: true });
+  for (const s of record.stages) {
+    if (!s.key || (s.status !== "ran" && s.status !== "cached")) continue;
+    const link = join(dir, s.stage), tmp = `${link}.${Deno.pid}.tmp`;
+    await Deno.remove(tmp).catch(() => {});
+    await Deno.symlink(relative(dir, store.dir(s.stage, s.key)), tmp);
+    await Deno.rename(tmp, link);
+  }
 }

@@ -25,7 +25,7 @@ import {
   type StagePlan,
 } from "./plan.ts";
 import { Progress } from "./progress.ts";
-import { publishReport, type RunRecord, type StageRecord } from "./run_record.ts";
+import { linkArtifacts, publishReport, type RunRecord, type StageRecord } from "./run_record.ts";
 import type { Runtime, Stage } from "./stage.ts";
 import { type EntryMeta, Store, writeFileAtomic } from "./store.ts";
 
@@ -519,6 +519,7 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
   record.seconds = (Date.now() - Date.parse(record.started)) / 1000;
   try {
     await writeRecord(record);
+    await linkArtifacts(record, st.ctx.store);
   } catch (e) {
     // a stage's failure (a full disk, say) is the news; the record failing after it is not
     if (!failure) throw e;

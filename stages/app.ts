@@ -26,6 +26,7 @@ import { DEFAULT_RANK } from "./vocabulary.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
 import { trainPoliceStage } from "./train_police.ts";
 import { sampleCommand } from "./tools/sample.ts";
+import { exportCommand } from "./tools/export.ts";
 
 /** Every stage of the pipeline, upstream first. */
 export const STAGES: Stage<Config>[] = [
@@ -59,7 +60,7 @@ export const APP: App<Config> = {
   stages: STAGES,
   figures: (summaries) => ({ ...runFigures(summaries) }),
   runtime: tensorRuntime,
-  commands: { sample: sampleCommand },
+  commands: { sample: sampleCommand, export: exportCommand },
   sweep: {
     rankMetrics: RANK_METRICS,
     defaultRank: DEFAULT_RANK,

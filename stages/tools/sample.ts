@@ -13,13 +13,12 @@
  * assert.throws(() => outKind("digits.jpg"), /--out digits\.jpg: expected a \.png or \.npy file/);
  * ```
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { App } from "../../pipeline/app.ts";
 import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import { Rng } from "../../pipeline/rng.ts";
 import { findRun } from "../../pipeline/runs_cli.ts";
-import type { RunRecord } from "../../pipeline/run_record.ts";
 import { type BackendName, selectBackend } from "../backends/mod.ts";
 import { loadNet } from "../formats/model_io.ts";
 import { writeNpy } from "../formats/npy.ts";
@@ -28,7 +27,7 @@ import type { Config } from "../schema.ts";
 import { generate } from "../training/gan.ts";
 import { clip01, disposeNet, toUnitScale } from "../training/nets.ts";
 import { STREAM } from "../training/streams.ts";
-import { iterName } from "../vocabulary.ts";
+import { netDirOfRun } from "./run_nets.ts";
 
 const USAGE = `usage: deno task sample RUN [--n N] [--seed S] [--checkpoint ITER] [--out FILE]
   new digits from a run's counterfeiter (RUN: a run folder, or a run name or prefix)
@@ -52,36 +51,6 @@ function count(flag: string, text: string, min: number): number {
     throw new UsageError(`${flag} ${text}: expected an integer >= ${min}`, USAGE);
   }
   return n;
-}
-
-/** The folder of the counterfeiter to sample: the run's final one, or a checkpoint's. */
-async function counterfeiterDir(runDir: string, checkpoint: number | null): Promise<string> {
-  const record: RunRecord = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
-  const adv = record.stages.find((s) => s.stage === "adversarial" && s.key);
-  if (!adv || (adv.status !== "ran" && adv.status !== "cached")) {
-    throw new UsageError(
-      `${runDir}: the run has no adversarial stage result to sample from`,
-      USAGE,
-    );
-  }
-  const entry = join(dirname(dirname(runDir)), "cache", "adversarial", adv.key);
-  if (checkpoint === null) return join(entry, "counterfeiter");
-  const dir = join(entry, "checkpoints", iterName(checkpoint), "counterfeiter");
-  try {
-    await Deno.stat(dir);
-  } catch {
-    const have: number[] = [];
-    for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
-      if (/^iter_\d+$/.test(e.name)) have.push(Number(e.name.slice(5)));
-    }
-    throw new UsageError(
-      `--checkpoint ${checkpoint}: the run has no checkpoint there; it has ${
-        have.sort((a, b) => a - b).join(", ")
-      }`,
-      USAGE,
-    );
-  }
-  return dir;
 }
 
 /** `deno task sample`; returns the exit code. */
@@ -109,7 +78,7 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
   await selectBackend((cfg.backend ?? "auto") as BackendName, {
     flushDenormals: cfg.flushDenormals ?? true,
   });
-  const { net: g } = await loadNet(await counterfeiterDir(run.dir, checkpoint));
+  const { net: g } = await loadNet(await netDirOfRun(run.dir, "counterfeiter", checkpoint, USAGE));
   try {
     const nd = g.layers[0].W.shape[0] as number;
     const noise = new Rng(seed, STREAM.sample).normals(n * nd);

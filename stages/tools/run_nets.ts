@@ -1,0 +1,75 @@
+/**
+ * Where a run's trained networks are, by the run folder alone: the adversarial stage's cache
+ * entry named in run.json, its final nets or a checkpoint's. `sample` and `export` read them
+ * here, so no user needs the cache's layout.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { entryOfRun } from "./run_nets.ts";
+ * assert.equal(entryOfRun("results/runs/quick-0123456789ab", "abc"), "results/cache/adversarial/abc");
+ * ```
+ */
+import { dirname, join } from "node:path";
+import { UsageError } from "../../pipeline/errors.ts";
+import type { RunRecord } from "../../pipeline/run_record.ts";
+import { iterName } from "../vocabulary.ts";
+
+/** The adversarial cache entry of a run folder under `<results>/runs/`. */
+export function entryOfRun(runDir: string, key: string): string {
+  return join(dirname(dirname(runDir)), "cache", "adversarial", key);
+}
+
+/** The checkpoint iterations an adversarial entry holds, ascending. */
+async function checkpointsOf(entry: string): Promise<number[]> {
+  const have: number[] = [];
+  try {
+    for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
+      if (/^iter_\d+$/.test(e.name)) have.push(Number(e.name.slice(5)));
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return have.sort((a, b) => a - b);
+}
+
+/**
+ * The folder of a run's counterfeiter or police: the final one, or a checkpoint's. A usage
+ * error (carrying `usage`) when the run has none there.
+ */
+export async function netDirOfRun(
+  runDir: string,
+  net: "counterfeiter" | "police",
+  checkpoint: number | null,
+  usage: string,
+): Promise<string> {
+  const record: RunRecord = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
+  const adv = record.stages.find((s) => s.stage === "adversarial" && s.key);
+  if (!adv || (adv.status !== "ran" && adv.status !== "cached")) {
+    throw new UsageError(
+      `${runDir}: the run has no trained networks (no adversarial result)`,
+      usage,
+    );
+  }
+  const entry = entryOfRun(runDir, adv.key);
+  const dir = checkpoint === null
+    ? join(entry, net)
+    : join(entry, "checkpoints", iterName(checkpoint), net);
+  try {
+    await Deno.stat(join(dir, "model.json"));
+  } catch {
+    if (checkpoint === null) {
+      throw new UsageError(
+        `${runDir}: its networks are no longer in the cache (removed by gc?); run its config again to rebuild them`,
+        usage,
+      );
+    }
+    throw new UsageError(
+      `--checkpoint ${checkpoint}: the run has no checkpoint there; it has ${
+        (await checkpointsOf(entry)).join(", ") || "none"
+      }`,
+      usage,
+    );
+  }
+  return dir;
+}
