@@ -21,6 +21,8 @@ export interface StageRecord {
   status: "cached" | "ran" | "failed" | "skipped";
   reason: string;
   seconds: number;
+  /** A cached stage: the seconds its entry took to compute when it was built. */
+  builtSeconds?: number;
   /** What the key was made of (the key's recipe); absent for a stage that never planned. */
   inputs?: KeyInputs;
   summary?: Record<string, unknown>;

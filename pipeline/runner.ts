@@ -223,6 +223,7 @@ function useCached<C extends EngineConfig>(
       status: "cached",
       reason: why,
       seconds: 0,
+      builtSeconds: meta.seconds,
       inputs: plan.inputs,
       summary: meta.summary,
     },

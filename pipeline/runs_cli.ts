@@ -11,12 +11,14 @@
  * assert.deepEqual(differingPaths([{ "a.b": 1, x: 1 }, { "a.b": 2, x: 1 }]), ["a.b"]);
  * ```
  */
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { App } from "./app.ts";
 import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { canonicalJson } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
+import type { StageRecord } from "./run_record.ts";
+import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
 export function flatten(v: unknown, prefix = "", out: Record<string, unknown> = {}) {
@@ -39,10 +41,26 @@ export interface RunRow {
   dir: string;
   configHash: string;
   status: string;
+  /** The latest command's wall seconds. */
   seconds: number;
+  /** The compute seconds of what the run holds: stages run now plus cached ones as built. */
+  trained: number;
+  /** The part of {@link trained} computed earlier (cached entries, as built). */
+  cachedSeconds: number;
   finished: string | null;
   config: Record<string, unknown>;
   figures: Record<string, number | undefined>;
+}
+
+/** A cached stage's seconds when its entry was built (older records: from the entry's seal). */
+async function builtSeconds(runDir: string, s: StageRecord): Promise<number> {
+  if (s.builtSeconds !== undefined) return s.builtSeconds;
+  try {
+    const meta = join(dirname(dirname(runDir)), "cache", s.stage, s.key, "meta.json");
+    return JSON.parse(await Deno.readTextFile(meta)).seconds ?? 0;
+  } catch {
+    return 0; // removed by gc: unknown
+  }
 }
 
 /** A run folder's row from its latest record, or null when it has none yet. */
@@ -53,6 +71,9 @@ async function runRow(app: App, dir: string): Promise<RunRow | null> {
   } catch {
     return null; // a run folder without a record yet
   }
+  const held = rec.stages.filter((s) => s.status === "ran" || s.status === "cached");
+  let cachedSeconds = 0;
+  for (const s of held) if (s.status === "cached") cachedSeconds += await builtSeconds(dir, s);
   const summaries = Object.fromEntries(
     rec.stages.filter((s) => s.summary).map((s) => [s.stage, s.summary]),
   );
@@ -62,6 +83,8 @@ async function runRow(app: App, dir: string): Promise<RunRow | null> {
     configHash: rec.configHash.slice(0, 12),
     status: rec.status,
     seconds: rec.seconds,
+    trained: cachedSeconds + held.reduce((n, s) => n + (s.status === "ran" ? s.seconds : 0), 0),
+    cachedSeconds,
     finished: rec.finished,
     config: flatten(rec.config),
     figures: app.figures(summaries),
@@ -87,82 +110,197 @@ export async function listRuns(app: App, results: string): Promise<RunRow[]> {
 const show = (v: unknown) =>
   typeof v === "number" ? String(Number(v.toPrecision(4))) : JSON.stringify(v);
 
-function table(head: string[], body: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
-  return [line(head), line(w.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
-}
-
-const RUNS_USAGE = `usage: deno task runs [--results DIR] [--sort FIGURE] [--json]
+const RUNS_USAGE =
+  `usage: deno task runs [--results DIR] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
   a table of the runs in a results folder: the parameters that differ, the final figures, status
-  --sort FIGURE   order by a figure (frechet, classifierScore, ...; best first)
-  --json          the rows as JSON`;
+  and training time (cached stages count with the seconds they took when computed)
+  --sort FIGURE     order by a figure (frechet, classifierScore, ...; best first)
+  --columns A,B     the columns to show, in order: run, config, status, time, finished, a figure,
+                    or a parameter (its path or short name); default: what fits the terminal
+  --csv             every row as CSV (all columns unless --columns)
+  --json            the rows as JSON
+  Runs that differ only in the sweep resource (a halving point's rungs, a run and its extension)
+  are listed under the longest, indented.`;
 
 const DIFF_USAGE = `usage: deno task diff RUN_A RUN_B [--results DIR]
   the config and figure differences of two runs: run folders (from any results folder), or run
   names or name prefixes under --results`;
 
-/** `deno task runs`; returns the exit code. */
-export async function runsCommand(app: App, args: string[]): Promise<number> {
-  const parsed = parseCommand<{ results: string; sort?: string; json: boolean }>(
-    args,
-    RUNS_USAGE,
+/** Rows in table order, each rung of a halving point under the point's furthest run. */
+function groupRungs(app: App, rows: RunRow[]): { row: RunRow; rungOf: string | null }[] {
+  const resource = app.sweep.resource;
+  // one point's rungs: configs (names included) that differ only in the resource
+  const idOf = (r: RunRow) =>
+    canonicalJson(resource ? { ...r.config, [resource]: null } : r.config);
+  const groups = new Map<string, RunRow[]>();
+  for (const r of rows) groups.set(idOf(r), [...(groups.get(idOf(r)) ?? []), r]);
+  const resourceOf = (r: RunRow) => Number(resource ? r.config[resource] ?? 0 : 0);
+  const out: { row: RunRow; rungOf: string | null }[] = [];
+  const seen = new Set<string>();
+  for (const r of rows) {
+    const id = idOf(r);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const g = [...groups.get(id)!].sort((a, b) => resourceOf(b) - resourceOf(a));
+    out.push({ row: g[0], rungOf: null });
+    for (const r2 of g.slice(1)) out.push({ row: r2, rungOf: g[0].run });
+  }
+  return out;
+}
+
+/** The runs table's columns for these rows. */
+function runColumns(params: string[], metrics: string[]) {
+  const short = shortHeaders(params);
+  const time = (r: RunRow) =>
+    `${r.trained.toFixed(1)}s${
+      r.cachedSeconds > 0 ? ` (${r.cachedSeconds.toFixed(1)} cached)` : ""
+    }`;
+  type Col = {
+    name: string;
+    aliases: string[];
+    cell: (r: RunRow) => string;
+    raw: (r: RunRow) => unknown;
+  };
+  const cols: Col[] = [
+    { name: "run", aliases: [], cell: (r) => r.run, raw: (r) => r.run },
     {
-      results: { type: "string", default: "results" },
-      sort: { type: "string" },
-      json: { type: "boolean", default: false },
+      name: "config",
+      aliases: ["configHash"],
+      cell: (r) => r.configHash,
+      raw: (r) => r.configHash,
     },
-  );
-  if (!parsed) return 0;
-  const { values } = parsed;
-  const rows = await listRuns(app, values.results);
+    ...params.map((p): Col => ({
+      name: short[p],
+      aliases: [p],
+      cell: (r) => show(r.config[p] ?? null),
+      raw: (r) => r.config[p] ?? null,
+    })),
+    ...metrics.map((m): Col => ({
+      name: m,
+      aliases: [],
+      cell: (r) => (r.figures[m] === undefined ? "" : show(r.figures[m])),
+      raw: (r) => r.figures[m] ?? null,
+    })),
+    { name: "status", aliases: [], cell: (r) => r.status, raw: (r) => r.status },
+    { name: "time", aliases: ["trained"], cell: time, raw: (r) => r.trained },
+    { name: "finished", aliases: [], cell: (r) => r.finished ?? "", raw: (r) => r.finished },
+  ];
+  return cols;
+}
+
+/** The line naming the columns left out, cut to `width`. */
+function hiddenNote(hidden: string[], width: number): string {
+  const tail = "; --columns or --csv shows them)";
+  let list = hidden.join(", ");
+  const room = width - `(${hidden.length} more: `.length - tail.length;
+  if (list.length > room) list = list.slice(0, Math.max(0, room - 3)) + "...";
+  return `(${hidden.length} more: ${list}${tail}`;
+}
+
+/** The runs' rows, in the order asked. */
+async function sortedRuns(app: App, results: string, sort: string | undefined) {
+  const rows = await listRuns(app, results);
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
-  if (values.sort !== undefined) {
-    const m = values.sort;
-    if (!metrics.includes(m) && rows.length) {
+  if (sort !== undefined) {
+    if (!metrics.includes(sort) && rows.length) {
       throw new UsageError(
-        `--sort ${m}: no such figure; figures: ${metrics.join(", ")}`,
+        `--sort ${sort}: no such figure; figures: ${metrics.join(", ")}`,
         RUNS_USAGE,
       );
     }
-    const higher = app.sweep.higherIsBetter.includes(m);
+    const higher = app.sweep.higherIsBetter.includes(sort);
     rows.sort((a, b) => {
-      const x = a.figures[m], y = b.figures[m];
+      const x = a.figures[sort], y = b.figures[sort];
       if (x === undefined || y === undefined) return x === undefined ? 1 : -1;
       return higher ? y - x : x - y;
     });
   }
+  return { rows, metrics };
+}
+
+/** `deno task runs`; returns the exit code. */
+export async function runsCommand(app: App, args: string[]): Promise<number> {
+  const parsed = parseCommand<
+    { results: string; sort?: string; json: boolean; csv: boolean; columns?: string }
+  >(args, RUNS_USAGE, {
+    results: { type: "string", default: "results" },
+    sort: { type: "string" },
+    json: { type: "boolean", default: false },
+    csv: { type: "boolean", default: false },
+    columns: { type: "string" },
+  });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if (values.json && values.csv) throw new UsageError("--csv and --json: choose one", RUNS_USAGE);
+  const { rows, metrics } = await sortedRuns(app, values.results, values.sort);
   const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
+  const ordered = groupRungs(app, rows);
   if (values.json) {
     console.log(JSON.stringify(
-      rows.map((r) => ({
+      ordered.map(({ row: r, rungOf }) => ({
         run: r.run,
         configHash: r.configHash,
         params: Object.fromEntries(params.map((p) => [p, r.config[p]])),
         figures: r.figures,
         status: r.status,
-        seconds: r.seconds,
+        trainedSeconds: r.trained,
+        cachedSeconds: r.cachedSeconds,
+        commandSeconds: r.seconds,
+        finished: r.finished,
+        rungOf,
       })),
       null,
       2,
     ));
     return 0;
   }
+  const all = runColumns(params, metrics);
+  let cols = all;
+  if (values.columns !== undefined) {
+    cols = values.columns.split(",").map((n) => {
+      const c = all.find((c) => c.name === n || c.aliases.includes(n));
+      if (!c) {
+        throw new UsageError(
+          `--columns: no column ${n}; columns: ${all.map((c) => c.name).join(", ")}`,
+          RUNS_USAGE,
+        );
+      }
+      return c;
+    });
+  }
+  if (values.csv) {
+    console.log(csvLine([...cols.map((c) => c.aliases[0] ?? c.name), "rungOf"]));
+    for (const { row, rungOf } of ordered) {
+      const cell = (
+        v: unknown,
+      ) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
+      console.log(csvLine([...cols.map((c) => cell(c.raw(row))), rungOf ?? ""]));
+    }
+    return 0;
+  }
   if (!rows.length) {
     console.log(`no runs in ${join(values.results, "runs")}`);
     return 0;
   }
-  console.log(table(
-    ["run", "config", ...params, ...metrics, "status", "time"],
-    rows.map((r) => [
-      r.run,
-      r.configHash,
-      ...params.map((p) => show(r.config[p] ?? null)),
-      ...metrics.map((m) => (r.figures[m] === undefined ? "" : show(r.figures[m]))),
-      r.status,
-      `${r.seconds.toFixed(0)}s`,
-    ]),
-  ));
+  const cellOf = (c: (typeof all)[number], { row, rungOf }: (typeof ordered)[number]) =>
+    c.name === "run" && rungOf ? `  \u21b3 ${row.run}` : c.cell(row);
+  let note = "";
+  if (values.columns === undefined) {
+    const sized = cols.filter((c) => c.name !== "finished").map((c) => ({
+      ...c,
+      width: Math.max(c.name.length, ...ordered.map((o) => cellOf(c, o).length)),
+    }));
+    // what goes first when the terminal is narrow: the hash, then figures from the last
+    const dropOrder = ["config", ...metrics.filter((m) => m !== values.sort).reverse()];
+    const fitted = fitColumns(sized, outputWidth(), dropOrder);
+    const hidden = sized.filter((c) => !fitted.includes(c)).map((c) => c.name);
+    if (hidden.length) {
+      note = "\n" + hiddenNote(hidden, outputWidth());
+    }
+    cols = fitted;
+  }
+  const body = ordered.map((o) => cols.map((c) => cellOf(c, o)));
+  console.log(textTable(cols.map((c) => c.name), body) + note);
   return 0;
 }
 

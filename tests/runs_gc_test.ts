@@ -19,10 +19,12 @@ async function twoRuns() {
 
 Deno.test("runs lists the differing parameter and the figures; diff names both differences", async () => {
   const { results, runA, runB } = await twoRuns();
-  const t = await cli(["runs", "--results", results, "--sort", "frechet"]);
+  const t = await cli(["runs", "--results", results, "--sort", "frechet"], {
+    env: { COLUMNS: "400" },
+  });
   assert.equal(t.code, 0, t.stderr);
   const [head, , ...rows] = t.stdout.trim().split("\n");
-  assert.match(head, /^run\s+config\s+optimizer\.learningRate\s+frechet\s+classifierScore/);
+  assert.match(head, /^run\s+config\s+learningRate\s+frechet\s+classifierScore/);
   assert.equal(rows.length, 2);
   assert.match(t.stdout, /0\.003/);
   const j = await cli(["runs", "--results", results, "--json"]);
@@ -49,6 +51,7 @@ Deno.test("the deno.json tasks runs, diff, verify, gc and sample start with the 
       ["verify", "--quiet"],
       ["gc", "--dry-run"],
       ["sample", runA, "--n", "4"],
+      ["export", runA, "--out", join(results, "..", "exported")],
     ]
   ) {
     const out = await new Deno.Command(Deno.execPath(), {
@@ -60,6 +63,50 @@ Deno.test("the deno.json tasks runs, diff, verify, gc and sample start with the 
     }).output();
     assert.equal(out.code, 0, `${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
   }
+});
+
+Deno.test("runs: training time with cached stages as computed, rungs under their point, --columns, --csv, width", async () => {
+  const { cfg, results, runA } = await twoRuns();
+  const json = async () => JSON.parse((await cli(["runs", "--results", results, "--json"])).stdout);
+  const before = (await json()).find((r: { run: string }) => runA.endsWith(r.run));
+  assert.equal(before.cachedSeconds, 0);
+  // the same config again: every stage cached; the time is still what training took
+  const again = await cli(["run", cfg, "--results", results]);
+  assert.equal(again.code, 0, again.stderr);
+  const after = (await json()).find((r: { run: string }) => runA.endsWith(r.run));
+  assert(after.commandSeconds < before.trainedSeconds, "the second command ran nothing");
+  assert.equal(after.cachedSeconds, after.trainedSeconds);
+  assert(Math.abs(after.trainedSeconds - before.trainedSeconds) < 0.5 * before.trainedSeconds);
+  // a longer run of A: the shorter is listed under it
+  const longer = await cli(["run", cfg, "--results", results, "--set", "adversarial.iterations=6"]);
+  assert.equal(longer.code, 0, longer.stderr);
+  const table = await cli(["runs", "--results", results, "--columns", "run,iterations,time"]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trim().split("\n");
+  assert.match(lines[0], /^run\s+iterations\s+time$/);
+  const i6 = lines.findIndex((l) => /^tiny-\w+\s+6\s/.test(l));
+  assert(
+    i6 > 0 && /^\s+\u21b3 tiny-\w+\s+4\s+[\d.]+s \([\d.]+ cached\)/.test(lines[i6 + 1]),
+    table.stdout,
+  );
+  const csv = await cli([
+    "runs",
+    "--results",
+    results,
+    "--csv",
+    "--columns",
+    "run,learningRate,frechet",
+  ]);
+  const [csvHead, ...csvRows] = csv.stdout.trim().split("\n");
+  assert.equal(csvHead, "run,optimizer.learningRate,frechet,rungOf");
+  assert.equal(csvRows.length, 3);
+  assert(csvRows.some((r) => /^tiny-\w+,0\.001,[\d.]+,tiny-\w+$/.test(r)), csv.stdout);
+  const narrow = await cli(["runs", "--results", results], { env: { COLUMNS: "100" } });
+  assert(narrow.stdout.trim().split("\n").every((l) => l.length <= 100), narrow.stdout);
+  assert.match(narrow.stdout, /more: .*--columns or --csv shows them\)/);
+  const bad = await cli(["runs", "--results", results, "--columns", "run,nosuch"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--columns: no column nosuch; columns: run, config, /);
 });
 
 Deno.test("the permissions of points and Slurm tasks are the deno.json run and sweep tasks'", async () => {
