@@ -224,3 +224,43 @@ Deno.test("a diverging point is reported as failed with its reason; the others f
   const html = await Deno.readTextFile(reportPath);
   assert.match(html, /class="failed"/);
 });
+
+Deno.test("a multirun (--base CONFIG -m path=a,b seed=1,2) is the sweep a file would be: same folder, report, resume", async () => {
+  const { dir, results } = await tinySetup();
+  const file = await writeConfig(dir, "s", {
+    base: "tiny.json",
+    grid: { "adversarial.fitBatchSize": [4, 8] },
+    seeds: [1, 2],
+  });
+  const axes = ["-m", "adversarial.fitBatchSize=4,8", "seed=1,2", "--name", "s"];
+  const base = join(dir, "tiny.json");
+  const fromFile = await sweepCli([file, "--results", results, "--dry-run"]);
+  const multi = await sweepCli(["--base", base, ...axes, "--results", results, "--dry-run"]);
+  assert.equal(multi.code, 0, multi.stderr);
+  assert.match(multi.stdout, /4 points/);
+  const folder = (out: string) => out.trim().split("\n").at(-1);
+  assert.equal(folder(multi.stdout), folder(fromFile.stdout), "the same sweep folder");
+  const run = await sweepCli(["--base", base, ...axes, "--results", results, "--jobs", "2"]);
+  assert.equal(run.code, 0, run.stderr);
+  const report = run.stdout.trim().split("\n").at(-1)!;
+  assert(report.endsWith("report.html"));
+  // the file form finds the multirun's points done
+  const again = await sweepCli([file, "--results", results]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stderr + again.stdout, /done in/);
+  assert.equal(again.stdout.trim().split("\n").at(-1), report);
+  const bad: [string[], RegExp][] = [
+    [
+      ["--base", base, "-m", "adversarial.fitBatchSize"],
+      /adversarial\.fitBatchSize: expected path=value1,value2/,
+    ],
+    [["--base", base], /--base: give at least one axis/],
+    [["--base", base, "-m", "seed=1", "--search", "halving"], /--search halving needs --rungs/],
+    [[file, "-m"], /-m, --name and --search make a multirun: they need --base CONFIG/],
+  ];
+  for (const [args, want] of bad) {
+    const r = await sweepCli([...args, "--results", results]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+  }
+});

@@ -17,12 +17,21 @@ import { UsageError } from "../errors.ts";
 import { type Executor, localExecutor } from "./executor.ts";
 import { compareWithSearch } from "./full_grid.ts";
 import { describePlan, finish, prepare } from "./prepared.ts";
+import { multirunSpec } from "./multirun.ts";
 import { runHalvingSearch } from "./search.ts";
+import type { SweepSource } from "./spec.ts";
 import { cancelSlurm, slurmExecutor, type SlurmOptions, slurmStatus } from "./slurm.ts";
 
 const USAGE = `usage: deno task sweep <sweep.json> [options]
+       deno task sweep --base CONFIG -m path=v1,v2 [seed=1,2 ...] [options]   (multirun)
        deno task sweep status <sweep.json> [--results DIR]   (a Slurm sweep's progress; report when done)
        deno task sweep cancel <sweep.json> [--results DIR]   (scancel a Slurm sweep's job)
+  --base CONFIG          multirun: sweep this config over the axes given as path=v1,v2,...
+                         (values are JSON, else strings; seed=... sets the seeds); the same sweep
+                         as a file with this base, grid and seeds (status/cancel take them too)
+  -m, --multirun         accepted for Hydra's habit; --base is what makes a multirun
+  --name NAME            multirun: the sweep's name (default: the config file's name)
+  --search halving       multirun: successive halving, with --rungs 20,60 [--metric M] [--eta 3]
   --jobs N               local: run N points at once, in separate processes (default 1)
   --dry-run              list the points and what each can reuse from the cache; run nothing
   --full-grid            leave out the "search" block: run every point to the last rung (the
@@ -55,6 +64,13 @@ interface Values {
   requeue: boolean;
   detach: boolean;
   "cancel-on-interrupt": boolean;
+  base?: string;
+  multirun: boolean;
+  name?: string;
+  search?: string;
+  rungs?: string;
+  metric?: string;
+  eta?: string;
 }
 
 /** A whole number >= 1 from an option, or a usage error naming the option. */
@@ -95,8 +111,26 @@ function executorOf(values: Values): Executor {
   throw new UsageError(`--executor ${values.executor}: expected local or slurm`, USAGE);
 }
 
+/** The sweep the positionals and options name: a file, or a multirun's spec. */
+function sourceOf(app: App, values: Values, positionals: string[]): SweepSource {
+  if (values.base === undefined) {
+    if (
+      values.multirun || values.name || values.search || values.rungs || values.metric || values.eta
+    ) {
+      throw new UsageError(
+        "-m, --name and --search make a multirun: they need --base CONFIG",
+        USAGE,
+      );
+    }
+    if (positionals.length !== 1) throw new UsageError("expected one sweep file", USAGE);
+    return positionals[0];
+  }
+  const spec = multirunSpec(values.base, positionals, values, USAGE, app.sweep.defaultRank);
+  return { spec, src: `multirun over ${values.base}` };
+}
+
 /** `sweep status` and `sweep cancel` of a Slurm sweep. */
-async function slurmCommand(app: App, verb: string, file: string, values: Values) {
+async function slurmCommand(app: App, verb: string, file: SweepSource, values: Values) {
   const s = await prepare(app, file, values.results, values.backend);
   if (verb === "cancel") return await cancelSlurm(s);
   return (await slurmStatus(s)) ? await finish(s) : 0;
@@ -119,16 +153,23 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
     requeue: { type: "boolean", default: false },
     detach: { type: "boolean", default: false },
     "cancel-on-interrupt": { type: "boolean", default: false },
+    base: { type: "string" },
+    multirun: { type: "boolean", short: "m", default: false },
+    name: { type: "string" },
+    search: { type: "string" },
+    rungs: { type: "string" },
+    metric: { type: "string" },
+    eta: { type: "string" },
   }, { positionals: true });
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  const [first, second] = positionals;
-  if ((first === "status" || first === "cancel") && positionals.length === 2) {
-    return await slurmCommand(app, first, second, values);
+  const [first] = positionals;
+  if ((first === "status" || first === "cancel") && positionals.length >= 2) {
+    return await slurmCommand(app, first, sourceOf(app, values, positionals.slice(1)), values);
   }
-  if (positionals.length !== 1) throw new UsageError("expected one sweep file", USAGE);
+  const source = sourceOf(app, values, positionals);
   const exec = executorOf(values);
-  const s = await prepare(app, first, values.results, values.backend, {
+  const s = await prepare(app, source, values.results, values.backend, {
     dryRun: values["dry-run"],
     fullGrid: values["full-grid"],
   });
@@ -148,6 +189,6 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   }
   if (!(await exec.runAll(s))) return 0;
   const code = await finish(s);
-  if (values["full-grid"]) await compareWithSearch(app, first, values.results, s);
+  if (values["full-grid"]) await compareWithSearch(app, source, values.results, s);
   return code;
 }

@@ -11,7 +11,7 @@ import { compareHalving } from "./halving.ts";
 import { readJson } from "./point.ts";
 import { type PreparedSweep, sameSearchBlock } from "./prepared.ts";
 import type { PointRecord } from "./record.ts";
-import { loadSweep, sweepDir, type SweepSpec } from "./spec.ts";
+import { loadSweep, sweepDir, type SweepSource, type SweepSpec } from "./spec.ts";
 
 /**
  * After a `--full-grid` run: what the same file's halving search found and spent beside
@@ -19,7 +19,7 @@ import { loadSweep, sweepDir, type SweepSpec } from "./spec.ts";
  */
 export async function compareWithSearch(
   app: App,
-  file: string,
+  file: SweepSource,
   results: string,
   grid: PreparedSweep,
 ) {

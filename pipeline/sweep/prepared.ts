@@ -20,7 +20,14 @@ import { planRun, type StagePlan } from "../runner.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
 import { readJson } from "./point.ts";
 import type { PointRecord } from "./record.ts";
-import { type LoadedSweep, loadSweep, overridesOf, sweepDir, type SweepSpec } from "./spec.ts";
+import {
+  type LoadedSweep,
+  loadSweep,
+  overridesOf,
+  sweepDir,
+  type SweepSource,
+  type SweepSpec,
+} from "./spec.ts";
 
 /** A sweep made ready to run: its points' records (resumed), plans and where it lives. */
 export interface PreparedSweep {
@@ -41,7 +48,7 @@ export const pointName = (s: PreparedSweep, r: PointRecord) => s.sweep.configs[r
 /** Expands the sweep, plans every point against the cache and resumes sweep.json. */
 export async function prepare(
   app: App,
-  file: string,
+  file: SweepSource,
   results: string,
   backend: string | undefined,
   { dryRun = false, fullGrid = false } = {},

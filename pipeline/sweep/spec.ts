@@ -252,25 +252,42 @@ export interface LoadedSweep {
   configs: EngineConfig[];
 }
 
-/** Reads, validates and expands a sweep file; every point's config is validated too. */
+/**
+ * Where a sweep comes from: a sweep file's path, or a spec made on the command line
+ * (`sweep --base CONFIG -m path=a,b`; its `base` an absolute path), named for its messages by
+ * `src`.
+ */
+export type SweepSource = string | { spec: Record<string, unknown>; src: string };
+
+/** A source's raw spec, the name its messages use, the folder its paths are relative to. */
+async function readSource(source: SweepSource) {
+  if (typeof source !== "string") {
+    return { raw: source.spec as unknown, src: source.src, dir: Deno.cwd(), fileName: null };
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(source);
+  } catch {
+    throw new ConfigError(`sweep file not found: ${source} (sweeps live in configs/sweeps/)`);
+  }
+  const fileName = basename(source).replace(/\.json$/, "");
+  return { raw: parseJsonText(text, source), src: source, dir: dirname(resolve(source)), fileName };
+}
+
+/** Reads, validates and expands a sweep; every point's config is validated too. */
 export async function loadSweep(
-  path: string,
+  source: SweepSource,
   workDir: string,
   app: App,
   { fullGrid = false }: { fullGrid?: boolean } = {},
 ): Promise<LoadedSweep> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    throw new ConfigError(`sweep file not found: ${path} (sweeps live in configs/sweeps/)`);
-  }
-  let spec = validateSweep(parseJsonText(text, path), path, app);
-  let name = spec.name ?? basename(path).replace(/\.json$/, "");
+  const { raw, src, dir, fileName } = await readSource(source);
+  let spec = validateSweep(raw, src, app);
+  let name = spec.name ?? fileName ?? "multirun";
   if (fullGrid) {
     // what a halving search is measured against: every point run to the last rung
     if (!spec.search) {
-      throw new ConfigError(`${path}: --full-grid: the sweep has no "search" block to leave out`);
+      throw new ConfigError(`${src}: --full-grid: the sweep has no "search" block to leave out`);
     }
     const { search, ...rest } = spec;
     const resource = search.resource ?? app.sweep.resource!;
@@ -279,14 +296,14 @@ export async function loadSweep(
   }
   let basePath: string;
   if (typeof spec.base === "string") {
-    basePath = resolve(dirname(resolve(path)), spec.base);
+    basePath = resolve(dir, spec.base);
   } else {
     // an inline base: written beside the sweep's outputs so points can `extends` nothing
     await Deno.mkdir(workDir, { recursive: true });
     basePath = join(workDir, `${name}-base.json`);
     const inline = { ...spec.base } as Record<string, unknown>;
     if (typeof inline.extends === "string") {
-      inline.extends = resolve(dirname(resolve(path)), inline.extends);
+      inline.extends = resolve(dir, inline.extends);
     }
     await writeFileAtomic(basePath, JSON.stringify(inline, null, 2) + "\n");
   }
@@ -302,7 +319,7 @@ export async function loadSweep(
       );
     } catch (e) {
       throw new ConfigError(
-        `${path}: point ${i} (${overridesOf(p).join(" ")}): ${(e as Error).message}`,
+        `${src}: point ${i} (${overridesOf(p).join(" ")}): ${(e as Error).message}`,
       );
     }
   }
