@@ -29,6 +29,7 @@ import { Progress } from "./progress.ts";
 import { planRun, runDirOf, type RunOptions, runPipeline } from "./runner.ts";
 import type { EngineConfig } from "./schema.ts";
 import { checkResultsDir } from "./store.ts";
+import { completionsCommand } from "./completions.ts";
 import { gcCommand } from "./gc_cli.ts";
 import { runInterruptHooks } from "./interrupt.ts";
 import { diffCommand, runsCommand } from "./runs_cli.ts";
@@ -76,21 +77,38 @@ async function dispatch(app: App, args: string[]): Promise<number> {
     }
     return await runSlurmTask(rest[0], Number(rest[1]), rest[2]);
   }
+  if (command === "completions") {
+    return await completionsCommand(app, rest, () => helpTexts(app));
+  }
   const own = app.commands?.[command];
   if (own) return await own(app as unknown as App, rest);
-  const names = [
-    "run",
-    "sweep",
-    "verify",
-    "runs",
-    "diff",
-    "gc",
-    ...Object.keys(app.commands ?? {}),
-  ];
   throw new UsageError(
     `unknown command ${command ?? "(none)"}`,
-    `usage: deno task ${names.join("|")} ... (each answers --help)`,
+    `usage: deno task ${commandNames(app).join("|")} ... (each answers --help)`,
   );
+}
+
+/** The commands a user can call (the engine's, then the application's). */
+export function commandNames(app: App): string[] {
+  const engine = ["run", "sweep", "verify", "runs", "diff", "gc", "completions"];
+  return [...engine, ...Object.keys(app.commands ?? {})];
+}
+
+/** Each command's `--help` text, as the command itself prints it. */
+async function helpTexts(app: App): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const log = console.log;
+  try {
+    for (const name of commandNames(app).filter((n) => n !== "completions")) {
+      let text = "";
+      console.log = (...xs: unknown[]) => void (text += xs.join(" ") + "\n");
+      await dispatch(app, [name, "--help"]);
+      out[name] = text;
+    }
+  } finally {
+    console.log = log;
+  }
+  return out;
 }
 
 /** The options of `run`. */

@@ -1,5 +1,7 @@
 /** Bad input gets one line naming the field or file and the fix, exit 2, and creates nothing. */
 import assert from "node:assert/strict";
+import { APP } from "../stages/app.ts";
+import { commandNames } from "../pipeline/cli.ts";
 import { join } from "node:path";
 import { cli, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
@@ -111,17 +113,9 @@ Deno.test("diff compares run folders from two results folders", async () => {
 });
 
 Deno.test("every command answers --help with its own usage, and a bad option with it (exit 2)", async () => {
-  for (
-    const [command, head] of [
-      ["run", "usage: deno task run"],
-      ["sweep", "usage: deno task sweep"],
-      ["verify", "usage: deno task verify"],
-      ["runs", "usage: deno task runs"],
-      ["diff", "usage: deno task diff"],
-      ["gc", "usage: deno task gc"],
-      ["sample", "usage: deno task sample"],
-    ]
-  ) {
+  // every command there is, so a new one cannot skip this
+  for (const command of commandNames(APP)) {
+    const head = `usage: deno task ${command}`;
     const help = await cli([command, "--help"]);
     assert.equal(help.code, 0, `${command} --help: ${help.stderr}`);
     assert(help.stdout.startsWith(head), `${command} --help printed: ${help.stdout}`);

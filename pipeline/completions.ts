@@ -1,0 +1,161 @@
+/**
+ * `deno task completions bash|zsh|fish`: a shell completion script for `deno task <command>`,
+ * made from each command's own `--help` text (so it cannot fall out of step with the options),
+ * plus the values the engine knows: stage names for `--force`/`--until`, figures for `--sort`
+ * and `--metric`, `local|slurm` for `--executor`, and any `[--opt a|b|c]` in a usage line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { optionsOf } from "./completions.ts";
+ * const o = optionsOf("usage: x [--format onnx|tfjs|web] [--n N]\n  -m, --multirun  yes");
+ * assert.deepEqual(o.names, ["--format", "--n", "-m", "--multirun", "--help"]);
+ * assert.deepEqual(o.values["--format"], ["onnx", "tfjs", "web"]);
+ * ```
+ */
+import type { App } from "./app.ts";
+import { parseCommand } from "./args.ts";
+import { UsageError } from "./errors.ts";
+
+const USAGE = `usage: deno task completions bash|zsh|fish
+  prints a completion script for deno task's commands; install it with, e.g.
+    bash: deno task -q completions bash > ~/.local/share/bash-completion/completions/deno
+    zsh:  deno task -q completions zsh > ~/.zfunc/_deno_tasks; source it from ~/.zshrc
+    fish: deno task -q completions fish > ~/.config/fish/completions/deno.fish`;
+
+/** A command's options and the values some of them take. */
+export interface CommandOptions {
+  names: string[];
+  values: Record<string, string[]>;
+}
+
+/** The options a usage text names, and the `[--opt a|b|c]` choices it lists. */
+export function optionsOf(usage: string): CommandOptions {
+  const names: string[] = [];
+  for (const m of usage.matchAll(/(?:^|[\s[,])(--?[a-z][a-z-]*)/g)) {
+    if (!names.includes(m[1])) names.push(m[1]);
+  }
+  if (!names.includes("--help")) names.push("--help");
+  const values: Record<string, string[]> = {};
+  for (const m of usage.matchAll(/\[(--[a-z-]+) ([a-z0-9]+(?:\|[a-z0-9]+)+)\]/g)) {
+    values[m[1]] = m[2].split("|");
+  }
+  return { names, values };
+}
+
+/** What every command takes, by name. */
+export type CommandTable = Record<string, CommandOptions & { positionals?: string[] }>;
+
+/** The table of an application's commands, from their usage texts. */
+export function commandTable(app: App, usages: Record<string, string>): CommandTable {
+  const stages = app.stages.map((s) => s.name);
+  const table: CommandTable = {};
+  for (const [cmd, usage] of Object.entries(usages)) {
+    const o = optionsOf(usage);
+    const known: Record<string, string[]> = {
+      "--force": [...stages, "all"],
+      "--until": stages,
+      "--sort": [...app.sweep.rankMetrics],
+      "--metric": [...app.sweep.rankMetrics],
+      "--executor": ["local", "slurm"],
+      "--search": ["halving"],
+    };
+    for (const [k, v] of Object.entries(known)) if (o.names.includes(k)) o.values[k] = v;
+    table[cmd] = o;
+  }
+  if (table.completions) table.completions.positionals = ["bash", "zsh", "fish"];
+  if (table.sweep) table.sweep.positionals = ["status", "cancel"];
+  return table;
+}
+
+const words = (xs: string[]) => xs.join(" ");
+
+/** The bash script (zsh runs it through bashcompinit). */
+export function bashScript(table: CommandTable): string {
+  const cases = Object.entries(table).map(([cmd, o]) => {
+    const vals = Object.entries(o.values).map(([opt, v]) =>
+      `        ${opt}) COMPREPLY=($(compgen -W "${words(v)}" -- "$cur")); return ;;`
+    );
+    return `    ${cmd})
+      case "$prev" in
+${vals.join("\n")}
+      esac
+      opts="${words(o.names)}"; pos="${words(o.positionals ?? [])}" ;;`;
+  });
+  return `# deno task completions for ${
+    Object.keys(table).length
+  } commands (made by: deno task completions bash)
+_gan_pipeline_tasks() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} opts="" pos=""
+  if [[ \${COMP_WORDS[1]} != task ]]; then
+    if declare -F _deno >/dev/null; then _deno "$@"; fi
+    return
+  fi
+  local i=2
+  while [[ \${COMP_WORDS[i]} == -* && $i -lt $COMP_CWORD ]]; do ((i++)); done
+  if [[ $COMP_CWORD -eq $i ]]; then
+    COMPREPLY=($(compgen -W "${words(Object.keys(table))}" -- "$cur"))
+    return
+  fi
+  case \${COMP_WORDS[i]} in
+${cases.join("\n")}
+  esac
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -W "$pos" -- "$cur") $(compgen -f -- "$cur"))
+  fi
+}
+complete -o filenames -F _gan_pipeline_tasks deno
+`;
+}
+
+/** The zsh script: the bash one through zsh's bashcompinit. */
+export function zshScript(table: CommandTable): string {
+  return `# deno task completions (made by: deno task completions zsh)
+autoload -U +X compinit && compinit
+autoload -U +X bashcompinit && bashcompinit
+${bashScript(table).split("\n").slice(1).join("\n")}`;
+}
+
+/** The fish script. */
+export function fishScript(table: CommandTable): string {
+  const cmds = Object.keys(table);
+  const lines = [
+    "# deno task completions (made by: deno task completions fish)",
+    "# this file shadows fish's own deno completions: load them first",
+    "if test -f $__fish_data_dir/completions/deno.fish",
+    "  source $__fish_data_dir/completions/deno.fish",
+    "end",
+    `complete -c deno -n '__fish_seen_subcommand_from task; and not __fish_seen_subcommand_from ${
+      words(cmds)
+    }' -f -a '${words(cmds)}'`,
+  ];
+  for (const [cmd, o] of Object.entries(table)) {
+    const when = `__fish_seen_subcommand_from task; and __fish_seen_subcommand_from ${cmd}`;
+    for (const name of o.names) {
+      const flag = name.startsWith("--") ? `-l ${name.slice(2)}` : `-s ${name.slice(1)}`;
+      const v = o.values[name];
+      lines.push(`complete -c deno -n '${when}' ${flag}${v ? ` -x -a '${words(v)}'` : ""}`);
+    }
+    if (o.positionals) lines.push(`complete -c deno -n '${when}' -a '${words(o.positionals)}'`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** `deno task completions SHELL`; `usages` gives each command's --help text. */
+export async function completionsCommand(
+  app: App,
+  args: string[],
+  usages: () => Promise<Record<string, string>>,
+): Promise<number> {
+  const parsed = parseCommand(args, USAGE, {}, { positionals: true });
+  if (!parsed) return 0;
+  const [shell, ...extra] = parsed.positionals;
+  if (!shell || extra.length) throw new UsageError("expected one shell: bash, zsh or fish", USAGE);
+  const table = commandTable(app, { ...(await usages()), completions: USAGE });
+  const script = { bash: bashScript, zsh: zshScript, fish: fishScript }[shell];
+  if (!script) throw new UsageError(`${shell}: expected bash, zsh or fish`, USAGE);
+  console.log(script(table));
+  return 0;
+}
