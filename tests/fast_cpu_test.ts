@@ -439,7 +439,7 @@ Deno.test("OpenBLAS's thread count and CPU kernel are part of the backend fact t
   assert.equal(new Set(keys).size, keys[0] === "fast-cpu/js/r1" ? 1 : 3);
 });
 
-Deno.test("an OpenBLAS fallback kernel older than the CPU is replaced by the one its flags allow", () => {
+Deno.test("OpenBLAS's pick is replaced by the fastest family the CPU's flags allow", () => {
   const avx512 = new Set([
     "avx2",
     "fma",
@@ -452,6 +452,12 @@ Deno.test("an OpenBLAS fallback kernel older than the CPU is replaced by the one
   assert.equal(betterCore("Prescott", avx512), "SkylakeX");
   assert.equal(betterCore("Nehalem", new Set(["avx2", "fma"])), "Haswell");
   assert.equal(betterCore("Prescott", new Set(["sse3"])), null); // a CPU that old keeps it
-  assert.equal(betterCore("Zen", avx512), null); // a kernel the library chose knowingly stays
+  // an AVX2 pick on an AVX-512 CPU (OpenBLAS 0.3.21 on Zen 5 picks Haswell): SkylakeX
+  assert.equal(betterCore("Haswell", avx512), "SkylakeX");
+  assert.equal(betterCore("Zen", avx512), "SkylakeX");
+  assert.equal(betterCore("Zen", new Set(["avx2", "fma"])), null); // Zen 1-3: no AVX-512
   assert.equal(betterCore("SkylakeX", avx512), null);
+  assert.equal(betterCore("Cooperlake", avx512), null); // AVX-512 already
+  // a CPU missing one of the five subsets keeps its AVX2 kernels
+  assert.equal(betterCore("Haswell", new Set([...avx512].filter((f) => f !== "avx512vl"))), null);
 });

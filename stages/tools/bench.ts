@@ -24,7 +24,7 @@ import { resolveConfig } from "../schema.ts";
 import { Rng } from "../../pipeline/rng.ts";
 import { adversarialIterations } from "../training/loop.ts";
 import type { HistoryRow } from "../vocabulary.ts";
-import { fitCounterfeiter, fitPolice, generate, makeGan } from "../training/gan.ts";
+import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../training/gan.ts";
 import { initNets } from "../training/nets.ts";
 import { streamsFor } from "../training/streams.ts";
 import { npmDataDir } from "../download.ts";
@@ -121,6 +121,81 @@ async function loopWorker(iters: number, flush: boolean) {
       times: history.map((r) => r.seconds),
     }),
   );
+}
+
+/** Seconds per phase of lecture iterations: where an iteration's time goes. */
+export interface PhaseTimes {
+  /** Making the 500 fakes (and the counterfeiter's after-step fakes). */
+  generate: number;
+  /** The five D measurements of 500 rows each (the history's columns). */
+  dMeasurements: number;
+  /** The police's and counterfeiter's minibatch-32 forward/backward passes (Adam excluded). */
+  minibatchSteps: number;
+  /** The Adam updates of both nets. */
+  adam: number;
+  /** Noise, row sampling and copying. */
+  other: number;
+}
+
+/**
+ * Worker: `iters` lecture iterations timed by phase (the loop's own steps, in its order, on
+ * the baseline config); prints the mean seconds per iteration of each phase.
+ */
+async function profileWorker(iters: number) {
+  await selectBackend("fast-cpu");
+  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+  const train = await mnistTrain();
+  const dim = 784, nTrain = train.length / dim, a = cfg.adversarial;
+  const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
+  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
+  let adam = 0;
+  for (const opt of [gan.optD, gan.optG]) {
+    // Adam's share, timed inside the real fits
+    for (const method of ["apply", "applyBuffered"] as const) {
+      const inner = opt[method].bind(opt) as (...xs: unknown[]) => void;
+      (opt as unknown as Record<string, unknown>)[method] = (...xs: unknown[]) => {
+        const t0 = performance.now();
+        inner(...xs);
+        adam += performance.now() - t0;
+      };
+    }
+  }
+  const t = { generate: 0, dMeasurements: 0, fits: 0, other: 0 };
+  const timed = <T>(k: keyof typeof t, f: () => T): T => {
+    const t0 = performance.now();
+    const out = f();
+    t[k] += performance.now() - t0;
+    return out;
+  };
+  const tricks = { realLabel: 1, labelNoise: 0, instanceNoise: 0 };
+  for (let it = 0; it < iters; it++) {
+    const noise = timed("other", () => gan.streams.data.normals(a.batchSize * gan.noiseDim));
+    const real = timed("other", () => {
+      const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
+      return copyRows(train, dim, rows);
+    });
+    const fakes = timed("generate", () => generate(gan.g, noise, gan.noiseDim));
+    timed("dMeasurements", () => [meanD(gan.d, real, dim), meanD(gan.d, fakes, dim)]);
+    timed("fits", () => fitPolice(gan, real, fakes, { dim, batchSize: a.fitBatchSize, tricks }));
+    timed("dMeasurements", () => [meanD(gan.d, real, dim), meanD(gan.d, fakes, dim)]);
+    timed("fits", () =>
+      fitCounterfeiter(gan, noise, {
+        batchSize: a.fitBatchSize,
+        policeDropout: a.policeDropoutInCounterfeiterStep,
+        instanceNoise: 0,
+      }));
+    const after = timed("generate", () => generate(gan.g, noise, gan.noiseDim));
+    timed("dMeasurements", () => meanD(gan.d, after, dim));
+  }
+  const per = (ms: number) => ms / 1000 / iters;
+  const phases: PhaseTimes = {
+    generate: per(t.generate),
+    dMeasurements: per(t.dMeasurements),
+    minibatchSteps: per(t.fits - adam),
+    adam: per(adam),
+    other: per(t.other),
+  };
+  console.log(JSON.stringify({ phases }));
 }
 
 /** Worker: this machine's sgemm rate through the loaded BLAS (GFLOP/s). */
