@@ -264,3 +264,40 @@ Deno.test("a multirun (--base CONFIG -m path=a,b seed=1,2) is the sweep a file w
     assert.match(r.stderr, want);
   }
 });
+
+Deno.test("--jobs N shares the cores: each point's BLAS runs on cores/N threads, named in its keys", async () => {
+  const { results, base } = await tinySetup({ backend: "fast-cpu" });
+  const cores = navigator.hardwareConcurrency, want = Math.max(1, Math.floor(cores / 2));
+  const cases: [string[], number][] = [
+    [["--jobs", "2"], want],
+    [["--jobs", "1"], cores],
+    [["--jobs", "1", "--threads-per-point", "1"], 1],
+  ];
+  for (const [opts, threads] of cases) {
+    const r = await sweepCli(
+      [
+        "--base",
+        base,
+        "-m",
+        "seed=1,2",
+        "--results",
+        results,
+        ...opts,
+        "--name",
+        `j${opts[1]}t${threads}`,
+      ],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`each point runs OpenBLAS on ${threads} threads?`));
+    const rec = JSON.parse(
+      await Deno.readTextFile(join(r.stdout.trim().split("\n").at(-1)!, "..", "sweep.json")),
+    );
+    for (const p of rec.points) {
+      const run = JSON.parse(await Deno.readTextFile(join(p.runDir, "run.json")));
+      const adv = run.stages.find((s: { stage: string }) => s.stage === "adversarial");
+      const backend = adv.inputs.runtime.backend as string;
+      // without OpenBLAS the JS matmul has no threads to name
+      if (/openblas/.test(backend)) assert.match(backend, new RegExp(`-t${threads}/`), backend);
+    }
+  }
+});

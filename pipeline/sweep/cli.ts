@@ -33,6 +33,8 @@ const USAGE = `usage: deno task sweep <sweep.json> [options]
   --name NAME            multirun: the sweep's name (default: the config file's name)
   --search halving       multirun: successive halving, with --rungs 20,60 [--metric M] [--eta 3]
   --jobs N               local: run N points at once, in separate processes (default 1)
+  --threads-per-point T  local: OpenBLAS threads per point (default: the cores shared among the
+                         jobs, at least 1; an OPENBLAS_NUM_THREADS in the environment wins)
   --dry-run              list the points and what each can reuse from the cache; run nothing
   --full-grid            leave out the "search" block: run every point to the last rung (the
                          full grid a halving search is measured against; shares its cache)
@@ -64,6 +66,7 @@ interface Values {
   requeue: boolean;
   detach: boolean;
   "cancel-on-interrupt": boolean;
+  "threads-per-point"?: string;
   base?: string;
   multirun: boolean;
   name?: string;
@@ -100,6 +103,40 @@ function slurmOptions(values: Values): SlurmOptions {
     detach: values.detach,
     cancelOnInterrupt: values["cancel-on-interrupt"],
   };
+}
+
+/**
+ * The BLAS threads each point of a local sweep runs on: `asked`, else the cores shared among
+ * the jobs (at least 1), so `--jobs N` fills the cores without oversubscribing them.
+ */
+export function threadsPerPoint(cores: number, jobs: number, asked?: number): number {
+  return asked ?? Math.max(1, Math.floor(cores / jobs));
+}
+
+/**
+ * Sets the points' OPENBLAS_NUM_THREADS (the children inherit it, and the plan's keys, made
+ * here, name it) and says which runs share cache entries with them: the key names the thread
+ * count, because results differ in the last bits between thread counts.
+ */
+function shareCores(values: Values): string {
+  const env = Deno.env.get("OPENBLAS_NUM_THREADS");
+  const asked = values["threads-per-point"];
+  if (asked === undefined && env !== undefined) {
+    return `each point runs on OPENBLAS_NUM_THREADS=${env}, from the environment`;
+  }
+  const cores = navigator.hardwareConcurrency, jobs = jobsOf(values.jobs);
+  const t = threadsPerPoint(
+    cores,
+    jobs,
+    asked === undefined ? undefined : positiveInt("--threads-per-point", asked),
+  );
+  Deno.env.set("OPENBLAS_NUM_THREADS", String(t));
+  const plain = t === cores
+    ? "as a plain run here does"
+    : `a plain run here uses ${cores} (OpenBLAS's default, the core count); OPENBLAS_NUM_THREADS=${t} deno task run ... shares the points' entries`;
+  return `each point runs OpenBLAS on ${t} thread${t === 1 ? "" : "s"} (${jobs} job${
+    jobs === 1 ? "" : "s"
+  } on ${cores} cores); tensor stages share cache entries only with runs on ${t}: ${plain}`;
 }
 
 /** The executor the options name. */
@@ -153,6 +190,7 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
     requeue: { type: "boolean", default: false },
     detach: { type: "boolean", default: false },
     "cancel-on-interrupt": { type: "boolean", default: false },
+    "threads-per-point": { type: "string" },
     base: { type: "string" },
     multirun: { type: "boolean", short: "m", default: false },
     name: { type: "string" },
@@ -169,11 +207,14 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   }
   const source = sourceOf(app, values, positionals);
   const exec = executorOf(values);
+  // before anything plans: the plan's keys name the points' thread count
+  const threads = values.executor === "local" ? shareCores(values) : null;
   const s = await prepare(app, source, values.results, values.backend, {
     dryRun: values["dry-run"],
     fullGrid: values["full-grid"],
   });
   describePlan(s);
+  if (threads) console.log(threads);
   if (values["dry-run"]) {
     console.log(s.dir);
     return 0;

@@ -30,6 +30,7 @@ import { streamsFor } from "../training/streams.ts";
 import { npmDataDir } from "../download.ts";
 import { parseIdx } from "../formats/idx.ts";
 import { copyRows } from "../training/fit.ts";
+import { sweepBench } from "./sweep_bench.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
@@ -330,6 +331,9 @@ function parseBenchArgs() {
       backends: { type: "string", default: CANDIDATES.map((c) => c.label).join(",") },
       out: { type: "string", default: join(ROOT, "results", "bench", "bench.json") },
       "no-torch": { type: "boolean", default: false },
+      profile: { type: "string" },
+      "profile-iters": { type: "string", default: "20" },
+      sweep: { type: "boolean", default: false },
     },
   }).values;
 }
@@ -462,9 +466,78 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
   return loops;
 }
 
+/** The phases' names as the distance section prints them. */
+const PHASE_NAMES: Record<keyof PhaseTimes, string> = {
+  minibatchSteps: "minibatch-32 steps (fwd+bwd)",
+  dMeasurements: "D measurements (5 x 500 rows)",
+  adam: "Adam updates",
+  generate: "generating fakes",
+  other: "noise, rows, copies",
+};
+
+/**
+ * How far a lecture iteration is from the sgemm bound (its training matmuls at this machine's
+ * sgemm rate), and where the rest goes; printed, and returned for the JSON record.
+ */
+function distanceToLimit(flops: number, sgemmGflops: number | null, phases: PhaseTimes | null) {
+  if (!sgemmGflops || !phases) return null;
+  const bound = flops / (sgemmGflops * 1e9);
+  const total = Object.values(phases).reduce((a, b) => a + b, 0);
+  console.log(
+    `\ndistance to the limit: an iteration's fakes and fits are ${
+      (flops / 1e9).toFixed(1)
+    } GFLOP;` +
+      ` at this machine's sgemm rate (${sgemmGflops.toFixed(0)} GFLOP/s) that is ${
+        bound.toFixed(3)
+      } s`,
+  );
+  console.log(
+    `  measured (the loop's steps timed by phase, one process): ${total.toFixed(3)} s/iteration = ${
+      (total / bound).toFixed(2)
+    }x the sgemm bound`,
+  );
+  const sorted = (Object.keys(phases) as (keyof PhaseTimes)[]).sort((a, b) =>
+    phases[b] - phases[a]
+  );
+  for (const k of sorted) {
+    console.log(
+      `  ${PHASE_NAMES[k].padEnd(32)}${phases[k].toFixed(3).padStart(8)} s ${
+        (100 * phases[k] / total).toFixed(0).padStart(4)
+      }%`,
+    );
+  }
+  console.log(`  largest remaining cost: ${PHASE_NAMES[sorted[0]]}`);
+  return { sgemmBoundSeconds: bound, measuredSeconds: total, ratio: total / bound, phases };
+}
+
+/** `--sweep`: the sweep throughput table, with the machine named. */
+async function sweepMain(values: BenchArgs) {
+  const fast = await selectBackend("fast-cpu");
+  console.log(`CPU: ${cpuModel()}; fast-cpu: ${fast.runtime.facts.backend}`);
+  for (const n of fast.notes) console.log(`  note: ${n}`);
+  const results = await Deno.makeTempDir({ prefix: "gan-sweep-bench-" });
+  try {
+    const rows = await sweepBench(ROOT, results);
+    const out = join(dirname(values.out), "sweep.json");
+    await Deno.mkdir(dirname(out), { recursive: true });
+    const record = {
+      date: new Date().toISOString(),
+      cpu: cpuModel(),
+      backend: fast.runtime.facts.backend,
+      rows,
+    };
+    await Deno.writeTextFile(out, JSON.stringify(record, null, 2) + "\n");
+    console.log(out);
+  } finally {
+    await Deno.remove(results, { recursive: true }).catch(() => {});
+  }
+}
+
 async function main() {
   const values = parseBenchArgs();
   if (values.sgemm) return sgemmWorker();
+  if (values.profile) return await profileWorker(Number(values.profile));
+  if (values.sweep) return await sweepMain(values);
   if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"]);
   if (values.worker) {
     const { worker: backend, variant, iters, warmup } = values;
@@ -490,6 +563,12 @@ async function main() {
   console.log(`fast-cpu: ${machine.backend}, denormals ${machine.denormals}`);
   for (const n of machine.notes) console.log(`  note: ${n}`);
   console.log(`sgemm 1024^3: ${(sg?.gflops as number)?.toFixed(1)} GFLOP/s via ${sg?.source}`);
+  const profile = await sub(["--profile", values["profile-iters"]]);
+  const limit = distanceToLimit(
+    flops,
+    (sg?.gflops as number) ?? null,
+    (profile?.phases as PhaseTimes) ?? null,
+  );
   const rows = stepTable(await stepTimes(values, rounds), flops, (sg?.gflops as number) ?? null);
   const loops = loopIters > 0 ? await loopTimes(values, loopIters) : {};
   const report = {
@@ -499,6 +578,7 @@ async function main() {
     machine,
     flopsPerIteration: flops,
     sgemm: sg,
+    limit,
     rows,
     loop: { iterations: loopIters, seconds: loops },
   };
