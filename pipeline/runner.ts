@@ -26,6 +26,7 @@ import {
 } from "./plan.ts";
 import { Progress } from "./progress.ts";
 import { linkArtifacts, publishReport, type RunRecord, type StageRecord } from "./run_record.ts";
+import { LIVE_HEARTBEAT_MS, LiveLog, type LiveStatus, writeLiveStatus } from "./live.ts";
 import type { Runtime, Stage } from "./stage.ts";
 import { type EntryMeta, Store, writeFileAtomic } from "./store.ts";
 
@@ -167,6 +168,9 @@ interface RunState<C extends EngineConfig> {
   holds: Map<string, () => void>;
   /** Entries whose every file this run has hashed and found as sealed (`stage/key`). */
   verified: Set<string>;
+  /** The run folder, and what its `live/status.json` says now. */
+  runDir?: string;
+  live?: LiveStatus;
 }
 
 /** An entry a stage was about to compute from no longer matches its seal. */
@@ -277,12 +281,14 @@ async function build<C extends EngineConfig>(
     const t0 = performance.now();
     const tmp = await store.begin(stage.name, key);
     const workDir = store.workDir(stage.name, key);
+    const live = st.runDir ? LiveLog.open(st.runDir, stage.name) : LiveLog.none();
     try {
       const summary = await stage.run({
         cfg,
         outDir: tmp,
         inputs,
         workDir,
+        live,
         progress: st.progress,
         runtime: st.opts.runtime,
         continueFrom: plan.continueFrom
@@ -321,6 +327,8 @@ async function build<C extends EngineConfig>(
       throw Object.assign(e instanceof Error ? e : new Error(String(e)), {
         stageSeconds: (performance.now() - t0) / 1000,
       });
+    } finally {
+      live.close();
     }
   } finally {
     await release();
@@ -470,12 +478,42 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
   const record = newRecord(opts, runDir, hash);
   record.complete = stages.length === opts.stages.length;
   st.holds.set("run folder", await holdRunDir(runDir));
+  st.runDir = runDir;
+  const now = new Date().toISOString();
+  st.live = {
+    state: "running",
+    pid: Deno.pid,
+    started: record.started,
+    updated: now,
+    stage: null,
+    stages: stages.map((s) => s.name),
+  };
+  await writeLiveStatus(runDir, st.live);
+  // a heartbeat: a status not refreshed for a while belongs to a run that was killed
+  const heartbeat = setInterval(() => {
+    if (st.live) writeLiveStatus(runDir, { ...st.live, updated: new Date().toISOString() });
+  }, LIVE_HEARTBEAT_MS);
+  try {
+    return await runStages(st, stages, record);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+/** The stages in order, each cached or run; the record written at the end. */
+async function runStages<C extends EngineConfig>(
+  st: RunState<C>,
+  stages: Stage<C>[],
+  record: RunRecord,
+): Promise<RunRecord> {
   await holdPlan(st);
   const done: Record<string, Resolved> = {};
   const rebuilt = new Set<string>();
   let failure: { error: unknown; stage: string } | null = null;
   for (let i = 0; i < stages.length; i++) {
     const stage = stages[i];
+    st.live = { ...st.live!, stage: stage.name, updated: new Date().toISOString() };
+    await writeLiveStatus(st.runDir!, st.live);
     try {
       const out = await runStage(st, stage, done);
       record.stages.push(out.record);
@@ -526,6 +564,13 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
     if (!failure) throw e;
     st.progress.log(`could not write the run record: ${(e as Error).message}`);
   }
+  st.live = {
+    ...st.live!,
+    state: failure ? "failed" : "done",
+    updated: new Date().toISOString(),
+    ...(failure ? { error: (failure.error as Error).message ?? String(failure.error) } : {}),
+  };
+  await writeLiveStatus(st.runDir!, st.live);
   if (failure) throw failureError(failure.error, failure.stage);
   record.report = await publishReport(record, st.ctx.store);
   return record;

@@ -18,6 +18,7 @@
  */
 import type { EngineConfig } from "./schema.ts";
 import type { Progress } from "./progress.ts";
+import type { LiveLog } from "./live.ts";
 import type { CodeDigest } from "./code_digest.ts";
 
 /**
@@ -60,6 +61,11 @@ export interface StageContext<C extends EngineConfig = EngineConfig> {
   /** A folder that survives a crash, for checkpoints of long stages; removed on success. */
   workDir: string;
   progress: Progress;
+  /**
+   * Rows and files others may watch while the stage runs (the run folder's `live/`); absent
+   * where nothing watches (a stage called directly).
+   */
+  live?: LiveLog;
   runtime: Runtime;
   /**
    * A cached, shorter result this run continues (see {@link Stage.continues}): the entry's

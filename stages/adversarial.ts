@@ -14,13 +14,16 @@ import { readNpyF32 } from "./formats/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
-import { type Gan, makeGan } from "./training/gan.ts";
+import { type Gan, generate, makeGan } from "./training/gan.ts";
 import { loadNet, saveNet } from "./formats/model_io.ts";
-import { disposeNet, fromUnitScale } from "./training/nets.ts";
-import { streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
+import { gridPng } from "./formats/png.ts";
+import { clip01, disposeNet, fromUnitScale, toUnitScale } from "./training/nets.ts";
+import { STREAM, streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
+import type { LiveLog } from "../pipeline/live.ts";
+import { Rng } from "../pipeline/rng.ts";
 import { adversarialIterations, type LoopRange } from "./training/loop.ts";
 import { pickPaths } from "../pipeline/pick.ts";
-import { checkpointIterations, type HistoryRow, iterName } from "./vocabulary.ts";
+import { checkpointIterations, GRID_IMAGES, type HistoryRow, iterName } from "./vocabulary.ts";
 
 /**
  * Hard-links every file under `src` into `dst` (copies where links are refused), so `src`
@@ -168,7 +171,7 @@ export const adversarialStage: Stage<Config> = {
   ],
   // the nets and their optimizer state come from the warm-up stages' outputs
   pick: (cfg) => pickPaths(cfg, ["seed", "model.pixelScale", "optimizer", "loss", "adversarial"]),
-  async run({ cfg, inputs, outDir, workDir, progress, continueFrom }) {
+  async run({ cfg, inputs, outDir, workDir, progress, live, continueFrom }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const dim = train.shape[1];
     await Deno.mkdir(workDir, { recursive: true });
@@ -211,7 +214,9 @@ export const adversarialStage: Stage<Config> = {
         to: total,
         history,
       };
-      await loop(gan, cfg.adversarial, range, { workDir, progress });
+      const watch = live ? liveView(live, cfg, gan, total) : undefined;
+      watch?.resumed(history);
+      await loop(gan, cfg.adversarial, range, { workDir, progress, watch });
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
       await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
       await Deno.writeTextFile(
@@ -247,12 +252,39 @@ export const adversarialStage: Stage<Config> = {
   },
 };
 
+/**
+ * What the loop shows while it runs (the run folder's `live/`): a row per iteration, and at
+ * each checkpoint a grid of the evaluation's fixed grid noise (its own stream: the loop's
+ * draws are untouched, so watching changes no number).
+ */
+function liveView(live: LiveLog, cfg: Config, gan: Gan, total: number) {
+  const nd = cfg.model.noiseDim;
+  const noise = new Rng(cfg.seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
+  const row = (r: HistoryRow) => live.row({ kind: "iteration", of: total, ...r });
+  return {
+    resumed: (history: HistoryRow[]) => history.forEach(row),
+    iteration: row,
+    async checkpoint(iteration: number) {
+      const images = clip01(toUnitScale(generate(gan.g, noise, nd), gan.g.pixelScale)).clipped;
+      const side = Math.round(Math.sqrt(images.length / GRID_IMAGES));
+      const name = `${iterName(iteration)}.png`;
+      if (await live.file(name, gridPng(images, side, GRID_IMAGES))) {
+        live.row({ kind: "grid", iteration, file: `adversarial/${name}` });
+      }
+    },
+  };
+}
+
 /** The loop with a progress bar and a resumable checkpoint every `checkpointEvery`. */
 async function loop(
   gan: Gan,
   a: Config["adversarial"],
   range: Omit<LoopRange, "onIteration">,
-  { workDir, progress }: { workDir: string; progress: Progress },
+  { workDir, progress, watch }: {
+    workDir: string;
+    progress: Progress;
+    watch?: ReturnType<typeof liveView>;
+  },
 ) {
   const marks = new Set(checkpointIterations(range.to, a.checkpointEvery));
   progress.start("adversarial", range.to, range.from);
@@ -265,8 +297,10 @@ async function loop(
         "loss D": row.policeLoss,
         "loss G": row.counterfeiterLoss,
       });
+      watch?.iteration(row);
       if (marks.has(row.iteration)) {
         await saveCheckpoint(workDir, gan, row.iteration, range.history);
+        await watch?.checkpoint(row.iteration);
       }
     },
   });

@@ -210,7 +210,7 @@ export const evaluateStage: Stage<Config> = {
   doc: "metrics and sample grids per checkpoint",
   outputs: () => ["metrics.json", "samples.npy", "grids/final.png"],
   pick: (cfg) => ({ seed: cfg.seed, evaluate: cfg.evaluate, noiseDim: cfg.model.noiseDim }),
-  async run({ cfg, inputs, outDir, progress }) {
+  async run({ cfg, inputs, outDir, progress, live }) {
     const test = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
     const dim = test.shape[1];
     const n = Math.min(cfg.evaluate.samples, test.shape[0]);
@@ -235,8 +235,10 @@ export const evaluateStage: Stage<Config> = {
       const rows: CheckpointMetrics[] = [];
       progress.start("evaluate", points.length);
       for (const [i, p] of points.entries()) {
-        rows.push(await scoreCheckpoint(ctx, p));
-        progress.update(i + 1, { FD: rows.at(-1)!.frechet, classes: rows.at(-1)!.classesCovered });
+        const row = await scoreCheckpoint(ctx, p);
+        rows.push(row);
+        progress.update(i + 1, { FD: row.frechet, classes: row.classesCovered });
+        live?.row({ kind: "checkpoint", of: points.length, ...row });
       }
       progress.done();
       const labels = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;

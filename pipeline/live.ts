@@ -1,0 +1,151 @@
+/**
+ * What a run in flight shows others as it goes, in its run folder's `live/`: `status.json`
+ * (the run's state, pid, the stage it is on; replaced whole at each change) and one
+ * `<stage>.jsonl` per stage that reports rows (a line per row, appended as the stage goes:
+ * the adversarial loop's iterations, the evaluation's checkpoints) plus files a stage shows
+ * early (`<stage>/...`, e.g. a checkpoint's sample grid). Readers (`deno task ui`, a sweep's
+ * terminal, `tail -f`) never need the cache's layout. The rows are a view, not a result:
+ * nothing computed reads them, so they are not in any key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { join } from "node:path";
+ * import { LiveLog, readLiveRows } from "./live.ts";
+ * const dir = await Deno.makeTempDir();
+ * const log = LiveLog.open(dir, "train");
+ * log.row({ iteration: 1, loss: 0.5 });
+ * log.row({ iteration: 2, loss: 0.4 });
+ * log.close();
+ * const rows = await readLiveRows(join(dir, "live", "train.jsonl"));
+ * assert.deepEqual(rows.map((r) => r.iteration), [1, 2]);
+ * ```
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "./store.ts";
+
+/** A run's live state, as `live/status.json` holds it. */
+export interface LiveStatus {
+  state: "running" | "done" | "failed";
+  pid: number;
+  started: string;
+  updated: string;
+  /** The stage running now (state running), or the last one. */
+  stage: string | null;
+  /** Every stage of the run, in order. */
+  stages: string[];
+  error?: string;
+}
+
+const enc = new TextEncoder();
+
+/** How often a run refreshes its status; one older than 3 of these is a run that stopped. */
+export const LIVE_HEARTBEAT_MS = 5000;
+
+/** Rows and files a stage shows while it runs. */
+export class LiveLog {
+  #file: Deno.FsFile | null = null;
+  #failed = false;
+  private constructor(readonly dir: string, readonly stage: string) {}
+
+  /**
+   * The stage's live log in `<runDir>/live/`; its rows start afresh (an earlier run's file is
+   * removed now, the new one made at the first row, so a stage that shows none leaves none).
+   */
+  static open(runDir: string, stage: string): LiveLog {
+    const dir = join(runDir, "live");
+    try {
+      Deno.removeSync(join(dir, `${stage}.jsonl`));
+    } catch {
+      // none yet
+    }
+    return new LiveLog(dir, stage);
+  }
+
+  /** A log that writes nothing (tests, and where the run folder cannot take it). */
+  static none(): LiveLog {
+    return new LiveLog("", "");
+  }
+
+  /** Appends one row (one JSON line, written whole; `t` is the wall clock in ms). */
+  row(data: Record<string, unknown>): void {
+    if (!this.dir || this.#failed) return;
+    try {
+      if (!this.#file) {
+        Deno.mkdirSync(this.dir, { recursive: true });
+        this.#file = Deno.openSync(join(this.dir, `${this.stage}.jsonl`), {
+          write: true,
+          create: true,
+          truncate: true,
+        });
+      }
+      this.#file.writeSync(enc.encode(JSON.stringify({ t: Date.now(), ...data }) + "\n"));
+    } catch {
+      // a view only: a run never fails for want of it
+      this.#failed = true;
+      this.close();
+    }
+  }
+
+  /** Writes a file others may look at early, `live/<stage>/<name>`; returns its path. */
+  async file(name: string, bytes: Uint8Array): Promise<string | null> {
+    if (!this.dir) return null;
+    const path = join(this.dir, this.stage, name);
+    try {
+      await Deno.mkdir(join(this.dir, this.stage), { recursive: true });
+      await Deno.writeFile(`${path}.tmp`, bytes);
+      await Deno.rename(`${path}.tmp`, path);
+      return path;
+    } catch {
+      return null;
+    }
+  }
+
+  close(): void {
+    try {
+      this.#file?.close();
+    } catch {
+      // closed already
+    }
+    this.#file = null;
+  }
+}
+
+/** Writes `live/status.json` whole (a reader never sees half of it); a failure is ignored. */
+export async function writeLiveStatus(runDir: string, status: LiveStatus): Promise<void> {
+  try {
+    await Deno.mkdir(join(runDir, "live"), { recursive: true });
+    await writeFileAtomic(join(runDir, "live", "status.json"), JSON.stringify(status) + "\n");
+  } catch {
+    // a view only
+  }
+}
+
+/** The rows of a live file (a line still being written is left out), or none. */
+export async function readLiveRows(path: string): Promise<Record<string, unknown>[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return [];
+  }
+  const rows: Record<string, unknown>[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    try {
+      rows.push(JSON.parse(line));
+    } catch {
+      // the last line, half written
+    }
+  }
+  return rows;
+}
+
+/** A run folder's live status, or null. */
+export async function readLiveStatus(runDir: string): Promise<LiveStatus | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(join(runDir, "live", "status.json")));
+  } catch {
+    return null;
+  }
+}
