@@ -238,7 +238,7 @@ export const evaluateStage: Stage<Config> = {
         const row = await scoreCheckpoint(ctx, p);
         rows.push(row);
         progress.update(i + 1, { FD: row.frechet, classes: row.classesCovered });
-        live?.row({ kind: "checkpoint", of: points.length, ...row });
+        live?.row({ kind: "checkpoint", index: i + 1, of: points.length, ...row });
       }
       progress.done();
       const labels = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;

@@ -14,7 +14,8 @@
 import { join } from "node:path";
 import { Progress } from "../progress.ts";
 import { runAndRecord } from "./point.ts";
-import { pointLine, pointName, type PreparedSweep } from "./prepared.ts";
+import { pointLine, pointName, pointRunDir, type PreparedSweep } from "./prepared.ts";
+import { watchPoints } from "./watch.ts";
 import type { PointRecord } from "./record.ts";
 
 /** Runs a sweep's points. */
@@ -45,21 +46,37 @@ export const pointRunOf = (s: PreparedSweep, backend?: string) => ({
 
 /** Runs points here, `jobs` processes at once. */
 export function localExecutor({ jobs, backend }: { jobs: number; backend?: string }): Executor {
+  const watcher = watchPoints(new Progress());
   return {
     slots: jobs,
     runAll: async (s) => {
-      await runLocal(s, jobs, backend);
+      try {
+        await runLocal(s, jobs, backend, watcher);
+      } finally {
+        watcher.stop();
+      }
       return true;
     },
     runOne: async (s, at, name, tag) => {
       const logPath = join(s.dir, "logs", `${name}.${tag}.${Deno.pid}.log`);
-      await runAndRecord({ ...pointRunOf(s, backend), name, logPath }, at);
+      const label = `${name} (${tag})`;
+      watcher.add(label, pointRunDir(s, at, backend));
+      try {
+        await runAndRecord({ ...pointRunOf(s, backend), name, logPath }, at);
+      } finally {
+        watcher.remove(label);
+      }
     },
-    close: () => {},
+    close: () => watcher.stop(),
   };
 }
 
-async function runLocal(s: PreparedSweep, jobs: number, backend?: string): Promise<void> {
+async function runLocal(
+  s: PreparedSweep,
+  jobs: number,
+  backend: string | undefined,
+  watcher: ReturnType<typeof watchPoints>,
+): Promise<void> {
   const progress = new Progress();
   const todo = s.records.filter((r) => r.status !== "done");
   if (todo.length < s.records.length) {
@@ -74,7 +91,12 @@ async function runLocal(s: PreparedSweep, jobs: number, backend?: string): Promi
       await s.save();
       const name = pointName(s, r);
       const logPath = join(s.dir, "logs", `${name}.${Deno.pid}.log`);
-      await runAndRecord({ ...pointRunOf(s, backend), name, logPath }, r);
+      watcher.add(name, pointRunDir(s, r, backend));
+      try {
+        await runAndRecord({ ...pointRunOf(s, backend), name, logPath }, r);
+      } finally {
+        watcher.remove(name);
+      }
       finished++;
       progress.log(`[${finished}/${todo.length}] ${pointLine(s, r)}`);
       await s.save();

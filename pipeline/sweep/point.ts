@@ -12,7 +12,6 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeFileAtomic } from "../store.ts";
 import type { Point, PointRecord } from "./record.ts";
 import { overridesOf } from "./spec.ts";
 
@@ -77,16 +76,31 @@ export async function runPoint(
     results,
     ...(backend ? ["--backend", backend] : []),
   ];
-  const out = await new Deno.Command(Deno.execPath(), {
+  // the log is written as the point runs, so `tail -f` (and the ui) can follow it
+  await Deno.mkdir(dirname(logPath), { recursive: true });
+  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  const child = new Deno.Command(Deno.execPath(), {
     args,
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
   const dec = new TextDecoder();
-  const stdout = dec.decode(out.stdout), stderr = dec.decode(out.stderr);
-  await Deno.mkdir(dirname(logPath), { recursive: true });
-  await writeFileAtomic(logPath, stderr + stdout);
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    let text = "";
+    for await (const chunk of stream) {
+      text += dec.decode(chunk, { stream: true });
+      await log.write(chunk).catch(() => 0);
+    }
+    return text;
+  };
+  const [stdout, stderr, status] = await Promise.all([
+    collect(child.stdout),
+    collect(child.stderr),
+    child.status,
+  ]);
+  log.close();
+  const out = { code: status.code };
   const lastLine = stdout.trim().split("\n").at(-1) ?? "";
   const error = stderr.split("\n").find((l) => l.startsWith("error: "))?.slice(7) ?? null;
   return {

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { type App, runtimeOf } from "../app.ts";
 import { canonicalJson } from "../hash.ts";
 import { Progress } from "../progress.ts";
-import { planRun, type StagePlan } from "../runner.ts";
+import { planRun, runDirOf, type StagePlan } from "../runner.ts";
+import type { EngineConfig } from "../schema.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
 import { readJson } from "./point.ts";
 import type { PointRecord } from "./record.ts";
@@ -40,6 +41,22 @@ export interface PreparedSweep {
   records: PointRecord[];
   /** Writes sweep.json. */
   save(): Promise<void>;
+}
+
+/**
+ * The run folder a point's run writes: its config with `at`'s overrides (a halving rung's
+ * length) and the executor's backend.
+ */
+export function pointRunDir(s: PreparedSweep, at: PointRecord, backend?: string): string {
+  const cfg = structuredClone(s.sweep.configs[at.index]) as unknown as Record<string, unknown>;
+  for (const [path, value] of Object.entries(at.overrides)) {
+    const keys = path.split(".");
+    let o = cfg;
+    for (const k of keys.slice(0, -1)) o = o[k] as Record<string, unknown>;
+    o[keys.at(-1)!] = value;
+  }
+  if (backend) cfg.backend = backend;
+  return runDirOf(s.results, cfg as unknown as EngineConfig).dir;
 }
 
 /** The sweep's point name of record `r`. */
