@@ -27,6 +27,7 @@ import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
 import { trainPoliceStage } from "./train_police.ts";
 import { sampleCommand } from "./tools/sample.ts";
 import { exportCommand } from "./tools/export.ts";
+import { uiCommand } from "./ui/server.ts";
 
 /** Every stage of the pipeline, upstream first. */
 export const STAGES: Stage<Config>[] = [
@@ -60,7 +61,7 @@ export const APP: App<Config> = {
   stages: STAGES,
   figures: (summaries) => ({ ...runFigures(summaries) }),
   runtime: tensorRuntime,
-  commands: { sample: sampleCommand, export: exportCommand },
+  commands: { sample: sampleCommand, export: exportCommand, ui: uiCommand },
   sweep: {
     rankMetrics: RANK_METRICS,
     defaultRank: DEFAULT_RANK,

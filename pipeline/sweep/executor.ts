@@ -88,10 +88,12 @@ async function runLocal(
     while (next < todo.length) {
       const r = todo[next++];
       r.status = "running";
+      // the run folder now, so watchers (the ui, this terminal) can follow the point
+      r.runDir = pointRunDir(s, r, backend);
       await s.save();
       const name = pointName(s, r);
       const logPath = join(s.dir, "logs", `${name}.${Deno.pid}.log`);
-      watcher.add(name, pointRunDir(s, r, backend));
+      watcher.add(name, r.runDir);
       try {
         await runAndRecord({ ...pointRunOf(s, backend), name, logPath }, r);
       } finally {

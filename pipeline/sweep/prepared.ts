@@ -39,6 +39,8 @@ export interface PreparedSweep {
   store: Store;
   plans: StagePlan[][];
   records: PointRecord[];
+  /** `--backend`: every point's backend, overriding its config's. */
+  backend?: string;
   /** Writes sweep.json. */
   save(): Promise<void>;
 }
@@ -47,7 +49,7 @@ export interface PreparedSweep {
  * The run folder a point's run writes: its config with `at`'s overrides (a halving rung's
  * length) and the executor's backend.
  */
-export function pointRunDir(s: PreparedSweep, at: PointRecord, backend?: string): string {
+export function pointRunDir(s: PreparedSweep, at: PointRecord, backend = s.backend): string {
   const cfg = structuredClone(s.sweep.configs[at.index]) as unknown as Record<string, unknown>;
   for (const [path, value] of Object.entries(at.overrides)) {
     const keys = path.split(".");
@@ -126,7 +128,7 @@ export async function prepare(
       ) + "\n",
     );
   };
-  return { app, sweep, dir, results, store, plans, records, save };
+  return { app, sweep, dir, results, store, plans, records, save, backend };
 }
 
 /** Prints the points and what each reuses from the cache or shares with others. */

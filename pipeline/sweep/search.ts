@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Progress } from "../progress.ts";
 import type { Executor } from "./executor.ts";
 import { runHalving } from "./halving.ts";
-import { pointLine, pointName, type PreparedSweep } from "./prepared.ts";
+import { pointLine, pointName, pointRunDir, type PreparedSweep } from "./prepared.ts";
 import type { PointRecord } from "./record.ts";
 import type { HalvingSearch } from "./spec.ts";
 
@@ -28,6 +28,7 @@ export async function runHalvingSearch(
     const name = pointName(s, r);
     const at: PointRecord = { ...r, overrides: { ...r.overrides, [resource]: h.rungs[rung] } };
     r.status = "running";
+    r.runDir = pointRunDir(s, at); // followed while it runs (the ui)
     await s.save();
     await exec.runOne(s, at, name, `r${rung}`);
     const figure = at.status === "done" ? s.app.figures(at.summaries)[h.metric] ?? null : null;

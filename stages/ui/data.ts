@@ -1,0 +1,295 @@
+/**
+ * What `deno task ui` serves as JSON, read from a results folder only (run folders, their
+ * `live/` rows, the artifacts they link, sweep records): the runs list, one run (growing
+ * while it trains), the sweeps and one sweep's points. Read-only: nothing here writes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveState } from "./data.ts";
+ * const now = Date.parse("2026-01-01T00:00:30Z");
+ * const status = { state: "running" as const, pid: 1, started: "", stage: "adversarial", stages: [] };
+ * assert.equal(liveState({ ...status, updated: "2026-01-01T00:00:25Z" }, now), "running");
+ * assert.equal(liveState({ ...status, updated: "2026-01-01T00:00:00Z" }, now), "stopped");
+ * ```
+ */
+import { basename, join } from "node:path";
+import type { App } from "../../pipeline/app.ts";
+import {
+  LIVE_HEARTBEAT_MS,
+  type LiveStatus,
+  readLiveRows,
+  readLiveStatus,
+} from "../../pipeline/live.ts";
+import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
+import type { PointRecord } from "../../pipeline/sweep/record.ts";
+import type { RunRecord } from "../../pipeline/run_record.ts";
+
+/** A run's state: a live status with no heartbeat for 3 beats is a run that was stopped. */
+export function liveState(s: LiveStatus, now = Date.now()): LiveStatus["state"] | "stopped" {
+  if (s.state !== "running") return s.state;
+  return now - Date.parse(s.updated) > 3 * LIVE_HEARTBEAT_MS ? "stopped" : "running";
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return null;
+  }
+}
+
+/** A run folder path as the server's `/files/` URL. */
+export const fileUrl = (results: string, path: string) =>
+  "/files/" + path.slice(results.length + 1).split("/").map(encodeURIComponent).join("/");
+
+/** A run's folders by name: `results/runs/<name>`. */
+async function runFolders(results: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(join(results, "runs"))) {
+      if (e.isDirectory) out.push(e.name);
+    }
+  } catch {
+    // no runs yet
+  }
+  return out.sort();
+}
+
+/** Every sweep's points: run folder name -> sweep name. */
+async function sweepOfRuns(results: string): Promise<Map<string, string>> {
+  const map = new Map<string, string>();
+  for (const s of await listSweeps(results)) {
+    for (const p of s.points) if (p.runDir) map.set(basename(p.runDir), s.name);
+  }
+  return map;
+}
+
+/** One row of the runs page. */
+export interface RunsRow {
+  run: string;
+  status: string;
+  stage: string | null;
+  progress: { iteration: number; of: number } | null;
+  sweep: string | null;
+  params: Record<string, unknown>;
+  figures: Record<string, number | undefined>;
+  trainedSeconds: number | null;
+  cachedSeconds: number | null;
+  trainedAt: string | null;
+  started: string | null;
+}
+
+/** The last iteration row of a live file, cheaply (its tail). */
+async function liveProgress(runDir: string, stage: string | null) {
+  if (stage !== "adversarial") return null;
+  const rows = await readLiveRows(join(runDir, "live", "adversarial.jsonl"));
+  const last = rows.at(-1);
+  return last ? { iteration: last.iteration as number, of: last.of as number } : null;
+}
+
+/** The runs page's rows: every run folder, finished or in flight. */
+export async function runsList(app: App, results: string) {
+  const rows = await listRuns(app, results);
+  const byName = new Map<string, RunRow>(rows.map((r) => [r.run, r]));
+  const sweeps = await sweepOfRuns(results);
+  const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
+  const out: RunsRow[] = [];
+  for (const name of await runFolders(results)) {
+    const dir = join(results, "runs", name);
+    const row = byName.get(name);
+    const live = await readLiveStatus(dir);
+    const running = live && liveState(live) === "running";
+    if (!row && !live) continue; // not a run folder
+    const trainedAt = await trainedAtOf(dir);
+    out.push({
+      run: name,
+      status: running
+        ? "running"
+        : live && liveState(live) === "stopped"
+        ? "stopped"
+        : row?.status === "ok"
+        ? "done"
+        : row?.status ?? "failed",
+      stage: running ? live!.stage : null,
+      progress: running ? await liveProgress(dir, live!.stage) : null,
+      sweep: sweeps.get(name) ?? null,
+      params: row ? Object.fromEntries(params.map((p) => [p, row.config[p] ?? null])) : {},
+      figures: row?.figures ?? {},
+      trainedSeconds: row?.trained ?? null,
+      cachedSeconds: row?.cachedSeconds ?? null,
+      trainedAt,
+      started: live?.started ?? row?.finished ?? null,
+    });
+  }
+  return { results, params, metrics: [...app.sweep.rankMetrics], runs: out };
+}
+
+/** When the run's training ran: its adversarial entry's creation (cached runs keep it). */
+async function trainedAtOf(runDir: string): Promise<string | null> {
+  const meta = await readJson<{ created: string }>(
+    join(runDir, "artifacts", "adversarial", "meta.json"),
+  );
+  return meta?.created ?? null;
+}
+
+/** One run: its state, config, history rows from `since`, checkpoints and grids. */
+export async function runDetail(results: string, name: string, since = 0) {
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) return null;
+  const dir = join(results, "runs", name);
+  const record = await readJson<RunRecord>(join(dir, "run.json"));
+  const live = await readLiveStatus(dir);
+  if (!record && !live) return null;
+  const state = live ? liveState(live) : record!.status === "ok" ? "done" : "failed";
+  const adv = join(dir, "artifacts", "adversarial");
+  // a run in flight: its live rows; a finished one: the cached history (whole and sealed)
+  const liveRows = (await readLiveRows(join(dir, "live", "adversarial.jsonl")))
+    .filter((r) => r.kind === "iteration");
+  const sealed = state === "running"
+    ? null
+    : await readJson<Record<string, unknown>[]>(join(adv, "history.json"));
+  const history = (sealed && sealed.length >= liveRows.length ? sealed : liveRows)
+    .filter((r) => (r.iteration as number) > since)
+    .map(({ t: _t, kind: _k, of: _o, ...r }) => r);
+  const of = (liveRows.at(-1)?.of as number) ??
+    (record?.config as { adversarial?: { iterations?: number } })?.adversarial?.iterations ?? null;
+  const metrics = state === "running"
+    ? null
+    : await readJson<{ checkpoints: Record<string, unknown>[] }>(
+      join(dir, "artifacts", "evaluate", "metrics.json"),
+    );
+  const checkpoints = metrics?.checkpoints ??
+    (await readLiveRows(join(dir, "live", "evaluate.jsonl"))).map(({ t: _t, kind: _k, ...r }) => r);
+  return {
+    run: name,
+    state,
+    stage: live?.stage ?? null,
+    error: live?.error ?? null,
+    iterations: of,
+    config: record?.config ?? null,
+    record: record
+      ? {
+        started: record.started,
+        seconds: record.seconds,
+        stages: record.stages.map((s) => ({
+          stage: s.stage,
+          status: s.status,
+          seconds: s.seconds,
+          builtSeconds: s.builtSeconds ?? null,
+          reason: s.reason,
+        })),
+        environment: record.environment,
+      }
+      : null,
+    summary: record?.stages.find((s) => s.stage === "evaluate")?.summary ?? null,
+    history,
+    checkpoints,
+    grids: await gridsOf(results, dir),
+    report: record?.report ? fileUrl(results, join(dir, "report.html")) : null,
+  };
+}
+
+/** The sample grids a run has: the evaluation's, else the loop's live ones. */
+async function gridsOf(results: string, dir: string) {
+  const grids: { iteration: number | "final"; url: string }[] = [];
+  for (
+    const [folder, final] of [[join(dir, "artifacts", "evaluate", "grids"), true], [
+      join(dir, "live", "adversarial"),
+      false,
+    ]] as const
+  ) {
+    try {
+      for await (const e of Deno.readDir(folder)) {
+        const m = /^iter_(\d+)\.png$/.exec(e.name);
+        if (m) grids.push({ iteration: Number(m[1]), url: fileUrl(results, join(folder, e.name)) });
+        else if (final && e.name === "final.png") {
+          grids.push({ iteration: "final", url: fileUrl(results, join(folder, e.name)) });
+        }
+      }
+    } catch {
+      continue;
+    }
+    if (grids.length) break;
+  }
+  const order = (i: number | "final") => (i === "final" ? Infinity : i);
+  return grids.sort((a, b) => order(a.iteration) - order(b.iteration));
+}
+
+/** A sweep folder's record. */
+interface SweepRecord {
+  name: string;
+  dir: string;
+  spec: {
+    search?: { metric: string; rungs: number[]; resource?: string; eta: number };
+    rank?: { metric: string; order?: string };
+  };
+  points: PointRecord[];
+}
+
+/** Every sweep in the results folder. */
+export async function listSweeps(results: string): Promise<SweepRecord[]> {
+  const out: SweepRecord[] = [];
+  try {
+    for await (const e of Deno.readDir(join(results, "sweeps"))) {
+      if (!e.isDirectory) continue;
+      const rec = await readJson<Omit<SweepRecord, "dir">>(
+        join(results, "sweeps", e.name, "sweep.json"),
+      );
+      if (rec?.points) out.push({ ...rec, name: e.name, dir: join(results, "sweeps", e.name) });
+    }
+  } catch {
+    // no sweeps yet
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The sweeps list: each with its points' counts by status. */
+export async function sweepsList(results: string) {
+  return (await listSweeps(results)).map((s) => ({
+    name: s.name,
+    points: s.points.length,
+    byStatus: Object.fromEntries(
+      ["pending", "running", "done", "failed"].map((
+        k,
+      ) => [k, s.points.filter((p) => p.status === k).length]),
+    ),
+    stopped: s.points.filter((p) => p.stopped).length,
+    search: s.spec.search
+      ? `halving on ${s.spec.search.metric}, rungs ${s.spec.search.rungs.join(", ")}`
+      : null,
+  }));
+}
+
+/** One sweep: its points with live status, figures, rung figures and why each stopped. */
+export async function sweepDetail(app: App, results: string, name: string) {
+  const s = (await listSweeps(results)).find((x) => x.name === name);
+  if (!s) return null;
+  const metric = s.spec.search?.metric ?? s.spec.rank?.metric ?? app.sweep.defaultRank;
+  const points = [];
+  for (const p of s.points) {
+    const live = p.runDir ? await readLiveStatus(p.runDir) : null;
+    const running = p.status === "running" && live && liveState(live) === "running";
+    points.push({
+      label: `p${String(p.index).padStart(3, "0")}`,
+      overrides: p.overrides,
+      status: p.status === "pending" ? "queued" : p.status,
+      stage: running ? live!.stage : null,
+      progress: running && p.runDir ? await liveProgress(p.runDir, live!.stage) : null,
+      figures: app.figures(p.summaries),
+      rungFigures: p.rungFigures ?? null,
+      stopped: p.stopped ?? null,
+      error: p.error,
+      run: p.runDir ? basename(p.runDir) : null,
+    });
+  }
+  return {
+    name: s.name,
+    metric,
+    higherIsBetter: app.sweep.higherIsBetter.includes(metric),
+    search: s.spec.search ?? null,
+    resource: s.spec.search?.resource ?? app.sweep.resource ?? null,
+    knobs: [...new Set(s.points.flatMap((p) => Object.keys(p.overrides)))],
+    report: fileUrl(results, join(s.dir, "report.html")),
+    points,
+  };
+}
