@@ -1,0 +1,223 @@
+/**
+ * `deno task ui`: the dashboard in a real browser (Debian's chromium, headless, through
+ * puppeteer-core): the runs page lists runs, compare overlays two, a run's curve grows while it
+ * trains, a sweep page shows why a point stopped. And its safety, without a browser: Host
+ * headers it does not serve, paths outside the results folder, anything but GET, bad options.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { APP } from "../stages/app.ts";
+import { allowedHosts, handler } from "../stages/ui/server.ts";
+import { launchBrowser } from "./browser_page.ts";
+import { findChromium } from "./browser.ts";
+import {
+  cli,
+  cliSpawn,
+  ROOT,
+  sweepCli,
+  tinyConfig,
+  writeConfig,
+  writeIdxFiles,
+} from "./helpers.ts";
+
+/** Two tiny runs (learning rates differ) in a fresh results folder. */
+async function twoRuns() {
+  const dir = await Deno.makeTempDir({ prefix: "gan-ui-" });
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(dir, "tiny", tinyConfig(files));
+  const results = join(dir, "results");
+  const names: string[] = [];
+  for (const lr of ["0.001", "0.003"]) {
+    const r = await cli([
+      "run",
+      cfg,
+      "--results",
+      results,
+      "--set",
+      `optimizer.learningRate=${lr}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    names.push(r.stdout.trim().split("\n").at(-1)!.split("/").at(-2)!);
+  }
+  return { dir, files, cfg, results, names };
+}
+
+/** Starts `deno task ui` on a free port; its address and a stop function. */
+async function startUi(results: string) {
+  const child = cliSpawn(["ui", "--results", results, "--port", "0"]);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!/http:\/\/\S+\//.test(out)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the ui did not start: ${out}`);
+    out += value;
+  }
+  reader.cancel().catch(() => {});
+  return {
+    base: out.match(/(http:\/\/\S+)\//)![1],
+    stop: async () => {
+      child.kill();
+      await child.status;
+      await child.stderr.cancel().catch(() => {});
+    },
+  };
+}
+
+const browserHere = findChromium() !== null;
+
+Deno.test({
+  name: "the ui in chromium: runs listed, two compared, a sweep's stopped point says why",
+  ignore: !browserHere,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { dir, results, names } = await twoRuns();
+    // a halving sweep: some points stop at the first rung, with a reason
+    const base = join(dir, "tiny.json");
+    const sweep = await sweepCli([
+      "--base",
+      base,
+      "-m",
+      "adversarial.fitBatchSize=4,8,16",
+      "--search",
+      "halving",
+      "--rungs",
+      "2,4",
+      "--results",
+      results,
+      "--name",
+      "h",
+    ]);
+    assert.equal(sweep.code, 0, sweep.stderr);
+    const ui = await startUi(results);
+    const browser = (await launchBrowser())!;
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${ui.base}/`);
+      await page.waitForSelector("main[data-ready='1']");
+      const listed = await page.$$eval(
+        "tbody tr",
+        (rows) => rows.map((r) => r.getAttribute("data-run")),
+      );
+      for (const n of names) assert(listed.includes(n), `${n} not listed: ${listed}`);
+      // select two, compare
+      for (const n of names) await page.click(`input[type=checkbox][data-run="${n}"]`);
+      await Promise.all([page.waitForNavigation(), page.click("#compare")]);
+      await page.waitForSelector("main[data-ready='1']");
+      assert.equal(await page.$eval("#compare-d", (e) => e.getAttribute("data-runs")), "2");
+      const legend = await page.$eval("#compare-d", (e) => e.textContent ?? "");
+      for (const n of names) assert(legend.includes(n), `legend lacks ${n}`);
+      assert.match(await page.$eval("#config-diff", (e) => e.textContent ?? ""), /learningRate/);
+      // the sweep page
+      const sweepName = [...Deno.readDirSync(join(results, "sweeps"))].find((e) =>
+        e.name.startsWith("h-")
+      )!.name;
+      await page.goto(`${ui.base}/sweep/${sweepName}`);
+      await page.waitForSelector("main[data-ready='1']");
+      const statuses = await page.$$eval(".point-status", (els) => els.map((e) => e.textContent));
+      assert(
+        statuses.some((s) => /^stopped at rung 0 \(adversarial\.iterations 2\): .+/.test(s ?? "")),
+        statuses.join(" | "),
+      );
+    } finally {
+      await browser.close();
+      await ui.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "the ui in chromium: a run's D curve grows while it trains",
+  ignore: !browserHere,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "gan-ui-live-" });
+    const files = await writeIdxFiles(dir);
+    const long = tinyConfig(files, {
+      adversarial: { iterations: 4000, batchSize: 16, fitBatchSize: 8, checkpointEvery: 1000 },
+    });
+    const cfg = await writeConfig(dir, "long", long);
+    const results = join(dir, "results");
+    const run = cliSpawn(["run", cfg, "--results", results]);
+    for (let i = 0; i < 600; i++) {
+      if (await Deno.stat(results).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ui = await startUi(results).catch(async (e) => {
+      run.kill();
+      throw e;
+    });
+    const browser = (await launchBrowser())!;
+    try {
+      // wait for the loop to start
+      let name = "";
+      for (let i = 0; i < 600 && !name; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const runs = await (await fetch(`${ui.base}/api/runs`)).json();
+        const r = runs.runs.find((r: { progress: unknown }) => r.progress);
+        if (r) name = r.run;
+      }
+      assert(name, "the run never showed progress");
+      const page = await browser.newPage();
+      await page.goto(`${ui.base}/run/${name}`);
+      await page.waitForSelector("#d-plot[data-rows]");
+      const rows = () => page.$eval("#d-plot", (e) => Number(e.getAttribute("data-rows")));
+      const first = await rows();
+      await new Promise((r) => setTimeout(r, 2000));
+      const later = await rows();
+      assert(later > first, `the curve did not grow: ${first} -> ${later}`);
+      assert.match(
+        await page.$eval("#state", (e) => e.textContent ?? ""),
+        /^running: adversarial, iteration \d+\/4000/,
+      );
+    } finally {
+      run.kill();
+      await run.status;
+      await browser.close();
+      await ui.stop();
+    }
+  },
+});
+
+Deno.test("the ui refuses other Host headers, paths outside the results, writes; bad options exit 2", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gan-ui-safe-" });
+  const results = join(dir, "results");
+  await Deno.mkdir(join(results, "runs"), { recursive: true });
+  await Deno.writeTextFile(join(dir, "secret.txt"), "TOP-SECRET");
+  await Deno.writeTextFile(join(results, "inside.txt"), "inside");
+  await Deno.symlink(join(dir, "secret.txt"), join(results, "link.txt"));
+  const serve = handler(APP, results, allowedHosts("127.0.0.1", 8470, []));
+  const get = (path: string, host = "127.0.0.1:8470", method = "GET") =>
+    serve(new Request(`http://127.0.0.1:8470${path}`, { method, headers: { host } }));
+  assert.equal((await get("/files/inside.txt")).status, 200);
+  assert.equal(await (await get("/files/inside.txt")).text(), "inside");
+  for (
+    const p of [
+      "/files/../secret.txt",
+      "/files/%2e%2e/secret.txt",
+      "/files/%2e%2e%2fsecret.txt",
+      "/files/link.txt",
+      "/files/..%5csecret.txt",
+    ]
+  ) {
+    const r = await get(p);
+    assert.equal(r.status, 404, p);
+    assert.doesNotMatch(await r.text(), /TOP-SECRET/);
+  }
+  const rebinding = await get("/api/runs", "evil.example:8470");
+  assert.equal(rebinding.status, 403);
+  assert.match(await rebinding.text(), /refused: Host evil\.example:8470/);
+  assert.equal((await get("/api/runs", "localhost:8470")).status, 200);
+  assert.equal((await get("/api/runs", "127.0.0.1:8470", "POST")).status, 405);
+  for (
+    const [args, want] of [
+      [["--port", "x"], /--port x: expected an integer from 0 to 65535/],
+      [["--results", join(dir, "nope")], /--results \S+nope: no such folder/],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await cli(["ui", ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, want);
+  }
+});
