@@ -13,7 +13,6 @@ import { findChromium } from "./browser.ts";
 import {
   cli,
   cliSpawn,
-  ROOT,
   sweepCli,
   tinyConfig,
   writeConfig,
@@ -144,7 +143,7 @@ Deno.test({
       if (await Deno.stat(results).then(() => true, () => false)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const ui = await startUi(results).catch(async (e) => {
+    const ui = await startUi(results).catch((e) => {
       run.kill();
       throw e;
     });
