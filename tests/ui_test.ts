@@ -10,14 +10,7 @@ import { APP } from "../stages/app.ts";
 import { allowedHosts, handler } from "../stages/ui/server.ts";
 import { launchBrowser } from "./browser_page.ts";
 import { findChromium } from "./browser.ts";
-import {
-  cli,
-  cliSpawn,
-  sweepCli,
-  tinyConfig,
-  writeConfig,
-  writeIdxFiles,
-} from "./helpers.ts";
+import { cli, cliSpawn, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 /** Two tiny runs (learning rates differ) in a fresh results folder. */
 async function twoRuns() {
