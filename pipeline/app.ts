@@ -52,6 +52,11 @@ export interface SweepReport {
   rank: { metric: string; order: "asc" | "desc" };
   /** The cache's folder (`<results>/cache`), where the points' entries are. */
   cacheRoot: string;
+  /**
+   * A halving search's rungs: a point's figures are from the furthest rung it reached
+   * (`rungs[reached - 1]` of `resource`), so points stopped early were measured shorter.
+   */
+  search?: { resource: string; rungs: number[] };
 }
 
 /**

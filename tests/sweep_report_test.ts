@@ -2,7 +2,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { PointRecord } from "../pipeline/sweep/record.ts";
-import { figuresOf, rankPoints, writeSweepReport } from "../stages/reporting/sweep_report.ts";
+import {
+  figuresOf,
+  rankPoints,
+  settingsSpec,
+  writeSweepReport,
+} from "../stages/reporting/sweep_report.ts";
 
 const point = (index: number, evaluate: Record<string, number> | null, seed = 0): PointRecord => ({
   index,
@@ -64,4 +69,43 @@ Deno.test("the report ranks the points, links each run and shows each failure's 
   assert.match(byTail, /<th>status<\/th><th>tailFrechet<\/th><th>Frechet<\/th>/);
   assert.ok(byTail.indexOf("p0-abc") < byTail.indexOf("p1-abc"), "ranked by tailFrechet");
   assert.match(byTail, /<td>done<\/td><td>41\.250<\/td><td>30<\/td>/);
+});
+
+Deno.test("a halving report says at which length each point was measured and never averages across lengths", async () => {
+  const stoppedEarly = {
+    ...point(0, { frechet: 30, classesCovered: 1, dReal: 0.9, dFake: 0.2 }),
+    rungFigures: [30, null],
+    stopped: "stopped at rung 0 (20): frechet 30 not in the best 1/3",
+  };
+  const wentOn = {
+    ...point(0, { frechet: 12, classesCovered: 1, dReal: 0.6, dFake: 0.5 }, 1),
+    index: 1,
+    rungFigures: [25, 12],
+  };
+  const specs = settingsSpec([stoppedEarly, wentOn], [20, 60]) as {
+    data: { values: { setting: string }[] };
+    spec: {
+      layer: {
+        encoding: { y: { axis?: { labelLimit: number } }; x: { axis?: { format: string } } };
+      }[];
+    };
+  };
+  const settings = new Set(specs.data.values.map((v) => v.setting));
+  assert.deepEqual([...settings].sort(), ["learningRate=0.01 @20", "learningRate=0.01 @60"]);
+  assert.equal(specs.spec.layer[0].encoding.y.axis?.labelLimit, 0, "whole labels");
+  assert.equal(specs.spec.layer[0].encoding.x.axis?.format, "~g", "no 1.000000 on a flat axis");
+  const dir = await Deno.makeTempDir();
+  const html = await Deno.readTextFile(
+    await writeSweepReport({
+      dir,
+      name: "h",
+      points: [stoppedEarly, wentOn],
+      rank: { metric: "frechet", order: "asc" },
+      cacheRoot: await Deno.makeTempDir(),
+      search: { resource: "adversarial.iterations", rungs: [20, 60] },
+    }),
+  );
+  assert.match(html, /measured at \(iterations\)/);
+  assert.match(html, /<td>20<\/td>/);
+  assert.match(html, /<td>60<\/td>/);
 });

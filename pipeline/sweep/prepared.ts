@@ -184,6 +184,14 @@ export async function finish(s: PreparedSweep): Promise<number> {
     points: s.records,
     rank,
     cacheRoot: s.store.root,
+    ...(s.sweep.spec.search
+      ? {
+        search: {
+          resource: s.sweep.spec.search.resource ?? s.app.sweep.resource ?? "",
+          rungs: s.sweep.spec.search.rungs,
+        },
+      }
+      : {}),
   });
   const failed = s.records.filter((r) => r.status === "failed").length;
   new Progress().log(

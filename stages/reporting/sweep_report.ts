@@ -65,10 +65,23 @@ export function rankPoints(
 }
 
 const label = (p: PointRecord) => `p${String(p.index).padStart(3, "0")}`;
-const setting = (p: PointRecord) =>
-  Object.entries(p.overrides).filter(([k]) => k !== "seed").map(([k, v]) =>
-    `${k.split(".").at(-1)}=${v}`
-  ).join(" ") || "base";
+
+/** The length a halving point's figures were measured at: its furthest rung's. */
+export function reachedLength(p: PointRecord, rungs: number[] | undefined): number | null {
+  if (!rungs || !p.rungFigures) return null;
+  const reached = p.rungFigures.filter((f) => f !== null).length;
+  return reached ? rungs[reached - 1] : null;
+}
+
+/** A point's setting (its overrides less the seed), with the length of a halving point. */
+const setting = (p: PointRecord, rungs?: number[]) => {
+  const knobs =
+    Object.entries(p.overrides).filter(([k]) => k !== "seed").map(([k, v]) =>
+      `${k.split(".").at(-1)}=${v}`
+    ).join(" ") || "base";
+  const at = reachedLength(p, rungs);
+  return at === null ? knobs : `${knobs} @${at}`;
+};
 
 /** The overlay of D(real)/D(fake) per point. */
 export function overlaySpec(
@@ -126,8 +139,12 @@ export function overlaySpec(
   };
 }
 
-/** Final metrics per setting: every seed as a dot, the mean, and the spread (one stdev). */
-export function settingsSpec(points: PointRecord[]): Record<string, unknown> {
+/**
+ * Final metrics per setting: every seed as a dot, the mean, and the spread (one stdev). One
+ * row per setting, its whole label beside it; a halving point's label carries the length its
+ * figures are from (`@20`), so points measured at different lengths are never averaged.
+ */
+export function settingsSpec(points: PointRecord[], rungs?: number[]): Record<string, unknown> {
   const metrics: [keyof PointFigures, string][] = [
     ["frechet", "Frechet distance (lower is better)"],
     ["classifierScore", "classifier score (higher is better)"],
@@ -138,7 +155,7 @@ export function settingsSpec(points: PointRecord[]): Record<string, unknown> {
   for (const p of points) {
     const f = figuresOf(p);
     for (const [k, name] of metrics) {
-      if (f[k] !== undefined) rows.push({ setting: setting(p), metric: name, value: f[k] });
+      if (f[k] !== undefined) rows.push({ setting: setting(p, rungs), metric: name, value: f[k] });
     }
   }
   return {
@@ -149,52 +166,53 @@ export function settingsSpec(points: PointRecord[]): Record<string, unknown> {
     },
     data: { values: rows },
     facet: {
-      row: {
+      column: {
         field: "metric",
         type: "nominal",
         title: null,
-        header: { labelAngle: 0, labelOrient: "top", labelAnchor: "start" },
+        header: { labelFontWeight: "bold" },
       },
     },
     spec: {
-      width: 520,
-      height: 90,
+      width: 170,
+      height: { step: 22 },
       layer: [
         {
           mark: { type: "errorbar", extent: "stdev" },
           encoding: {
+            y: { field: "setting", type: "nominal", title: null, axis: { labelLimit: 0 } },
             x: {
-              field: "setting",
-              type: "nominal",
+              field: "value",
+              type: "quantitative",
               title: null,
-              axis: { labelAngle: 0, labelLimit: 200 },
+              scale: { zero: false },
+              axis: { format: "~g", tickCount: 4 },
             },
-            y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
           },
         },
         {
           mark: { type: "point", filled: true, size: 70, color: "black" },
           encoding: {
-            x: { field: "setting", type: "nominal" },
-            y: { field: "value", type: "quantitative", aggregate: "mean" },
+            y: { field: "setting", type: "nominal" },
+            x: { field: "value", type: "quantitative", aggregate: "mean" },
           },
         },
         {
           mark: { type: "point", opacity: 0.5 },
           encoding: {
-            x: { field: "setting", type: "nominal" },
-            y: { field: "value", type: "quantitative" },
+            y: { field: "setting", type: "nominal" },
+            x: { field: "value", type: "quantitative" },
           },
         },
       ],
     },
-    resolve: { scale: { y: "independent" } },
+    resolve: { scale: { x: "independent" } },
   };
 }
 
 /** Writes the sweep report (and its .vl.json specs) into `dir`; returns the HTML path. */
 export async function writeSweepReport(
-  { dir, name, points, rank, cacheRoot: cacheDir }: SweepReport,
+  { dir, name, points, rank, cacheRoot: cacheDir, search }: SweepReport,
 ): Promise<string> {
   const histories: { point: string; history: HistoryRow[] }[] = [];
   for (const p of points) {
@@ -212,7 +230,7 @@ export async function writeSweepReport(
   for (
     const [file, spec] of [["overlay", overlaySpec(histories)], [
       "settings",
-      settingsSpec(points),
+      settingsSpec(points, search?.rungs),
     ]] as const
   ) {
     await Deno.writeTextFile(join(plots, `${file}.vl.json`), JSON.stringify(spec, null, 2) + "\n");
@@ -233,11 +251,13 @@ export async function writeSweepReport(
       p.status === "done" ? i + 1 : ""
     }</td><td>${link}</td><td style="text-align:left">${
       esc(Object.entries(p.overrides).map(([k, v]) => `${k}=${v}`).join(", "))
-    }</td><td>${esc(p.status)}</td>${rankCol ? `<td>${fmt(f[rankCol], 3)}</td>` : ""}<td>${
-      fmt(f.frechet, 2)
-    }</td><td>${fmt(f.classifierScore, 2)}</td><td>${fmt(f.classesCovered)}</td><td>${
-      fmt(f.dReal)
-    }</td><td>${fmt(f.dFake)}</td><td style="text-align:left">${esc(p.error ?? p.stopped ?? "")}${
+    }</td><td>${esc(p.status)}</td>${
+      search ? `<td>${reachedLength(p, search.rungs) ?? ""}</td>` : ""
+    }${rankCol ? `<td>${fmt(f[rankCol], 3)}</td>` : ""}<td>${fmt(f.frechet, 2)}</td><td>${
+      fmt(f.classifierScore, 2)
+    }</td><td>${fmt(f.classesCovered)}</td><td>${fmt(f.dReal)}</td><td>${
+      fmt(f.dFake)
+    }</td><td class="why">${esc(p.error ?? p.stopped ?? "")}${
       p.status === "failed" && p.log && !(p.error ?? "").includes(p.log)
         ? ` (log: <code>${esc(p.log)}</code>)`
         : ""
@@ -246,14 +266,25 @@ export async function writeSweepReport(
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sweep ${
     esc(name)
   }</title>
-<style>${PAGE_STYLE} body { max-width: 1100px; } tr.failed td { background: #fdecea; }</style></head><body>
+<style>${PAGE_STYLE} body { max-width: 1200px; } tr.failed td { background: #fdecea; }
+td.why { min-width: 22em; text-align: left; } figure { overflow-x: auto; }
+td.why { min-width: 22em; text-align: left; } figure { overflow-x: auto; }</style></head><body>
 <h1>Sweep ${esc(name)}</h1>
 <p>${points.length} points, ${points.filter((p) => p.status === "done").length} done, ${
     points.filter((p) => p.status === "failed").length
   } failed. Ranked by ${esc(rank.metric)} (${
     rank.order === "asc" ? "lower is better" : "higher is better"
   }). D(real) and D(fake): final, on held-out test images and fresh noise.</p>
+${
+    search
+      ? `<p>Successive halving over ${esc(search.resource)} (rungs ${
+        search.rungs.join(", ")
+      }): each point's figures are from the furthest rung it reached, the column <em>measured at</em>; points stopped early were measured shorter, so compare figures within one length. Points that reached the same rung rank first.</p>`
+      : ""
+  }
 <table><tr><th>rank</th><th>point</th><th>overrides</th><th>status</th>${
+    search ? `<th>measured at (${esc(search.resource.split(".").at(-1)!)})</th>` : ""
+  }${
     rankCol ? `<th>${esc(rankCol)}</th>` : ""
   }<th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>stopped or failed: why</th></tr>
 ${rows}</table>
