@@ -2,23 +2,24 @@
  * Debian's chromium, headless, for the tests that need a real browser. Tests that use it are
  * skipped, saying so, where there is none, except in CI (.ci/run installs it).
  */
+import type { Browser } from "puppeteer-core";
+import { chromiumPath, launchChromium } from "../stages/tools/chromium.ts";
 
-/** The chromium binary on PATH, or null. */
+/** The chromium binary on PATH, or null (a failure in CI). */
 export function findChromium(): string | null {
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    try {
-      const out = new Deno.Command(name, { args: ["--version"], stdout: "null", stderr: "null" })
-        .outputSync();
-      if (out.code === 0) return name;
-    } catch {
-      // not this one
-    }
-  }
+  const path = chromiumPath();
+  if (path) return path;
   if (Deno.env.get("CI")) {
     throw new Error("CI must run the browser tests: .ci/run installs chromium");
   }
   console.error("no chromium on PATH: skipping the browser tests (apt-get install chromium)");
   return null;
+}
+
+/** Starts chromium headless through puppeteer-core; null where there is none. */
+export async function launchBrowser(): Promise<Browser | null> {
+  const path = findChromium();
+  return path ? await launchChromium(path) : null;
 }
 
 /** The DOM of `url` after its scripts ran (up to `budgetMs` of virtual time). */

@@ -8,8 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { APP } from "../stages/app.ts";
 import { allowedHosts, handler } from "../stages/ui/server.ts";
-import { launchBrowser } from "./browser_page.ts";
-import { findChromium } from "./browser.ts";
+import { findChromium, launchBrowser } from "./browser.ts";
 import { cli, cliSpawn, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 /** Two tiny runs (learning rates differ) in a fresh results folder. */
@@ -108,7 +107,9 @@ Deno.test({
       await page.waitForSelector("main[data-ready='1']");
       const statuses = await page.$$eval(".point-status", (els) => els.map((e) => e.textContent));
       assert(
-        statuses.some((s) => /^stopped at rung 0 \(adversarial\.iterations 2\): .+/.test(s ?? "")),
+        statuses.some((s) =>
+          /^stopped at rung 0 \(2\): frechet [\d.]+ not in the best/.test(s ?? "")
+        ),
         statuses.join(" | "),
       );
     } finally {

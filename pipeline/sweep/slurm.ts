@@ -22,7 +22,7 @@ import { Progress } from "../progress.ts";
 import { hostName, writeFileAtomic } from "../store.ts";
 import type { Executor } from "./executor.ts";
 import { readJson, runAndRecord, SWEEP_PERMISSIONS } from "./point.ts";
-import { pointLine, pointName, type PreparedSweep } from "./prepared.ts";
+import { pointLine, pointName, pointRunDir, type PreparedSweep } from "./prepared.ts";
 import type { Point, PointRecord } from "./record.ts";
 
 /** The executor's settings (from the command line). */
@@ -129,7 +129,12 @@ async function poll(s: PreparedSweep, job: JobFile): Promise<{ done: boolean; li
   for (const [a, t] of job.tasks.entries()) {
     const r = s.records[t.index];
     if (r.status === "done") counts.done++;
-    else if (q.has(a)) q.get(a) === "RUNNING" ? counts.running++ : counts.pending++;
+    else if (q.has(a) && q.get(a) === "RUNNING") {
+      counts.running++;
+      // the ui follows a running task through its run folder's live/ (a shared filesystem)
+      r.status = "running";
+      r.runDir ??= pointRunDir(s, r);
+    } else if (q.has(a)) counts.pending++;
     else if (r.status === "failed") counts.failed++;
     else {
       vanished++;

@@ -31,6 +31,8 @@ import { npmDataDir } from "../download.ts";
 import { parseIdx } from "../formats/idx.ts";
 import { copyRows } from "../training/fit.ts";
 import { sweepBench } from "./sweep_bench.ts";
+import { LiveLog } from "../../pipeline/live.ts";
+import { uiBench } from "./ui_bench.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
@@ -105,7 +107,7 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
 }
 
 /** Worker: the real adversarial loop for `iters` iterations; prints per-iteration seconds. */
-async function loopWorker(iters: number, flush: boolean) {
+async function loopWorker(iters: number, flush: boolean, live: boolean) {
   const choice = await selectBackend("fast-cpu", { flushDenormals: flush });
   const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
   const train = await mnistTrain();
@@ -113,7 +115,18 @@ async function loopWorker(iters: number, flush: boolean) {
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const history: HistoryRow[] = [];
-  await adversarialIterations(gan, cfg.adversarial, { train, dim, to: iters, history });
+  // --live: each iteration's row appended to a live file, as the stage does for watchers
+  const runDir = live ? await Deno.makeTempDir({ prefix: "gan-bench-live-" }) : null;
+  const log = runDir ? LiveLog.open(runDir, "adversarial") : null;
+  await adversarialIterations(gan, cfg.adversarial, {
+    train,
+    dim,
+    to: iters,
+    history,
+    onIteration: log ? (row) => log.row({ kind: "iteration", of: iters, ...row }) : undefined,
+  });
+  log?.close();
+  if (runDir) await Deno.remove(runDir, { recursive: true });
   console.log(
     JSON.stringify({
       backend: choice.runtime.facts.backend,
@@ -226,6 +239,7 @@ async function sub(
       "run",
       "--allow-read",
       "--allow-env",
+      "--allow-write",
       "--allow-ffi",
       "--allow-sys",
       fileURLToPath(import.meta.url),
@@ -334,6 +348,8 @@ function parseBenchArgs() {
       profile: { type: "string" },
       "profile-iters": { type: "string", default: "20" },
       sweep: { type: "boolean", default: false },
+      ui: { type: "boolean", default: false },
+      live: { type: "boolean", default: false },
     },
   }).values;
 }
@@ -432,6 +448,9 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
   );
   const ours = await sub(["--loop", String(loopIters)]);
   if (ours) loops["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+  // what watching costs: the same loop writing its live rows (the stage always does)
+  const live = await sub(["--loop", String(loopIters), "--live"]);
+  if (live) loops["fast-cpu + live rows"] = live.times as number[];
   if (!values["no-torch"]) {
     const t = await torch("keras", loopIters, { warmup: 0 });
     if (t) loops["PyTorch CPU (defaults)"] = t;
@@ -452,6 +471,16 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
     );
   }
   const o = loops["fast-cpu (FTZ on, the default)"];
+  const lv = loops["fast-cpu + live rows"];
+  if (o && lv) {
+    console.log(
+      `${"live rows / without".padEnd(32)}${
+        windows.map((w) =>
+          (windowMean(lv, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(3).padStart(18)
+        ).join("")
+      }`,
+    );
+  }
   for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
     const t = loops[ref];
     if (!o || !t) continue;
@@ -533,12 +562,23 @@ async function sweepMain(values: BenchArgs) {
   }
 }
 
+/** `--ui`: the dashboard's first paint and live delay, with the machine named. */
+async function uiMain(values: BenchArgs) {
+  console.log(`CPU: ${cpuModel()}`);
+  const record = { date: new Date().toISOString(), cpu: cpuModel(), ...(await uiBench(ROOT)) };
+  const out = join(dirname(values.out), "ui.json");
+  await Deno.mkdir(dirname(out), { recursive: true });
+  await Deno.writeTextFile(out, JSON.stringify(record, null, 2) + "\n");
+  console.log(out);
+}
+
 async function main() {
   const values = parseBenchArgs();
   if (values.sgemm) return sgemmWorker();
   if (values.profile) return await profileWorker(Number(values.profile));
   if (values.sweep) return await sweepMain(values);
-  if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"]);
+  if (values.ui) return await uiMain(values);
+  if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"], values.live);
   if (values.worker) {
     const { worker: backend, variant, iters, warmup } = values;
     return await worker(backend as BackendName, variant, Number(iters), Number(warmup));

@@ -56,13 +56,18 @@ async function runFolders(results: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Every sweep's points: run folder name -> sweep name. */
-async function sweepOfRuns(results: string): Promise<Map<string, string>> {
-  const map = new Map<string, string>();
+/**
+ * Every sweep's points: run name prefix (`<sweep>-pNNN-`, the point's runs at every halving
+ * rung) -> the sweep's folder name.
+ */
+async function sweepOfRuns(results: string): Promise<(run: string) => string | null> {
+  const prefixes: [string, string][] = [];
   for (const s of await listSweeps(results)) {
-    for (const p of s.points) if (p.runDir) map.set(basename(p.runDir), s.name);
+    for (const p of s.points) {
+      prefixes.push([`${s.specName}-p${String(p.index).padStart(3, "0")}-`, s.name]);
+    }
   }
-  return map;
+  return (run) => prefixes.find(([pre]) => run.startsWith(pre))?.[1] ?? null;
 }
 
 /** One row of the runs page. */
@@ -113,7 +118,7 @@ export async function runsList(app: App, results: string) {
         : row?.status ?? "failed",
       stage: running ? live!.stage : null,
       progress: running ? await liveProgress(dir, live!.stage) : null,
-      sweep: sweeps.get(name) ?? null,
+      sweep: sweeps(name),
       params: row ? Object.fromEntries(params.map((p) => [p, row.config[p] ?? null])) : {},
       figures: row?.figures ?? {},
       trainedSeconds: row?.trained ?? null,
@@ -217,7 +222,10 @@ async function gridsOf(results: string, dir: string) {
 
 /** A sweep folder's record. */
 interface SweepRecord {
+  /** The sweep's folder name. */
   name: string;
+  /** The name in sweep.json (its points are `<specName>-pNNN`). */
+  specName: string;
   dir: string;
   spec: {
     search?: { metric: string; rungs: number[]; resource?: string; eta: number };
@@ -235,7 +243,14 @@ export async function listSweeps(results: string): Promise<SweepRecord[]> {
       const rec = await readJson<Omit<SweepRecord, "dir">>(
         join(results, "sweeps", e.name, "sweep.json"),
       );
-      if (rec?.points) out.push({ ...rec, name: e.name, dir: join(results, "sweeps", e.name) });
+      if (rec?.points) {
+        out.push({
+          ...rec,
+          name: e.name,
+          specName: rec.name,
+          dir: join(results, "sweeps", e.name),
+        });
+      }
     }
   } catch {
     // no sweeps yet
