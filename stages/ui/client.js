@@ -495,7 +495,7 @@ async function sweepPage(main, name) {
   }
 }
 
-function pointStatus(p, s) {
+function pointStatus(p) {
   if (p.status === "running") {
     return p.progress
       ? `running: ${p.stage} ${p.progress.iteration}/${p.progress.of}`
@@ -526,9 +526,9 @@ async function drawSweep(main, s) {
     {
       key: "status",
       label: "status",
-      cell: (p) => h("span", { class: `st-${p.status} point-status` }, pointStatus(p, s)),
+      cell: (p) => h("span", { class: `st-${p.status} point-status` }, pointStatus(p)),
       sort: (p) => p.status,
-      text: (p) => pointStatus(p, s),
+      text: (p) => pointStatus(p),
     },
     {
       key: "metric",
