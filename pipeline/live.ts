@@ -22,7 +22,6 @@
  * ```
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "./store.ts";
 
 /** A run's live state, as `live/status.json` holds it. */
 export interface LiveStatus {
@@ -114,8 +113,11 @@ export class LiveLog {
 /** Writes `live/status.json` whole (a reader never sees half of it); a failure is ignored. */
 export async function writeLiveStatus(runDir: string, status: LiveStatus): Promise<void> {
   try {
+    // written beside, renamed over: a reader never sees half of it
+    const path = join(runDir, "live", "status.json"), tmp = `${path}.${Deno.pid}.tmp`;
     await Deno.mkdir(join(runDir, "live"), { recursive: true });
-    await writeFileAtomic(join(runDir, "live", "status.json"), JSON.stringify(status) + "\n");
+    await Deno.writeTextFile(tmp, JSON.stringify(status) + "\n");
+    await Deno.rename(tmp, path);
   } catch {
     // a view only
   }

@@ -214,7 +214,7 @@ export const adversarialStage: Stage<Config> = {
         to: total,
         history,
       };
-      const watch = live ? liveView(live, cfg, gan, total) : undefined;
+      const watch = live ? liveView(live, cfg.seed, gan, total) : undefined;
       watch?.resumed(history);
       await loop(gan, cfg.adversarial, range, { workDir, progress, watch });
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
@@ -257,9 +257,10 @@ export const adversarialStage: Stage<Config> = {
  * each checkpoint a grid of the evaluation's fixed grid noise (its own stream: the loop's
  * draws are untouched, so watching changes no number).
  */
-function liveView(live: LiveLog, cfg: Config, gan: Gan, total: number) {
-  const nd = cfg.model.noiseDim;
-  const noise = new Rng(cfg.seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
+function liveView(live: LiveLog, seed: number, gan: Gan, total: number) {
+  // the net's own noise width (the config's is the warm-up stages' to read)
+  const nd = gan.noiseDim;
+  const noise = new Rng(seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
   const row = (r: HistoryRow) => live.row({ kind: "iteration", of: total, ...r });
   return {
     resumed: (history: HistoryRow[]) => history.forEach(row),

@@ -73,7 +73,16 @@ Deno.test({
   async fn() {
     const { dir, sweep } = await setup();
     const local = join(dir, "local"), cluster = join(dir, "cluster");
-    const l = await sweepCli([sweep, "--results", local, "--jobs", "2"]);
+    // 2 threads a point, as the Slurm tasks get (--cpus-per-task 2): the keys name the count
+    const l = await sweepCli([
+      sweep,
+      "--results",
+      local,
+      "--jobs",
+      "2",
+      "--threads-per-point",
+      "2",
+    ]);
     assert.equal(l.code, 0, l.stderr);
 
     // submit detached, cancel task 2 once its run has checkpointed, let the rest finish
