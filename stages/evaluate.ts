@@ -9,7 +9,6 @@
  * `samples.npy` (the final scored samples, N x 784, on the [0,1] scale before clipping), and sample grids
  * `grids/iter_NNNNNN.png`, `grids/final.png`, `grids/real.png` from one fixed noise batch.
  */
-import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
 import { readNpy, readNpyF32, writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
@@ -17,7 +16,8 @@ import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
 import { generate, meanD } from "./training/gan.ts";
-import { predictProbs } from "./evaluation/classifier.ts";
+import { loadScorer, type Scorer } from "./evaluation/scorer.ts";
+import { matmul } from "./evaluation/matmul.ts";
 import {
   classesCovered,
   classHistogram,
@@ -26,32 +26,18 @@ import {
   klToUniform,
 } from "./evaluation/metrics.ts";
 import { loadNet } from "./formats/model_io.ts";
-import {
-  clip01,
-  disposeNet,
-  features,
-  fromUnitScale,
-  type Net,
-  toUnitScale,
-} from "./training/nets.ts";
+import { clip01, disposeNet, fromUnitScale, toUnitScale } from "./training/nets.ts";
 import { gridPng } from "./formats/png.ts";
 import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
 import { STREAM } from "./training/streams.ts";
 import { goalMarks, tailFrechet } from "./evaluation/goal.ts";
 import { copyRows } from "./training/fit.ts";
 
-function featuresOf(net: Net, x: Float32Array, dim: number): Float32Array {
-  const t = tf.tidy(() => features(net, tf.tensor2d(x, [x.length / dim, dim])));
-  const out = (t.dataSync() as Float32Array).slice();
-  t.dispose();
-  return out;
-}
-
 /** Scores images against reference features with the classifier. */
 export function scoreImages(
   images: Float32Array,
   { classifier, refFeatures, dim, coveredShare }: {
-    classifier: Net;
+    classifier: Scorer;
     /** The classifier's features of the real test images. */
     refFeatures: Float32Array;
     dim: number;
@@ -60,9 +46,9 @@ export function scoreImages(
   },
 ): ImageMetrics {
   const n = images.length / dim;
-  const f = featuresOf(classifier, images, dim);
-  const d = classifier.layers.at(-1)!.W.shape[0] as number;
-  const probs = predictProbs(classifier, images, dim);
+  const f = classifier.features(images, n);
+  const d = classifier.featureDim;
+  const probs = classifier.probabilities(images, n);
   const hist = classHistogram(probs, n, 10);
   return {
     frechet: frechetDistance(f, n, refFeatures, refFeatures.length / d, d),
@@ -76,7 +62,7 @@ export function scoreImages(
 /** What scoring a checkpoint needs. */
 interface ScoreContext {
   cfg: Config;
-  classifier: Net;
+  classifier: Scorer;
   /** The first `n` real test images, and their classifier features. */
   realTest: Float32Array;
   refFeatures: Float32Array;
@@ -214,7 +200,7 @@ export const evaluateStage: Stage<Config> = {
     const test = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
     const dim = test.shape[1];
     const n = Math.min(cfg.evaluate.samples, test.shape[0]);
-    const { net: classifier } = await loadNet(join(inputs.evaluator, "classifier"));
+    const classifier = await loadScorer(join(inputs.evaluator, "classifier"), matmul());
     await Deno.mkdir(join(outDir, "grids"));
     try {
       const realTest = test.data.subarray(0, n * dim);
@@ -222,7 +208,7 @@ export const evaluateStage: Stage<Config> = {
         cfg,
         classifier,
         realTest,
-        refFeatures: featuresOf(classifier, realTest, dim),
+        refFeatures: classifier.features(realTest, n),
         dim,
         n,
         gridNoise: new Rng(cfg.seed, STREAM.evaluateGridNoise).normals(
@@ -247,7 +233,12 @@ export const evaluateStage: Stage<Config> = {
       const metrics = {
         samples: n,
         coveredShare: cfg.evaluate.coveredShare,
-        reference: { ...reference, trueTestHistogram: trueHist },
+        reference: {
+          ...reference,
+          trueTestHistogram: trueHist,
+          evaluator: classifier.kind,
+          frechetFactor: classifier.frechetFactor,
+        },
         checkpoints: rows,
         final: rows.at(-1)!,
       };
@@ -257,7 +248,7 @@ export const evaluateStage: Stage<Config> = {
       );
       return summarise(metrics, reference, progress);
     } finally {
-      disposeNet(classifier);
+      classifier.dispose();
     }
   },
 };

@@ -1,12 +1,18 @@
 /**
- * Stage `evaluator`: a small MNIST classifier (an MLP with ReLU hidden layers), trained on the
- * train split with Adam and softmax cross-entropy, every draw from the seed. Its penultimate
+ * Stage `evaluator`: a small MNIST classifier, an MLP with ReLU hidden layers (`kind: mlp`) or a
+ * LeNet-like conv net (`kind: conv`, evaluation/conv_net.ts), trained on the train split with
+ * Adam and softmax cross-entropy, every draw from the seed. Its penultimate
  * features drive the Frechet distance, its predictions the class histogram and classifier
  * score. Writes `classifier/` (tfjs layers format, softmax output) and `summary.json` with the
  * test accuracy.
  */
 import { join } from "node:path";
-import { readNpy, readNpyF32 } from "./formats/npy.ts";
+import { type Npy, readNpy, readNpyF32 } from "./formats/npy.ts";
+import type { Progress } from "../pipeline/progress.ts";
+import { ConvNet } from "./evaluation/conv_net.ts";
+import { trainConv } from "./evaluation/conv_train.ts";
+import { saveConv } from "./evaluation/scorer.ts";
+import { matmul } from "./evaluation/matmul.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
@@ -19,6 +25,51 @@ import { disposeNet, forward, initNet, variablesOf } from "./training/nets.ts";
 import { accuracy, predictProbs, softmaxCrossEntropy } from "./evaluation/classifier.ts";
 import { STREAM } from "./training/streams.ts";
 
+/** The conv evaluator: trained, scored on the test split, saved; its summary. */
+async function trainConvEvaluator(
+  cfg: Config,
+  data: { x: Npy<Float32Array>; y: Uint8Array; tx: Npy<Float32Array>; ty: Uint8Array },
+  outDir: string,
+  progress: Progress,
+) {
+  const [n, dim] = data.x.shape;
+  const c = cfg.evaluator.conv;
+  const side = Math.round(Math.sqrt(dim));
+  const span = 2 * c.filters.length;
+  if (side * side !== dim || side < (c.kernel + 1) * span) {
+    throw new StageError(
+      `the conv evaluator needs square images of at least ${
+        (c.kernel + 1) * span
+      } pixels a side for ${c.filters.length} conv layers of kernel ${c.kernel}; these are ${dim} pixels: set evaluator.kind to mlp`,
+    );
+  }
+  const spec = { side, filters: c.filters, kernel: c.kernel, dense: c.dense, classes: 10 };
+  const net = ConvNet.init(spec, new Rng(cfg.seed, STREAM.evaluatorInit), matmul());
+  const losses = trainConv(net, {
+    x: data.x.data,
+    labels: data.y,
+    epochs: c.epochs,
+    batchSize: c.batchSize,
+    learningRate: cfg.evaluator.learningRate,
+    shuffle: new Rng(cfg.seed, STREAM.evaluatorShuffle),
+    progress,
+  });
+  const acc = accuracy(net.probabilities(data.tx.data, data.ty.length), data.ty, 10);
+  progress.log(
+    `  conv evaluator test accuracy ${(100 * acc).toFixed(2)}% on ${data.ty.length} images`,
+  );
+  await saveConv(join(outDir, "classifier"), net);
+  const summary = {
+    kind: "conv",
+    testAccuracy: acc,
+    trainRows: n,
+    testRows: data.ty.length,
+    epochLosses: losses,
+  };
+  await Deno.writeTextFile(join(outDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  return summary;
+}
+
 /** The evaluator stage. */
 export const evaluatorStage: Stage<Config> = {
   name: "evaluator",
@@ -26,13 +77,28 @@ export const evaluatorStage: Stage<Config> = {
   needs: ["preprocess"],
   usesRuntime: true,
   doc: "train the MNIST classifier behind the metrics",
-  outputs: () => ["classifier/model.json", "classifier/weights.bin", "summary.json"],
-  pick: (cfg) => ({ seed: cfg.seed, evaluator: cfg.evaluator }),
+  outputs: (cfg) =>
+    cfg.evaluator.kind === "conv"
+      ? ["classifier/conv.json", "classifier/params.npy", "summary.json"]
+      : ["classifier/model.json", "classifier/weights.bin", "summary.json"],
+  // each kind keys only its own settings
+  pick: (cfg) => {
+    const { kind, learningRate, conv, hidden, epochs, batchSize } = cfg.evaluator;
+    return {
+      seed: cfg.seed,
+      evaluator: kind === "conv"
+        ? { kind, learningRate, conv }
+        : { kind, learningRate, hidden, epochs, batchSize },
+    };
+  },
   async run({ cfg, inputs, outDir, progress }) {
     const x = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const y = (await readNpy(join(inputs.preprocess, "train_y.npy"))).data as Uint8Array;
     const tx = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
     const ty = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;
+    if (cfg.evaluator.kind === "conv") {
+      return await trainConvEvaluator(cfg, { x, y, tx, ty }, outDir, progress);
+    }
     const [n, dim] = x.shape;
     const k = 10;
     const e = cfg.evaluator;

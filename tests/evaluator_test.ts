@@ -9,7 +9,7 @@ import { evaluatorStage } from "../stages/evaluator.ts";
 import { loadNet } from "../stages/formats/model_io.ts";
 import { writeNpy } from "../stages/formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { configOf, tinyConfig } from "./helpers.ts";
+import { cli, configOf, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 await selectBackend("cpu");
 
@@ -44,7 +44,7 @@ Deno.test("the evaluator learns a separable toy task and its saved net predicts 
   const cfg = await configOf(
     await Deno.makeTempDir(),
     tinyConfig({ trainImages: "a", trainLabels: "b", testImages: "c", testLabels: "d" }, {
-      evaluator: { hidden: [16], epochs: 20, batchSize: 32, learningRate: 0.01 },
+      evaluator: { kind: "mlp", hidden: [16], epochs: 20, batchSize: 32, learningRate: 0.01 },
     }),
   );
   const outDir = await Deno.makeTempDir();
@@ -65,4 +65,32 @@ Deno.test("the evaluator learns a separable toy task and its saved net predicts 
     const s = probs.subarray(i * 10, i * 10 + 10).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(s - 1) < 1e-5);
   }
+});
+
+Deno.test("the conv evaluator trains, and evaluate scores with its features and its 9x Frechet mark", async () => {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir, { side: 28, train: 150, test: 40 });
+  const conv = { filters: [2, 3], kernel: 5, dense: 6, epochs: 1, batchSize: 32 };
+  const cfg = await writeConfig(
+    dir,
+    "conv",
+    tinyConfig(files, { evaluator: { kind: "conv", conv } }),
+  );
+  const r = await cli(["run", cfg, "--results", join(dir, "results")]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /conv evaluator test accuracy [\d.]+% on 40 images/);
+  const runDir = join(r.stdout.trim().split("\n").at(-1)!, "..");
+  const metrics = JSON.parse(
+    await Deno.readTextFile(join(runDir, "artifacts", "evaluate", "metrics.json")),
+  );
+  assert.equal(metrics.reference.evaluator, "conv");
+  assert.equal(metrics.reference.frechetFactor, 9);
+  assert(Number.isFinite(metrics.final.frechet) && metrics.final.frechet >= 0);
+  assert.match(await Deno.readTextFile(join(runDir, "report.html")), /\u2264 9 \u00d7 real floor/);
+  // too small an image for two 5x5 conv layers: one line naming the fix
+  const small = await writeIdxFiles(dir, { side: 6 });
+  const bad = await writeConfig(dir, "small", tinyConfig(small, { evaluator: { kind: "conv" } }));
+  const b = await cli(["run", bad, "--results", join(dir, "results2")]);
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /the conv evaluator needs square images .*set evaluator\.kind to mlp/);
 });

@@ -100,7 +100,7 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
     dir,
     "tiny",
     tinyConfig(files, {
-      evaluator: { hidden: [8], epochs: 1, batchSize: 32 },
+      evaluator: { kind: "mlp", hidden: [8], epochs: 1, batchSize: 32 },
       evaluate: { samples: 20 },
       adversarial: { iterations: 5, batchSize: 16, fitBatchSize: 8, checkpointEvery: 10 },
     }),

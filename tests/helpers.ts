@@ -76,6 +76,8 @@ export function tinyConfig(files: Record<string, string>, extra: Record<string, 
     warmup: { batchSize: 16, fitBatchSize: 8 },
     adversarial: { iterations: 4, batchSize: 16, fitBatchSize: 8, checkpointEvery: 2 },
     backend: "cpu",
+    // tiny images (6 pixels a side): the MLP evaluator
+    evaluator: { kind: "mlp" },
     ...extra,
   };
 }

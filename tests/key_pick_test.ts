@@ -73,9 +73,9 @@ function keyed(stage: Stage<Config>, cfg: Config): Set<string> {
   );
 }
 
-async function audit(extra: Record<string, unknown>) {
+async function audit(extra: Record<string, unknown>, side = 6) {
   const dir = await Deno.makeTempDir();
-  const files = await writeIdxFiles(dir);
+  const files = await writeIdxFiles(dir, { side });
   const cfg = await configOf(dir, tinyConfig(files, extra));
   const reads = new Map<string, Set<string>>(STAGES.map((s) => [s.name, new Set()]));
   const stages: Stage<Config>[] = STAGES.map((s) => ({
@@ -123,4 +123,9 @@ Deno.test("every stage's key holds exactly the config fields it reads (recipe kn
     },
   });
   assert.deepEqual(problems, []);
+});
+
+Deno.test("every stage's key holds exactly the config fields it reads (the conv evaluator)", async () => {
+  const conv = { filters: [2, 3], kernel: 5, dense: 4, epochs: 1, batchSize: 32 };
+  assert.deepEqual(await audit({ evaluator: { kind: "conv", conv } }, 28), []);
 });

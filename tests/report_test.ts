@@ -202,7 +202,7 @@ async function tinyPipeline(extra: Record<string, unknown> = {}, args: string[] 
     dir,
     "tiny",
     tinyConfig(files, {
-      evaluator: { hidden: [16], epochs: 1, batchSize: 32 },
+      evaluator: { kind: "mlp", hidden: [16], epochs: 1, batchSize: 32 },
       evaluate: { samples: 40 },
       ...extra,
     }),

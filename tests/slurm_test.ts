@@ -35,7 +35,7 @@ async function setup() {
     "tiny",
     tinyConfig(files, {
       backend: "fast-cpu",
-      evaluator: { hidden: [8], epochs: 1, batchSize: 32 },
+      evaluator: { kind: "mlp", hidden: [8], epochs: 1, batchSize: 32 },
       evaluate: { samples: 20 },
       adversarial: { iterations: 300, batchSize: 16, fitBatchSize: 8, checkpointEvery: 20 },
     }),

@@ -82,7 +82,7 @@ async function tinySetup(extra: Record<string, unknown> = {}) {
     dir,
     "tiny",
     tinyConfig(files, {
-      evaluator: { hidden: [8], epochs: 1, batchSize: 32 },
+      evaluator: { kind: "mlp", hidden: [8], epochs: 1, batchSize: 32 },
       evaluate: { samples: 20 },
       ...extra,
     }),
