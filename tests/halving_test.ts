@@ -107,8 +107,10 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   );
   const sweep = await writeConfig(dir, "h", {
     base: "tiny.json",
-    grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
-    seeds: [1, 2, 3],
+    // nine settings of one seed each (a setting's seeds are decided together: see below)
+    grid: {
+      "optimizer.learningRate": [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2],
+    },
     search: { method: "halving", metric: "tailFrechet", eta: 3, rungs: [10, 30, 90] },
   });
   const results = join(dir, "results");
@@ -188,8 +190,9 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
   // a changed search block starts the search over: its old figures were another metric's
   await writeConfig(dir, "h", {
     base: "tiny.json",
-    grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
-    seeds: [1, 2, 3],
+    grid: {
+      "optimizer.learningRate": [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2],
+    },
     search: { method: "halving", metric: "frechet", eta: 3, rungs: [10, 30, 90] },
   });
   const stale = await sweepCli([sweep, "--results", results, "--full-grid"]);
@@ -223,4 +226,48 @@ Deno.test("compareHalving: the search's best among points that finished, what it
     point: 0,
     figure: 2,
   });
+});
+
+Deno.test("halving decides per setting on the mean over its seeds: a setting's seeds go on together", async () => {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir, { side: 28, train: 150, test: 40 });
+  await writeConfig(
+    dir,
+    "tiny",
+    tinyConfig(files, {
+      evaluator: { kind: "mlp", hidden: [8], epochs: 1, batchSize: 32 },
+      evaluate: { samples: 20 },
+      adversarial: { iterations: 5, batchSize: 16, fitBatchSize: 8, checkpointEvery: 10 },
+    }),
+  );
+  const sweep = await writeConfig(dir, "h", {
+    base: "tiny.json",
+    grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },
+    seeds: [1, 2],
+    search: { method: "halving", metric: "tailFrechet", eta: 3, rungs: [10, 30] },
+  });
+  const r = await sweepCli([sweep, "--results", join(dir, "results"), "--jobs", "2"]);
+  assert.equal(r.code, 0, r.stderr);
+  const rec = JSON.parse(
+    await Deno.readTextFile(join(r.stdout.trim().split("\n").at(-1)!, "..", "sweep.json")),
+  );
+  type P = { overrides: Record<string, number>; rungFigures: (number | null)[]; stopped: string };
+  const points: P[] = rec.points;
+  const lr = (p: P) => p.overrides["optimizer.learningRate"];
+  const went = points.filter((p) => p.rungFigures.filter((f) => f !== null).length === 2);
+  // one setting of three (1/eta) went on, both its seeds
+  assert.equal(went.length, 2, points.map((p) => p.rungFigures).join(" | "));
+  assert.equal(lr(went[0]), lr(went[1]));
+  // it had the best mean over its seeds at rung 0
+  const mean = (v: number) => {
+    const mine = points.filter((p) => lr(p) === v).map((p) => p.rungFigures[0]!);
+    return mine.reduce((a, b) => a + b, 0) / mine.length;
+  };
+  const means = [0.0003, 0.001, 0.003].map(mean);
+  assert.equal(mean(lr(went[0])), Math.min(...means));
+  const stopped = points.find((p) => lr(p) !== lr(went[0]))!;
+  assert.match(
+    stopped.stopped,
+    /stopped at rung 0 \(10\): tailFrechet [\d.]+ \(mean of its 2 seeds\) not in the best 1\/3 of the 3 settings/,
+  );
 });

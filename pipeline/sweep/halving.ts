@@ -85,9 +85,27 @@ export function nextJob(
 }
 
 /**
- * Runs a halving search over `records`: `run(record, rung)` runs one point at one rung and
- * returns its figure (null when the run failed). At most `jobs` run at once. Fills each
- * record's `rungFigures` and `stopped`; returns the resource spent.
+ * A sweep's settings: its points grouped by everything but the seed. Halving decides per
+ * setting, on the mean of its seeds' figures, so one lucky seed cannot carry a setting to the
+ * next rung (a point without seeds is a setting of one).
+ */
+export function settingsOf(records: PointRecord[]): number[][] {
+  const groups = new Map<string, number[]>();
+  for (const [i, r] of records.entries()) {
+    const { seed: _seed, ...rest } = r.overrides;
+    const key = JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
+    groups.set(key, [...(groups.get(key) ?? []), i]);
+  }
+  return [...groups.values()];
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Runs a halving search over `records` (ASHA, asynchronous successive halving): each setting
+ * (its seeds together) runs to the first rung; a setting goes on to the next rung when the
+ * mean of its seeds' figures is in the best 1/eta of the settings that finished that rung.
+ * Returns the resource spent and what the full grid would spend.
  */
 export async function runHalving(
   records: PointRecord[],
@@ -101,13 +119,22 @@ export async function runHalving(
     onChange: () => Promise<void>;
   },
 ): Promise<{ spent: number; full: number }> {
-  const states: PointState[] = records.map((r) => ({
-    figures: [...(r.rungFigures ?? [])],
-    busy: false,
-  }));
-  const failed = new Set(records.filter((r) => r.status === "failed").map((r) => r.index));
+  const settings = settingsOf(records);
+  const figureOf = (members: number[], rung: number): number | null => {
+    const figs = members.map((m) => records[m].rungFigures?.[rung] ?? null);
+    return figs.every((f) => f !== null) ? mean(figs as number[]) : null;
+  };
+  const states: PointState[] = settings.map((members) => {
+    const n = Math.max(0, ...members.map((m) => records[m].rungFigures?.length ?? 0));
+    return { figures: Array.from({ length: n }, (_, r) => figureOf(members, r)), busy: false };
+  });
+  const failed = new Set(
+    settings.flatMap((members, g) =>
+      members.some((m) => records[m].status === "failed") ? [g] : []
+    ),
+  );
   const active = new Set<Promise<void>>();
-  const order = startOrder(records.map((r) => r.overrides), h.order);
+  const order = startOrder(settings.map((members) => records[members[0]].overrides), h.order);
   for (;;) {
     while (active.size < jobs) {
       const job = nextJob(
@@ -118,10 +145,20 @@ export async function runHalving(
       const st = states[job.point];
       st.busy = true;
       const p = (async () => {
-        const figure = await run(records[job.point], job.rung);
-        if (figure === null) failed.add(job.point);
-        else st.figures[job.rung] = figure;
-        records[job.point].rungFigures = [...st.figures];
+        // the setting's seeds, one after another in this slot (other slots run other settings)
+        for (const m of settings[job.point]) {
+          if ((records[m].rungFigures?.[job.rung] ?? null) !== null) continue; // resumed
+          const figure = await run(records[m], job.rung);
+          if (figure === null) {
+            failed.add(job.point);
+            break;
+          }
+          const figs = [...(records[m].rungFigures ?? [])];
+          figs[job.rung] = figure;
+          records[m].rungFigures = figs;
+          await onChange();
+        }
+        if (!failed.has(job.point)) st.figures[job.rung] = figureOf(settings[job.point], job.rung);
         st.busy = false;
         await onChange();
       })();
@@ -132,20 +169,25 @@ export async function runHalving(
     await Promise.race(active);
   }
   // why each point stopped where it did
-  for (const [i, r] of records.entries()) {
-    const n = reached(states[i]);
-    if (failed.has(i)) continue;
-    if (n === h.rungs.length) {
-      r.stopped = `finished every rung (${h.rungs.at(-1)})`;
-      continue;
-    }
+  for (const [g, members] of settings.entries()) {
+    if (failed.has(g)) continue;
+    const n = reached(states[g]);
     const rung = n - 1;
     const finishedHere = states.filter((s) => s.figures[rung] != null).length;
-    r.stopped = `stopped at rung ${rung} (${h.rungs[rung]}): ${h.metric} ${
-      states[i].figures[rung]?.toPrecision(4)
-    } not in the best 1/${h.eta} of the ${finishedHere} points that finished it`;
+    const seeds = members.length > 1 ? ` (mean of its ${members.length} seeds)` : "";
+    const unit = settings.some((m) => m.length > 1) ? "settings" : "points";
+    for (const m of members) {
+      records[m].stopped = n === h.rungs.length
+        ? `finished every rung (${h.rungs.at(-1)})`
+        : `stopped at rung ${rung} (${h.rungs[rung]}): ${h.metric} ${
+          states[g].figures[rung]?.toPrecision(4)
+        }${seeds} not in the best 1/${h.eta} of the ${finishedHere} ${unit} that finished it`;
+    }
   }
-  const spent = states.reduce((t, s) => t + (reached(s) ? h.rungs[reached(s) - 1] : 0), 0);
+  const spent = records.reduce((t, r) => {
+    const k = (r.rungFigures ?? []).filter((f) => f !== null).length;
+    return t + (k ? h.rungs[k - 1] : 0);
+  }, 0);
   return { spent, full: records.length * h.rungs.at(-1)! };
 }
 
