@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { PointRecord } from "../pipeline/sweep/record.ts";
 import {
   figuresOf,
+  goalBySetting,
   rankPoints,
   settingsSpec,
   writeSweepReport,
@@ -108,4 +109,48 @@ Deno.test("a halving report says at which length each point was measured and nev
   assert.match(html, /measured at \(iterations\)/);
   assert.match(html, /<td>20<\/td>/);
   assert.match(html, /<td>60<\/td>/);
+});
+
+Deno.test("the report gives each setting's goal marks over its seeds: mean, range, met on k of n", async () => {
+  const cache = await Deno.makeTempDir();
+  const row = (iteration: number | "final", dReal: number, frechet: number) => ({
+    iteration,
+    dReal,
+    dFake: 0.5,
+    frechet,
+    classifierScore: 9,
+    classesCovered: 10,
+    klToUniform: 0,
+    outOfRangeFraction: 0,
+    classHistogram: new Array(10).fill(0.1),
+  });
+  const seeds = [[0.55, 20], [0.75, 40]] as const;
+  const points: PointRecord[] = [];
+  for (const [i, [dReal, fd]] of seeds.entries()) {
+    const key = `k${i}`;
+    await Deno.mkdir(join(cache, "evaluate", key), { recursive: true });
+    const final = row("final", dReal, fd);
+    await Deno.writeTextFile(
+      join(cache, "evaluate", key, "metrics.json"),
+      JSON.stringify({
+        reference: { frechet: 10 },
+        checkpoints: [row(100, dReal, fd), final],
+        final,
+      }),
+    );
+    points.push({ ...point(0, { frechet: fd }, i + 1), index: i, keys: { evaluate: key } });
+  }
+  const [s] = await goalBySetting(points, cache);
+  assert.equal(s.setting, "learningRate=0.01");
+  assert.equal(s.seeds, 2);
+  const dReal = s.marks[0];
+  assert.deepEqual(dReal.values, [0.55, 0.75]);
+  assert.equal(dReal.met, 1, "within 0.1 of 0.5 on one seed of two");
+  const fd = s.marks.at(-1)!;
+  assert.deepEqual(fd.values, [20, 40]);
+  assert.equal(
+    fd.met,
+    1,
+    "within 3x the floor of 10 (no factor recorded: the MLP's): 20 is, 40 is not",
+  );
 });

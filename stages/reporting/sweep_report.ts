@@ -10,6 +10,7 @@ import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";
 import { esc, fmt, PAGE_STYLE } from "./html.ts";
 import { type HistoryRow, RANK_METRICS } from "../vocabulary.ts";
+import { type GoalMark, goalMarks } from "../evaluation/goal.ts";
 
 export { RANK_METRICS } from "../vocabulary.ts";
 
@@ -210,6 +211,74 @@ export function settingsSpec(points: PointRecord[], rungs?: number[]): Record<st
   };
 }
 
+/**
+ * The goal marks per setting over its seeds: for each mark, the mean and the range of its value
+ * and on how many seeds it was met. Read from each done point's evaluate metrics in the cache.
+ */
+export async function goalBySetting(
+  points: PointRecord[],
+  cacheDir: string,
+  rungs?: number[],
+): Promise<
+  {
+    setting: string;
+    seeds: number;
+    marks: { name: string; target: string; values: number[]; met: number }[];
+  }[]
+> {
+  const groups = new Map<string, GoalMark[][]>();
+  for (const p of points) {
+    if (p.status !== "done" || !p.keys.evaluate) continue;
+    let metrics;
+    try {
+      metrics = JSON.parse(
+        await Deno.readTextFile(join(cacheDir, "evaluate", p.keys.evaluate, "metrics.json")),
+      );
+    } catch {
+      continue; // a point whose cache was cleared
+    }
+    const key = setting(p, rungs);
+    groups.set(key, [...(groups.get(key) ?? []), goalMarks(metrics).marks]);
+  }
+  return [...groups].map(([s, runs]) => ({
+    setting: s,
+    seeds: runs.length,
+    marks: runs[0].map((m, i) => ({
+      // the class-shares mark names its furthest digit, which differs by seed
+      name: m.name.replace(/ \(.*\)$/, ""),
+      target: m.target.replace(/ = [\d.]+$/, ""),
+      values: runs.map((r) => r[i].value),
+      met: runs.filter((r) => r[i].met).length,
+    })),
+  }));
+}
+
+/** The goal-by-setting table's HTML: mean (min-max) and "met on k of n" per mark. */
+function goalTableHtml(rows: Awaited<ReturnType<typeof goalBySetting>>): string {
+  if (!rows.length) return "";
+  const head = rows[0].marks.map((m) =>
+    `<th>${esc(m.name)}<br><small>${esc(m.target)}</small></th>`
+  );
+  const body = rows.map((r) =>
+    `<tr><td class="why">${esc(r.setting)}</td><td>${r.seeds}</td>${
+      r.marks.map((m) => {
+        const mean = m.values.reduce((a, b) => a + b, 0) / m.values.length;
+        const range = m.values.length > 1
+          ? ` (${fmt(Math.min(...m.values), 3)} to ${fmt(Math.max(...m.values), 3)})`
+          : "";
+        return `<td>${
+          fmt(mean, 3)
+        }${range}<br><small>met on ${m.met} of ${m.values.length}</small></td>`;
+      }).join("")
+    }</tr>`
+  ).join("\n");
+  return `<h2>The goal marks per setting, over its seeds</h2>
+<p>Each mark's mean over the setting's seeds, its range, and on how many seeds it was met: a claim
+about a setting is a claim about all of them.</p>
+<table><tr><th>setting</th><th>seeds</th>${head.join("")}</tr>
+${body}</table>`;
+}
+
 /** Writes the sweep report (and its .vl.json specs) into `dir`; returns the HTML path. */
 export async function writeSweepReport(
   { dir, name, points, rank, cacheRoot: cacheDir, search }: SweepReport,
@@ -288,6 +357,7 @@ ${
     rankCol ? `<th>${esc(rankCol)}</th>` : ""
   }<th>Frechet</th><th>score</th><th>classes</th><th>D(real)</th><th>D(fake)</th><th>stopped or failed: why</th></tr>
 ${rows}</table>
+${goalTableHtml(await goalBySetting(points, cacheDir, search?.rungs))}
 ${figs.join("\n")}
 <p>Each point's own report is linked from its name; the machine-readable record is <code>sweep.json</code>.</p>
 </body></html>`;
