@@ -93,7 +93,8 @@ async function sweepCli(args: string[]) {
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
-Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the best, and says why each stopped", async () => {
+/** A folder with `tiny.json`: small data and nets, short runs, for halving sweeps over it. */
+async function tinyBase(): Promise<string> {
   const dir = await Deno.makeTempDir();
   const files = await writeIdxFiles(dir, { side: 28, train: 150, test: 40 });
   await writeConfig(
@@ -105,6 +106,11 @@ Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the 
       adversarial: { iterations: 5, batchSize: 16, fitBatchSize: 8, checkpointEvery: 10 },
     }),
   );
+  return dir;
+}
+
+Deno.test("a 9-point halving sweep runs every point to rung 0, extends only the best, and says why each stopped", async () => {
+  const dir = await tinyBase();
   const sweep = await writeConfig(dir, "h", {
     base: "tiny.json",
     // nine settings of one seed each (a setting's seeds are decided together: see below)
@@ -229,17 +235,7 @@ Deno.test("compareHalving: the search's best among points that finished, what it
 });
 
 Deno.test("halving decides per setting on the mean over its seeds: a setting's seeds go on together", async () => {
-  const dir = await Deno.makeTempDir();
-  const files = await writeIdxFiles(dir, { side: 28, train: 150, test: 40 });
-  await writeConfig(
-    dir,
-    "tiny",
-    tinyConfig(files, {
-      evaluator: { kind: "mlp", hidden: [8], epochs: 1, batchSize: 32 },
-      evaluate: { samples: 20 },
-      adversarial: { iterations: 5, batchSize: 16, fitBatchSize: 8, checkpointEvery: 10 },
-    }),
-  );
+  const dir = await tinyBase();
   const sweep = await writeConfig(dir, "h", {
     base: "tiny.json",
     grid: { "optimizer.learningRate": [0.0003, 0.001, 0.003] },

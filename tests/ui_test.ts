@@ -9,7 +9,16 @@ import { join } from "node:path";
 import { APP } from "../stages/app.ts";
 import { allowedHosts, handler } from "../stages/ui/server.ts";
 import { findChromium, launchBrowser } from "./browser.ts";
-import { cli, cliSpawn, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { startUiProcess } from "../stages/tools/ui_process.ts";
+import {
+  cli,
+  cliSpawn,
+  ROOT,
+  sweepCli,
+  tinyConfig,
+  writeConfig,
+  writeIdxFiles,
+} from "./helpers.ts";
 
 /** Two tiny runs (learning rates differ) in a fresh results folder. */
 async function twoRuns() {
@@ -34,25 +43,7 @@ async function twoRuns() {
 }
 
 /** Starts `deno task ui` on a free port; its address and a stop function. */
-async function startUi(results: string) {
-  const child = cliSpawn(["ui", "--results", results, "--port", "0"]);
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/http:\/\/\S+\//.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the ui did not start: ${out}`);
-    out += value;
-  }
-  reader.cancel().catch(() => {});
-  return {
-    base: out.match(/(http:\/\/\S+)\//)![1],
-    stop: async () => {
-      child.kill();
-      await child.status;
-      await child.stderr.cancel().catch(() => {});
-    },
-  };
-}
+const startUi = (results: string) => startUiProcess(ROOT, results);
 
 const browserHere = findChromium() !== null;
 

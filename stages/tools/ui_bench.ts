@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { resolveConfig } from "../schema.ts";
 import { chromiumPath, launchChromium } from "./chromium.ts";
+import { startUiProcess } from "./ui_process.ts";
 
 /** Writes `n` finished runs of the quick config (learning rates and seeds varied). */
 export async function syntheticRuns(root: string, results: string, n: number) {
@@ -90,24 +91,6 @@ async function liveRun(results: string) {
   return { name: "live-000000000000", row, stop: () => (clearInterval(beat), file.close()) };
 }
 
-/** Starts the ui on a free port; its address and a stop function. */
-async function startUi(root: string, results: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(root, "stages/app.ts"), "ui", "--results", results, "--port", "0"],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/http:\/\/\S+\//.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the ui did not start: ${out}`);
-    out += value;
-  }
-  reader.cancel().catch(() => {});
-  return { base: out.match(/(http:\/\/\S+)\//)![1], stop: () => child.kill() };
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Runs the ui benchmark; returns its figures. */
@@ -119,7 +102,7 @@ export async function uiBench(root: string) {
     await syntheticRuns(root, results, 1000);
     return await liveRun(results);
   })();
-  const ui = await startUi(root, results);
+  const ui = await startUiProcess(root, results);
   const browser = await launchChromium(path);
   try {
     const page = await browser.newPage();
@@ -157,7 +140,7 @@ export async function uiBench(root: string) {
     return { firstPaintMs: paints, liveDelayMs: delays, runs: Number(rows) };
   } finally {
     await browser.close();
-    ui.stop();
+    await ui.stop();
     live.stop();
     await Deno.remove(results, { recursive: true }).catch(() => {});
   }

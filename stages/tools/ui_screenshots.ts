@@ -5,20 +5,13 @@
  */
 import { join } from "node:path";
 import { chromiumPath, launchChromium } from "./chromium.ts";
+import { startUiProcess } from "./ui_process.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
 async function main([results, out]: string[]) {
   if (!results || !out) throw new Error("usage: ui_screenshots.ts RESULTS OUT_DIR");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "stages/app.ts"), "ui", "--results", results, "--port", "0"],
-    stdout: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/http:\/\/\S+\//.test(text)) text += (await reader.read()).value ?? "";
-  reader.cancel().catch(() => {});
-  const base = text.match(/(http:\/\/\S+)\//)![1];
+  const { base, stop } = await startUiProcess(ROOT, results);
   const browser = await launchChromium(chromiumPath()!);
   try {
     const page = await browser.newPage();
@@ -41,7 +34,7 @@ async function main([results, out]: string[]) {
     }
   } finally {
     await browser.close();
-    child.kill();
+    await stop();
   }
 }
 
