@@ -82,6 +82,14 @@ Deno.test({
         (rows) => rows.map((r) => r.getAttribute("data-run")),
       );
       for (const n of names) assert(listed.includes(n), `${n} not listed: ${listed}`);
+      // a finished run's page ends with its static report
+      const runPage = await browser.newPage();
+      await runPage.goto(`${ui.base}/run/${names[0]}`);
+      await runPage.waitForSelector("main[data-ready='1']");
+      const src = await runPage.$eval("iframe.report", (e) => e.getAttribute("src"));
+      assert.match(src ?? "", /^\/files\/runs\/tiny-\w+\/report\.html$/);
+      assert.equal((await fetch(`${ui.base}${src}`)).status, 200);
+      await runPage.close();
       // select two, compare
       for (const n of names) await page.click(`input[type=checkbox][data-run="${n}"]`);
       await Promise.all([page.waitForNavigation(), page.click("#compare")]);

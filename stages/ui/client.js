@@ -349,6 +349,13 @@ async function runPage(main, name) {
     await showCheckpoints();
   }
   main.dataset.state = data.state;
+  // a finished run: its static report below, whole (histogram, run record, goal table)
+  if (data.report) {
+    main.append(
+      h("h2", {}, "The static report"),
+      h("iframe", { src: data.report, class: "report", loading: "lazy", title: "report.html" }),
+    );
+  }
 }
 
 function summaryTable(data) {

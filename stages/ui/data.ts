@@ -190,7 +190,10 @@ export async function runDetail(results: string, name: string, since = 0) {
     history,
     checkpoints,
     grids: await gridsOf(results, dir),
-    report: record?.report ? fileUrl(results, join(dir, "report.html")) : null,
+    report: await Deno.stat(join(dir, "report.html")).then(
+      () => fileUrl(results, join(dir, "report.html")),
+      () => null,
+    ),
   };
 }
 
