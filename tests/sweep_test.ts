@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ConfigError } from "../pipeline/errors.ts";
 import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
 import { expandSweep, validateSweep } from "../pipeline/sweep/spec.ts";
+import { describeRunning, lastRow } from "../pipeline/sweep/watch.ts";
 import { APP } from "../stages/app.ts";
 import { ROOT, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
@@ -300,4 +301,23 @@ Deno.test("--jobs N shares the cores: each point's BLAS runs on cores/N threads,
       if (/openblas/.test(backend)) assert.match(backend, new RegExp(`-t${threads}/`), backend);
     }
   }
+});
+
+Deno.test("the sweep's running line reads a point's last progress row, past a checkpoint's grid row", async () => {
+  const dir = await Deno.makeTempDir();
+  const rows = [
+    { kind: "iteration", of: 900, iteration: 79 },
+    { kind: "iteration", of: 900, iteration: 80 },
+    { kind: "grid", iteration: 80, file: "adversarial/iter_000080.png" },
+  ];
+  await Deno.writeTextFile(
+    join(dir, "a.jsonl"),
+    rows.map((r) => JSON.stringify(r)).join("\n") + '\n{"kind":"itera',
+  );
+  const row = await lastRow(join(dir, "a.jsonl"));
+  assert.equal(row?.iteration, 80);
+  assert.equal(
+    describeRunning([{ label: "p001", stage: "adversarial", row }]),
+    "running: p001 adversarial 80/900",
+  );
 });

@@ -36,8 +36,8 @@ export function describeRunning(points: RunningPoint[]): string {
   return `running: ${points.map(one).join(", ")}`;
 }
 
-/** The last complete row of a live file (its tail only: the file grows with the run). */
-async function lastRow(path: string): Promise<Record<string, unknown> | null> {
+/** The last complete progress row of a live file (its tail only: the file grows with the run). */
+export async function lastRow(path: string): Promise<Record<string, unknown> | null> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path);
@@ -58,7 +58,9 @@ async function lastRow(path: string): Promise<Record<string, unknown> | null> {
     const lines = new TextDecoder().decode(buf.subarray(0, got)).split("\n").filter(Boolean);
     for (let i = lines.length - 1; i >= 0; i--) {
       try {
-        return JSON.parse(lines[i]);
+        const row = JSON.parse(lines[i]);
+        // a progress row (an iteration, a checkpoint scored), not a file announcement
+        if (typeof row.of === "number") return row;
       } catch {
         // a line cut by the tail window, or still being written
       }

@@ -89,7 +89,8 @@ export interface RunsRow {
 async function liveProgress(runDir: string, stage: string | null) {
   if (stage !== "adversarial") return null;
   const rows = await readLiveRows(join(runDir, "live", "adversarial.jsonl"));
-  const last = rows.at(-1);
+  // the last iteration row (a checkpoint's grid row may follow it)
+  const last = rows.findLast((r) => r.kind === "iteration");
   return last ? { iteration: last.iteration as number, of: last.of as number } : null;
 }
 
