@@ -44,14 +44,14 @@ async function trainConvEvaluator(
     );
   }
   const spec = { side, filters: c.filters, kernel: c.kernel, dense: c.dense, classes: 10 };
-  const net = ConvNet.init(spec, new Rng(cfg.seed, STREAM.evaluatorInit), matmul());
+  const net = ConvNet.init(spec, new Rng(cfg.evaluator.seed, STREAM.evaluatorInit), matmul());
   const losses = trainConv(net, {
     x: data.x.data,
     labels: data.y,
     epochs: c.epochs,
     batchSize: c.batchSize,
     learningRate: cfg.evaluator.learningRate,
-    shuffle: new Rng(cfg.seed, STREAM.evaluatorShuffle),
+    shuffle: new Rng(cfg.evaluator.seed, STREAM.evaluatorShuffle),
     progress,
   });
   const acc = accuracy(net.probabilities(data.tx.data, data.ty.length), data.ty, 10);
@@ -81,14 +81,13 @@ export const evaluatorStage: Stage<Config> = {
     cfg.evaluator.kind === "conv"
       ? ["classifier/conv.json", "classifier/params.npy", "summary.json"]
       : ["classifier/model.json", "classifier/weights.bin", "summary.json"],
-  // each kind keys only its own settings
+  // each kind keys only its own settings; the evaluator's own seed, not the run's
   pick: (cfg) => {
-    const { kind, learningRate, conv, hidden, epochs, batchSize } = cfg.evaluator;
+    const { kind, learningRate, conv, hidden, epochs, batchSize, seed } = cfg.evaluator;
     return {
-      seed: cfg.seed,
       evaluator: kind === "conv"
-        ? { kind, learningRate, conv }
-        : { kind, learningRate, hidden, epochs, batchSize },
+        ? { kind, seed, learningRate, conv }
+        : { kind, seed, learningRate, hidden, epochs, batchSize },
     };
   },
   async run({ cfg, inputs, outDir, progress }) {
@@ -104,7 +103,7 @@ export const evaluatorStage: Stage<Config> = {
     const e = cfg.evaluator;
     const net = initNet(
       { kind: "classifier", sizes: [dim, ...e.hidden, k], output: "linear" },
-      new Rng(cfg.seed, STREAM.evaluatorInit),
+      new Rng(cfg.evaluator.seed, STREAM.evaluatorInit),
     );
     const vars = variablesOf(net);
     const opt = new Adam(vars, {
@@ -114,7 +113,7 @@ export const evaluatorStage: Stage<Config> = {
       epsilon: 1e-7,
       form: "keras",
     }, makeAdamEngine(vars));
-    const shuffle = new Rng(cfg.seed, STREAM.evaluatorShuffle);
+    const shuffle = new Rng(cfg.evaluator.seed, STREAM.evaluatorShuffle);
     const onehot = new Float32Array(n * k);
     for (let i = 0; i < n; i++) onehot[i * k + y[i]] = 1;
     const steps = Math.ceil(n / e.batchSize);

@@ -191,6 +191,11 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
     epochs: int(8, "mlp: training epochs over the train split (8: 98.1% test accuracy).", 1),
     batchSize: int(128, "mlp: minibatch size.", 1),
     learningRate: num(1e-3, "Adam step size (both kinds).", { above: 0 }),
+    seed: int(
+      0,
+      "The evaluator's own seed, apart from the run's: every run of a study (a sweep over seeds) is scored by the same classifier, trained once.",
+      0,
+    ),
     conv: obj("kind conv: the conv net.", {
       filters: intList([16, 32], 1, "Filters of each conv layer (valid, relu, 2x2 max-pool)."),
       kernel: int(5, "Kernel side of each conv layer.", 2),

@@ -94,3 +94,18 @@ Deno.test("the conv evaluator trains, and evaluate scores with its features and 
   assert.equal(b.code, 1);
   assert.match(b.stderr, /the conv evaluator needs square images .*set evaluator\.kind to mlp/);
 });
+
+Deno.test("runs of other seeds share one evaluator (its own seed): the ruler is the same", async () => {
+  const dir = await Deno.makeTempDir();
+  const files = await writeIdxFiles(dir);
+  const cfg = await writeConfig(dir, "tiny", tinyConfig(files));
+  const results = join(dir, "results");
+  const a = await cli(["run", cfg, "--results", results]);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await cli(["run", cfg, "--results", results, "--set", "seed=7"]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(b.stderr, /\[train_police\] running/);
+  assert.match(b.stderr, /\[evaluator\] cached/);
+  const c = await cli(["run", cfg, "--results", results, "--set", "evaluator.seed=3"]);
+  assert.match(c.stderr, /\[evaluator\] running: evaluator\.seed changed \(0 -> 3\)/);
+});
