@@ -143,6 +143,41 @@ export async function readLiveRows(path: string): Promise<Record<string, unknown
   return rows;
 }
 
+/** The last complete progress row of a live file (its tail only: the file grows with the run). */
+export async function lastProgressRow(path: string): Promise<Record<string, unknown> | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch {
+    return null;
+  }
+  try {
+    const size = (await file.stat()).size;
+    const from = Math.max(0, size - 4096);
+    await file.seek(from, Deno.SeekMode.Start);
+    const buf = new Uint8Array(size - from);
+    let got = 0;
+    while (got < buf.length) {
+      const n = await file.read(buf.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    const lines = new TextDecoder().decode(buf.subarray(0, got)).split("\n").filter(Boolean);
+    for (let i = lines.length - 1; i >= 0; i--) {
+      try {
+        const row = JSON.parse(lines[i]);
+        // a progress row (an iteration, a checkpoint scored), not a file announcement
+        if (typeof row.of === "number") return row;
+      } catch {
+        // a line cut by the tail window, or still being written
+      }
+    }
+    return null;
+  } finally {
+    file.close();
+  }
+}
+
 /** A run folder's live status, or null. */
 export async function readLiveStatus(runDir: string): Promise<LiveStatus | null> {
   try {

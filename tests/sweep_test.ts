@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { ConfigError } from "../pipeline/errors.ts";
 import { RUN_PERMISSIONS } from "../pipeline/sweep/point.ts";
 import { expandSweep, validateSweep } from "../pipeline/sweep/spec.ts";
-import { describeRunning, lastRow } from "../pipeline/sweep/watch.ts";
+import { describeRunning } from "../pipeline/sweep/watch.ts";
+import { lastProgressRow } from "../pipeline/live.ts";
 import { APP } from "../stages/app.ts";
 import { ROOT, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
@@ -314,7 +315,7 @@ Deno.test("the sweep's running line reads a point's last progress row, past a ch
     join(dir, "a.jsonl"),
     rows.map((r) => JSON.stringify(r)).join("\n") + '\n{"kind":"itera',
   );
-  const row = await lastRow(join(dir, "a.jsonl"));
+  const row = await lastProgressRow(join(dir, "a.jsonl"));
   assert.equal(row?.iteration, 80);
   assert.equal(
     describeRunning([{ label: "p001", stage: "adversarial", row }]),

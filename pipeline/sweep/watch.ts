@@ -14,7 +14,7 @@
  * ```
  */
 import { join } from "node:path";
-import { readLiveStatus } from "../live.ts";
+import { lastProgressRow, readLiveStatus } from "../live.ts";
 import type { Progress } from "../progress.ts";
 
 /** A running point as the line shows it. */
@@ -36,46 +36,11 @@ export function describeRunning(points: RunningPoint[]): string {
   return `running: ${points.map(one).join(", ")}`;
 }
 
-/** The last complete progress row of a live file (its tail only: the file grows with the run). */
-export async function lastRow(path: string): Promise<Record<string, unknown> | null> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path);
-  } catch {
-    return null;
-  }
-  try {
-    const size = (await file.stat()).size;
-    const from = Math.max(0, size - 4096);
-    await file.seek(from, Deno.SeekMode.Start);
-    const buf = new Uint8Array(size - from);
-    let got = 0;
-    while (got < buf.length) {
-      const n = await file.read(buf.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    const lines = new TextDecoder().decode(buf.subarray(0, got)).split("\n").filter(Boolean);
-    for (let i = lines.length - 1; i >= 0; i--) {
-      try {
-        const row = JSON.parse(lines[i]);
-        // a progress row (an iteration, a checkpoint scored), not a file announcement
-        if (typeof row.of === "number") return row;
-      } catch {
-        // a line cut by the tail window, or still being written
-      }
-    }
-    return null;
-  } finally {
-    file.close();
-  }
-}
-
 /** A running point's stage and latest row. */
 async function pointState(label: string, runDir: string): Promise<RunningPoint> {
   const status = await readLiveStatus(runDir);
   const stage = status?.state === "running" ? status.stage : null;
-  const row = stage ? await lastRow(join(runDir, "live", `${stage}.jsonl`)) : null;
+  const row = stage ? await lastProgressRow(join(runDir, "live", `${stage}.jsonl`)) : null;
   return { label, stage, row };
 }
 

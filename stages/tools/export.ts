@@ -25,14 +25,12 @@ import type { App } from "../../pipeline/app.ts";
 import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import { findRun } from "../../pipeline/runs_cli.ts";
-import { type BackendName, selectBackend } from "../backends/mod.ts";
 import { fileLoadHandler, loadNet } from "../formats/model_io.ts";
 import { encodeBase64 } from "../reporting/base64.ts";
 import { netToOnnx, ONNX_IO } from "../formats/onnx.ts";
-import type { Config } from "../schema.ts";
 import { disposeNet, type Net } from "../training/nets.ts";
 import { checkNoise, pageHtml, TFJS_BUNDLES } from "./web_page.ts";
-import { netDirOfRun } from "./run_nets.ts";
+import { intOption, netDirOfRun, selectRunBackend } from "./run_nets.ts";
 
 const USAGE = `usage: deno task export RUN --out DIR [--format onnx|tfjs|web] [--checkpoint ITER]
   a run's trained networks for use elsewhere (RUN: a run folder, or a run name or prefix)
@@ -190,10 +188,9 @@ export async function exportCommand(app: App, args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("expected one run", USAGE);
   if (!values.out) throw new UsageError("--out DIR is required: the folder to write", USAGE);
   const format = formatOf(values.format);
-  const checkpoint = values.checkpoint === undefined ? null : Number(values.checkpoint);
-  if (checkpoint !== null && !(Number.isInteger(checkpoint) && checkpoint >= 1)) {
-    throw new UsageError(`--checkpoint ${values.checkpoint}: expected an integer >= 1`, USAGE);
-  }
+  const checkpoint = values.checkpoint === undefined
+    ? null
+    : intOption("--checkpoint", values.checkpoint, 1, USAGE);
   const out = resolve(values.out);
   if (await exists(out)) {
     throw new UsageError(`--out ${values.out}: already exists; name a new folder`, USAGE);
@@ -203,10 +200,7 @@ export async function exportCommand(app: App, args: string[]): Promise<number> {
     counterfeiter: await netDirOfRun(run.dir, "counterfeiter", checkpoint, USAGE),
     police: await netDirOfRun(run.dir, "police", checkpoint, USAGE),
   };
-  const cfg = run.config as unknown as Partial<Config>;
-  await selectBackend((cfg.backend ?? "auto") as BackendName, {
-    flushDenormals: cfg.flushDenormals ?? true,
-  });
+  await selectRunBackend(run.config);
   const g = (await loadNet(dirs.counterfeiter)).net, d = (await loadNet(dirs.police)).net;
   await Deno.mkdir(dirname(out), { recursive: true });
   const tmp = await Deno.makeTempDir({ dir: dirname(out), prefix: `.${basename(out)}-` });

@@ -11,6 +11,8 @@
  * ```
  */
 import { dirname, join } from "node:path";
+import { type BackendName, selectBackend } from "../backends/mod.ts";
+import type { Config } from "../schema.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import type { RunRecord } from "../../pipeline/run_record.ts";
 import { iterName } from "../vocabulary.ts";
@@ -72,4 +74,21 @@ export async function netDirOfRun(
     );
   }
   return dir;
+}
+
+/** An integer option >= `min`, or a usage error naming the option. */
+export function intOption(flag: string, text: string, min: number, usage: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(`${flag} ${text}: expected an integer >= ${min}`, usage);
+  }
+  return n;
+}
+
+/** Selects the tensor engine a run's config named, so its nets load as they were trained. */
+export async function selectRunBackend(config: Record<string, unknown>): Promise<void> {
+  const cfg = config as unknown as Partial<Config>;
+  await selectBackend((cfg.backend ?? "auto") as BackendName, {
+    flushDenormals: cfg.flushDenormals ?? true,
+  });
 }

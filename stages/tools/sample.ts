@@ -19,15 +19,13 @@ import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import { Rng } from "../../pipeline/rng.ts";
 import { findRun } from "../../pipeline/runs_cli.ts";
-import { type BackendName, selectBackend } from "../backends/mod.ts";
 import { loadNet } from "../formats/model_io.ts";
 import { writeNpy } from "../formats/npy.ts";
 import { gridPng } from "../formats/png.ts";
-import type { Config } from "../schema.ts";
 import { generate } from "../training/gan.ts";
 import { clip01, disposeNet, toUnitScale } from "../training/nets.ts";
 import { STREAM } from "../training/streams.ts";
-import { netDirOfRun } from "./run_nets.ts";
+import { intOption, netDirOfRun, selectRunBackend } from "./run_nets.ts";
 
 const USAGE = `usage: deno task sample RUN [--n N] [--seed S] [--checkpoint ITER] [--out FILE]
   new digits from a run's counterfeiter (RUN: a run folder, or a run name or prefix)
@@ -45,14 +43,6 @@ export function outKind(path: string): "png" | "npy" {
   throw new UsageError(`--out ${path}: expected a .png or .npy file`, USAGE);
 }
 
-function count(flag: string, text: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(`${flag} ${text}: expected an integer >= ${min}`, USAGE);
-  }
-  return n;
-}
-
 /** `deno task sample`; returns the exit code. */
 export async function sampleCommand(app: App, args: string[]): Promise<number> {
   const parsed = parseCommand<
@@ -67,17 +57,14 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError("expected one run", USAGE);
-  const n = count("--n", values.n, 1), seed = count("--seed", values.seed, 0);
+  const n = intOption("--n", values.n, 1, USAGE), seed = intOption("--seed", values.seed, 0, USAGE);
   const checkpoint = values.checkpoint === undefined
     ? null
-    : count("--checkpoint", values.checkpoint, 1);
+    : intOption("--checkpoint", values.checkpoint, 1, USAGE);
   const run = await findRun(app, values.results, positionals[0], USAGE);
   const out = values.out ?? join(run.dir, `samples-s${seed}-n${n}.png`);
   const kind = outKind(out);
-  const cfg = run.config as unknown as Partial<Config>;
-  await selectBackend((cfg.backend ?? "auto") as BackendName, {
-    flushDenormals: cfg.flushDenormals ?? true,
-  });
+  await selectRunBackend(run.config);
   const { net: g } = await loadNet(await netDirOfRun(run.dir, "counterfeiter", checkpoint, USAGE));
   try {
     const nd = g.layers[0].W.shape[0] as number;

@@ -16,6 +16,7 @@
 import { basename, join } from "node:path";
 import type { App } from "../../pipeline/app.ts";
 import {
+  lastProgressRow,
   LIVE_HEARTBEAT_MS,
   type LiveStatus,
   readLiveRows,
@@ -88,9 +89,8 @@ export interface RunsRow {
 /** The last iteration row of a live file, cheaply (its tail). */
 async function liveProgress(runDir: string, stage: string | null) {
   if (stage !== "adversarial") return null;
-  const rows = await readLiveRows(join(runDir, "live", "adversarial.jsonl"));
-  // the last iteration row (a checkpoint's grid row may follow it)
-  const last = rows.findLast((r) => r.kind === "iteration");
+  // the file's tail only: the runs page asks for every running run on each load
+  const last = await lastProgressRow(join(runDir, "live", "adversarial.jsonl"));
   return last ? { iteration: last.iteration as number, of: last.of as number } : null;
 }
 
