@@ -22,6 +22,8 @@ import { STREAM, streamsFor, streamsFromState, streamsState } from "./training/s
 import type { LiveLog } from "../pipeline/live.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { adversarialIterations, type LoopRange } from "./training/loop.ts";
+import { WeightAverage } from "./training/ema.ts";
+import { type Net, variablesOf } from "./training/nets.ts";
 import { pickPaths } from "../pipeline/pick.ts";
 import { checkpointIterations, GRID_IMAGES, type HistoryRow, iterName } from "./vocabulary.ts";
 
@@ -38,7 +40,31 @@ async function linkTree(src: string, dst: string): Promise<void> {
   }
 }
 
-async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, history: HistoryRow[]) {
+/**
+ * Calls `use` with the counterfeiter that samples: the weight average when there is one (a
+ * net made for the call and freed after it), else the trained net.
+ */
+async function withSampler<T>(
+  gan: Gan,
+  average: WeightAverage | null,
+  use: (g: Net) => Promise<T>,
+): Promise<T> {
+  if (!average) return use(gan.g);
+  const g = average.toNet(gan.g);
+  try {
+    return await use(g);
+  } finally {
+    disposeNet(g);
+  }
+}
+
+async function saveCheckpoint(
+  workDir: string,
+  gan: Gan,
+  average: WeightAverage | null,
+  iteration: number,
+  history: HistoryRow[],
+) {
   // The snapshot (for evaluation) first, whole or not at all; then the resumable state. A
   // crash anywhere leaves a state whose snapshots are all complete; a failure (a full disk)
   // leaves no temporary folder behind.
@@ -47,13 +73,14 @@ async function saveCheckpoint(workDir: string, gan: Gan, iteration: number, hist
   const tmp = join(workDir, `state.tmp-${Deno.pid}`);
   try {
     await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
-    await saveNet(join(snapTmp, "counterfeiter"), gan.g);
+    await withSampler(gan, average, (g) => saveNet(join(snapTmp, "counterfeiter"), g));
     await saveNet(join(snapTmp, "police"), gan.d);
     await Deno.remove(snap, { recursive: true }).catch(() => {});
     await Deno.rename(snapTmp, snap);
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
     await saveNet(join(tmp, "counterfeiter"), gan.g, gan.optG.state());
+    if (average) await withSampler(gan, average, (g) => saveNet(join(tmp, EMA_STATE), g));
     await Deno.writeTextFile(join(tmp, "history.json"), JSON.stringify(history));
     await Deno.writeTextFile(join(tmp, "rng.json"), JSON.stringify(streamsState(gan.streams)));
     await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration }));
@@ -90,7 +117,13 @@ async function seedFromEntry(
   const tmp = join(workDir, `state.tmp-${Deno.pid}`);
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
   await linkTree(join(entry, "police"), join(tmp, "police"));
-  await linkTree(join(entry, "counterfeiter"), join(tmp, "counterfeiter"));
+  // with a weight average the entry's counterfeiter/ is the average, the trained net apart
+  if (a.ema !== null) {
+    await linkTree(join(entry, TRAINED), join(tmp, "counterfeiter"));
+    await linkTree(join(entry, "counterfeiter"), join(tmp, EMA_STATE));
+  } else {
+    await linkTree(join(entry, "counterfeiter"), join(tmp, "counterfeiter"));
+  }
   await Deno.writeTextFile(
     join(tmp, "history.json"),
     JSON.stringify(await readHistory(entry)),
@@ -140,6 +173,11 @@ async function readCheckpoint(workDir: string): Promise<number | null> {
   }
 }
 
+/** Where an entry with a weight average keeps the trained counterfeiter and its Adam state. */
+const TRAINED = "counterfeiter_trained";
+/** The weight average in a resumable state. */
+const EMA_STATE = "counterfeiter_ema";
+
 /** The adversarial stage. */
 export const adversarialStage: Stage<Config> = {
   name: "adversarial",
@@ -161,6 +199,7 @@ export const adversarialStage: Stage<Config> = {
     "police/weights.bin",
     "counterfeiter/model.json",
     "counterfeiter/weights.bin",
+    ...(cfg.adversarial.ema !== null ? [`${TRAINED}/model.json`, `${TRAINED}/weights.bin`] : []),
     "history.json",
     "timing.json",
     ...checkpointIterations(cfg.adversarial.iterations, cfg.adversarial.checkpointEvery)
@@ -205,6 +244,7 @@ export const adversarialStage: Stage<Config> = {
     const gan = makeGan(cfg, g.net, d.net, streams);
     if (d.adam) gan.optD.restore(d.adam);
     if (g.adam) gan.optG.restore(g.adam);
+    const average = await weightAverage(cfg.adversarial.ema, gan.g, resumeAt, workDir);
     const total = cfg.adversarial.iterations;
     try {
       const range = {
@@ -214,11 +254,16 @@ export const adversarialStage: Stage<Config> = {
         to: total,
         history,
       };
-      const watch = live ? liveView(live, cfg.seed, gan, total) : undefined;
+      const watch = live ? liveView(live, cfg.seed, gan, average, total) : undefined;
       watch?.resumed(history);
-      await loop(gan, cfg.adversarial, range, { workDir, progress, watch });
+      await loop(gan, cfg.adversarial, range, { workDir, progress, watch, average });
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
-      await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
+      if (average) {
+        await saveNet(join(outDir, TRAINED), gan.g, gan.optG.state());
+        await withSampler(gan, average, (s) => saveNet(join(outDir, "counterfeiter"), s));
+      } else {
+        await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
+      }
       await Deno.writeTextFile(
         join(outDir, "history.json"),
         JSON.stringify(history.map(({ seconds: _s, ...numbers }) => numbers), null, 1) + "\n",
@@ -257,7 +302,13 @@ export const adversarialStage: Stage<Config> = {
  * each checkpoint a grid of the evaluation's fixed grid noise (its own stream: the loop's
  * draws are untouched, so watching changes no number).
  */
-function liveView(live: LiveLog, seed: number, gan: Gan, total: number) {
+function liveView(
+  live: LiveLog,
+  seed: number,
+  gan: Gan,
+  average: WeightAverage | null,
+  total: number,
+) {
   // the net's own noise width (the config's is the warm-up stages' to read)
   const nd = gan.noiseDim;
   const noise = new Rng(seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
@@ -266,7 +317,8 @@ function liveView(live: LiveLog, seed: number, gan: Gan, total: number) {
     resumed: (history: HistoryRow[]) => history.forEach(row),
     iteration: row,
     async checkpoint(iteration: number) {
-      const images = clip01(toUnitScale(generate(gan.g, noise, nd), gan.g.pixelScale)).clipped;
+      const made = await withSampler(gan, average, (g) => Promise.resolve(generate(g, noise, nd)));
+      const images = clip01(toUnitScale(made, gan.g.pixelScale)).clipped;
       const side = Math.round(Math.sqrt(images.length / GRID_IMAGES));
       const name = `${iterName(iteration)}.png`;
       if (await live.file(name, gridPng(images, side, GRID_IMAGES))) {
@@ -281,10 +333,11 @@ async function loop(
   gan: Gan,
   a: Config["adversarial"],
   range: Omit<LoopRange, "onIteration">,
-  { workDir, progress, watch }: {
+  { workDir, progress, watch, average }: {
     workDir: string;
     progress: Progress;
     watch?: ReturnType<typeof liveView>;
+    average: WeightAverage | null;
   },
 ) {
   const marks = new Set(checkpointIterations(range.to, a.checkpointEvery));
@@ -298,12 +351,30 @@ async function loop(
         "loss D": row.policeLoss,
         "loss G": row.counterfeiterLoss,
       });
+      average?.update(gan.g, row.iteration);
       watch?.iteration(row);
       if (marks.has(row.iteration)) {
-        await saveCheckpoint(workDir, gan, row.iteration, range.history);
+        await saveCheckpoint(workDir, gan, average, row.iteration, range.history);
         await watch?.checkpoint(row.iteration);
       }
     },
   });
   progress.done();
+}
+
+/** The counterfeiter's weight average, resumed from the state or started from its weights. */
+async function weightAverage(
+  decay: number | null,
+  g: Net,
+  resumeAt: number | null,
+  workDir: string,
+): Promise<WeightAverage | null> {
+  if (decay === null) return null;
+  if (resumeAt === null) return new WeightAverage(decay, g);
+  const { net } = await loadNet(join(workDir, "state", EMA_STATE));
+  try {
+    return new WeightAverage(decay, g, variablesOf(net).map((v) => v.dataSync() as Float32Array));
+  } finally {
+    disposeNet(net);
+  }
 }

@@ -175,6 +175,14 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
       "Iteration where instance noise has decayed linearly to 0 (null: constant).",
       int(0, "", 1),
     ),
+    ema: nullable(
+      "Decay of an exponential moving average of the counterfeiter's weights, taken each iteration; the average is the counterfeiter that samples: checkpoints, metrics, `sample` and `export` (null: off, the lecture). Training is unchanged by it.",
+      num(0.99, "", { above: 0, max: 0.99999 }),
+    ),
+    learningRateHalfLife: nullable(
+      "Iterations over which both nets' learning rates halve, decaying smoothly from the first adversarial iteration (null: constant, the lecture).",
+      int(0, "", 1),
+    ),
     lossLimit: num(
       1000,
       "A police or counterfeiter loss above this stops the run as diverged, naming the iteration; a saturated police gives tens, learning rate 10 gives 1e18 (raise it to study a diverging run).",

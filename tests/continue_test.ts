@@ -95,3 +95,48 @@ for (const short of [30, 35]) {
     assert.equal(v.code, 0, v.stdout);
   });
 }
+
+Deno.test("a weight average: training bits unchanged, the entry samples with it, extending repeats it", async () => {
+  const { dir, cfg } = await setup();
+  const [plain, a, b] = ["plain", "a", "b"].map((n) => join(dir, n));
+  const ema = ["--set", "adversarial.ema=0.9"];
+  const none = await toAdversarial(cfg, plain, 60);
+  assert.equal(none.code, 0, none.stderr);
+  const first = await toAdversarial(cfg, a, 35, ...ema);
+  assert.equal(first.code, 0, first.stderr);
+  const longer = await toAdversarial(cfg, a, 60, ...ema);
+  assert.equal(longer.code, 0, longer.stderr);
+  assert.match(longer.stderr, /continuing the cached 35-iteration run/);
+  const oneGo = await toAdversarial(cfg, b, 60, ...ema);
+  assert.equal(oneGo.code, 0, oneGo.stderr);
+  const key = keyOf(oneGo.stdout);
+  assert.equal(keyOf(longer.stdout), key);
+  const read = (results: string, k: string, path: string) =>
+    Deno.readFile(join(results, "cache", "adversarial", k, path));
+  const noneKey = keyOf(none.stdout);
+  // the average reads the weights and changes no training number
+  const history = async (results: string, k: string) =>
+    new TextDecoder().decode(await read(results, k, "history.json"));
+  assert.equal(await history(b, key), await history(plain, noneKey));
+  assert.deepEqual(
+    await read(b, key, "counterfeiter_trained/weights.bin"),
+    await read(plain, noneKey, "counterfeiter/weights.bin"),
+  );
+  // what samples is the average, at the end and at every checkpoint
+  const averaged = await read(b, key, "counterfeiter/weights.bin");
+  assert.notDeepEqual(averaged, await read(plain, noneKey, "counterfeiter/weights.bin"));
+  assert.notDeepEqual(
+    await read(b, key, "checkpoints/iter_000050/counterfeiter/weights.bin"),
+    await read(plain, noneKey, "checkpoints/iter_000050/counterfeiter/weights.bin"),
+  );
+  // an extended run's average is the one-go run's, bit for bit
+  assert.deepEqual(await read(a, key, "counterfeiter/weights.bin"), averaged);
+  assert.deepEqual(
+    await read(a, key, "checkpoints/iter_000050/counterfeiter/weights.bin"),
+    await read(b, key, "checkpoints/iter_000050/counterfeiter/weights.bin"),
+  );
+  assert.deepEqual(
+    await read(a, key, "counterfeiter_trained/adam_m.npy"),
+    await read(b, key, "counterfeiter_trained/adam_m.npy"),
+  );
+});

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { selectBackend } from "../stages/backends/mod.ts";
 import type { Config } from "../stages/schema.ts";
-import { instanceNoiseAt } from "../stages/training/loop.ts";
+import { instanceNoiseAt, learningRateFactor } from "../stages/training/loop.ts";
 import { adamFor } from "../stages/training/gan.ts";
 import { directSupported } from "../stages/training/dense_direct.ts";
 import { configOf, loopRun, tinyConfig } from "./helpers.ts";
@@ -45,6 +45,7 @@ const EVERY_KNOB = [
   "adversarial.labelNoise=0.1",
   "adversarial.instanceNoise=0.2",
   "adversarial.instanceNoiseUntil=2",
+  "adversarial.learningRateHalfLife=2",
 ];
 
 Deno.test("every knob at once: the direct path agrees with tfjs's autodiff", async () => {
@@ -110,6 +111,16 @@ Deno.test("instance noise decays linearly to 0 at instanceNoiseUntil", () => {
   assert.ok(Math.abs(instanceNoiseAt(d, 51) - 0.2) < 1e-12);
   assert.equal(instanceNoiseAt(d, 100), 0);
   assert.equal(instanceNoiseAt(d, 300), 0);
+});
+
+Deno.test("learning rates halve every learningRateHalfLife iterations from the first", () => {
+  const a = { batchSize: 1, fitBatchSize: 1, policeDropoutInCounterfeiterStep: false };
+  assert.equal(learningRateFactor(a, 900), 1);
+  assert.equal(learningRateFactor({ ...a, learningRateHalfLife: null }, 900), 1);
+  const h = { ...a, learningRateHalfLife: 300 };
+  assert.equal(learningRateFactor(h, 1), 1);
+  assert.ok(Math.abs(learningRateFactor(h, 301) - 0.5) < 1e-12);
+  assert.ok(Math.abs(learningRateFactor(h, 601) - 0.25) < 1e-12);
 });
 
 Deno.test("recipe knobs reject what cannot work, naming the fix", async () => {

@@ -49,6 +49,8 @@ export interface LoopOptions {
   instanceNoiseUntil?: number | null;
   /** A loss above this means the training diverged: the run stops (null: no limit). */
   lossLimit?: number | null;
+  /** Iterations over which both learning rates halve (null: constant). */
+  learningRateHalfLife?: number | null;
 }
 
 /**
@@ -82,6 +84,15 @@ export function instanceNoiseAt(a: LoopOptions, it: number): number {
   return it >= until ? 0 : s * (1 - (it - 1) / until);
 }
 
+/**
+ * The factor on the configured learning rates at iteration `it` (1-based): a function of the
+ * iteration alone, so a resumed or extended run steps as one that never stopped.
+ */
+export function learningRateFactor(a: LoopOptions, it: number): number {
+  const h = a.learningRateHalfLife ?? null;
+  return h === null ? 1 : 0.5 ** ((it - 1) / h);
+}
+
 /** Which iterations to run, on what data, and where their rows go. */
 export interface LoopRange {
   /** The training images, `dim` numbers a row, in the training pixel scale. */
@@ -107,8 +118,12 @@ export function adversarialIterations(
   const nd = gan.noiseDim;
   return (async () => {
     const steps = a.policeSteps ?? 1;
+    const rates = [gan.optD.opts.learningRate, gan.optG.opts.learningRate];
     for (let it = from + 1; it <= to; it++) {
       const t0 = performance.now();
+      const f = learningRateFactor(a, it);
+      gan.optD.opts.learningRate = rates[0] * f;
+      gan.optG.opts.learningRate = rates[1] * f;
       const sigma = instanceNoiseAt(a, it);
       const tricks = {
         realLabel: a.realLabel ?? 1,
