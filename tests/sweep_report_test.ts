@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { PointRecord } from "../pipeline/sweep/record.ts";
+import { goalMarks, meanGoalMarks } from "../stages/evaluation/goal.ts";
 import {
   figuresOf,
   goalBySetting,
@@ -153,4 +154,34 @@ Deno.test("the report gives each setting's goal marks over its seeds: mean, rang
     1,
     "within 3x the floor of 10 (no factor recorded: the MLP's): 20 is, 40 is not",
   );
+  // as a mean over the seeds: D(real) 0.65 misses, Frechet 30 = 3 x 10 meets
+  assert.equal(dReal.meanMet, false);
+  assert.equal(fd.meanMet, true);
+  assert.equal(s.meanMet, 4);
+});
+
+Deno.test("the class-shares mark of a mean uses the seeds' mean shares", () => {
+  const run = (hist: number[]) => ({
+    reference: { frechet: 10 },
+    checkpoints: [{
+      iteration: "final" as const,
+      dReal: 0.5,
+      dFake: 0.5,
+      frechet: 10,
+      classifierScore: 9,
+      classesCovered: 10,
+      klToUniform: 0,
+      outOfRangeFraction: 0,
+      classHistogram: hist,
+    }],
+  });
+  // digit 0 at 18% on one seed and 4% on the other: neither seed meets it, their mean (11%) does
+  const a = run([18, 10, 10, 10, 10, 10, 8, 8, 8, 8]),
+    b = run([4, 10, 10, 10, 10, 10, 10, 12, 12, 12]);
+  assert.equal(goalMarks(a).marks[3].met, false);
+  assert.equal(goalMarks(b).marks[3].met, false);
+  const mean = meanGoalMarks([a, b]);
+  assert.equal(mean.marks[3].met, true);
+  assert.equal(mean.met, 5);
+  assert.ok(Math.abs(mean.marks[2].value - 9) < 1e-12);
 });

@@ -84,65 +84,108 @@ export function tailFrechet(checkpoints: CheckpointMetrics[]): number {
   return w.reduce((s, c) => s + c.frechet, 0) / w.length;
 }
 
-/** Every mark for a run's evaluation, how many are met, and the summed miss (0: the goal). */
-export function goalMarks(m: GoalInput): { marks: GoalMark[]; met: number; miss: number } {
-  const final = m.checkpoints.at(-1)!;
-  const window = lastShare(m.checkpoints, GOAL.window);
-  const mean = (f: (c: CheckpointMetrics) => number) =>
-    window.reduce((s, c) => s + f(c), 0) / window.length;
-  const marks: GoalMark[] = [];
-  const span = window.length > 1
-    ? `mean of ${window.length} checkpoints in the last ${100 * GOAL.window}%`
-    : "final";
-  for (const [name, v] of [["D(real)", mean((c) => c.dReal)], ["D(fake)", mean((c) => c.dFake)]]) {
-    const short = Math.max(0, Math.abs((v as number) - 0.5) - GOAL.dTolerance);
-    marks.push({
-      name: `${name}, ${span}`,
-      value: v as number,
-      target: `0.5 \u00b1 ${GOAL.dTolerance}`,
-      met: short === 0,
-      short,
-      miss: short / (0.5 - GOAL.dTolerance),
-    });
-  }
-  const score = final.classifierScore;
-  const scoreShort = Math.max(0, GOAL.minClassifierScore - score);
-  marks.push({
+/** A D mark: `v` within the tolerance of 0.5. */
+function dMark(name: string, v: number): GoalMark {
+  const short = Math.max(0, Math.abs(v - 0.5) - GOAL.dTolerance);
+  return {
+    name,
+    value: v,
+    target: `0.5 \u00b1 ${GOAL.dTolerance}`,
+    met: short === 0,
+    short,
+    miss: short / (0.5 - GOAL.dTolerance),
+  };
+}
+
+function scoreMark(score: number): GoalMark {
+  const short = Math.max(0, GOAL.minClassifierScore - score);
+  return {
     name: "classifier score, final",
     value: score,
     target: `\u2265 ${GOAL.minClassifierScore}`,
-    met: scoreShort === 0,
-    short: scoreShort,
-    miss: scoreShort / GOAL.minClassifierScore,
-  });
+    met: short === 0,
+    short,
+    miss: short / GOAL.minClassifierScore,
+  };
+}
+
+/** Class shares of a histogram (counts or shares). */
+function sharesOf(histogram: number[]): number[] {
+  const total = histogram.reduce((s, x) => s + x, 0) || 1;
+  return histogram.map((x) => x / total);
+}
+
+function classMark(shares: number[]): GoalMark {
   const [lo, hi] = GOAL.classShare;
-  const total = final.classHistogram.reduce((s, x) => s + x, 0) || 1;
-  const shares = final.classHistogram.map((x) => x / total);
   const outside = shares.map((s) => Math.max(0, lo - s, s - hi));
   const worst = outside.indexOf(Math.max(...outside));
-  marks.push({
+  return {
     name: `class shares, final (furthest: digit ${worst})`,
     value: shares[worst],
     target: `every class in [${100 * lo}%, ${100 * hi}%]`,
     met: outside[worst] === 0,
     short: outside[worst],
     miss: outside.reduce((s, x) => s + x, 0) / (hi - lo),
-  });
-  const best = m.checkpoints.reduce((b, c) => (c.frechet < b.frechet ? c : b));
-  const factor = m.reference.frechetFactor ?? GOAL.frechetFactor;
-  const limit = factor * m.reference.frechet;
-  const fdShort = Math.max(0, best.frechet - limit);
-  marks.push({
-    name: `Frechet distance, best checkpoint (${best.iteration})`,
-    value: best.frechet,
+  };
+}
+
+function frechetMark(best: number, where: string, reference: GoalInput["reference"]): GoalMark {
+  const factor = reference.frechetFactor ?? GOAL.frechetFactor;
+  const limit = factor * reference.frechet;
+  const short = Math.max(0, best - limit);
+  return {
+    name: `Frechet distance, best checkpoint (${where})`,
+    value: best,
     target: `\u2264 ${factor} \u00d7 real floor = ${limit.toFixed(2)}`,
-    met: fdShort === 0,
-    short: fdShort,
-    miss: fdShort / limit,
-  });
+    met: short === 0,
+    short,
+    miss: short / limit,
+  };
+}
+
+function summed(marks: GoalMark[]): { marks: GoalMark[]; met: number; miss: number } {
   return {
     marks,
     met: marks.filter((k) => k.met).length,
     miss: marks.reduce((s, k) => s + k.miss, 0),
   };
+}
+
+/** Every mark for a run's evaluation, how many are met, and the summed miss (0: the goal). */
+export function goalMarks(m: GoalInput): { marks: GoalMark[]; met: number; miss: number } {
+  const final = m.checkpoints.at(-1)!;
+  const window = lastShare(m.checkpoints, GOAL.window);
+  const mean = (f: (c: CheckpointMetrics) => number) =>
+    window.reduce((s, c) => s + f(c), 0) / window.length;
+  const span = window.length > 1
+    ? `mean of ${window.length} checkpoints in the last ${100 * GOAL.window}%`
+    : "final";
+  const best = m.checkpoints.reduce((b, c) => (c.frechet < b.frechet ? c : b));
+  return summed([
+    dMark(`D(real), ${span}`, mean((c) => c.dReal)),
+    dMark(`D(fake), ${span}`, mean((c) => c.dFake)),
+    scoreMark(final.classifierScore),
+    classMark(sharesOf(final.classHistogram)),
+    frechetMark(best.frechet, String(best.iteration), m.reference),
+  ]);
+}
+
+/**
+ * The marks of several runs of one setting (its seeds) taken as a mean: each mark's value is
+ * the mean of the runs' values (the class shares: the mean of their final shares), judged by
+ * the same target. The runs must share an evaluator (one floor), as a study's seeds do.
+ */
+export function meanGoalMarks(runs: GoalInput[]): { marks: GoalMark[]; met: number; miss: number } {
+  const each = runs.map(goalMarks);
+  const mean = (i: number) => each.reduce((s, g) => s + g.marks[i].value, 0) / each.length;
+  const shares = runs.map((r) => sharesOf(r.checkpoints.at(-1)!.classHistogram));
+  const meanShares = shares[0].map((_, k) => shares.reduce((s, x) => s + x[k], 0) / shares.length);
+  const n = `mean of ${runs.length} seeds`;
+  return summed([
+    dMark(`D(real), ${n}`, mean(0)),
+    dMark(`D(fake), ${n}`, mean(1)),
+    { ...scoreMark(mean(2)), name: `classifier score, final, ${n}` },
+    { ...classMark(meanShares), name: `class shares, final, ${n}` },
+    { ...frechetMark(mean(4), n, runs[0].reference) },
+  ]);
 }

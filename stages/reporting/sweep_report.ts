@@ -10,7 +10,7 @@ import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";
 import { esc, fmt, PAGE_STYLE } from "./html.ts";
 import { type HistoryRow, RANK_METRICS } from "../vocabulary.ts";
-import { type GoalMark, goalMarks } from "../evaluation/goal.ts";
+import { type GoalInput, goalMarks, meanGoalMarks } from "../evaluation/goal.ts";
 
 export { RANK_METRICS } from "../vocabulary.ts";
 
@@ -223,10 +223,12 @@ export async function goalBySetting(
   {
     setting: string;
     seeds: number;
-    marks: { name: string; target: string; values: number[]; met: number }[];
+    marks: { name: string; target: string; values: number[]; met: number; meanMet: boolean }[];
+    /** How many marks the mean over the seeds meets. */
+    meanMet: number;
   }[]
 > {
-  const groups = new Map<string, GoalMark[][]>();
+  const groups = new Map<string, GoalInput[]>();
   for (const p of points) {
     if (p.status !== "done" || !p.keys.evaluate) continue;
     let metrics;
@@ -238,19 +240,25 @@ export async function goalBySetting(
       continue; // a point whose cache was cleared
     }
     const key = setting(p, rungs);
-    groups.set(key, [...(groups.get(key) ?? []), goalMarks(metrics).marks]);
+    groups.set(key, [...(groups.get(key) ?? []), metrics]);
   }
-  return [...groups].map(([s, runs]) => ({
-    setting: s,
-    seeds: runs.length,
-    marks: runs[0].map((m, i) => ({
-      // the class-shares mark names its furthest digit, which differs by seed
-      name: m.name.replace(/ \(.*\)$/, ""),
-      target: m.target.replace(/ = [\d.]+$/, ""),
-      values: runs.map((r) => r[i].value),
-      met: runs.filter((r) => r[i].met).length,
-    })),
-  }));
+  return [...groups].map(([s, inputs]) => {
+    const runs = inputs.map((m) => goalMarks(m).marks);
+    const mean = meanGoalMarks(inputs);
+    return {
+      setting: s,
+      seeds: runs.length,
+      marks: runs[0].map((m, i) => ({
+        // the class-shares mark names its furthest digit, which differs by seed
+        name: m.name.replace(/ \(.*\)$/, ""),
+        target: m.target.replace(/ = [\d.]+$/, ""),
+        values: runs.map((r) => r[i].value),
+        met: runs.filter((r) => r[i].met).length,
+        meanMet: mean.marks[i].met,
+      })),
+      meanMet: mean.met,
+    };
+  });
 }
 
 /** The goal-by-setting table's HTML: mean (min-max) and "met on k of n" per mark. */
@@ -260,22 +268,25 @@ function goalTableHtml(rows: Awaited<ReturnType<typeof goalBySetting>>): string 
     `<th>${esc(m.name)}<br><small>${esc(m.target)}</small></th>`
   );
   const body = rows.map((r) =>
-    `<tr><td class="why">${esc(r.setting)}</td><td>${r.seeds}</td>${
+    `<tr><td class="why">${
+      esc(r.setting)
+    }</td><td>${r.seeds}</td><td>${r.meanMet} of ${r.marks.length}</td>${
       r.marks.map((m) => {
         const mean = m.values.reduce((a, b) => a + b, 0) / m.values.length;
         const range = m.values.length > 1
           ? ` (${fmt(Math.min(...m.values), 3)} to ${fmt(Math.max(...m.values), 3)})`
           : "";
-        return `<td>${
-          fmt(mean, 3)
-        }${range}<br><small>met on ${m.met} of ${m.values.length}</small></td>`;
+        return `<td>${fmt(mean, 3)}${range}<br><small>${
+          m.meanMet ? "the mean meets it" : "the mean misses"
+        }; met on ${m.met} of ${m.values.length}</small></td>`;
       }).join("")
     }</tr>`
   ).join("\n");
   return `<h2>The goal marks per setting, over its seeds</h2>
-<p>Each mark's mean over the setting's seeds, its range, and on how many seeds it was met: a claim
-about a setting is a claim about all of them.</p>
-<table><tr><th>setting</th><th>seeds</th>${head.join("")}</tr>
+<p>Each mark's mean over the setting's seeds, its range, whether the mean meets it (the class
+shares: the mean of the seeds' shares), and on how many seeds it was met: a claim about a setting
+is a claim about all of them.</p>
+<table><tr><th>setting</th><th>seeds</th><th>marks the mean meets</th>${head.join("")}</tr>
 ${body}</table>`;
 }
 
