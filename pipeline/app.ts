@@ -41,6 +41,8 @@ export interface SweepApp {
   resource?: string;
   /** Writes the sweep report into `dir`; returns its path. */
   writeReport(report: SweepReport): Promise<string>;
+  /** Lines the terminal prints when a sweep ends, before the report's path (e.g. claims over seeds). */
+  summary?(report: SweepReport): Promise<string[]>;
 }
 
 /** What a sweep report is written from. */

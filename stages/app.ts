@@ -19,7 +19,12 @@ import { downloadStage } from "./download.ts";
 import { evaluateStage } from "./evaluate.ts";
 import { evaluatorStage } from "./evaluator.ts";
 import { preprocessStage } from "./preprocess.ts";
-import { RANK_METRICS, runFigures, writeSweepReport } from "./reporting/sweep_report.ts";
+import {
+  goalSummary,
+  RANK_METRICS,
+  runFigures,
+  writeSweepReport,
+} from "./reporting/sweep_report.ts";
 import { reportStage } from "./report.ts";
 import { type Config, CONFIG_SPEC } from "./schema.ts";
 import { DEFAULT_RANK } from "./vocabulary.ts";
@@ -68,6 +73,7 @@ export const APP: App<Config> = {
     higherIsBetter: ["classifierScore", "classesCovered", "goalMarksMet"],
     resource: "adversarial.iterations",
     writeReport: writeSweepReport,
+    summary: goalSummary,
   },
 };
 

@@ -6,6 +6,7 @@ import { goalMarks, meanGoalMarks } from "../stages/evaluation/goal.ts";
 import {
   figuresOf,
   goalBySetting,
+  goalSummary,
   rankPoints,
   settingsSpec,
   writeSweepReport,
@@ -158,6 +159,17 @@ Deno.test("the report gives each setting's goal marks over its seeds: mean, rang
   assert.equal(dReal.meanMet, false);
   assert.equal(fd.meanMet, true);
   assert.equal(s.meanMet, 4);
+  const [line] = await goalSummary({
+    dir: cache,
+    name: "s",
+    points,
+    rank: { metric: "frechet", order: "asc" },
+    cacheRoot: cache,
+  });
+  assert.equal(
+    line,
+    "goal over 2 seeds, learningRate=0.01: the mean meets 4 of 5 marks (misses D(real)); each seed met 5, 3",
+  );
 });
 
 Deno.test("the class-shares mark of a mean uses the seeds' mean shares", () => {

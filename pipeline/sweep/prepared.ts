@@ -178,7 +178,7 @@ export async function finish(s: PreparedSweep): Promise<number> {
       (s.app.sweep.higherIsBetter.includes(metric) ? "desc" as const : "asc" as const),
   };
   await s.save();
-  const report = await s.app.sweep.writeReport({
+  const what = {
     dir: s.dir,
     name: s.sweep.name,
     points: s.records,
@@ -192,13 +192,15 @@ export async function finish(s: PreparedSweep): Promise<number> {
         },
       }
       : {}),
-  });
+  };
+  const report = await s.app.sweep.writeReport(what);
   const failed = s.records.filter((r) => r.status === "failed").length;
   new Progress().log(
     `${s.records.length - failed} of ${s.records.length} points done${
       failed ? `, ${failed} failed` : ""
     }`,
   );
+  for (const line of (await s.app.sweep.summary?.(what)) ?? []) console.log(line);
   console.log(report);
   return failed ? 1 : 0;
 }

@@ -223,7 +223,14 @@ export async function goalBySetting(
   {
     setting: string;
     seeds: number;
-    marks: { name: string; target: string; values: number[]; met: number; meanMet: boolean }[];
+    marks: {
+      name: string;
+      target: string;
+      values: number[];
+      met: number;
+      perSeed: boolean[];
+      meanMet: boolean;
+    }[];
     /** How many marks the mean over the seeds meets. */
     meanMet: number;
   }[]
@@ -254,6 +261,7 @@ export async function goalBySetting(
         target: m.target.replace(/ = [\d.]+$/, ""),
         values: runs.map((r) => r[i].value),
         met: runs.filter((r) => r[i].met).length,
+        perSeed: runs.map((r) => r[i].met),
         meanMet: mean.marks[i].met,
       })),
       meanMet: mean.met,
@@ -375,4 +383,21 @@ ${figs.join("\n")}
   const path = join(dir, "report.html");
   await Deno.writeTextFile(path, html);
   return path;
+}
+
+/**
+ * One line per setting run on several seeds: how many marks the mean over its seeds meets,
+ * which it misses, and how many each seed met. What a claim about a setting can say.
+ */
+export async function goalSummary(
+  { points, cacheRoot, search }: SweepReport,
+): Promise<string[]> {
+  const rows = (await goalBySetting(points, cacheRoot, search?.rungs)).filter((r) => r.seeds > 1);
+  return rows.map((r) => {
+    const missed = r.marks.filter((m) => !m.meanMet).map((m) => m.name.replace(/,.*$/, ""));
+    const perSeed = r.marks[0].values.map((_, i) => r.marks.filter((m) => m.perSeed[i]).length);
+    return `goal over ${r.seeds} seeds, ${r.setting}: the mean meets ${r.meanMet} of ${r.marks.length} marks${
+      missed.length ? ` (misses ${missed.join(", ")})` : ""
+    }; each seed met ${perSeed.join(", ")}`;
+  });
 }
