@@ -22,7 +22,7 @@ interface Metrics {
   final: CheckpointMetrics;
 }
 
-function metricsTable(m: Metrics, accuracy: number): string {
+function metricsTable(m: Metrics, accuracy: number, cfg: Config): string {
   const f = m.final, r = m.reference;
   const row = (name: string, gen: string, real: string, note: string) =>
     `<tr><td>${name}</td><td>${gen}</td><td>${real}</td><td style="text-align:left">${note}</td></tr>`;
@@ -77,9 +77,13 @@ ${
     )
   }
 </table>
-<p class="sub">Scored on ${m.samples} generated and ${m.samples} real images; evaluator test accuracy ${
-    (100 * accuracy).toFixed(2)
-  }%.</p>`;
+<p class="sub">Scored on ${m.samples} generated and ${m.samples} real images by the ${
+    cfg.evaluator.kind === "conv" ? "conv-net" : "MLP"
+  } evaluator (test accuracy ${(100 * accuracy).toFixed(2)}%, evaluator seed ${cfg.evaluator.seed})${
+    cfg.adversarial.ema !== null
+      ? `; the counterfeiter scored is the moving average of its weights (decay ${cfg.adversarial.ema})`
+      : ""
+  }.</p>`;
 }
 
 /** The distance-to-goal table: each of the five marks, met or by how much it falls short. */
@@ -188,11 +192,11 @@ export async function buildReport(
 <p class="note">${esc(verdict)} Final D(fake) on fresh noise: ${
     fmt(f.dFake)
   }; classes covered: ${f.classesCovered} of 10.</p>
-<p class="note"><strong>${esc(goal.line)}</strong></p>
+<p class="note"><strong>${esc(goal.line)}</strong> One seed is an anecdote: <code>deno task sweep --base CONFIG -m seed=1,2,3</code> gives each mark's mean and range over seeds.</p>
 <h2>Distance to the goal</h2>
 ${goal.html}
 <h2>Metrics</h2>
-${metricsTable(metrics, accuracy)}
+${metricsTable(metrics, accuracy, cfg)}
 <h2>What the police says</h2>
 <p>The optimal police says p<sub>data</sub>/(p<sub>data</sub> + p<sub>g</sub>), which is 1/2 when the counterfeiter matches the data. Expect a collapse phase early on (D(real) near 1, D(fake) near 0, one blurry digit), then a slow spread over the classes.</p>
 ${figD}

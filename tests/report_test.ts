@@ -278,11 +278,14 @@ Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far i
       police: { hidden: [8], dropout: 0.3, activation: "leakyRelu" },
     },
     // checkpoints 2, 4, 6: tailFrechet averages 4 and 6
-    adversarial: { iterations: 6, batchSize: 16, fitBatchSize: 8, checkpointEvery: 2 },
+    adversarial: { iterations: 6, batchSize: 16, fitBatchSize: 8, checkpointEvery: 2, ema: 0.9 },
   }, ["--set", "backend=fast-cpu"]);
   assert.match(r.stderr, /goal: \d of 5 marks met/);
   const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
   assert.ok(html.includes("Distance to the goal"));
+  assert.match(html, /by the MLP evaluator \(test accuracy [\d.]+%, evaluator seed 0\)/);
+  assert.match(html, /the moving average of its weights \(decay 0.9\)/);
+  assert.match(html, /-m seed=1,2,3/);
   assert.match(html, /Goal: \d of 5 marks met; missing [^<]*Frechet distance/);
   const evalDir = join(dir, "results", "cache", "evaluate");
   const key = [...Deno.readDirSync(evalDir)].find((e) => !e.name.startsWith("."))!.name;
