@@ -79,7 +79,9 @@ ${
 </table>
 <p class="sub">Scored on ${m.samples} generated and ${m.samples} real images by the ${
     cfg.evaluator.kind === "conv" ? "conv-net" : "MLP"
-  } evaluator (test accuracy ${(100 * accuracy).toFixed(2)}%, evaluator seed ${cfg.evaluator.seed})${
+  } evaluator (test accuracy ${
+    (100 * accuracy).toFixed(2)
+  }%, evaluator seed ${cfg.evaluator.seed})${
     cfg.adversarial.ema !== null
       ? `; the counterfeiter scored is the moving average of its weights (decay ${cfg.adversarial.ema})`
       : ""
@@ -192,7 +194,9 @@ export async function buildReport(
 <p class="note">${esc(verdict)} Final D(fake) on fresh noise: ${
     fmt(f.dFake)
   }; classes covered: ${f.classesCovered} of 10.</p>
-<p class="note"><strong>${esc(goal.line)}</strong> One seed is an anecdote: <code>deno task sweep --base CONFIG -m seed=1,2,3</code> gives each mark's mean and range over seeds.</p>
+<p class="note"><strong>${
+    esc(goal.line)
+  }</strong> One seed is an anecdote: <code>deno task sweep --base CONFIG -m seed=1,2,3</code> gives each mark's mean and range over seeds.</p>
 <h2>Distance to the goal</h2>
 ${goal.html}
 <h2>Metrics</h2>

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { PointRecord } from "../pipeline/sweep/record.ts";
 import { goalMarks, meanGoalMarks } from "../stages/evaluation/goal.ts";
+import { seedRows, seedTable } from "../stages/tools/seed_table.ts";
 import {
   figuresOf,
   goalBySetting,
@@ -196,4 +197,40 @@ Deno.test("the class-shares mark of a mean uses the seeds' mean shares", () => {
   assert.equal(mean.marks[3].met, true);
   assert.equal(mean.met, 5);
   assert.ok(Math.abs(mean.marks[2].value - 9) < 1e-12);
+});
+
+Deno.test("seed_table: a row per seed, then the mean, with what each meets", async () => {
+  const results = await Deno.makeTempDir();
+  const sweepDir = join(results, "sweeps", "s-1");
+  await Deno.mkdir(sweepDir, { recursive: true });
+  const points: PointRecord[] = [];
+  for (const [i, dReal] of [0.55, 0.75].entries()) {
+    const key = `k${i}`;
+    await Deno.mkdir(join(results, "cache", "evaluate", key), { recursive: true });
+    const final = {
+      iteration: "final",
+      dReal,
+      dFake: 0.5,
+      frechet: 20,
+      classifierScore: 9,
+      classesCovered: 10,
+      klToUniform: 0,
+      outOfRangeFraction: 0,
+      classHistogram: new Array(10).fill(0.1),
+    };
+    await Deno.writeTextFile(
+      join(results, "cache", "evaluate", key, "metrics.json"),
+      JSON.stringify({ reference: { frechet: 10 }, checkpoints: [final], final }),
+    );
+    points.push({ ...point(0, { frechet: 20 }, i + 1), index: i, keys: { evaluate: key } });
+  }
+  await Deno.writeTextFile(join(sweepDir, "sweep.json"), JSON.stringify({ points }));
+  const rows = await seedRows("Cooperlake", sweepDir);
+  assert.deepEqual(rows.map((r) => [r.seed, r.met]), [["1", 5], ["2", 4], ["mean of 2", 4]]);
+  const table = seedTable(rows);
+  assert.match(
+    table,
+    /\| Cooperlake \| \*\*mean of 2\*\* \| 0\.650 \| 0\.500 ✓ \| 9\.00 ✓ \| 10\.0% ✓ \| 2\.00x ✓ \| 4 \|/,
+  );
+  await assert.rejects(seedRows("x", sweepDir, "nothing-like-this"), /no finished point matches/);
 });
