@@ -120,6 +120,8 @@ Deno.test("every stage's key holds exactly the config fields it reads (recipe kn
       checkpointEvery: 2,
       instanceNoise: 0.1,
       labelNoise: 0.05,
+      ema: 0.9,
+      learningRateHalfLife: 3,
     },
   });
   assert.deepEqual(problems, []);
