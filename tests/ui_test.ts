@@ -61,6 +61,7 @@ Deno.test({
       base,
       "-m",
       "adversarial.fitBatchSize=4,8,16",
+      "seed=1,2",
       "--search",
       "halving",
       "--rungs",
@@ -111,6 +112,17 @@ Deno.test({
         ),
         statuses.join(" | "),
       );
+      // each setting's goal marks over its two seeds
+      const goals = await page.$$eval(
+        "#goals tr.goal-row",
+        (rs) => rs.map((r) => [...r.children].map((c) => c.textContent ?? "")),
+      );
+      assert.equal(goals.length, 3, JSON.stringify(goals));
+      for (const g of goals) {
+        assert.equal(g[1], "2");
+        assert.match(g[2], /^\d of 5$/);
+        assert.match(g[3], /met on \d of 2$/);
+      }
     } finally {
       await browser.close();
       await ui.stop();

@@ -513,6 +513,43 @@ function pointStatus(p) {
   return p.status;
 }
 
+/** The goal marks per setting over its seeds: mean (range), whether the mean meets it, k of n. */
+function goalTable(goals) {
+  if (!goals?.length) return [];
+  const head = h(
+    "tr",
+    {},
+    h("th", {}, "setting"),
+    h("th", {}, "seeds"),
+    h("th", {}, "marks the mean meets"),
+    ...goals[0].marks.map((m) => h("th", { title: m.target }, m.name)),
+  );
+  const rows = goals.map((g) =>
+    h(
+      "tr",
+      { class: "goal-row" },
+      h("td", {}, g.setting),
+      h("td", {}, String(g.seeds)),
+      h("td", { class: "goal-mean-met" }, `${g.meanMet} of ${g.marks.length}`),
+      ...g.marks.map((m) => {
+        const mean = m.values.reduce((a, b) => a + b, 0) / m.values.length;
+        const range = m.values.length > 1
+          ? ` (${fmt(Math.min(...m.values))} to ${fmt(Math.max(...m.values))})`
+          : "";
+        return h(
+          "td",
+          { class: m.meanMet ? "met" : "missed" },
+          `${fmt(mean)}${range}; met on ${m.met} of ${m.values.length}`,
+        );
+      }),
+    )
+  );
+  return [
+    h("h2", {}, "Goal marks per setting, over its seeds"),
+    h("table", { id: "goals" }, h("thead", {}, head), h("tbody", {}, ...rows)),
+  ];
+}
+
 async function drawSweep(main, s) {
   const scatterEl = h("div", { class: "plot" }), parEl = h("div", { class: "plot" });
   const rows = s.points;
@@ -570,6 +607,7 @@ async function drawSweep(main, s) {
       h("a", { href: s.report }, "static report"),
     ),
     table(rows, cols),
+    ...goalTable(s.goals),
     h("h2", {}, `Knobs against ${s.metric}`),
     parEl,
     scatterEl,

@@ -24,6 +24,7 @@ import {
 } from "../../pipeline/live.ts";
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
 import type { PointRecord } from "../../pipeline/sweep/record.ts";
+import { goalBySetting } from "../reporting/sweep_report.ts";
 import type { RunRecord } from "../../pipeline/run_record.ts";
 
 /** A run's state: a live status with no heartbeat for 3 beats is a run that was stopped. */
@@ -310,5 +311,6 @@ export async function sweepDetail(app: App, results: string, name: string) {
     knobs: [...new Set(s.points.flatMap((p) => Object.keys(p.overrides)))],
     report: fileUrl(results, join(s.dir, "report.html")),
     points,
+    goals: await goalBySetting(s.points, join(results, "cache"), s.spec.search?.rungs),
   };
 }
