@@ -108,7 +108,9 @@ Deno.test({
       const statuses = await page.$$eval(".point-status", (els) => els.map((e) => e.textContent));
       assert(
         statuses.some((s) =>
-          /^stopped at rung 0 \(2\): frechet [\d.]+ not in the best/.test(s ?? "")
+          /^stopped at rung 0 \(2\): frechet [\d.]+ \(mean of its 2 seeds\) not in the best/.test(
+            s ?? "",
+          )
         ),
         statuses.join(" | "),
       );
