@@ -58,10 +58,14 @@ async function withSampler<T>(
   }
 }
 
+/**
+ * Saves a checkpoint; `sampler` is the counterfeiter that samples (the weight average's net, or
+ * `gan.g` without one), made once by the caller for the snapshot, the state and the live grid.
+ */
 async function saveCheckpoint(
   workDir: string,
   gan: Gan,
-  average: WeightAverage | null,
+  sampler: Net,
   iteration: number,
   history: HistoryRow[],
 ) {
@@ -73,14 +77,14 @@ async function saveCheckpoint(
   const tmp = join(workDir, `state.tmp-${Deno.pid}`);
   try {
     await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
-    await withSampler(gan, average, (g) => saveNet(join(snapTmp, "counterfeiter"), g));
+    await saveNet(join(snapTmp, "counterfeiter"), sampler);
     await saveNet(join(snapTmp, "police"), gan.d);
     await Deno.remove(snap, { recursive: true }).catch(() => {});
     await Deno.rename(snapTmp, snap);
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
     await saveNet(join(tmp, "counterfeiter"), gan.g, gan.optG.state());
-    if (average) await withSampler(gan, average, (g) => saveNet(join(tmp, EMA_STATE), g));
+    if (sampler !== gan.g) await saveNet(join(tmp, EMA_STATE), sampler);
     await Deno.writeTextFile(join(tmp, "history.json"), JSON.stringify(history));
     await Deno.writeTextFile(join(tmp, "rng.json"), JSON.stringify(streamsState(gan.streams)));
     await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration }));
@@ -254,7 +258,7 @@ export const adversarialStage: Stage<Config> = {
         to: total,
         history,
       };
-      const watch = live ? liveView(live, cfg.seed, gan, average, total) : undefined;
+      const watch = live ? liveView(live, cfg.seed, gan, total) : undefined;
       watch?.resumed(history);
       await loop(gan, cfg.adversarial, range, { workDir, progress, watch, average });
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
@@ -302,13 +306,7 @@ export const adversarialStage: Stage<Config> = {
  * each checkpoint a grid of the evaluation's fixed grid noise (its own stream: the loop's
  * draws are untouched, so watching changes no number).
  */
-function liveView(
-  live: LiveLog,
-  seed: number,
-  gan: Gan,
-  average: WeightAverage | null,
-  total: number,
-) {
+function liveView(live: LiveLog, seed: number, gan: Gan, total: number) {
   // the net's own noise width (the config's is the warm-up stages' to read)
   const nd = gan.noiseDim;
   const noise = new Rng(seed, STREAM.evaluateGridNoise).normals(GRID_IMAGES * nd);
@@ -316,9 +314,8 @@ function liveView(
   return {
     resumed: (history: HistoryRow[]) => history.forEach(row),
     iteration: row,
-    async checkpoint(iteration: number) {
-      const made = await withSampler(gan, average, (g) => Promise.resolve(generate(g, noise, nd)));
-      const images = clip01(toUnitScale(made, gan.g.pixelScale)).clipped;
+    async checkpoint(iteration: number, sampler: Net) {
+      const images = clip01(toUnitScale(generate(sampler, noise, nd), gan.g.pixelScale)).clipped;
       const side = Math.round(Math.sqrt(images.length / GRID_IMAGES));
       const name = `${iterName(iteration)}.png`;
       if (await live.file(name, gridPng(images, side, GRID_IMAGES))) {
@@ -354,8 +351,10 @@ async function loop(
       average?.update(gan.g, row.iteration);
       watch?.iteration(row);
       if (marks.has(row.iteration)) {
-        await saveCheckpoint(workDir, gan, average, row.iteration, range.history);
-        await watch?.checkpoint(row.iteration);
+        await withSampler(gan, average, async (sampler) => {
+          await saveCheckpoint(workDir, gan, sampler, row.iteration, range.history);
+          await watch?.checkpoint(row.iteration, sampler);
+        });
       }
     },
   });

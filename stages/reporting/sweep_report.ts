@@ -212,6 +212,12 @@ export function settingsSpec(points: PointRecord[], rungs?: number[]): Record<st
 }
 
 /**
+ * Evaluate metrics read so far, by file: a sealed entry never changes (a key recomputed after gc
+ * gives the same bits), so the ui, polling a running sweep each second, reads each file once.
+ */
+const sealedMetrics = new Map<string, GoalInput>();
+
+/**
  * The goal marks per setting over its seeds: for each mark, the mean and the range of its value
  * and on how many seeds it was met. Read from each done point's evaluate metrics in the cache.
  */
@@ -238,13 +244,15 @@ export async function goalBySetting(
   const groups = new Map<string, GoalInput[]>();
   for (const p of points) {
     if (p.status !== "done" || !p.keys.evaluate) continue;
-    let metrics;
-    try {
-      metrics = JSON.parse(
-        await Deno.readTextFile(join(cacheDir, "evaluate", p.keys.evaluate, "metrics.json")),
-      );
-    } catch {
-      continue; // a point whose cache was cleared
+    const path = join(cacheDir, "evaluate", p.keys.evaluate, "metrics.json");
+    let metrics = sealedMetrics.get(path);
+    if (!metrics) {
+      try {
+        metrics = JSON.parse(await Deno.readTextFile(path)) as GoalInput;
+      } catch {
+        continue; // a point whose cache was cleared
+      }
+      sealedMetrics.set(path, metrics);
     }
     const key = setting(p, rungs);
     groups.set(key, [...(groups.get(key) ?? []), metrics]);
