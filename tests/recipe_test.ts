@@ -173,4 +173,16 @@ Deno.test("the goal marks: window mean, best-checkpoint Frechet, class shares, s
   assert.ok(by("Frechet").met); // 5 <= 3 x 2
   assert.equal(g.met, 3);
   assert.ok(g.miss > 0);
+  // every class inside [5%, 15%]: the mark names the digit nearest to leaving it (digit 3 at
+  // 5.5%, not digit 0), so a table's "furthest class share" says how close the run came
+  const inside = goalMarks({
+    reference: { frechet: 2 },
+    checkpoints: [{
+      ...row("final", 0.5, 0.5, 3),
+      classHistogram: [10, 10, 10, 5.5, 10, 10, 10, 10, 14, 10.5],
+    }],
+  }).marks.find((m) => m.name.startsWith("class shares"))!;
+  assert.ok(inside.met);
+  assert.match(inside.name, /nearest an edge: digit 3/);
+  assert.ok(Math.abs(inside.value - 0.055) < 1e-12);
 });

@@ -197,6 +197,16 @@ Deno.test("the class-shares mark of a mean uses the seeds' mean shares", () => {
   assert.equal(mean.marks[3].met, true);
   assert.equal(mean.met, 5);
   assert.ok(Math.abs(mean.marks[2].value - 9) < 1e-12);
+  // the Frechet mark of a mean is judged on the seeds' mean floor (10 and 12: 11, limit 33), not
+  // the first seed's (10, limit 30): the floor's real digits are drawn from each seed
+  const fd = (floor: number, frechet: number) => {
+    const r = run(new Array(10).fill(10));
+    return { reference: { frechet: floor }, checkpoints: [{ ...r.checkpoints[0], frechet }] };
+  };
+  const byFloor = meanGoalMarks([fd(10, 32), fd(12, 33)]).marks[4];
+  assert.ok(Math.abs(byFloor.value - 32.5) < 1e-12);
+  assert.equal(byFloor.met, true);
+  assert.match(byFloor.target, /= 33\.00/);
 });
 
 Deno.test("seed_table: a row per seed, then the mean, with what each meets", async () => {

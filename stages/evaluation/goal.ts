@@ -117,10 +117,15 @@ function sharesOf(histogram: number[]): number[] {
 
 function classMark(shares: number[]): GoalMark {
   const [lo, hi] = GOAL.classShare;
-  const outside = shares.map((s) => Math.max(0, lo - s, s - hi));
-  const worst = outside.indexOf(Math.max(...outside));
+  // signed distance past the nearer edge: > 0 outside the band, <= 0 inside it; the largest
+  // names the digit the mark is about, the one nearest to leaving the band when all are in
+  const past = shares.map((s) => Math.max(lo - s, s - hi));
+  const outside = past.map((x) => Math.max(0, x));
+  const worst = past.indexOf(Math.max(...past));
   return {
-    name: `class shares, final (furthest: digit ${worst})`,
+    name: `class shares, final (${
+      outside[worst] > 0 ? "furthest" : "nearest an edge"
+    }: digit ${worst})`,
     value: shares[worst],
     target: `every class in [${100 * lo}%, ${100 * hi}%]`,
     met: outside[worst] === 0,
@@ -186,6 +191,12 @@ export function meanGoalMarks(runs: GoalInput[]): { marks: GoalMark[]; met: numb
     dMark(`D(fake), ${n}`, mean(1)),
     { ...scoreMark(mean(2)), name: `classifier score, final, ${n}` },
     { ...classMark(meanShares), name: `class shares, final, ${n}` },
-    { ...frechetMark(mean(4), n, runs[0].reference) },
+    // the floor differs a little by seed (its real digits are drawn from the seed): their mean
+    {
+      ...frechetMark(mean(4), n, {
+        ...runs[0].reference,
+        frechet: runs.reduce((s, r) => s + r.reference.frechet, 0) / runs.length,
+      }),
+    },
   ]);
 }

@@ -264,7 +264,7 @@ export async function goalBySetting(
       setting: s,
       seeds: runs.length,
       marks: runs[0].map((m, i) => ({
-        // the class-shares mark names its furthest digit, which differs by seed
+        // the class-shares mark names a digit, which differs by seed
         name: m.name.replace(/ \(.*\)$/, ""),
         target: m.target.replace(/ = [\d.]+$/, ""),
         values: runs.map((r) => r[i].value),
