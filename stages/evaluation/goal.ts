@@ -176,6 +176,14 @@ export function goalMarks(m: GoalInput): { marks: GoalMark[]; met: number; miss:
 }
 
 /**
+ * The real-vs-real Frechet floor of several runs, as a mean: it differs a little by seed (the
+ * floor's real digits are drawn from the run's seed), so no one run's stands for all.
+ */
+export function meanFloor(runs: GoalInput[]): number {
+  return runs.reduce((s, r) => s + r.reference.frechet, 0) / runs.length;
+}
+
+/**
  * The marks of several runs of one setting (its seeds) taken as a mean: each mark's value is
  * the mean of the runs' values (the class shares: the mean of their final shares), judged by
  * the same target. The runs must share an evaluator (one floor), as a study's seeds do.
@@ -191,12 +199,6 @@ export function meanGoalMarks(runs: GoalInput[]): { marks: GoalMark[]; met: numb
     dMark(`D(fake), ${n}`, mean(1)),
     { ...scoreMark(mean(2)), name: `classifier score, final, ${n}` },
     { ...classMark(meanShares), name: `class shares, final, ${n}` },
-    // the floor differs a little by seed (its real digits are drawn from the seed): their mean
-    {
-      ...frechetMark(mean(4), n, {
-        ...runs[0].reference,
-        frechet: runs.reduce((s, r) => s + r.reference.frechet, 0) / runs.length,
-      }),
-    },
+    frechetMark(mean(4), n, { ...runs[0].reference, frechet: meanFloor(runs) }),
   ]);
 }

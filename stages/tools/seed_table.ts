@@ -10,7 +10,7 @@
  */
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { type GoalInput, goalMarks, meanGoalMarks } from "../evaluation/goal.ts";
+import { type GoalInput, goalMarks, meanFloor, meanGoalMarks } from "../evaluation/goal.ts";
 import type { PointRecord } from "../../pipeline/sweep/record.ts";
 
 /** One row: a seed's marks, or the mean's. */
@@ -56,9 +56,14 @@ export async function seedRows(label: string, sweepDir: string, setting = ""): P
     const g = goalMarks(m);
     return { label, seed, cells: cells(g, m.reference.frechet), met: g.met };
   });
-  const mean = meanGoalMarks(runs.map((r) => r.m));
-  const floor = runs.reduce((s, r) => s + r.m.reference.frechet, 0) / runs.length;
-  rows.push({ label, seed: `mean of ${runs.length}`, cells: cells(mean, floor), met: mean.met });
+  const inputs = runs.map((r) => r.m);
+  const mean = meanGoalMarks(inputs);
+  rows.push({
+    label,
+    seed: `mean of ${runs.length}`,
+    cells: cells(mean, meanFloor(inputs)),
+    met: mean.met,
+  });
   return rows;
 }
 
