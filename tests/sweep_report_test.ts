@@ -171,6 +171,11 @@ Deno.test("the report gives each setting's goal marks over its seeds: mean, rang
     line,
     "goal over 2 seeds, learningRate=0.01: the mean meets 4 of 5 marks (misses D(real)); each seed met 5, 3",
   );
+  // gc removes one seed's entry: the table, read again in the same process, drops that seed
+  await Deno.remove(join(cache, "evaluate", points[1].keys.evaluate!), { recursive: true });
+  const [after] = await goalBySetting(points, cache);
+  assert.equal(after.seeds, 1);
+  assert.deepEqual(after.marks[0].values, [0.55]);
 });
 
 Deno.test("the class-shares mark of a mean uses the seeds' mean shares", () => {

@@ -213,7 +213,8 @@ export function settingsSpec(points: PointRecord[], rungs?: number[]): Record<st
 
 /**
  * Evaluate metrics read so far, by file: a sealed entry never changes (a key recomputed after gc
- * gives the same bits), so the ui, polling a running sweep each second, reads each file once.
+ * gives the same bits), so the ui, polling a running sweep each second, parses each file once; it
+ * still checks the file is there, so a point whose entry gc removed drops out as it does uncached.
  */
 const sealedMetrics = new Map<string, GoalInput>();
 
@@ -246,6 +247,10 @@ export async function goalBySetting(
     if (p.status !== "done" || !p.keys.evaluate) continue;
     const path = join(cacheDir, "evaluate", p.keys.evaluate, "metrics.json");
     let metrics = sealedMetrics.get(path);
+    if (metrics && !(await Deno.stat(path).then(() => true, () => false))) {
+      sealedMetrics.delete(path);
+      continue;
+    }
     if (!metrics) {
       try {
         metrics = JSON.parse(await Deno.readTextFile(path)) as GoalInput;
