@@ -275,7 +275,8 @@ export function validate(field: Field, value: unknown, path: string, src: string
       return out;
     }
     case "nullable":
-      if (value === undefined || value === null) return null;
+      if (value === undefined) return field.default;
+      if (value === null) return null;
       return validate(field.inner, value, path, src);
     case "record":
     case "list":

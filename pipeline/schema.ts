@@ -57,11 +57,12 @@ export interface IntListField {
   default: number[];
   min: number;
 }
-/** A field that may be null (its default). */
+/** A field that may be null (its default, unless `default` names a value). */
 export interface NullableField<I extends Field = Field> {
   kind: "nullable";
   doc: string;
   inner: I;
+  default: unknown;
 }
 /** An object of named fields; unknown keys are errors. */
 export interface ObjectField<F extends Record<string, Field> = Record<string, Field>> {
@@ -176,11 +177,16 @@ export const json = (doc: string, types?: JsonField["types"]): JsonField => ({
   doc,
   types,
 });
-/** A nullable field. */
-export const nullable = <I extends Field>(doc: string, inner: I): NullableField<I> => ({
+/** A nullable field, null unless a config sets it (or `fallback` when given). */
+export const nullable = <I extends Field>(
+  doc: string,
+  inner: I,
+  fallback: number | string | boolean | null = null,
+): NullableField<I> => ({
   kind: "nullable",
   doc,
   inner,
+  default: fallback,
 });
 /** An object field. */
 export const obj = <const F extends Record<string, Field>>(
@@ -213,6 +219,7 @@ export function defaultsOf(field: Field): unknown {
         Object.entries(field.fields).map(([k, f]) => [k, defaultsOf(f)]),
       );
     case "nullable":
+      return field.default;
     case "json":
       return null;
     case "intList":
@@ -282,7 +289,7 @@ export function toJsonSchema(field: Field, top = true): Record<string, unknown> 
       return {
         description: field.doc,
         anyOf: [{ ...inner, description: undefined }, { type: "null" }],
-        default: null,
+        default: field.default,
       };
     }
     case "object": {

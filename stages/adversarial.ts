@@ -14,10 +14,10 @@ import { readNpyF32 } from "./formats/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
-import { type Gan, generate, makeGan } from "./training/gan.ts";
+import { type Gan, makeGan } from "./training/gan.ts";
 import { loadNet, saveNet } from "./formats/model_io.ts";
 import { gridPng } from "./formats/png.ts";
-import { clip01, disposeNet, fromUnitScale, toUnitScale } from "./training/nets.ts";
+import { clip01, disposeNet, fromUnitScale, inferImages, toUnitScale } from "./training/nets.ts";
 import { STREAM, streamsFor, streamsFromState, streamsState } from "./training/streams.ts";
 import type { LiveLog } from "../pipeline/live.ts";
 import { Rng } from "../pipeline/rng.ts";
@@ -44,13 +44,9 @@ async function linkTree(src: string, dst: string): Promise<void> {
  * Calls `use` with the counterfeiter that samples: the weight average when there is one (a
  * net made for the call and freed after it), else the trained net.
  */
-async function withSampler<T>(
-  gan: Gan,
-  average: WeightAverage | null,
-  use: (g: Net) => Promise<T>,
-): Promise<T> {
-  if (!average) return use(gan.g);
-  const g = average.toNet(gan.g);
+async function withSampler<T>(gan: Gan, use: (g: Net) => Promise<T>): Promise<T> {
+  if (!gan.average) return use(gan.g);
+  const g = gan.average.toNet(gan.g);
   try {
     return await use(g);
   } finally {
@@ -245,10 +241,10 @@ export const adversarialStage: Stage<Config> = {
       );
       progress.log(`  resuming from the checkpoint at iteration ${resumeAt}`);
     }
-    const gan = makeGan(cfg, g.net, d.net, streams);
+    const average = await weightAverage(cfg.adversarial.ema, g.net, resumeAt, workDir);
+    const gan = makeGan(cfg, g.net, d.net, streams, { average });
     if (d.adam) gan.optD.restore(d.adam);
     if (g.adam) gan.optG.restore(g.adam);
-    const average = await weightAverage(cfg.adversarial.ema, gan.g, resumeAt, workDir);
     const total = cfg.adversarial.iterations;
     try {
       const range = {
@@ -260,11 +256,12 @@ export const adversarialStage: Stage<Config> = {
       };
       const watch = live ? liveView(live, cfg.seed, gan, total) : undefined;
       watch?.resumed(history);
-      await loop(gan, cfg.adversarial, range, { workDir, progress, watch, average });
+      await loop(gan, cfg.adversarial, range, { workDir, progress, watch });
+      await gan.path.sync();
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
-      if (average) {
+      if (gan.average) {
         await saveNet(join(outDir, TRAINED), gan.g, gan.optG.state());
-        await withSampler(gan, average, (s) => saveNet(join(outDir, "counterfeiter"), s));
+        await withSampler(gan, (s) => saveNet(join(outDir, "counterfeiter"), s));
       } else {
         await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
       }
@@ -315,7 +312,7 @@ function liveView(live: LiveLog, seed: number, gan: Gan, total: number) {
     resumed: (history: HistoryRow[]) => history.forEach(row),
     iteration: row,
     async checkpoint(iteration: number, sampler: Net) {
-      const images = clip01(toUnitScale(generate(sampler, noise, nd), gan.g.pixelScale)).clipped;
+      const images = clip01(toUnitScale(inferImages(sampler, noise), gan.g.pixelScale)).clipped;
       const side = Math.round(Math.sqrt(images.length / GRID_IMAGES));
       const name = `${iterName(iteration)}.png`;
       if (await live.file(name, gridPng(images, side, GRID_IMAGES))) {
@@ -330,11 +327,10 @@ async function loop(
   gan: Gan,
   a: Config["adversarial"],
   range: Omit<LoopRange, "onIteration">,
-  { workDir, progress, watch, average }: {
+  { workDir, progress, watch }: {
     workDir: string;
     progress: Progress;
     watch?: ReturnType<typeof liveView>;
-    average: WeightAverage | null;
   },
 ) {
   const marks = new Set(checkpointIterations(range.to, a.checkpointEvery));
@@ -348,10 +344,10 @@ async function loop(
         "loss D": row.policeLoss,
         "loss G": row.counterfeiterLoss,
       });
-      average?.update(gan.g, row.iteration);
       watch?.iteration(row);
       if (marks.has(row.iteration)) {
-        await withSampler(gan, average, async (sampler) => {
+        await gan.path.sync();
+        await withSampler(gan, async (sampler) => {
           await saveCheckpoint(workDir, gan, sampler, row.iteration, range.history);
           await watch?.checkpoint(row.iteration, sampler);
         });

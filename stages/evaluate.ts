@@ -15,7 +15,6 @@ import { Rng } from "../pipeline/rng.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
-import { generate, meanD } from "./training/gan.ts";
 import { loadScorer, type Scorer } from "./evaluation/scorer.ts";
 import { matmul } from "./evaluation/matmul.ts";
 import {
@@ -26,7 +25,14 @@ import {
   klToUniform,
 } from "./evaluation/metrics.ts";
 import { loadNet } from "./formats/model_io.ts";
-import { clip01, disposeNet, fromUnitScale, toUnitScale } from "./training/nets.ts";
+import {
+  clip01,
+  disposeNet,
+  fromUnitScale,
+  inferImages,
+  meanProbability,
+  toUnitScale,
+} from "./training/nets.ts";
 import { gridPng } from "./formats/png.ts";
 import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
 import { STREAM } from "./training/streams.ts";
@@ -125,20 +131,20 @@ async function scoreCheckpoint(
     const noise = new Rng(cfg.seed, STREAM.evaluateNoise).normals(n * nd);
     // the police reads, and the counterfeiter makes, images in the training scale; every image
     // metric is on [0,1]
-    const raw = generate(g, noise, nd);
+    const raw = inferImages(g, noise);
     const unit = toUnitScale(raw, g.pixelScale);
     const { clipped, outside } = clip01(unit);
     const metrics = scoreImages(clipped, scorer(ctx));
     const row: CheckpointMetrics = {
       iteration: p.iteration,
-      dReal: meanD(d, fromUnitScale(ctx.realTest, d.pixelScale), dim),
-      dFake: meanD(d, raw, dim),
+      dReal: meanProbability(d, fromUnitScale(ctx.realTest, d.pixelScale)),
+      dFake: meanProbability(d, raw),
       outOfRangeFraction: outside,
       ...metrics,
     };
     const side = Math.round(Math.sqrt(dim));
     const grid = gridPng(
-      toUnitScale(generate(g, ctx.gridNoise, nd), g.pixelScale),
+      toUnitScale(inferImages(g, ctx.gridNoise), g.pixelScale),
       side,
       GRID_IMAGES,
     );

@@ -123,7 +123,7 @@ export const evaluatorStage: Stage<Config> = {
       for (let epoch = 0; epoch < e.epochs; epoch++) {
         let done = 0;
         const fit = fitEpoch(n, e.batchSize, shuffle, (rows) => {
-          const loss = trainStep(opt, vars, () => {
+          const loss = trainStep(opt, vars, 1, () => {
             const xb = gatherRows(x.data, dim, rows), yb = gatherRows(onehot, k, rows);
             return softmaxCrossEntropy(forward(net, xb), yb);
           });

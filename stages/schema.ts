@@ -183,10 +183,10 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
       "Iterations over which both nets' learning rates halve, decaying smoothly from the first adversarial iteration (null: constant, the lecture).",
       int(0, "", 1),
     ),
-    lossLimit: num(
+    lossLimit: nullable(
+      "A police or counterfeiter loss above this stops the run as diverged, naming the iteration; a saturated police gives tens, learning rate 10 gives 1e18 (raise it, or null for no limit, to study a diverging run).",
+      num(1000, "", { above: 0 }),
       1000,
-      "A police or counterfeiter loss above this stops the run as diverged, naming the iteration; a saturated police gives tens, learning rate 10 gives 1e18 (raise it to study a diverging run).",
-      { above: 0 },
     ),
   }),
   evaluator: obj("The MNIST classifier behind the evaluation metrics (its own cached stage).", {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { readNpyF32 } from "./formats/npy.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
-import { fitCounterfeiter, generate, makeGan, meanD } from "./training/gan.ts";
+import { makeGan } from "./training/gan.ts";
 import { loadNet, saveNet } from "./formats/model_io.ts";
 import { disposeNet } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
@@ -40,18 +40,21 @@ export const trainCounterfeiterStage: Stage<Config> = {
       const noise = (await readNpyF32(join(inputs.train_police, "warmup_noise.npy"))).data;
       const streams = streamsFor(cfg, "warmup");
       streams.shuffle = new Rng(cfg.seed, STREAM.warmupCounterfeiterShuffle);
-      const gan = makeGan(fitOnly(cfg, "counterfeiter"), g, d, streams);
-      const fit = fitCounterfeiter(gan, noise, {
+      const { path, optG } = makeGan(fitOnly(cfg, "counterfeiter"), g, d, streams);
+      const z = path.upload(noise, cfg.model.noiseDim);
+      const fit = await path.fitCounterfeiter(z, {
         batchSize: cfg.warmup.fitBatchSize,
         policeDropout: cfg.adversarial.policeDropoutInCounterfeiterStep,
+        instanceNoise: 0,
+        rateFactor: 1,
       });
-      const dim = d.layers[0].W.shape[0];
       const summary = {
         counterfeiterLoss: fit.loss,
         steps: fit.steps,
-        dFake: meanD(d, generate(g, noise, cfg.model.noiseDim), dim),
+        dFake: await path.meanD(path.generate(z)),
       };
-      await saveNet(join(outDir, "counterfeiter"), g, gan.optG.state());
+      await path.sync();
+      await saveNet(join(outDir, "counterfeiter"), g, optG.state());
       await Deno.writeTextFile(
         join(outDir, "summary.json"),
         JSON.stringify(summary, null, 2) + "\n",

@@ -9,7 +9,8 @@ import { readNpyF32, writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
-import { fitPolice, generate, makeGan, meanD } from "./training/gan.ts";
+import { makeGan } from "./training/gan.ts";
+import { NO_TRICKS } from "./training/path.ts";
 import { saveNet } from "./formats/model_io.ts";
 import { disposeNet, fromUnitScale, initNets } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
@@ -43,18 +44,26 @@ export const trainPoliceStage: Stage<Config> = {
     );
     try {
       const streams = streamsFor(cfg, "warmup");
-      const gan = makeGan(fitOnly(cfg, "police"), g, d, streams);
+      const { path, optD } = makeGan(fitOnly(cfg, "police"), g, d, streams);
       const noise = streams.data.normals(b * cfg.model.noiseDim);
-      const fakes = generate(g, noise, cfg.model.noiseDim);
-      const real = fromUnitScale(train.data.subarray(0, b * dim), cfg.model.pixelScale);
-      const fit = fitPolice(gan, real, fakes, { dim, batchSize: cfg.warmup.fitBatchSize });
+      const fakes = path.generate(path.upload(noise, cfg.model.noiseDim));
+      const real = path.upload(
+        fromUnitScale(train.data.subarray(0, b * dim), cfg.model.pixelScale),
+        dim,
+      );
+      const fit = await path.fitPolice(real, fakes, {
+        batchSize: cfg.warmup.fitBatchSize,
+        tricks: NO_TRICKS,
+        rateFactor: 1,
+      });
       const summary = {
         policeLoss: fit.loss,
         steps: fit.steps,
-        dReal: meanD(d, real, dim),
-        dFake: meanD(d, fakes, dim),
+        dReal: await path.meanD(real),
+        dFake: await path.meanD(fakes),
       };
-      await saveNet(join(outDir, "police"), d, gan.optD.state());
+      await path.sync();
+      await saveNet(join(outDir, "police"), d, optD.state());
       await saveNet(join(outDir, "counterfeiter_init"), g);
       await writeNpy(join(outDir, "warmup_noise.npy"), noise, [b, cfg.model.noiseDim]);
       await Deno.writeTextFile(

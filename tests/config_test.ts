@@ -115,6 +115,19 @@ Deno.test("--set overrides parse JSON values and are validated like the file", a
   );
 });
 
+Deno.test("a nullable field with a default: omitted gives the default, null turns it off", async () => {
+  const dir = await Deno.makeTempDir();
+  const p = await writeConfig(dir, "c", {});
+  assert.equal((await resolveConfig(p)).adversarial.lossLimit, 1000);
+  assert.equal(
+    (await resolveConfig(p, ["adversarial.lossLimit=null"])).adversarial.lossLimit,
+    null,
+  );
+  const file = await writeConfig(dir, "n", { adversarial: { lossLimit: null } });
+  assert.equal((await resolveConfig(file)).adversarial.lossLimit, null);
+  assert.match(await configError({ adversarial: { lossLimit: 0 } }), /adversarial\.lossLimit/);
+});
+
 Deno.test("url source requires checksums", async () => {
   const msg = await configError({
     data: {

@@ -4,9 +4,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../stages/backends/mod.ts";
 import type { Config } from "../stages/schema.ts";
 import { Rng } from "../pipeline/rng.ts";
-import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../stages/training/gan.ts";
+import { makeGan } from "../stages/training/gan.ts";
 import { bceLogitsAndGrad, directSupported } from "../stages/training/dense_direct.ts";
-import { bceFromLogits } from "../stages/training/gan.ts";
+import { bceFromLogits } from "../stages/training/losses.ts";
+import { NO_TRICKS } from "../stages/training/path.ts";
 import { initNets } from "../stages/training/nets.ts";
 import { streamsFor } from "../stages/training/streams.ts";
 import { configOf, loopRun, tinyConfig } from "./helpers.ts";
@@ -22,9 +23,15 @@ async function cfgWith(model: Record<string, unknown>, adv: Record<string, unkno
   );
 }
 
-/** Runs `iterations` of the loop from a seeded init; returns history and final weights. */
-const run = (cfg: Config, direct: boolean, iterations: number, dim: number) =>
-  loopRun(cfg, direct, iterations, dim);
+/**
+ * Runs `iterations` of the loop from a seeded init on the direct path or tfjs's autodiff
+ * (insisted on, and checked that it ran); returns history and final weights.
+ */
+async function run(cfg: Config, direct: boolean, iterations: number, dim: number) {
+  const r = await loopRun(cfg, direct ? "direct" : "autodiff", iterations, dim);
+  assert.equal(r.kind, direct ? "direct" : "autodiff");
+  return r;
+}
 
 Deno.test("the direct path gives tfjs's bits: history and weights over 5 iterations", async () => {
   // 784-wide input, 3 hidden layers with dropout, partial last minibatch (50 = 3*16 + 2)
@@ -73,9 +80,14 @@ Deno.test("settings the direct path does not cover still train, through tfjs", a
     counterfeiter: { hidden: [8], activation: "tanh" },
     police: { hidden: [8], activation: "leakyRelu", dropout: 0.3 },
   });
-  const a = await run(cfg, true, 2, 12);
+  const a = await loopRun(cfg, "auto", 2, 12);
+  assert.equal(a.kind, "autodiff");
   const b = await run(cfg, false, 2, 12);
-  assert.deepEqual(a.history, b.history); // both took the tfjs path
+  assert.deepEqual(a.history, b.history);
+  await assert.rejects(
+    () => loopRun(cfg, "direct", 2, 12),
+    /the direct training path cannot run: the counterfeiter's tanh\/linear layers/,
+  );
   await selectBackend("cpu");
 });
 
@@ -86,20 +98,23 @@ Deno.test("meanD and generate agree with tfjs's inference forward", async () => 
     police: { hidden: [32, 16], dropout: 0.3 },
   });
   await selectBackend("fast-cpu");
-  const mk = (direct: boolean) => {
+  const mk = (path: "direct" | "autodiff") => {
     const { g, d } = initNets(cfg, 784, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
-    return makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
+    return makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path }).path;
   };
-  const a = mk(true), b = mk(false);
-  const noise = new Rng(3).normals(40 * 10);
-  const fa = generate(a.g, noise, 10), fb = generate(b.g, noise, 10);
-  assert.deepEqual(Array.from(fa), Array.from(fb));
-  assert.equal(meanD(a.d, fa, 784), meanD(b.d, fb, 784));
+  const a = mk("direct"), b = mk("autodiff");
+  assert.deepEqual([a.kind, b.kind], ["direct", "autodiff"]);
+  const [na, nb] = [a, b].map((p) => p.upload(new Rng(3).normals(40 * 10), 10));
+  const fa = a.generate(na), fb = b.generate(nb);
+  assert.deepEqual(Array.from(await a.download(fa)), Array.from(await b.download(fb)));
+  assert.equal(await a.meanD(fa), await b.meanD(fb));
   // a step later both still agree
-  fitPolice(a, fa, fa, { dim: 784, batchSize: 16 });
-  fitPolice(b, fb, fb, { dim: 784, batchSize: 16 });
-  fitCounterfeiter(a, noise, { batchSize: 16 });
-  fitCounterfeiter(b, noise, { batchSize: 16 });
-  assert.equal(meanD(a.d, fa, 784), meanD(b.d, fb, 784));
+  const police = { batchSize: 16, tricks: NO_TRICKS, rateFactor: 1 };
+  await a.fitPolice(fa, fa, police);
+  await b.fitPolice(fb, fb, police);
+  const counterfeiter = { batchSize: 16, policeDropout: false, instanceNoise: 0, rateFactor: 1 };
+  await a.fitCounterfeiter(na, counterfeiter);
+  await b.fitCounterfeiter(nb, counterfeiter);
+  assert.equal(await a.meanD(fa), await b.meanD(fb));
   await selectBackend("cpu");
 });

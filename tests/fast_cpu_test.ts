@@ -7,7 +7,8 @@ import { binaryPattern, FAST_CPU, registerFastCpu } from "../stages/backends/fas
 import { SimdAdamArena, simdAvailable } from "../stages/backends/adam_simd.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { Adam, adamUpdateJs, JsAdamEngine } from "../stages/training/adam.ts";
-import { fitCounterfeiter, fitPolice, makeGan } from "../stages/training/gan.ts";
+import { makeGan } from "../stages/training/gan.ts";
+import { NO_TRICKS } from "../stages/training/path.ts";
 import { initNets, variablesOf } from "../stages/training/nets.ts";
 import { streamsFor } from "../stages/training/streams.ts";
 import { configOf, ROOT, tinyConfig } from "./helpers.ts";
@@ -335,12 +336,22 @@ Deno.test("a short training run on fast-cpu, wasm and stock cpu agree to float32
   const run = async (backend: string) => {
     await tf.setBackend(backend);
     const { g, d } = initNets(cfg, 36, new Rng(1), new Rng(2));
-    const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
-    const real = new Rng(3).uniforms(64 * 36), fake = new Rng(4).uniforms(64 * 36);
+    // autodiff everywhere: this compares the backends' kernels, not the paths
+    const { path } = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path: "autodiff" });
+    const real = path.upload(new Rng(3).uniforms(64 * 36), 36);
+    const fake = path.upload(new Rng(4).uniforms(64 * 36), 36);
     const losses = [];
     for (let i = 0; i < 3; i++) {
-      losses.push(fitPolice(gan, real, fake, { dim: 36, batchSize: 16 }).loss);
-      losses.push(fitCounterfeiter(gan, new Rng(5 + i).normals(64 * 4), { batchSize: 16 }).loss);
+      const police = { batchSize: 16, tricks: NO_TRICKS, rateFactor: 1 };
+      losses.push((await path.fitPolice(real, fake, police)).loss);
+      const noise = path.upload(new Rng(5 + i).normals(64 * 4), 4);
+      const counterfeiter = {
+        batchSize: 16,
+        policeDropout: false,
+        instanceNoise: 0,
+        rateFactor: 1,
+      };
+      losses.push((await path.fitCounterfeiter(noise, counterfeiter)).loss);
     }
     const weights = variablesOf(g).concat(variablesOf(d)).map((v) =>
       Float32Array.from(v.dataSync() as Float32Array)

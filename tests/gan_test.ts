@@ -9,14 +9,9 @@ import { Rng } from "../pipeline/rng.ts";
 import { adversarialStage } from "../stages/adversarial.ts";
 import { adversarialIterations } from "../stages/training/loop.ts";
 import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
-import {
-  bceClipped,
-  bceFromLogits,
-  fitCounterfeiter,
-  fitPolice,
-  makeGan,
-  meanD,
-} from "../stages/training/gan.ts";
+import { bceClipped, bceFromLogits } from "../stages/training/losses.ts";
+import { type Gan, makeGan } from "../stages/training/gan.ts";
+import { NO_TRICKS } from "../stages/training/path.ts";
 import { fitEpoch } from "../stages/training/fit.ts";
 import { fileLoadHandler, loadNet, saveNet } from "../stages/formats/model_io.ts";
 import { forward, initNets, variablesOf } from "../stages/training/nets.ts";
@@ -25,6 +20,35 @@ import type { Config } from "../stages/schema.ts";
 import { configOf, tinyConfig } from "./helpers.ts";
 
 await selectBackend("cpu");
+
+/** One police epoch on host rows of `dim` numbers. */
+function fitPolice(
+  gan: Gan,
+  real: Float32Array,
+  fake: Float32Array,
+  dim: number,
+  batchSize: number,
+) {
+  const { path } = gan;
+  return path.fitPolice(path.upload(real, dim), path.upload(fake, dim), {
+    batchSize,
+    tricks: NO_TRICKS,
+    rateFactor: 1,
+  });
+}
+
+/** One counterfeiter epoch on host noise rows. */
+function fitCounterfeiter(gan: Gan, noise: Float32Array, batchSize: number, policeDropout = false) {
+  return gan.path.fitCounterfeiter(gan.path.upload(noise, gan.noiseDim), {
+    batchSize,
+    policeDropout,
+    instanceNoise: 0,
+    rateFactor: 1,
+  });
+}
+
+/** The police's mean probability over host rows. */
+const meanD = (gan: Gan, x: Float32Array, dim: number) => gan.path.meanD(gan.path.upload(x, dim));
 
 /** Two clusters in 4-D as "real" data. */
 function toyData(n: number, rng: Rng): Float32Array {
@@ -99,7 +123,7 @@ Deno.test("the counterfeiter step changes no police weight and draws no dropout;
   const before = variablesOf(d).map((v) => v.dataSync().slice());
   const gBefore = variablesOf(g).map((v) => v.dataSync().slice());
   const dropState = JSON.stringify(gan.streams.dropout.state());
-  fitCounterfeiter(gan, new Rng(3).normals(32 * 2), { batchSize: 8 });
+  await fitCounterfeiter(gan, new Rng(3).normals(32 * 2), 8);
   variablesOf(d).forEach((v, i) => assert.deepEqual(v.dataSync(), before[i]));
   assert.ok(variablesOf(g).some((v, i) => v.dataSync().some((x, j) => x !== gBefore[i][j])));
   assert.equal(
@@ -108,11 +132,11 @@ Deno.test("the counterfeiter step changes no police weight and draws no dropout;
     "dropout ran in the counterfeiter step",
   );
   // the knob turns it on
-  fitCounterfeiter(gan, new Rng(3).normals(32 * 2), { batchSize: 8, policeDropout: true });
+  await fitCounterfeiter(gan, new Rng(3).normals(32 * 2), 8, true);
   assert.notEqual(JSON.stringify(gan.streams.dropout.state()), dropState);
   // the police step uses dropout: its masks come from the dropout stream
   const s2 = JSON.stringify(gan.streams.dropout.state());
-  fitPolice(gan, toyData(16, new Rng(4)), toyData(16, new Rng(5)), { dim: 4, batchSize: 8 });
+  await fitPolice(gan, toyData(16, new Rng(4)), toyData(16, new Rng(5)), 4, 8);
   assert.notEqual(JSON.stringify(gan.streams.dropout.state()), s2);
 });
 
@@ -130,13 +154,11 @@ Deno.test("Keras semantics: a fit on 1000 rows with fitBatchSize 32 takes exactl
   const cfg = await toyConfig();
   const { g, d } = initNets(cfg, 4, new Rng(1), new Rng(2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
-  const res = fitPolice(gan, toyData(500, new Rng(1)), toyData(500, new Rng(2)), {
-    dim: 4,
-    batchSize: 32,
-  });
+  assert.equal(gan.path.kind, "autodiff"); // the cpu backend
+  const res = await fitPolice(gan, toyData(500, new Rng(1)), toyData(500, new Rng(2)), 4, 32);
   assert.equal(res.steps, 32);
   assert.equal(gan.optD.t, 32);
-  const cf = fitCounterfeiter(gan, new Rng(3).normals(500 * 2), { batchSize: 32 });
+  const cf = await fitCounterfeiter(gan, new Rng(3).normals(500 * 2), 32);
   assert.equal(cf.steps, 16);
   assert.equal(gan.optG.t, 16);
   const sizes: number[] = [];
@@ -166,9 +188,9 @@ Deno.test("on a two-cluster toy problem the game learns: D(fake) moves toward D(
   const z0 = new Rng(6).normals(64 * 2);
   const fakes0 = forward(gan.g, tf.tensor2d(z0, [64, 2])).dataSync() as Float32Array;
   for (let i = 0; i < 20; i++) {
-    fitPolice(gan, train.subarray(0, 64 * 4), fakes0, { dim: 4, batchSize: 16 });
+    await fitPolice(gan, train.subarray(0, 64 * 4), fakes0, 4, 16);
   }
-  const gapStart = meanD(gan.d, train.subarray(0, 256 * 4), 4) - meanD(gan.d, fakes0, 4);
+  const gapStart = await meanD(gan, train.subarray(0, 256 * 4), 4) - await meanD(gan, fakes0, 4);
   const distStart = dist();
   const history: HistoryRow[] = [];
   await adversarialIterations(gan, cfg.adversarial, { train, dim: 4, to: 60, history });

@@ -9,6 +9,7 @@ import { selectBackend } from "../stages/backends/mod.ts";
 import { adversarialIterations } from "../stages/training/loop.ts";
 import { historyNumbers, type HistoryRow } from "../stages/vocabulary.ts";
 import { makeGan } from "../stages/training/gan.ts";
+import type { PathKind } from "../stages/training/path.ts";
 import { initNets, variablesOf } from "../stages/training/nets.ts";
 import { streamsFor } from "../stages/training/streams.ts";
 
@@ -200,24 +201,24 @@ export async function numpyPython(): Promise<string> {
 
 /**
  * Runs `iterations` of the adversarial loop on fast-cpu from a seeded init over `rows`
- * random [0,1] rows, on the direct path or tfjs's autodiff; returns the history's numbers
- * and the final weights of both nets.
+ * random [0,1] rows, on the training path `path` (`auto`: the one makeGan picks); returns
+ * the history's numbers, the final weights of both nets and the path that ran.
  */
 export async function loopRun(
   cfg: Config,
-  direct: boolean,
+  path: "auto" | PathKind,
   iterations: number,
   dim: number,
   rows = 300,
-): Promise<{ history: number[][]; weights: number[][] }> {
+): Promise<{ history: number[][]; weights: number[][]; kind: PathKind }> {
   await selectBackend("fast-cpu");
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
-  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { direct });
+  const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path });
   const train = new Rng(7).uniforms(rows * dim);
   const history: HistoryRow[] = [];
   await adversarialIterations(gan, cfg.adversarial, { train, dim, to: iterations, history });
   const weights = [...variablesOf(g), ...variablesOf(d)].map((v) =>
     Array.from(v.dataSync() as Float32Array)
   );
-  return { history: historyNumbers(history), weights };
+  return { history: historyNumbers(history), weights, kind: gan.path.kind };
 }

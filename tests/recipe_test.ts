@@ -23,10 +23,14 @@ async function cfgWith(extra: Record<string, unknown> = {}, overrides: string[] 
   }
 }
 
-/** `iterations` of the loop from a seeded init on random [0,1] rows; history and weights. */
+/**
+ * `iterations` of the loop from a seeded init on random [0,1] rows, on the direct path or
+ * tfjs's autodiff (each insisted on: a path that cannot run is an error); history and weights.
+ */
 async function run(cfg: Config, direct: boolean, iterations = 3, dim = 20) {
-  const r = await loopRun(cfg, direct, iterations, dim, 200);
+  const r = await loopRun(cfg, direct ? "direct" : "autodiff", iterations, dim, 200);
   await selectBackend("cpu");
+  assert.equal(r.kind, direct ? "direct" : "autodiff");
   return { history: r.history, weights: r.weights.flat() };
 }
 
@@ -104,7 +108,7 @@ Deno.test("per-net Adam settings fall back to the shared ones", async () => {
 });
 
 Deno.test("instance noise decays linearly to 0 at instanceNoiseUntil", () => {
-  const a = { batchSize: 1, fitBatchSize: 1, policeDropoutInCounterfeiterStep: false };
+  const a = { instanceNoiseUntil: null };
   assert.equal(instanceNoiseAt({ ...a, instanceNoise: 0.4 }, 900), 0.4);
   const d = { ...a, instanceNoise: 0.4, instanceNoiseUntil: 100 };
   assert.equal(instanceNoiseAt(d, 1), 0.4);
@@ -114,10 +118,8 @@ Deno.test("instance noise decays linearly to 0 at instanceNoiseUntil", () => {
 });
 
 Deno.test("learning rates halve every learningRateHalfLife iterations from the first", () => {
-  const a = { batchSize: 1, fitBatchSize: 1, policeDropoutInCounterfeiterStep: false };
-  assert.equal(learningRateFactor(a, 900), 1);
-  assert.equal(learningRateFactor({ ...a, learningRateHalfLife: null }, 900), 1);
-  const h = { ...a, learningRateHalfLife: 300 };
+  assert.equal(learningRateFactor({ learningRateHalfLife: null }, 900), 1);
+  const h = { learningRateHalfLife: 300 };
   assert.equal(learningRateFactor(h, 1), 1);
   assert.ok(Math.abs(learningRateFactor(h, 301) - 0.5) < 1e-12);
   assert.ok(Math.abs(learningRateFactor(h, 601) - 0.25) < 1e-12);

@@ -24,7 +24,8 @@ import { resolveConfig } from "../schema.ts";
 import { Rng } from "../../pipeline/rng.ts";
 import { adversarialIterations } from "../training/loop.ts";
 import type { HistoryRow } from "../vocabulary.ts";
-import { fitCounterfeiter, fitPolice, generate, makeGan, meanD } from "../training/gan.ts";
+import { makeGan } from "../training/gan.ts";
+import { NO_TRICKS } from "../training/path.ts";
 import { initNets } from "../training/nets.ts";
 import { streamsFor } from "../training/streams.ts";
 import { npmDataDir } from "../download.ts";
@@ -78,22 +79,25 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
   const { g, d } = initNets(cfg, dim, new Rng(0, 1), new Rng(0, 2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const [mbD, mbG] = variant === "large" ? [1000, 500] : [32, 32];
-  const iteration = () => {
-    const noise = gan.streams.data.normals(500 * 10);
-    const real = copyRows(
-      train,
-      dim,
-      Int32Array.from({ length: 500 }, () => gan.streams.data.int(n)),
-    );
-    const fakes = generate(gan.g, noise, 10);
-    fitPolice(gan, real, fakes, { dim, batchSize: mbD });
-    fitCounterfeiter(gan, noise, { batchSize: mbG });
+  const { path, streams } = gan;
+  const iteration = async () => {
+    const noise = path.upload(streams.data.normals(500 * 10), 10);
+    const rows = Int32Array.from({ length: 500 }, () => streams.data.int(n));
+    const real = path.upload(copyRows(train, dim, rows), dim);
+    const fakes = path.generate(noise);
+    await path.fitPolice(real, fakes, { batchSize: mbD, tricks: NO_TRICKS, rateFactor: 1 });
+    await path.fitCounterfeiter(noise, {
+      batchSize: mbG,
+      policeDropout: false,
+      instanceNoise: 0,
+      rateFactor: 1,
+    });
   };
-  for (let i = 0; i < warmup; i++) iteration();
+  for (let i = 0; i < warmup; i++) await iteration();
   const times: number[] = [];
   for (let i = 0; i < iters; i++) {
     const t0 = performance.now();
-    iteration();
+    await iteration();
     times.push((performance.now() - t0) / 1000);
   }
   console.log(
@@ -153,7 +157,8 @@ export interface PhaseTimes {
 
 /**
  * Worker: `iters` lecture iterations timed by phase (the loop's own steps, in its order, on
- * the baseline config); prints the mean seconds per iteration of each phase.
+ * the baseline config); prints the mean seconds per iteration of each phase. A host path
+ * computes each step when called, so timing the calls times the work.
  */
 async function profileWorker(iters: number) {
   await selectBackend("fast-cpu");
@@ -181,25 +186,30 @@ async function profileWorker(iters: number) {
     t[k] += performance.now() - t0;
     return out;
   };
-  const tricks = { realLabel: 1, labelNoise: 0, instanceNoise: 0 };
+  const { path, streams } = gan;
   for (let it = 0; it < iters; it++) {
-    const noise = timed("other", () => gan.streams.data.normals(a.batchSize * gan.noiseDim));
+    const noise = timed(
+      "other",
+      () => path.upload(streams.data.normals(a.batchSize * gan.noiseDim), gan.noiseDim),
+    );
     const real = timed("other", () => {
-      const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
-      return copyRows(train, dim, rows);
+      const rows = Int32Array.from({ length: a.batchSize }, () => streams.data.int(nTrain));
+      return path.upload(copyRows(train, dim, rows), dim);
     });
-    const fakes = timed("generate", () => generate(gan.g, noise, gan.noiseDim));
-    timed("dMeasurements", () => [meanD(gan.d, real, dim), meanD(gan.d, fakes, dim)]);
-    timed("fits", () => fitPolice(gan, real, fakes, { dim, batchSize: a.fitBatchSize, tricks }));
-    timed("dMeasurements", () => [meanD(gan.d, real, dim), meanD(gan.d, fakes, dim)]);
-    timed("fits", () =>
-      fitCounterfeiter(gan, noise, {
+    const fakes = timed("generate", () => path.generate(noise));
+    timed("dMeasurements", () => [path.meanD(real), path.meanD(fakes)]);
+    const police = { batchSize: a.fitBatchSize, tricks: NO_TRICKS, rateFactor: 1 };
+    await timed("fits", () => path.fitPolice(real, fakes, police));
+    timed("dMeasurements", () => [path.meanD(real), path.meanD(fakes)]);
+    await timed("fits", () =>
+      path.fitCounterfeiter(noise, {
         batchSize: a.fitBatchSize,
         policeDropout: a.policeDropoutInCounterfeiterStep,
         instanceNoise: 0,
+        rateFactor: 1,
       }));
-    const after = timed("generate", () => generate(gan.g, noise, gan.noiseDim));
-    timed("dMeasurements", () => meanD(gan.d, after, dim));
+    const after = timed("generate", () => path.generate(noise));
+    timed("dMeasurements", () => path.meanD(after));
   }
   const per = (ms: number) => ms / 1000 / iters;
   const phases: PhaseTimes = {

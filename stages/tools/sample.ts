@@ -22,8 +22,7 @@ import { findRun } from "../../pipeline/runs_cli.ts";
 import { loadNet } from "../formats/model_io.ts";
 import { writeNpy } from "../formats/npy.ts";
 import { gridPng } from "../formats/png.ts";
-import { generate } from "../training/gan.ts";
-import { clip01, disposeNet, toUnitScale } from "../training/nets.ts";
+import { clip01, disposeNet, inferImages, toUnitScale } from "../training/nets.ts";
 import { STREAM } from "../training/streams.ts";
 import { intOption, netDirOfRun, selectRunBackend } from "./run_nets.ts";
 
@@ -69,7 +68,7 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
   try {
     const nd = g.layers[0].W.shape[0] as number;
     const noise = new Rng(seed, STREAM.sample).normals(n * nd);
-    const unit = toUnitScale(generate(g, noise, nd), g.pixelScale);
+    const unit = toUnitScale(inferImages(g, noise), g.pixelScale);
     const images = clip01(unit).clipped;
     const dim = images.length / n;
     if (kind === "npy") await writeNpy(out, images, [n, dim]);

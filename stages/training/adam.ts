@@ -125,9 +125,13 @@ export class Adam {
     this.engine = engine ?? new JsAdamEngine(vars);
   }
 
-  /** The step constants of the next step `t` for these options. */
-  static consts(opts: AdamOptions, t: number): AdamConsts {
-    const { learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, form } = opts;
+  /**
+   * The step constants of step `t` for these options, at `rateFactor` times the learning
+   * rate (a schedule's factor: the options stay as configured).
+   */
+  static consts(opts: AdamOptions, t: number, rateFactor = 1): AdamConsts {
+    const { beta1: b1, beta2: b2, epsilon: eps, form } = opts;
+    const lr = opts.learningRate * rateFactor;
     const c1 = 1 - b1 ** t, c2 = 1 - b2 ** t;
     // keras: lr*sqrt(c2)/c1 * m/(sqrt(v)+eps)    -> corr2 = 1
     // tfjs:  lr/c1 * m/(sqrt(v/c2)+eps)           -> corr2 = 1/c2
@@ -137,16 +141,16 @@ export class Adam {
   }
 
   /** Applies one step with gradients in the same order as the variables. */
-  apply(grads: tf.Tensor[]): void {
+  apply(grads: tf.Tensor[], rateFactor = 1): void {
     this.t += 1;
-    this.finite = this.engine.step(grads, Adam.consts(this.opts, this.t));
+    this.finite = this.engine.step(grads, Adam.consts(this.opts, this.t, rateFactor));
   }
 
   /** Applies one step with the gradients the caller wrote into `engine.buffers.grads`. */
-  applyBuffered(): void {
+  applyBuffered(rateFactor = 1): void {
     if (!this.engine.stepBuffered) throw new Error("this Adam engine has no gradient buffers");
     this.t += 1;
-    this.finite = this.engine.stepBuffered(Adam.consts(this.opts, this.t));
+    this.finite = this.engine.stepBuffered(Adam.consts(this.opts, this.t, rateFactor));
   }
 
   /** A copy of the state. */

@@ -57,14 +57,19 @@ export function fitEpoch(
 
 /**
  * One gradient step: the gradients of `loss()` (built inside a tidy scope) with respect to
- * `vars`, applied by `opt`. Returns the loss value.
+ * `vars`, applied by `opt` at `rateFactor` times its learning rate. Returns the loss value.
  */
-export function trainStep(opt: Adam, vars: tf.Variable[], loss: () => tf.Scalar): number {
+export function trainStep(
+  opt: Adam,
+  vars: tf.Variable[],
+  rateFactor: number,
+  loss: () => tf.Scalar,
+): number {
   let value = 0;
   tf.tidy(() => {
     const { value: v, grads } = tf.variableGrads(loss, vars);
     value = v.dataSync()[0];
-    opt.apply(vars.map((x) => grads[x.name]));
+    opt.apply(vars.map((x) => grads[x.name]), rateFactor);
   });
   return value;
 }

@@ -14,13 +14,15 @@
  */
 import { StageError } from "../../pipeline/errors.ts";
 import type { HistoryRow } from "../vocabulary.ts";
+import type { Config } from "../schema.ts";
 import { copyRows } from "./fit.ts";
-import { fitCounterfeiter, fitPolice, type Gan, generate, meanD } from "./gan.ts";
+import type { Gan } from "./gan.ts";
+import type { Batch, FitResult } from "./path.ts";
 
-/** Runs a step, naming the iteration in a NaN/infinity error (the last checkpoint stays). */
-function atIteration<T>(it: number, step: () => T): T {
+/** Awaits an iteration's figures, naming the iteration in a NaN/infinity error. */
+async function atIteration<T>(it: number, figures: Promise<T>): Promise<T> {
   try {
-    return step();
+    return await figures;
   } catch (e) {
     if (e instanceof StageError) {
       throw new StageError(`iteration ${it}: ${e.message} (the last checkpoint is kept)`);
@@ -29,29 +31,20 @@ function atIteration<T>(it: number, step: () => T): T {
   }
 }
 
-/** What the loop takes from the config (`adversarial` holds all of it). */
-export interface LoopOptions {
-  /** Real images and fakes per iteration. */
-  batchSize: number;
-  /** Minibatch size of each fit. */
-  fitBatchSize: number;
-  /** Dropout in the police while the counterfeiter trains through it. */
-  policeDropoutInCounterfeiterStep: boolean;
-  /** Police fits per iteration, each on fresh rows and fakes (default 1). */
-  policeSteps?: number;
-  /** The police's target for real rows (default 1). */
-  realLabel?: number;
-  /** Share of police labels flipped (default 0). */
-  labelNoise?: number;
-  /** Std-dev of the police's input noise (default 0). */
-  instanceNoise?: number;
-  /** Iteration where the input noise has decayed linearly to 0 (null: constant). */
-  instanceNoiseUntil?: number | null;
-  /** A loss above this means the training diverged: the run stops (null: no limit). */
-  lossLimit?: number | null;
-  /** Iterations over which both learning rates halve (null: constant). */
-  learningRateHalfLife?: number | null;
-}
+/** What the loop takes from the config: the validated `adversarial` section, defaults filled. */
+export type LoopOptions = Pick<
+  Config["adversarial"],
+  | "batchSize"
+  | "fitBatchSize"
+  | "policeDropoutInCounterfeiterStep"
+  | "policeSteps"
+  | "realLabel"
+  | "labelNoise"
+  | "instanceNoise"
+  | "instanceNoiseUntil"
+  | "lossLimit"
+  | "learningRateHalfLife"
+>;
 
 /**
  * Stops a diverged run: a loss past `limit` (far beyond what a saturated police gives, which
@@ -78,8 +71,11 @@ export function checkDivergence(
 }
 
 /** The instance noise level at iteration `it` (1-based). */
-export function instanceNoiseAt(a: LoopOptions, it: number): number {
-  const s = a.instanceNoise ?? 0, until = a.instanceNoiseUntil ?? null;
+export function instanceNoiseAt(
+  a: Pick<LoopOptions, "instanceNoise" | "instanceNoiseUntil">,
+  it: number,
+): number {
+  const s = a.instanceNoise, until = a.instanceNoiseUntil;
   if (s === 0 || until === null) return s;
   return it >= until ? 0 : s * (1 - (it - 1) / until);
 }
@@ -88,8 +84,11 @@ export function instanceNoiseAt(a: LoopOptions, it: number): number {
  * The factor on the configured learning rates at iteration `it` (1-based): a function of the
  * iteration alone, so a resumed or extended run steps as one that never stopped.
  */
-export function learningRateFactor(a: LoopOptions, it: number): number {
-  const h = a.learningRateHalfLife ?? null;
+export function learningRateFactor(
+  a: Pick<LoopOptions, "learningRateHalfLife">,
+  it: number,
+): number {
+  const h = a.learningRateHalfLife;
   return h === null ? 1 : 0.5 ** ((it - 1) / h);
 }
 
@@ -108,72 +107,70 @@ export interface LoopRange {
   onIteration?: (row: HistoryRow) => void | Promise<void>;
 }
 
-/** Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. */
-export function adversarialIterations(
+/**
+ * Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. Each
+ * iteration's steps are issued on the GAN's path before its figures are awaited, so a device
+ * path reads back once an iteration.
+ */
+export async function adversarialIterations(
   gan: Gan,
   a: LoopOptions,
   { train, dim, from = 0, to, history, onIteration }: LoopRange,
 ): Promise<void> {
+  const { path, streams, noiseDim: nd } = gan;
   const nTrain = train.length / dim;
-  const nd = gan.noiseDim;
-  return (async () => {
-    const steps = a.policeSteps ?? 1;
-    const rates = [gan.optD.opts.learningRate, gan.optG.opts.learningRate];
-    for (let it = from + 1; it <= to; it++) {
-      const t0 = performance.now();
-      const f = learningRateFactor(a, it);
-      gan.optD.opts.learningRate = rates[0] * f;
-      gan.optG.opts.learningRate = rates[1] * f;
-      const sigma = instanceNoiseAt(a, it);
-      const tricks = {
-        realLabel: a.realLabel ?? 1,
-        labelNoise: a.labelNoise ?? 0,
-        instanceNoise: sigma,
-      };
-      let noise!: Float32Array, real!: Float32Array, fakes!: Float32Array;
-      let dRealBefore = 0, dFakeBefore = 0;
-      let pol = { loss: 0, steps: 0 };
-      for (let k = 0; k < steps; k++) {
-        noise = gan.streams.data.normals(a.batchSize * nd);
-        const rows = Int32Array.from({ length: a.batchSize }, () => gan.streams.data.int(nTrain));
-        real = copyRows(train, dim, rows);
-        fakes = generate(gan.g, noise, nd);
-        if (k === 0) {
-          dRealBefore = meanD(gan.d, real, dim);
-          dFakeBefore = meanD(gan.d, fakes, dim);
-        }
-        pol = atIteration(
-          it,
-          () => fitPolice(gan, real, fakes, { dim, batchSize: a.fitBatchSize, tricks }),
-        );
-      }
-      // after the police's last step, on the rows and fakes of that step
-      const dRealAfterPolice = meanD(gan.d, real, dim);
-      const dFakeAfterPolice = meanD(gan.d, fakes, dim);
-      const cf = atIteration(
-        it,
-        () =>
-          fitCounterfeiter(gan, noise, {
-            batchSize: a.fitBatchSize,
-            policeDropout: a.policeDropoutInCounterfeiterStep,
-            instanceNoise: sigma,
-          }),
+  for (let it = from + 1; it <= to; it++) {
+    const t0 = performance.now();
+    const rateFactor = learningRateFactor(a, it);
+    const sigma = instanceNoiseAt(a, it);
+    const tricks = { realLabel: a.realLabel, labelNoise: a.labelNoise, instanceNoise: sigma };
+    // the police's steps, each on fresh noise, fakes and real rows drawn with replacement;
+    // D is measured before its first step and after its last, on that step's rows
+    const policeFits: Promise<FitResult>[] = [];
+    let noise!: Batch, real!: Batch, fakes!: Batch;
+    let before!: Promise<number>[];
+    for (let k = 0; k < a.policeSteps; k++) {
+      noise = path.upload(streams.data.normals(a.batchSize * nd), nd);
+      const rows = Int32Array.from({ length: a.batchSize }, () => streams.data.int(nTrain));
+      real = path.upload(copyRows(train, dim, rows), dim);
+      fakes = path.generate(noise);
+      if (k === 0) before = [path.meanD(real), path.meanD(fakes)];
+      policeFits.push(
+        path.fitPolice(real, fakes, { batchSize: a.fitBatchSize, tricks, rateFactor }),
       );
-      const dFakeAfterCounterfeiter = meanD(gan.d, generate(gan.g, noise, nd), dim);
-      const row: HistoryRow = {
-        iteration: it,
-        dRealBefore,
-        dFakeBefore,
-        dRealAfterPolice,
-        dFakeAfterPolice,
-        dFakeAfterCounterfeiter,
-        policeLoss: pol.loss,
-        counterfeiterLoss: cf.loss,
-        seconds: (performance.now() - t0) / 1000,
-      };
-      checkDivergence(it, pol.loss, cf.loss, a.lossLimit);
-      history.push(row);
-      await onIteration?.(row);
     }
-  })();
+    const afterPolice = [path.meanD(real), path.meanD(fakes)];
+    const counterfeiterFit = path.fitCounterfeiter(noise, {
+      batchSize: a.fitBatchSize,
+      policeDropout: a.policeDropoutInCounterfeiterStep,
+      instanceNoise: sigma,
+      rateFactor,
+    });
+    const afterCounterfeiter = path.meanD(path.generate(noise));
+    path.foldAverage(it);
+    const [fits, cf, [dRealBefore, dFakeBefore, dRealAfterPolice, dFakeAfterPolice, dFakeAfter]] =
+      await atIteration(
+        it,
+        Promise.all([
+          Promise.all(policeFits),
+          counterfeiterFit,
+          Promise.all([...before, ...afterPolice, afterCounterfeiter]),
+        ]),
+      );
+    const policeLoss = fits[fits.length - 1].loss;
+    const row: HistoryRow = {
+      iteration: it,
+      dRealBefore,
+      dFakeBefore,
+      dRealAfterPolice,
+      dFakeAfterPolice,
+      dFakeAfterCounterfeiter: dFakeAfter,
+      policeLoss,
+      counterfeiterLoss: cf.loss,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    checkDivergence(it, policeLoss, cf.loss, a.lossLimit);
+    history.push(row);
+    await onIteration?.(row);
+  }
 }

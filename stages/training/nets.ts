@@ -227,3 +227,21 @@ export function clip01(x: Float32Array): { clipped: Float32Array; outside: numbe
   }
   return { clipped: c, outside: outside / x.length };
 }
+
+/** The counterfeiter's images from noise rows, in inference mode, through tfjs. */
+export function inferImages(g: Net, noise: Float32Array): Float32Array {
+  const nd = g.layers[0].W.shape[0];
+  // tidy must return the tensor, not its data: it walks a returned array element by element
+  const out = tf.tidy(() => forward(g, tf.tensor2d(noise, [noise.length / nd, nd])));
+  const data = (out.dataSync() as Float32Array).slice();
+  out.dispose();
+  return data;
+}
+
+/** The police's mean probability over rows of images, in inference mode, through tfjs. */
+export function meanProbability(d: Net, x: Float32Array): number {
+  const dim = d.layers[0].W.shape[0];
+  return tf.tidy(() =>
+    tf.mean(tf.sigmoid(forward(d, tf.tensor2d(x, [x.length / dim, dim])))).dataSync()[0]
+  );
+}

@@ -1,6 +1,14 @@
 /** The seeded random streams of the training stages: one id per use, so none shifts another. */
 import { Rng } from "../../pipeline/rng.ts";
-import type { Streams } from "./gan.ts";
+
+/** The random streams of a training run, each from the seed, so one use never shifts another. */
+export interface Streams {
+  shuffle: Rng;
+  dropout: Rng;
+  data: Rng;
+  /** Label flips and instance noise (drawn from only when those knobs are on). */
+  augment: Rng;
+}
 
 /** Stream ids: fixed forever, since changing one changes every cached number. */
 export const STREAM = {
