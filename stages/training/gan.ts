@@ -7,8 +7,9 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { adamFor } from "./gan.ts";
+ * const unset = { learningRate: null, beta1: null, beta2: null };
  * const o = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, form: "keras" as const,
- *   police: { learningRate: 2e-4, beta1: null, beta2: null }, counterfeiter: null };
+ *   police: { ...unset, learningRate: 2e-4 }, counterfeiter: unset };
  * assert.equal(adamFor(o, "police").learningRate, 2e-4);
  * assert.equal(adamFor(o, "counterfeiter").learningRate, 1e-3);
  * ```

@@ -5,6 +5,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import "@tensorflow/tfjs-backend-cpu";
  * import * as tf from "@tensorflow/tfjs-core";
  * import { bceFromLogits } from "./losses.ts";
  * const l = bceFromLogits(tf.tensor2d([[0]]), tf.tensor2d([[1]]));
