@@ -27,7 +27,8 @@ import {
 import { Progress } from "./progress.ts";
 import { linkArtifacts, publishReport, type RunRecord, type StageRecord } from "./run_record.ts";
 import { LIVE_HEARTBEAT_MS, LiveLog, type LiveStatus, writeLiveStatus } from "./live.ts";
-import type { Runtime, Stage } from "./stage.ts";
+import type { Runtime, Stage, StageContext } from "./stage.ts";
+import { ResumableState } from "./resumable.ts";
 import { type EntryMeta, Store, writeFileAtomic } from "./store.ts";
 
 export type { RunRecord, StagePlan, StageRecord };
@@ -251,6 +252,33 @@ async function setAsideDamaged<C extends EngineConfig>(
   );
 }
 
+/**
+ * The shorter entry a build continues, checked bit for bit against its seal and held (so `gc`
+ * leaves it) until the run ends. A damaged one is set aside, said in one line, and the stage
+ * runs from the beginning.
+ */
+async function continuable<C extends EngineConfig>(
+  st: RunState<C>,
+  stage: Stage<C>,
+  plan: StagePlan,
+): Promise<StageContext["continueFrom"]> {
+  const from = plan.continueFrom, store = st.ctx.store;
+  if (!from) return undefined;
+  await holdEntry(st, stage.name, from.key);
+  const check = await store.check(stage.name, from.key, { hash: true });
+  if (check.state === "ok") return { ...from, dir: store.dir(stage.name, from.key) };
+  releaseEntry(st, stage.name, from.key);
+  if (check.state === "damaged") {
+    const where = await store.quarantine(stage.name, from.key, check.problem);
+    st.progress.log(
+      `[${stage.name}] the cached entry ${
+        from.key.slice(0, 12)
+      } it would continue is damaged: ${check.problem}; moved to ${where}; running from the beginning`,
+    );
+  }
+  return undefined;
+}
+
 /** Runs a stage into a temporary folder and commits it as a sealed entry. */
 async function build<C extends EngineConfig>(
   st: RunState<C>,
@@ -287,13 +315,11 @@ async function build<C extends EngineConfig>(
         cfg,
         outDir: tmp,
         inputs,
-        workDir,
+        resume: new ResumableState(workDir, (line) => st.progress.log(`[${stage.name}] ${line}`)),
         live,
         progress: st.progress,
         runtime: st.opts.runtime,
-        continueFrom: plan.continueFrom
-          ? { ...plan.continueFrom, dir: store.dir(stage.name, plan.continueFrom.key) }
-          : undefined,
+        continueFrom: await continuable(st, stage, plan),
       }) ?? undefined;
       st.progress.done();
       const seconds = (performance.now() - t0) / 1000;

@@ -20,6 +20,7 @@ import type { EngineConfig } from "./schema.ts";
 import type { Progress } from "./progress.ts";
 import type { LiveLog } from "./live.ts";
 import type { CodeDigest } from "./code_digest.ts";
+import type { ResumableState } from "./resumable.ts";
 
 /**
  * What an application's stages compute on, as the application declares it (its tensor
@@ -58,8 +59,11 @@ export interface StageContext<C extends EngineConfig = EngineConfig> {
   outDir: string;
   /** Artifact folders of the stages this one needs, by name. */
   inputs: Record<string, string>;
-  /** A folder that survives a crash, for checkpoints of long stages; removed on success. */
-  workDir: string;
+  /**
+   * Sealed resumable state that survives a crash, for checkpoints of long stages (in a work
+   * folder the runner removes once the entry is sealed).
+   */
+  resume: ResumableState;
   progress: Progress;
   /**
    * Rows and files others may watch while the stage runs (the run folder's `live/`); absent
@@ -69,7 +73,8 @@ export interface StageContext<C extends EngineConfig = EngineConfig> {
   runtime: Runtime;
   /**
    * A cached, shorter result this run continues (see {@link Stage.continues}): the entry's
-   * folder and its length.
+   * folder and its length. The runner has checked its files against its seal and holds it
+   * (so `gc` leaves it) until the stage is done.
    */
   continueFrom?: { dir: string; key: string; length: number };
 }

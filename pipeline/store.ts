@@ -29,6 +29,7 @@
 import { join, relative } from "node:path";
 import { UsageError } from "./errors.ts";
 import { hashValue, sha256File } from "./hash.ts";
+import { swapIn } from "./swap.ts";
 import type { KeyInputs } from "./stage.ts";
 
 /** One sealed file: its size in bytes and SHA-256. */
@@ -270,18 +271,8 @@ export class Store {
   async commit(stage: string, key: string, tmp: string, meta: EntryMeta): Promise<EntryMeta> {
     const sealed: EntryMeta = { ...meta, seal: await sealOf(tmp) };
     await writeFileAtomic(join(tmp, "meta.json"), JSON.stringify(sealed, null, 2) + "\n");
-    const final = this.dir(stage, key);
-    try {
-      await Deno.rename(tmp, final);
-    } catch (e) {
-      // Another process committed the same key first (or a forced re-run): keep one copy.
-      if (await this.exists(stage, key)) {
-        const old = `${final}.old-${Deno.pid}`;
-        await Deno.rename(final, old);
-        await Deno.rename(tmp, final);
-        await Deno.remove(old, { recursive: true });
-      } else throw e;
-    }
+    // another process may have committed the same key first (or a forced re-run): keep one copy
+    await swapIn(tmp, this.dir(stage, key));
     return sealed;
   }
 

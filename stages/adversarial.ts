@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { readNpyF32 } from "./formats/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import type { Stage } from "../pipeline/stage.ts";
+import type { ResumableState } from "../pipeline/resumable.ts";
 import type { Config } from "./schema.ts";
 import { type Gan, makeGan } from "./training/gan.ts";
 import { loadNet, saveNet } from "./formats/model_io.ts";
@@ -26,19 +27,6 @@ import { WeightAverage } from "./training/ema.ts";
 import { type Net, variablesOf } from "./training/nets.ts";
 import { pickPaths } from "../pipeline/pick.ts";
 import { checkpointIterations, GRID_IMAGES, type HistoryRow, iterName } from "./vocabulary.ts";
-
-/**
- * Hard-links every file under `src` into `dst` (copies where links are refused), so `src`
- * keeps its files until the entry holding `dst` is committed.
- */
-async function linkTree(src: string, dst: string): Promise<void> {
-  await Deno.mkdir(dst, { recursive: true });
-  for await (const e of Deno.readDir(src)) {
-    const [s, d] = [join(src, e.name), join(dst, e.name)];
-    if (e.isDirectory) await linkTree(s, d);
-    else await Deno.link(s, d).catch(() => Deno.copyFile(s, d));
-  }
-}
 
 /**
  * Calls `use` with the counterfeiter that samples: the weight average when there is one (a
@@ -57,80 +45,58 @@ async function withSampler<T>(gan: Gan, use: (g: Net) => Promise<T>): Promise<T>
 /**
  * Saves a checkpoint; `sampler` is the counterfeiter that samples (the weight average's net, or
  * `gan.g` without one), made once by the caller for the snapshot, the state and the live grid.
+ * The snapshot is what the entry keeps for evaluation; the state is what a resume reads.
  */
-async function saveCheckpoint(
-  workDir: string,
+function saveCheckpoint(
+  resume: ResumableState,
   gan: Gan,
   sampler: Net,
   iteration: number,
   history: HistoryRow[],
-) {
-  // The snapshot (for evaluation) first, whole or not at all; then the resumable state. A
-  // crash anywhere leaves a state whose snapshots are all complete; a failure (a full disk)
-  // leaves no temporary folder behind.
-  const snap = join(workDir, "snapshots", iterName(iteration));
-  const snapTmp = `${snap}.tmp-${Deno.pid}`;
-  const tmp = join(workDir, `state.tmp-${Deno.pid}`);
-  try {
-    await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
-    await saveNet(join(snapTmp, "counterfeiter"), sampler);
-    await saveNet(join(snapTmp, "police"), gan.d);
-    await Deno.remove(snap, { recursive: true }).catch(() => {});
-    await Deno.rename(snapTmp, snap);
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    await saveNet(join(tmp, "police"), gan.d, gan.optD.state());
-    await saveNet(join(tmp, "counterfeiter"), gan.g, gan.optG.state());
-    if (sampler !== gan.g) await saveNet(join(tmp, EMA_STATE), sampler);
-    await Deno.writeTextFile(join(tmp, "history.json"), JSON.stringify(history));
-    await Deno.writeTextFile(join(tmp, "rng.json"), JSON.stringify(streamsState(gan.streams)));
-    await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration }));
-  } catch (e) {
-    await Deno.remove(snapTmp, { recursive: true }).catch(() => {});
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
-  // Swap in the new state: the old one stays until the new one is complete.
-  const state = join(workDir, "state");
-  const old = join(workDir, `state.old-${Deno.pid}`);
-  await Deno.rename(state, old).catch(() => {});
-  await Deno.rename(tmp, state);
-  await Deno.remove(old, { recursive: true }).catch(() => {});
+): Promise<void> {
+  return resume.save(iteration, {
+    snapshot: iterName(iteration),
+    async writeSnapshot(dir) {
+      await saveNet(join(dir, "counterfeiter"), sampler);
+      await saveNet(join(dir, "police"), gan.d);
+    },
+    async writeState(dir) {
+      await saveNet(join(dir, "police"), gan.d, gan.optD.state());
+      await saveNet(join(dir, "counterfeiter"), gan.g, gan.optG.state());
+      if (sampler !== gan.g) await saveNet(join(dir, EMA_STATE), sampler);
+      await Deno.writeTextFile(join(dir, "history.json"), JSON.stringify(history));
+      await Deno.writeTextFile(join(dir, "rng.json"), JSON.stringify(streamsState(gan.streams)));
+    },
+  });
 }
 
 /**
- * Makes a finished entry of `length` iterations the work folder's resumable state, with the
- * snapshots a run of the new length would also have taken; the loop then continues it.
+ * Makes a finished entry of `length` iterations the resumable state, with the snapshots a run
+ * of the new length would also have taken; the loop then continues it.
  */
 async function seedFromEntry(
+  resume: ResumableState,
   entry: string,
   length: number,
-  workDir: string,
   a: Config["adversarial"],
 ): Promise<void> {
   const keep = new Set(checkpointIterations(a.iterations, a.checkpointEvery));
+  const snapshots: Record<string, string> = {};
   for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
-    const it = Number(e.name.replace(/^iter_/, ""));
-    if (keep.has(it)) {
-      await linkTree(join(entry, "checkpoints", e.name), join(workDir, "snapshots", e.name));
+    if (keep.has(Number(e.name.replace(/^iter_/, "")))) {
+      snapshots[e.name] = `checkpoints/${e.name}`;
     }
   }
-  const tmp = join(workDir, `state.tmp-${Deno.pid}`);
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  await linkTree(join(entry, "police"), join(tmp, "police"));
   // with a weight average the entry's counterfeiter/ is the average, the trained net apart
-  if (a.ema !== null) {
-    await linkTree(join(entry, TRAINED), join(tmp, "counterfeiter"));
-    await linkTree(join(entry, "counterfeiter"), join(tmp, EMA_STATE));
-  } else {
-    await linkTree(join(entry, "counterfeiter"), join(tmp, "counterfeiter"));
-  }
-  await Deno.writeTextFile(
-    join(tmp, "history.json"),
-    JSON.stringify(await readHistory(entry)),
-  );
-  await Deno.copyFile(join(entry, "rng.json"), join(tmp, "rng.json"));
-  await Deno.writeTextFile(join(tmp, "checkpoint.json"), JSON.stringify({ iteration: length }));
-  await Deno.rename(tmp, join(workDir, "state"));
+  const links: Record<string, string> = a.ema !== null
+    ? { police: "police", counterfeiter: TRAINED, [EMA_STATE]: "counterfeiter" }
+    : { police: "police", counterfeiter: "counterfeiter" };
+  await resume.seed(length, {
+    entry,
+    links: { ...links, "rng.json": "rng.json" },
+    texts: { "history.json": JSON.stringify(await readHistory(entry)) },
+    snapshots,
+  });
 }
 
 /**
@@ -142,35 +108,6 @@ export async function readHistory(entry: string): Promise<HistoryRow[]> {
   const rows: HistoryRow[] = JSON.parse(await Deno.readTextFile(join(entry, "history.json")));
   const { seconds } = JSON.parse(await Deno.readTextFile(join(entry, "timing.json")));
   return rows.map((r, i) => ({ ...r, seconds: seconds[i] }));
-}
-
-async function readCheckpoint(workDir: string): Promise<number | null> {
-  // a crash between moving the old state aside and moving the new one in: take the old back
-  for await (const e of Deno.readDir(workDir)) {
-    if (e.name.startsWith("state.old-")) {
-      try {
-        await Deno.stat(join(workDir, "state"));
-        await Deno.remove(join(workDir, e.name), { recursive: true });
-      } catch {
-        await Deno.rename(join(workDir, e.name), join(workDir, "state"));
-      }
-    } else if (e.name.startsWith("state.tmp-")) {
-      await Deno.remove(join(workDir, e.name), { recursive: true }).catch(() => {});
-    }
-  }
-  try {
-    for await (const e of Deno.readDir(join(workDir, "snapshots"))) {
-      if (e.name.includes(".tmp-")) {
-        await Deno.remove(join(workDir, "snapshots", e.name), { recursive: true });
-      }
-    }
-  } catch { /* no snapshots yet */ }
-  try {
-    const c = JSON.parse(await Deno.readTextFile(join(workDir, "state", "checkpoint.json")));
-    return c.iteration;
-  } catch {
-    return null;
-  }
 }
 
 /** Where an entry with a weight average keeps the trained counterfeiter and its Adam state. */
@@ -210,22 +147,17 @@ export const adversarialStage: Stage<Config> = {
   ],
   // the nets and their optimizer state come from the warm-up stages' outputs
   pick: (cfg) => pickPaths(cfg, ["seed", "model.pixelScale", "optimizer", "loss", "adversarial"]),
-  async run({ cfg, inputs, outDir, workDir, progress, live, continueFrom }) {
+  async run({ cfg, inputs, outDir, resume, progress, live, continueFrom }) {
     const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
     const dim = train.shape[1];
-    await Deno.mkdir(workDir, { recursive: true });
-    let resumeAt = await readCheckpoint(workDir);
+    let resumeAt = await resume.recover();
     if (resumeAt === null && continueFrom) {
-      const a = cfg.adversarial;
-      await seedFromEntry(continueFrom.dir, continueFrom.length, workDir, a);
-      resumeAt = await readCheckpoint(workDir);
+      await seedFromEntry(resume, continueFrom.dir, continueFrom.length, cfg.adversarial);
+      resumeAt = continueFrom.length;
       progress.log(`  continuing the cached ${continueFrom.length}-iteration run`);
     }
     const src = resumeAt !== null
-      ? {
-        police: join(workDir, "state", "police"),
-        counterfeiter: join(workDir, "state", "counterfeiter"),
-      }
+      ? { police: join(resume.dir, "police"), counterfeiter: join(resume.dir, "counterfeiter") }
       : {
         police: join(inputs.train_police, "police"),
         counterfeiter: join(inputs.train_counterfeiter, "counterfeiter"),
@@ -235,13 +167,13 @@ export const adversarialStage: Stage<Config> = {
     const history: HistoryRow[] = [];
     let streams = streamsFor(cfg, "adversarial");
     if (resumeAt !== null) {
-      history.push(...JSON.parse(await Deno.readTextFile(join(workDir, "state", "history.json"))));
+      history.push(...JSON.parse(await Deno.readTextFile(join(resume.dir, "history.json"))));
       streams = streamsFromState(
-        JSON.parse(await Deno.readTextFile(join(workDir, "state", "rng.json"))),
+        JSON.parse(await Deno.readTextFile(join(resume.dir, "rng.json"))),
       );
       progress.log(`  resuming from the checkpoint at iteration ${resumeAt}`);
     }
-    const average = await weightAverage(cfg.adversarial.ema, g.net, resumeAt, workDir);
+    const average = await weightAverage(cfg.adversarial.ema, g.net, resumeAt, resume.dir);
     const gan = makeGan(cfg, g.net, d.net, streams, { average });
     if (d.adam) gan.optD.restore(d.adam);
     if (g.adam) gan.optG.restore(g.adam);
@@ -256,7 +188,7 @@ export const adversarialStage: Stage<Config> = {
       };
       const watch = live ? liveView(live, cfg.seed, gan, total) : undefined;
       watch?.resumed(history);
-      await loop(gan, cfg.adversarial, range, { workDir, progress, watch });
+      await loop(gan, cfg.adversarial, range, { resume, progress, watch });
       await gan.path.sync();
       await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
       if (gan.average) {
@@ -276,12 +208,7 @@ export const adversarialStage: Stage<Config> = {
       await Deno.writeTextFile(join(outDir, "rng.json"), JSON.stringify(streamsState(gan.streams)));
       // linked, not moved: until the entry is committed the work folder keeps every snapshot,
       // so a kill here can not leave a resumed run with the early checkpoints gone
-      try {
-        await linkTree(join(workDir, "snapshots"), join(outDir, "checkpoints"));
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-        await Deno.mkdir(join(outDir, "checkpoints"), { recursive: true });
-      }
+      await resume.linkSnapshots(join(outDir, "checkpoints"));
     } finally {
       disposeNet(gan.g);
       disposeNet(gan.d);
@@ -327,8 +254,8 @@ async function loop(
   gan: Gan,
   a: Config["adversarial"],
   range: Omit<LoopRange, "onIteration">,
-  { workDir, progress, watch }: {
-    workDir: string;
+  { resume, progress, watch }: {
+    resume: ResumableState;
     progress: Progress;
     watch?: ReturnType<typeof liveView>;
   },
@@ -348,7 +275,7 @@ async function loop(
       if (marks.has(row.iteration)) {
         await gan.path.sync();
         await withSampler(gan, async (sampler) => {
-          await saveCheckpoint(workDir, gan, sampler, row.iteration, range.history);
+          await saveCheckpoint(resume, gan, sampler, row.iteration, range.history);
           await watch?.checkpoint(row.iteration, sampler);
         });
       }
@@ -362,11 +289,11 @@ async function weightAverage(
   decay: number | null,
   g: Net,
   resumeAt: number | null,
-  workDir: string,
+  stateDir: string,
 ): Promise<WeightAverage | null> {
   if (decay === null) return null;
   if (resumeAt === null) return new WeightAverage(decay, g);
-  const { net } = await loadNet(join(workDir, "state", EMA_STATE));
+  const { net } = await loadNet(join(stateDir, EMA_STATE));
   try {
     return new WeightAverage(decay, g, variablesOf(net).map((v) => v.dataSync() as Float32Array));
   } finally {

@@ -140,3 +140,36 @@ Deno.test("a weight average: training bits unchanged, the entry samples with it,
     await read(b, key, "counterfeiter_trained/adam_m.npy"),
   );
 });
+
+Deno.test("a damaged shorter entry is not continued: set aside in one line, the longer run starts over to the same bits", async () => {
+  const { dir, cfg } = await setup();
+  const a = join(dir, "a"), b = join(dir, "b");
+  const first = await toAdversarial(cfg, a, 30);
+  assert.equal(first.code, 0, first.stderr);
+  const shortKey = keyOf(first.stdout);
+  const damaged = join(a, "cache", "adversarial", shortKey, "counterfeiter", "adam_m.npy");
+  const bytes = await Deno.readFile(damaged);
+  bytes[bytes.length - 3] ^= 4;
+  await Deno.writeFile(damaged, bytes);
+  const longer = await toAdversarial(cfg, a, 60);
+  assert.equal(longer.code, 0, longer.stderr);
+  assert.match(
+    longer.stderr,
+    new RegExp(
+      `\\[adversarial\\] the cached entry ${
+        shortKey.slice(0, 12)
+      } it would continue is damaged: counterfeiter/adam_m.npy does not match its sealed SHA-256; moved to \\S+; running from the beginning`,
+    ),
+  );
+  assert.doesNotMatch(longer.stderr, /continuing the cached/);
+  const oneGo = await toAdversarial(cfg, b, 60);
+  assert.equal(oneGo.code, 0, oneGo.stderr);
+  const key = keyOf(oneGo.stdout);
+  const x = await entry(a, key), y = await entry(b, key);
+  assert.deepEqual(x.history, y.history);
+  assert.deepEqual(x.police, y.police);
+  assert.deepEqual(x.adam, y.adam);
+  // the damaged entry is no longer in the cache: verify passes
+  const v = await cli(["verify", "--results", a, "--quiet"]);
+  assert.equal(v.code, 0, v.stdout);
+});

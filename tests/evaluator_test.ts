@@ -1,5 +1,6 @@
 /** The evaluator classifier: its loss, predictions and accuracy, and the stage on tiny data. */
 import assert from "node:assert/strict";
+import { ResumableState } from "../pipeline/resumable.ts";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../stages/backends/mod.ts";
@@ -52,7 +53,7 @@ Deno.test("the evaluator learns a separable toy task and its saved net predicts 
     cfg,
     inputs: { preprocess: pre },
     outDir,
-    workDir: await Deno.makeTempDir(),
+    resume: new ResumableState(await Deno.makeTempDir()),
     progress: new Progress({ quiet: true }),
     runtime: { facts: { backend: "cpu", tfjs: "", denormals: "flush" } },
   }) as { testAccuracy: number; epochLosses: number[] };

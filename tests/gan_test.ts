@@ -1,5 +1,6 @@
 /** The lecture's GAN semantics on tiny data and small networks. */
 import assert from "node:assert/strict";
+import { ResumableState } from "../pipeline/resumable.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
@@ -242,7 +243,8 @@ Deno.test("a saved model loads back with tf.loadLayersModel through our IO handl
   assert.equal(back.adam?.m[0][0], 1);
 });
 
-Deno.test("resuming the adversarial stage from a checkpoint equals the uninterrupted run", async () => {
+/** Upstream artifacts for the adversarial stage on toy data, and a context to run it with. */
+async function adversarialSetup() {
   const cfg = await toyConfig();
   // upstream artifacts for the stage: a preprocess folder and warm-up models
   const root = await Deno.makeTempDir();
@@ -254,16 +256,21 @@ Deno.test("resuming the adversarial stage from a checkpoint equals the uninterru
   await saveNet(join(pol, "police"), d);
   await saveNet(join(cf, "counterfeiter"), g);
   const inputs = { preprocess: pre, train_police: pol, train_counterfeiter: cf };
-  const ctx = (outDir: string, workDir: string, c: Config) => ({
+  const ctx = (outDir: string, workDir: string, c: Config, log?: string[]) => ({
     cfg: c,
     outDir,
     inputs,
-    workDir,
+    resume: new ResumableState(workDir, (line) => log?.push(line)),
     progress: new Progress({ quiet: true }),
     runtime: { facts: { backend: "cpu", tfjs: tf.version_core, denormals: "flush" } },
   });
   const read = async (dir: string) =>
     historyNumbers(JSON.parse(await Deno.readTextFile(join(dir, "history.json"))));
+  return { cfg, root, ctx, read };
+}
+
+Deno.test("resuming the adversarial stage from a checkpoint equals the uninterrupted run", async () => {
+  const { cfg, root, ctx, read } = await adversarialSetup();
   // uninterrupted: 6 iterations
   const full = join(root, "full");
   await Deno.mkdir(full);
@@ -279,6 +286,45 @@ Deno.test("resuming the adversarial stage from a checkpoint equals the uninterru
   const summary = await adversarialStage.run(ctx(rest, w2, cfg));
   assert.equal((summary as { resumedFrom: number }).resumedFrom, 4);
   assert.deepEqual(await read(rest), await read(full));
+});
+
+Deno.test("a damaged resume state is set aside in one line and the run starts over, to the same bits", async () => {
+  const { cfg, root, ctx, read } = await adversarialSetup();
+  const full = join(root, "full");
+  await Deno.mkdir(full);
+  await adversarialStage.run(ctx(full, join(root, "w1"), cfg));
+  const damages: [string, (p: string) => Promise<void>][] = [
+    ["counterfeiter/weights.bin", async (p) => {
+      const b = await Deno.readFile(p);
+      b[7] ^= 1;
+      await Deno.writeFile(p, b);
+    }],
+    ["history.json", (p) => Deno.truncate(p, 10)],
+    ["police/adam_v.npy", (p) => Deno.remove(p)],
+    ["seal.json", (p) => Deno.writeTextFile(p, "{")],
+  ];
+  for (const [file, damage] of damages) {
+    const w = join(root, `w-${file.replaceAll("/", "-")}`), part = join(root, `part-${file}`);
+    await Deno.mkdir(part, { recursive: true });
+    await adversarialStage.run(
+      ctx(part, w, { ...cfg, adversarial: { ...cfg.adversarial, iterations: 4 } }),
+    );
+    await damage(join(w, "state", file));
+    const log: string[] = [], rest = join(root, `rest-${file}`);
+    await Deno.mkdir(rest, { recursive: true });
+    const summary = await adversarialStage.run(ctx(rest, w, cfg, log));
+    assert.equal((summary as { resumedFrom: number | null }).resumedFrom, null, file);
+    assert.equal(log.length, 1, file);
+    assert.match(
+      log[0],
+      file === "seal.json"
+        ? /^the state is damaged: its seal is missing or unreadable; set aside in \S+damaged-\S+; starting from the beginning$/
+        : new RegExp(
+          `^resume state at 4 is damaged: ${file} (does not match its seal|is missing); set aside in \\S+; starting from the beginning$`,
+        ),
+    );
+    assert.deepEqual(await read(rest), await read(full), file);
+  }
 });
 
 Deno.test("a loss or weight that becomes NaN stops the loop with the iteration and the likely cause", async () => {

@@ -1,5 +1,6 @@
 /** The preprocess stage: scaling, flattening, subsets (first and seeded). */
 import assert from "node:assert/strict";
+import { ResumableState } from "../pipeline/resumable.ts";
 import { join } from "node:path";
 import { Progress } from "../pipeline/progress.ts";
 import { readNpy, readNpyF32 } from "../stages/formats/npy.ts";
@@ -28,7 +29,7 @@ async function run(pre: Record<string, unknown>) {
     cfg,
     inputs: { download },
     outDir,
-    workDir: await Deno.makeTempDir(),
+    resume: new ResumableState(await Deno.makeTempDir()),
     progress: new Progress({ quiet: true }),
     runtime: { facts: { backend: "cpu", tfjs: "", denormals: "flush" } },
   });
