@@ -27,7 +27,8 @@
 import type { ConfigSpec } from "./config.ts";
 import type { EngineConfig } from "./schema.ts";
 import type { Runtime, Stage } from "./stage.ts";
-import type { PointRecord } from "./sweep/record.ts";
+import type { PointRecord } from "./point_record.ts";
+import type { ReportHandoff } from "./run_record.ts";
 
 /** How an application's sweeps are ranked and reported. */
 export interface SweepApp {
@@ -95,6 +96,18 @@ export interface App<C extends EngineConfig = EngineConfig> {
   runtime?(cfg: C): Promise<RuntimeChoice>;
   /** The application's own commands (`sample`, say), by name; each returns its exit code. */
   commands?: Record<string, (app: App, args: string[]) => Promise<number>>;
+  /**
+   * The environment variable that sets how many threads a run computes on (a math
+   * library's, say): a sweep sets it for each point, to share the cores.
+   */
+  threadsVariable?: string;
+  /**
+   * The run's report: the file the last stage's entry holds, copied into the run folder with
+   * the run record put in place of `marker`.
+   */
+  report?: ReportHandoff;
+  /** An environment variable that, when set, makes errors print their stack. */
+  debugVariable?: string;
 }
 
 /** The application's runtime for `cfg`, or none. */

@@ -56,7 +56,7 @@ export async function main(app: App, args: string[]): Promise<number> {
   } catch (e) {
     const code = exitCodeOf(e);
     console.error(`error: ${describeError(e)}`);
-    if (Deno.env.get("GAN_DEBUG")) console.error(e);
+    if (app.debugVariable && Deno.env.get(app.debugVariable)) console.error(e);
     if (e instanceof UsageError) console.error(e.usage ?? usage(app));
     return code;
   }
@@ -184,6 +184,7 @@ async function runCommand(app: App, args: string[]): Promise<number> {
     until: values.until,
     progress,
     verify: values.verify,
+    report: app.report,
   };
   if (values.explain) return await explain(opts, values.results);
   const record = await runPipeline({ ...opts, environment: await environmentOf(choice) });

@@ -71,7 +71,7 @@ export function commandTable(app: App, usages: Record<string, string>): CommandT
 const words = (xs: string[]) => xs.join(" ");
 
 /** The bash script (zsh runs it through bashcompinit). */
-export function bashScript(table: CommandTable): string {
+export function bashScript(table: CommandTable, app: string): string {
   const cases = Object.entries(table).map(([cmd, o]) => {
     const vals = Object.entries(o.values).map(([opt, v]) =>
       `        ${opt}) COMPREPLY=($(compgen -W "${words(v)}" -- "$cur")); return ;;`
@@ -82,10 +82,12 @@ ${vals.join("\n")}
       esac
       opts="${words(o.names)}"; pos="${words(o.positionals ?? [])}" ;;`;
   });
+  // the function's name is the application's, so two applications' scripts can coexist
+  const fn = `${app.replace(/[^A-Za-z0-9]/g, "_")}_tasks`;
   return `# deno task completions for ${
     Object.keys(table).length
   } commands (made by: deno task completions bash)
-_gan_pipeline_tasks() {
+_${fn}() {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} opts="" pos=""
   if [[ \${COMP_WORDS[1]} != task ]]; then
     if declare -F _deno >/dev/null; then _deno "$@"; fi
@@ -106,16 +108,16 @@ ${cases.join("\n")}
     COMPREPLY=($(compgen -W "$pos" -- "$cur") $(compgen -f -- "$cur"))
   fi
 }
-complete -o filenames -F _gan_pipeline_tasks deno
+complete -o filenames -F _${fn} deno
 `;
 }
 
 /** The zsh script: the bash one through zsh's bashcompinit. */
-export function zshScript(table: CommandTable): string {
+export function zshScript(table: CommandTable, app: string): string {
   return `# deno task completions (made by: deno task completions zsh)
 autoload -U +X compinit && compinit
 autoload -U +X bashcompinit && bashcompinit
-${bashScript(table).split("\n").slice(1).join("\n")}`;
+${bashScript(table, app).split("\n").slice(1).join("\n")}`;
 }
 
 /** The fish script. */
@@ -156,6 +158,6 @@ export async function completionsCommand(
   const table = commandTable(app, { ...(await usages()), completions: USAGE });
   const script = { bash: bashScript, zsh: zshScript, fish: fishScript }[shell];
   if (!script) throw new UsageError(`${shell}: expected bash, zsh or fish`, USAGE);
-  console.log(script(table));
+  console.log(script(table, app.name));
   return 0;
 }

@@ -1,6 +1,6 @@
 /**
  * The run record (`run.json`): what it holds, its HTML table, and the run folder's report
- * (the last stage's report.html with the record filled in at `<!--RUN-RECORD-->`).
+ * (the App's report file from the last stage's entry, the record filled in at its marker).
  *
  * @example
  * ```ts
@@ -44,7 +44,7 @@ export interface RunRecord {
   /** Whether the run covered every stage (not cut short by `--until`). */
   complete?: boolean;
   environment: Record<string, unknown>;
-  /** The run folder's report.html, when the last stage made one. */
+  /** The run folder's report, when the last stage made one. */
   report?: string;
 }
 
@@ -84,21 +84,33 @@ ${rows}</table>
 }
 
 /**
- * Copies the last stage's `report.html`, if it made one, into the run folder with this run's
- * record filled in at `<!--RUN-RECORD-->`.
+ * Copies the last stage's report file, if it made one, into the run folder with this run's
+ * record filled in at the marker.
  */
-export async function publishReport(record: RunRecord, store: Store): Promise<string | undefined> {
+export async function publishReport(
+  record: RunRecord,
+  store: Store,
+  { file, marker }: ReportHandoff,
+): Promise<string | undefined> {
   const last = record.stages.at(-1);
   if (!last) return undefined;
   let html: string;
   try {
-    html = await Deno.readTextFile(join(store.dir(last.stage, last.key), "report.html"));
+    html = await Deno.readTextFile(join(store.dir(last.stage, last.key), file));
   } catch {
     return undefined;
   }
-  const path = join(record.runDir, "report.html");
-  await writeFileAtomic(path, html.replace("<!--RUN-RECORD-->", recordHtml(record)));
+  const path = join(record.runDir, file);
+  await writeFileAtomic(path, html.replace(marker, recordHtml(record)));
   return path;
+}
+
+/** Where a run's report comes from: a file of the last stage's entry, and where its record goes. */
+export interface ReportHandoff {
+  /** The file's name, in the last stage's entry and in the run folder. */
+  file: string;
+  /** The text in it that the run record (HTML) replaces. */
+  marker: string;
 }
 
 /**

@@ -25,7 +25,13 @@ import {
   type StagePlan,
 } from "./plan.ts";
 import { Progress } from "./progress.ts";
-import { linkArtifacts, publishReport, type RunRecord, type StageRecord } from "./run_record.ts";
+import {
+  linkArtifacts,
+  publishReport,
+  type ReportHandoff,
+  type RunRecord,
+  type StageRecord,
+} from "./run_record.ts";
 import { LIVE_HEARTBEAT_MS, LiveLog, type LiveStatus, writeLiveStatus } from "./live.ts";
 import type { Runtime, Stage, StageContext } from "./stage.ts";
 import { ResumableState } from "./resumable.ts";
@@ -46,6 +52,8 @@ export interface RunOptions<C extends EngineConfig = EngineConfig> {
   progress?: Progress;
   /** Compare every cached file's SHA-256 with its seal, not only its size. */
   verify?: boolean;
+  /** The report the last stage makes, published into the run folder (the App's). */
+  report?: ReportHandoff;
 }
 
 /** Checks stage names, order and `--force`/`--until`; returns the stages up to `until`. */
@@ -598,6 +606,6 @@ async function runStages<C extends EngineConfig>(
   };
   await writeLiveStatus(st.runDir!, st.live);
   if (failure) throw failureError(failure.error, failure.stage);
-  record.report = await publishReport(record, st.ctx.store);
+  if (st.opts.report) record.report = await publishReport(record, st.ctx.store, st.opts.report);
   return record;
 }

@@ -114,7 +114,7 @@ const RUNS_USAGE =
   `usage: deno task runs [--results DIR] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
   a table of the runs in a results folder: the parameters that differ, the final figures, status
   and training time (cached stages count with the seconds they took when computed)
-  --sort FIGURE     order by a figure (frechet, classifierScore, ...; best first)
+  --sort FIGURE     order by one of the figures the table shows (best first)
   --columns A,B     the columns to show, in order: run, config, status, time, finished, a figure,
                     or a parameter (its path or short name); default: what fits the terminal
   --csv             every row as CSV (all columns unless --columns)

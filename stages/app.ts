@@ -25,7 +25,7 @@ import {
   runFigures,
   writeSweepReport,
 } from "./reporting/sweep_report.ts";
-import { reportStage } from "./report.ts";
+import { REPORT_HANDOFF, reportStage } from "./report.ts";
 import { type Config, CONFIG_SPEC } from "./schema.ts";
 import { DEFAULT_RANK } from "./vocabulary.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
@@ -67,6 +67,9 @@ export const APP: App<Config> = {
   figures: (summaries) => ({ ...runFigures(summaries) }),
   runtime: tensorRuntime,
   commands: { sample: sampleCommand, export: exportCommand, ui: uiCommand },
+  threadsVariable: "OPENBLAS_NUM_THREADS",
+  report: REPORT_HANDOFF,
+  debugVariable: "GAN_DEBUG",
   sweep: {
     rankMetrics: RANK_METRICS,
     defaultRank: DEFAULT_RANK,

@@ -57,6 +57,17 @@ Deno.test("no module of pipeline/, stages/ or tests/ is part of an import cycle"
   assert.deepEqual(cycles(g).map((c) => c.join(" -> ")), []);
 });
 
+Deno.test("the engine names nothing of the application: no BLAS, no GAN, no report file", async () => {
+  const words = /openblas|\bblas\b|GAN_DEBUG|frechet|report\.html|counterfeiter|police|mnist/i;
+  const found: string[] = [];
+  for (const m of (await graph(["pipeline"])).keys()) {
+    (await Deno.readTextFile(join(ROOT, m))).split("\n").forEach((line, i) => {
+      if (words.test(line)) found.push(`${m}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(found, []);
+});
+
 Deno.test("the engine imports nothing from the application", async () => {
   const g = await graph(["pipeline"]);
   const wrong = [...g].flatMap(([m, deps]) =>

@@ -1,7 +1,7 @@
 /** The sweep report's figures, ranking and page. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { PointRecord } from "../pipeline/sweep/record.ts";
+import type { PointRecord } from "../pipeline/point_record.ts";
 import { goalMarks, meanGoalMarks } from "../stages/evaluation/goal.ts";
 import { seedRows, seedTable } from "../stages/tools/seed_table.ts";
 import {

@@ -290,7 +290,7 @@ Deno.test("--jobs N shares the cores: each point's BLAS runs on cores/N threads,
       ],
     );
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`each point runs OpenBLAS on ${threads} threads?`));
+    assert.match(r.stdout, new RegExp(`each point runs on ${threads} threads?`));
     const rec = JSON.parse(
       await Deno.readTextFile(join(r.stdout.trim().split("\n").at(-1)!, "..", "sweep.json")),
     );

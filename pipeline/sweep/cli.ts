@@ -33,8 +33,8 @@ const USAGE = `usage: deno task sweep <sweep.json> [options]
   --name NAME            multirun: the sweep's name (default: the config file's name)
   --search halving       multirun: successive halving, with --rungs 20,60 [--metric M] [--eta 3]
   --jobs N               local: run N points at once, in separate processes (default 1)
-  --threads-per-point T  local: OpenBLAS threads per point (default: the cores shared among the
-                         jobs, at least 1; an OPENBLAS_NUM_THREADS in the environment wins)
+  --threads-per-point T  local: compute threads per point (default: the cores shared among the
+                         jobs, at least 1; the application's thread variable, if set, wins)
   --dry-run              list the points and what each can reuse from the cache; run nothing
   --full-grid            leave out the "search" block: run every point to the last rung (the
                          full grid a halving search is measured against; shares its cache)
@@ -44,7 +44,7 @@ const USAGE = `usage: deno task sweep <sweep.json> [options]
   --partition P          slurm: the partition (default: the cluster's default)
   --max-parallel K       slurm: at most K tasks at once (--array=...%K)
   --time T               slurm: each task's time limit (e.g. 2:00:00)
-  --cpus-per-task C      slurm: CPUs per task, also OPENBLAS_NUM_THREADS (default 2)
+  --cpus-per-task C      slurm: CPUs per task, also each task's threads (default 2)
   --sbatch-arg ARG       slurm: one more sbatch argument (repeatable), e.g. --sbatch-arg=--mem=8G
   --requeue              slurm: let Slurm requeue a task whose node fails (it resumes)
   --detach               slurm: submit and return; follow with 'sweep status'
@@ -106,7 +106,7 @@ function slurmOptions(values: Values): SlurmOptions {
 }
 
 /**
- * The BLAS threads each point of a local sweep runs on: `asked`, else the cores shared among
+ * The compute threads each point of a local sweep runs on: `asked`, else the cores shared among
  * the jobs (at least 1), so `--jobs N` fills the cores without oversubscribing them.
  */
 export function threadsPerPoint(cores: number, jobs: number, asked?: number): number {
@@ -114,15 +114,18 @@ export function threadsPerPoint(cores: number, jobs: number, asked?: number): nu
 }
 
 /**
- * Sets the points' OPENBLAS_NUM_THREADS (the children inherit it, and the plan's keys, made
- * here, name it) and says which runs share cache entries with them: the key names the thread
- * count, because results differ in the last bits between thread counts.
+ * Sets the points' thread count through the application's variable (the children inherit it,
+ * and the plan's keys, made here, name it) and says which runs share cache entries with them:
+ * the key names the thread count, because results differ in the last bits between thread
+ * counts. An application without the variable computes as it does.
  */
-function shareCores(values: Values): string {
-  const env = Deno.env.get("OPENBLAS_NUM_THREADS");
+function shareCores(app: App, values: Values): string | null {
+  const variable = app.threadsVariable;
+  if (!variable) return null;
+  const env = Deno.env.get(variable);
   const asked = values["threads-per-point"];
   if (asked === undefined && env !== undefined) {
-    return `each point runs on OPENBLAS_NUM_THREADS=${env}, from the environment`;
+    return `each point runs on ${variable}=${env}, from the environment`;
   }
   const cores = navigator.hardwareConcurrency, jobs = jobsOf(values.jobs);
   const t = threadsPerPoint(
@@ -130,11 +133,11 @@ function shareCores(values: Values): string {
     jobs,
     asked === undefined ? undefined : positiveInt("--threads-per-point", asked),
   );
-  Deno.env.set("OPENBLAS_NUM_THREADS", String(t));
+  Deno.env.set(variable, String(t));
   const plain = t === cores
     ? "as a plain run here does"
-    : `a plain run here uses ${cores} (OpenBLAS's default, the core count); OPENBLAS_NUM_THREADS=${t} deno task run ... shares the points' entries`;
-  return `each point runs OpenBLAS on ${t} thread${t === 1 ? "" : "s"} (${jobs} job${
+    : `a plain run here uses ${cores} (the core count); ${variable}=${t} deno task run ... shares the points' entries`;
+  return `each point runs on ${t} thread${t === 1 ? "" : "s"} (${jobs} job${
     jobs === 1 ? "" : "s"
   } on ${cores} cores); tensor stages share cache entries only with runs on ${t}: ${plain}`;
 }
@@ -208,7 +211,7 @@ export async function sweepCommand(app: App, args: string[]): Promise<number> {
   const source = sourceOf(app, values, positionals);
   const exec = executorOf(values);
   // before anything plans: the plan's keys name the points' thread count
-  const threads = values.executor === "local" ? shareCores(values) : null;
+  const threads = values.executor === "local" ? shareCores(app, values) : null;
   const s = await prepare(app, source, values.results, values.backend, {
     dryRun: values["dry-run"],
     fullGrid: values["full-grid"],

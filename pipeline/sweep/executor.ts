@@ -16,7 +16,7 @@ import { Progress } from "../progress.ts";
 import { runAndRecord } from "./point.ts";
 import { pointLine, pointName, pointRunDir, type PreparedSweep } from "./prepared.ts";
 import { watchPoints } from "./watch.ts";
-import type { PointRecord } from "./record.ts";
+import type { PointRecord } from "../point_record.ts";
 
 /** Runs a sweep's points. */
 export interface Executor {

@@ -10,7 +10,7 @@ import { Progress } from "../progress.ts";
 import { compareHalving } from "./halving.ts";
 import { readJson } from "./point.ts";
 import { type PreparedSweep, sameSearchBlock } from "./prepared.ts";
-import type { PointRecord } from "./record.ts";
+import type { PointRecord } from "../point_record.ts";
 import { loadSweep, sweepDir, type SweepSource, type SweepSpec } from "./spec.ts";
 
 /**

@@ -21,7 +21,7 @@
  * assert.deepEqual(next, { point: 1, rung: 1 });
  * ```
  */
-import type { PointRecord } from "./record.ts";
+import type { PointRecord } from "../point_record.ts";
 import type { HalvingSearch } from "./spec.ts";
 import { hashValue } from "../hash.ts";
 import { Rng } from "../rng.ts";

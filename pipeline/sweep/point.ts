@@ -12,7 +12,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Point, PointRecord } from "./record.ts";
+import type { Point, PointRecord } from "../point_record.ts";
 import { overridesOf } from "./spec.ts";
 
 /** Reads JSON, or null when the file is missing or not JSON. */
@@ -123,7 +123,9 @@ export async function runAndRecord(
   const res = await runPoint({ ...run, point: r.overrides });
   r.seconds = (performance.now() - t0) / 1000;
   if (res.ok) {
-    r.runDir = res.lastLine.endsWith("report.html") ? dirname(res.lastLine) : res.lastLine;
+    // a run's last line is its report (a file in the run folder) or, without one, the folder
+    const isFile = (await Deno.stat(res.lastLine).catch(() => null))?.isFile;
+    r.runDir = isFile ? dirname(res.lastLine) : res.lastLine;
     const rec = await readJson<{ stages: { stage: string; key: string; summary?: unknown }[] }>(
       join(r.runDir, "run.json"),
     );

@@ -7,7 +7,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { sameSearchBlock } from "./prepared.ts";
- * const search = { method: "halving" as const, metric: "frechet", eta: 3, rungs: [10, 30] };
+ * const search = { method: "halving" as const, metric: "loss", eta: 3, rungs: [10, 30] };
  * assert(sameSearchBlock({ search }, { search: { ...search } }));
  * assert(!sameSearchBlock({ search }, {}));
  * ```
@@ -20,7 +20,7 @@ import { planRun, runDirOf, type StagePlan } from "../runner.ts";
 import type { EngineConfig } from "../schema.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
 import { readJson } from "./point.ts";
-import type { PointRecord } from "./record.ts";
+import type { PointRecord } from "../point_record.ts";
 import {
   type LoadedSweep,
   loadSweep,

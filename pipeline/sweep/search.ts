@@ -8,7 +8,7 @@ import { Progress } from "../progress.ts";
 import type { Executor } from "./executor.ts";
 import { runHalving } from "./halving.ts";
 import { pointLine, pointName, pointRunDir, type PreparedSweep } from "./prepared.ts";
-import type { PointRecord } from "./record.ts";
+import type { PointRecord } from "../point_record.ts";
 import type { HalvingSearch } from "./spec.ts";
 
 /**

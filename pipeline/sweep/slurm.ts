@@ -23,7 +23,7 @@ import { hostName, writeFileAtomic } from "../store.ts";
 import type { Executor } from "./executor.ts";
 import { readJson, runAndRecord, SWEEP_PERMISSIONS } from "./point.ts";
 import { pointLine, pointName, pointRunDir, type PreparedSweep } from "./prepared.ts";
-import type { Point, PointRecord } from "./record.ts";
+import type { Point, PointRecord } from "../point_record.ts";
 
 /** The executor's settings (from the command line). */
 export interface SlurmOptions {
@@ -293,7 +293,7 @@ function jobScript(
     ...(o.time ? [`#SBATCH --time=${o.time}`] : []),
     ...(o.requeue ? ["#SBATCH --requeue"] : []),
     `# ${app.name} sweep: each task runs one point; see job.json`,
-    `export OPENBLAS_NUM_THREADS=${o.cpusPerTask}`,
+    ...(app.threadsVariable ? [`export ${app.threadsVariable}=${o.cpusPerTask}`] : []),
     `exec ${q(Deno.execPath())} run ${SWEEP_PERMISSIONS.join(" ")} ${q(entry)} sweep-task ${
       q(resolve(dir))
     } "$SLURM_ARRAY_TASK_ID" ${q(resolve(jobFile))}`,

@@ -34,9 +34,9 @@ import {
   str,
 } from "../schema.ts";
 import { writeFileAtomic } from "../store.ts";
-import type { Point } from "./record.ts";
+import type { Point } from "../point_record.ts";
 
-export type { Point, PointRecord } from "./record.ts";
+export type { Point, PointRecord } from "../point_record.ts";
 
 /** A range to sample from. */
 export interface RandomRange {

@@ -4,7 +4,7 @@
  * spread over seeds. Self-contained HTML, like the run report.
  */
 import { join } from "node:path";
-import type { PointRecord } from "../../pipeline/sweep/record.ts";
+import type { PointRecord } from "../../pipeline/point_record.ts";
 import type { SweepReport } from "../../pipeline/app.ts";
 import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";

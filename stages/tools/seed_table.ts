@@ -11,7 +11,7 @@
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { type GoalInput, goalMarks, meanFloor, meanGoalMarks } from "../evaluation/goal.ts";
-import type { PointRecord } from "../../pipeline/sweep/record.ts";
+import type { PointRecord } from "../../pipeline/point_record.ts";
 
 /** One row: a seed's marks, or the mean's. */
 export interface SeedRow {

@@ -23,7 +23,7 @@ import {
   readLiveStatus,
 } from "../../pipeline/live.ts";
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
-import type { PointRecord } from "../../pipeline/sweep/record.ts";
+import type { PointRecord } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
 import type { RunRecord } from "../../pipeline/run_record.ts";
 

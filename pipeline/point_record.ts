@@ -5,7 +5,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import type { PointRecord } from "./record.ts";
+ * import type { PointRecord } from "./point_record.ts";
  * const r: PointRecord = {
  *   index: 0, overrides: { seed: 1 }, status: "pending", runDir: null, error: null,
  *   seconds: null, summaries: {}, keys: {},
