@@ -113,6 +113,11 @@ export interface ReportHandoff {
   marker: string;
 }
 
+/** A run folder's link to a stage's entry (`artifacts/<stage>`), or the folder of them all. */
+export function artifactsDir(runDir: string, stage?: string): string {
+  return stage ? join(runDir, "artifacts", stage) : join(runDir, "artifacts");
+}
+
 /**
  * Links `<run folder>/artifacts/<stage>` to each stage's cache entry (relative links, so a
  * results folder can move), so the models, samples and history a run holds are found without
@@ -120,7 +125,7 @@ export interface ReportHandoff {
  * one whose entry `gc` removed later dangles, as the run's record says it may.
  */
 export async function linkArtifacts(record: RunRecord, store: Store): Promise<void> {
-  const dir = join(record.runDir, "artifacts");
+  const dir = artifactsDir(record.runDir);
   await Deno.mkdir(dir, { recursive: true });
   for (const s of record.stages) {
     if (!s.key || (s.status !== "ran" && s.status !== "cached")) continue;

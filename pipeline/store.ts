@@ -108,6 +108,11 @@ export function outputDigest(seal: Seal, exclude: readonly string[] = []): strin
   return hashValue(Object.fromEntries(files));
 }
 
+/** The folder of a stage's entry in a cache folder (`<results>/cache`). */
+export function entryDir(cacheRoot: string, stage: string, key: string): string {
+  return join(cacheRoot, stage, key);
+}
+
 /** The on-disk cache under a results folder. */
 export class Store {
   readonly root: string;
@@ -117,7 +122,7 @@ export class Store {
 
   /** The final folder of an entry. */
   dir(stage: string, key: string): string {
-    return join(this.root, stage, key);
+    return entryDir(this.root, stage, key);
   }
 
   /** A stage's persistent work folder (checkpoints) for a key. */

@@ -26,7 +26,14 @@ import { adversarialIterations, type LoopRange } from "./training/loop.ts";
 import { WeightAverage } from "./training/ema.ts";
 import { type Net, variablesOf } from "./training/nets.ts";
 import { pickPaths } from "../pipeline/pick.ts";
-import { checkpointIterations, GRID_IMAGES, type HistoryRow, iterName } from "./vocabulary.ts";
+import {
+  ARTIFACT,
+  artifact,
+  checkpointIterations,
+  GRID_IMAGES,
+  type HistoryRow,
+  iterName,
+} from "./vocabulary.ts";
 
 /**
  * Calls `use` with the counterfeiter that samples: the weight average when there is one (a
@@ -57,15 +64,15 @@ function saveCheckpoint(
   return resume.save(iteration, {
     snapshot: iterName(iteration),
     async writeSnapshot(dir) {
-      await saveNet(join(dir, "counterfeiter"), sampler);
-      await saveNet(join(dir, "police"), gan.d);
+      await saveNet(artifact(dir, "counterfeiter"), sampler);
+      await saveNet(artifact(dir, "police"), gan.d);
     },
     async writeState(dir) {
-      await saveNet(join(dir, "police"), gan.d, gan.optD.state());
-      await saveNet(join(dir, "counterfeiter"), gan.g, gan.optG.state());
+      await saveNet(artifact(dir, "police"), gan.d, gan.optD.state());
+      await saveNet(artifact(dir, "counterfeiter"), gan.g, gan.optG.state());
       if (sampler !== gan.g) await saveNet(join(dir, EMA_STATE), sampler);
-      await Deno.writeTextFile(join(dir, "history.json"), JSON.stringify(history));
-      await Deno.writeTextFile(join(dir, "rng.json"), JSON.stringify(streamsState(gan.streams)));
+      await Deno.writeTextFile(artifact(dir, "history"), JSON.stringify(history));
+      await Deno.writeTextFile(artifact(dir, "rng"), JSON.stringify(streamsState(gan.streams)));
     },
   });
 }
@@ -82,19 +89,23 @@ async function seedFromEntry(
 ): Promise<void> {
   const keep = new Set(checkpointIterations(a.iterations, a.checkpointEvery));
   const snapshots: Record<string, string> = {};
-  for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
+  for await (const e of Deno.readDir(artifact(entry, "checkpoints"))) {
     if (keep.has(Number(e.name.replace(/^iter_/, "")))) {
       snapshots[e.name] = `checkpoints/${e.name}`;
     }
   }
   // with a weight average the entry's counterfeiter/ is the average, the trained net apart
   const links: Record<string, string> = a.ema !== null
-    ? { police: "police", counterfeiter: TRAINED, [EMA_STATE]: "counterfeiter" }
-    : { police: "police", counterfeiter: "counterfeiter" };
+    ? {
+      police: ARTIFACT.police,
+      counterfeiter: ARTIFACT.counterfeiterTrained,
+      [EMA_STATE]: ARTIFACT.counterfeiter,
+    }
+    : { police: ARTIFACT.police, counterfeiter: ARTIFACT.counterfeiter };
   await resume.seed(length, {
     entry,
-    links: { ...links, "rng.json": "rng.json" },
-    texts: { "history.json": JSON.stringify(await readHistory(entry)) },
+    links: { ...links, [ARTIFACT.rng]: ARTIFACT.rng },
+    texts: { [ARTIFACT.history]: JSON.stringify(await readHistory(entry)) },
     snapshots,
   });
 }
@@ -105,13 +116,11 @@ async function seedFromEntry(
  * repeat (so they stay out of the digest downstream keys use).
  */
 export async function readHistory(entry: string): Promise<HistoryRow[]> {
-  const rows: HistoryRow[] = JSON.parse(await Deno.readTextFile(join(entry, "history.json")));
-  const { seconds } = JSON.parse(await Deno.readTextFile(join(entry, "timing.json")));
+  const rows: HistoryRow[] = JSON.parse(await Deno.readTextFile(artifact(entry, "history")));
+  const { seconds } = JSON.parse(await Deno.readTextFile(artifact(entry, "timing")));
   return rows.map((r, i) => ({ ...r, seconds: seconds[i] }));
 }
 
-/** Where an entry with a weight average keeps the trained counterfeiter and its Adam state. */
-const TRAINED = "counterfeiter_trained";
 /** The weight average in a resumable state. */
 const EMA_STATE = "counterfeiter_ema";
 
@@ -119,7 +128,7 @@ const EMA_STATE = "counterfeiter_ema";
 export const adversarialStage: Stage<Config> = {
   name: "adversarial",
   code: import.meta.url,
-  volatile: ["timing.json"],
+  volatile: [ARTIFACT.timing],
   needs: ["preprocess", "train_police", "train_counterfeiter"],
   usesRuntime: true,
   doc: "the adversarial loop, with checkpoints",
@@ -130,25 +139,27 @@ export const adversarialStage: Stage<Config> = {
       return { ...picked, adversarial: { ...picked.adversarial, iterations: null } };
     },
   },
-  outputs: (cfg) => [
-    "rng.json",
-    "police/model.json",
-    "police/weights.bin",
-    "counterfeiter/model.json",
-    "counterfeiter/weights.bin",
-    ...(cfg.adversarial.ema !== null ? [`${TRAINED}/model.json`, `${TRAINED}/weights.bin`] : []),
-    "history.json",
-    "timing.json",
-    ...checkpointIterations(cfg.adversarial.iterations, cfg.adversarial.checkpointEvery)
-      .flatMap((i) => [
-        `checkpoints/${iterName(i)}/police/weights.bin`,
-        `checkpoints/${iterName(i)}/counterfeiter/weights.bin`,
-      ]),
-  ],
+  outputs: (cfg) => {
+    const net = (dir: string) => [`${dir}/model.json`, `${dir}/weights.bin`];
+    return [
+      ARTIFACT.rng,
+      ...net(ARTIFACT.police),
+      ...net(ARTIFACT.counterfeiter),
+      ...(cfg.adversarial.ema !== null ? net(ARTIFACT.counterfeiterTrained) : []),
+      ARTIFACT.history,
+      ARTIFACT.timing,
+      ...checkpointIterations(cfg.adversarial.iterations, cfg.adversarial.checkpointEvery)
+        .flatMap((i) =>
+          [ARTIFACT.police, ARTIFACT.counterfeiter].map((n) =>
+            `${ARTIFACT.checkpoints}/${iterName(i)}/${n}/weights.bin`
+          )
+        ),
+    ];
+  },
   // the nets and their optimizer state come from the warm-up stages' outputs
   pick: (cfg) => pickPaths(cfg, ["seed", "model.pixelScale", "optimizer", "loss", "adversarial"]),
   async run({ cfg, inputs, outDir, resume, progress, live, continueFrom }) {
-    const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
+    const train = await readNpyF32(artifact(inputs.preprocess, "trainX"));
     const dim = train.shape[1];
     let resumeAt = await resume.recover();
     if (resumeAt === null && continueFrom) {
@@ -157,19 +168,22 @@ export const adversarialStage: Stage<Config> = {
       progress.log(`  continuing the cached ${continueFrom.length}-iteration run`);
     }
     const src = resumeAt !== null
-      ? { police: join(resume.dir, "police"), counterfeiter: join(resume.dir, "counterfeiter") }
+      ? {
+        police: artifact(resume.dir, "police"),
+        counterfeiter: artifact(resume.dir, "counterfeiter"),
+      }
       : {
-        police: join(inputs.train_police, "police"),
-        counterfeiter: join(inputs.train_counterfeiter, "counterfeiter"),
+        police: artifact(inputs.train_police, "police"),
+        counterfeiter: artifact(inputs.train_counterfeiter, "counterfeiter"),
       };
     const d = await loadNet(src.police);
     const g = await loadNet(src.counterfeiter);
     const history: HistoryRow[] = [];
     let streams = streamsFor(cfg, "adversarial");
     if (resumeAt !== null) {
-      history.push(...JSON.parse(await Deno.readTextFile(join(resume.dir, "history.json"))));
+      history.push(...JSON.parse(await Deno.readTextFile(artifact(resume.dir, "history"))));
       streams = streamsFromState(
-        JSON.parse(await Deno.readTextFile(join(resume.dir, "rng.json"))),
+        JSON.parse(await Deno.readTextFile(artifact(resume.dir, "rng"))),
       );
       progress.log(`  resuming from the checkpoint at iteration ${resumeAt}`);
     }
@@ -190,25 +204,25 @@ export const adversarialStage: Stage<Config> = {
       watch?.resumed(history);
       await loop(gan, cfg.adversarial, range, { resume, progress, watch });
       await gan.path.sync();
-      await saveNet(join(outDir, "police"), gan.d, gan.optD.state());
+      await saveNet(artifact(outDir, "police"), gan.d, gan.optD.state());
       if (gan.average) {
-        await saveNet(join(outDir, TRAINED), gan.g, gan.optG.state());
-        await withSampler(gan, (s) => saveNet(join(outDir, "counterfeiter"), s));
+        await saveNet(artifact(outDir, "counterfeiterTrained"), gan.g, gan.optG.state());
+        await withSampler(gan, (s) => saveNet(artifact(outDir, "counterfeiter"), s));
       } else {
-        await saveNet(join(outDir, "counterfeiter"), gan.g, gan.optG.state());
+        await saveNet(artifact(outDir, "counterfeiter"), gan.g, gan.optG.state());
       }
       await Deno.writeTextFile(
-        join(outDir, "history.json"),
+        artifact(outDir, "history"),
         JSON.stringify(history.map(({ seconds: _s, ...numbers }) => numbers), null, 1) + "\n",
       );
       await Deno.writeTextFile(
-        join(outDir, "timing.json"),
+        artifact(outDir, "timing"),
         JSON.stringify({ seconds: history.map((r) => r.seconds) }) + "\n",
       );
-      await Deno.writeTextFile(join(outDir, "rng.json"), JSON.stringify(streamsState(gan.streams)));
+      await Deno.writeTextFile(artifact(outDir, "rng"), JSON.stringify(streamsState(gan.streams)));
       // linked, not moved: until the entry is committed the work folder keeps every snapshot,
       // so a kill here can not leave a resumed run with the early checkpoints gone
-      await resume.linkSnapshots(join(outDir, "checkpoints"));
+      await resume.linkSnapshots(artifact(outDir, "checkpoints"));
     } finally {
       disposeNet(gan.g);
       disposeNet(gan.d);

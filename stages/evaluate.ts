@@ -34,7 +34,14 @@ import {
   toUnitScale,
 } from "./training/nets.ts";
 import { gridPng } from "./formats/png.ts";
-import { type CheckpointMetrics, GRID_IMAGES, type ImageMetrics, iterName } from "./vocabulary.ts";
+import {
+  ARTIFACT,
+  artifact,
+  type CheckpointMetrics,
+  GRID_IMAGES,
+  type ImageMetrics,
+  iterName,
+} from "./vocabulary.ts";
 import { STREAM } from "./training/streams.ts";
 import { goalMarks, tailFrechet } from "./evaluation/goal.ts";
 import { copyRows } from "./training/fit.ts";
@@ -96,7 +103,7 @@ async function scoreReference(ctx: ScoreContext, trainPath: string): Promise<Ima
   const realTrain = copyRows(train.data, dim, trainRows);
   const side = Math.round(Math.sqrt(dim));
   await Deno.writeFile(
-    join(ctx.outDir, "grids", "real.png"),
+    artifact(ctx.outDir, "grids", "real.png"),
     gridPng(ctx.realTest, side, Math.min(GRID_IMAGES, n)),
   );
   return scoreImages(realTrain, scorer(ctx));
@@ -107,7 +114,7 @@ async function checkpointsOf(
   adversarial: string,
 ): Promise<{ iteration: number | "final"; dir: string }[]> {
   const points: { iteration: number | "final"; dir: string }[] = [];
-  const ckDir = join(adversarial, "checkpoints");
+  const ckDir = artifact(adversarial, "checkpoints");
   for await (const e of Deno.readDir(ckDir)) {
     const m = /^iter_(\d+)$/.exec(e.name);
     if (m) points.push({ iteration: Number(m[1]), dir: join(ckDir, e.name) });
@@ -124,8 +131,8 @@ async function scoreCheckpoint(
 ): Promise<CheckpointMetrics> {
   const { cfg, dim, n } = ctx;
   const nd = cfg.model.noiseDim;
-  const { net: g } = await loadNet(join(p.dir, "counterfeiter"));
-  const { net: d } = await loadNet(join(p.dir, "police"));
+  const { net: g } = await loadNet(artifact(p.dir, "counterfeiter"));
+  const { net: d } = await loadNet(artifact(p.dir, "police"));
   try {
     // fresh noise: the same draws at every checkpoint, so the numbers compare
     const noise = new Rng(cfg.seed, STREAM.evaluateNoise).normals(n * nd);
@@ -149,8 +156,8 @@ async function scoreCheckpoint(
       GRID_IMAGES,
     );
     const name = p.iteration === "final" ? "final" : iterName(p.iteration);
-    await Deno.writeFile(join(ctx.outDir, "grids", `${name}.png`), grid);
-    if (p.iteration === "final") await writeNpy(join(ctx.outDir, "samples.npy"), unit, [n, dim]);
+    await Deno.writeFile(artifact(ctx.outDir, "grids", `${name}.png`), grid);
+    if (p.iteration === "final") await writeNpy(artifact(ctx.outDir, "samples"), unit, [n, dim]);
     return row;
   } finally {
     disposeNet(g);
@@ -200,14 +207,14 @@ export const evaluateStage: Stage<Config> = {
   needs: ["preprocess", "adversarial", "evaluator"],
   usesRuntime: true,
   doc: "metrics and sample grids per checkpoint",
-  outputs: () => ["metrics.json", "samples.npy", "grids/final.png"],
+  outputs: () => [ARTIFACT.metrics, ARTIFACT.samples, "grids/final.png"],
   pick: (cfg) => ({ seed: cfg.seed, evaluate: cfg.evaluate, noiseDim: cfg.model.noiseDim }),
   async run({ cfg, inputs, outDir, progress, live }) {
-    const test = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
+    const test = await readNpyF32(artifact(inputs.preprocess, "testX"));
     const dim = test.shape[1];
     const n = Math.min(cfg.evaluate.samples, test.shape[0]);
-    const classifier = await loadScorer(join(inputs.evaluator, "classifier"), matmul());
-    await Deno.mkdir(join(outDir, "grids"));
+    const classifier = await loadScorer(artifact(inputs.evaluator, "classifier"), matmul());
+    await Deno.mkdir(artifact(outDir, "grids"));
     try {
       const realTest = test.data.subarray(0, n * dim);
       const ctx: ScoreContext = {
@@ -222,7 +229,7 @@ export const evaluateStage: Stage<Config> = {
         ),
         outDir,
       };
-      const reference = await scoreReference(ctx, join(inputs.preprocess, "train_x.npy"));
+      const reference = await scoreReference(ctx, artifact(inputs.preprocess, "trainX"));
       const points = await checkpointsOf(inputs.adversarial);
       const rows: CheckpointMetrics[] = [];
       progress.start("evaluate", points.length);
@@ -233,7 +240,7 @@ export const evaluateStage: Stage<Config> = {
         live?.row({ kind: "checkpoint", index: i + 1, of: points.length, ...row });
       }
       progress.done();
-      const labels = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;
+      const labels = (await readNpy(artifact(inputs.preprocess, "testY"))).data as Uint8Array;
       const trueHist = new Array(10).fill(0);
       for (let i = 0; i < n; i++) trueHist[labels[i]]++;
       const metrics = {
@@ -249,7 +256,7 @@ export const evaluateStage: Stage<Config> = {
         final: rows.at(-1)!,
       };
       await Deno.writeTextFile(
-        join(outDir, "metrics.json"),
+        artifact(outDir, "metrics"),
         JSON.stringify(metrics, null, 2) + "\n",
       );
       return summarise(metrics, reference, progress);

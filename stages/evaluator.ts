@@ -6,7 +6,6 @@
  * score. Writes `classifier/` (tfjs layers format, softmax output) and `summary.json` with the
  * test accuracy.
  */
-import { join } from "node:path";
 import { type Npy, readNpy, readNpyF32 } from "./formats/npy.ts";
 import type { Progress } from "../pipeline/progress.ts";
 import { ConvNet } from "./evaluation/conv_net.ts";
@@ -24,6 +23,7 @@ import { saveNet } from "./formats/model_io.ts";
 import { disposeNet, forward, initNet, variablesOf } from "./training/nets.ts";
 import { accuracy, predictProbs, softmaxCrossEntropy } from "./evaluation/classifier.ts";
 import { STREAM } from "./training/streams.ts";
+import { artifact } from "./vocabulary.ts";
 
 /** The conv evaluator: trained, scored on the test split, saved; its summary. */
 async function trainConvEvaluator(
@@ -58,7 +58,7 @@ async function trainConvEvaluator(
   progress.log(
     `  conv evaluator test accuracy ${(100 * acc).toFixed(2)}% on ${data.ty.length} images`,
   );
-  await saveConv(join(outDir, "classifier"), net);
+  await saveConv(artifact(outDir, "classifier"), net);
   const summary = {
     kind: "conv",
     testAccuracy: acc,
@@ -66,7 +66,7 @@ async function trainConvEvaluator(
     testRows: data.ty.length,
     epochLosses: losses,
   };
-  await Deno.writeTextFile(join(outDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  await Deno.writeTextFile(artifact(outDir, "summary"), JSON.stringify(summary, null, 2) + "\n");
   return summary;
 }
 
@@ -91,10 +91,10 @@ export const evaluatorStage: Stage<Config> = {
     };
   },
   async run({ cfg, inputs, outDir, progress }) {
-    const x = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
-    const y = (await readNpy(join(inputs.preprocess, "train_y.npy"))).data as Uint8Array;
-    const tx = await readNpyF32(join(inputs.preprocess, "test_x.npy"));
-    const ty = (await readNpy(join(inputs.preprocess, "test_y.npy"))).data as Uint8Array;
+    const x = await readNpyF32(artifact(inputs.preprocess, "trainX"));
+    const y = (await readNpy(artifact(inputs.preprocess, "trainY"))).data as Uint8Array;
+    const tx = await readNpyF32(artifact(inputs.preprocess, "testX"));
+    const ty = (await readNpy(artifact(inputs.preprocess, "testY"))).data as Uint8Array;
     if (cfg.evaluator.kind === "conv") {
       return await trainConvEvaluator(cfg, { x, y, tx, ty }, outDir, progress);
     }
@@ -142,9 +142,9 @@ export const evaluatorStage: Stage<Config> = {
       const acc = accuracy(predictProbs(net, tx.data, dim), ty, k);
       const summary = { testAccuracy: acc, trainRows: n, testRows: ty.length, epochLosses: losses };
       progress.log(`  evaluator test accuracy ${(100 * acc).toFixed(2)}% on ${ty.length} images`);
-      await saveNet(join(outDir, "classifier"), net);
+      await saveNet(artifact(outDir, "classifier"), net);
       await Deno.writeTextFile(
-        join(outDir, "summary.json"),
+        artifact(outDir, "summary"),
         JSON.stringify(summary, null, 2) + "\n",
       );
       return summary;

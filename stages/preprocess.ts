@@ -10,6 +10,7 @@ import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
 import { parseIdx } from "./formats/idx.ts";
 import { STREAM } from "./training/streams.ts";
+import { ARTIFACT } from "./vocabulary.ts";
 
 /** Picks `n` row indices of `total`: the first n, or a seeded sample kept in file order. */
 export function subsetIndices(
@@ -39,7 +40,7 @@ export const preprocessStage: Stage<Config> = {
   code: import.meta.url,
   needs: ["download"],
   doc: "scale to [0,1], flatten, subset",
-  outputs: () => ["train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy"],
+  outputs: () => [ARTIFACT.trainX, ARTIFACT.trainY, ARTIFACT.testX, ARTIFACT.testY],
   pick: (cfg) => ({
     preprocess: cfg.preprocess,
     seed: cfg.preprocess.subsetMode === "random" ? cfg.seed : null,

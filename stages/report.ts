@@ -12,6 +12,7 @@ import { dSpec, histogramSpec, lossSpec, metricsSpec } from "./reporting/plots.t
 import { renderSvg, svgToPng } from "./reporting/render.ts";
 import {
   ARTIFACT,
+  artifact,
   type CheckpointMetrics,
   type HistoryRow,
   type ImageMetrics,
@@ -238,40 +239,40 @@ export const reportStage: Stage<Config> = {
   packages: ["dejavu-fonts-ttf"],
   needs: ["adversarial", "evaluator", "evaluate"],
   doc: "plots and the HTML report",
-  outputs: () => ["report.html"],
+  outputs: () => [ARTIFACT.report],
   pick: (cfg) => cfg,
   async run({ cfg, inputs, outDir }) {
     const history: HistoryRow[] = JSON.parse(
-      await Deno.readTextFile(join(inputs.adversarial, "history.json")),
+      await Deno.readTextFile(artifact(inputs.adversarial, "history")),
     );
     const metrics: Metrics = JSON.parse(
-      await Deno.readTextFile(join(inputs.evaluate, "metrics.json")),
+      await Deno.readTextFile(artifact(inputs.evaluate, "metrics")),
     );
     const acc =
-      JSON.parse(await Deno.readTextFile(join(inputs.evaluator, "summary.json"))).testAccuracy;
+      JSON.parse(await Deno.readTextFile(artifact(inputs.evaluator, "summary"))).testAccuracy;
     const grids: { label: string; png: Uint8Array }[] = [];
     const names: string[] = [];
-    for await (const e of Deno.readDir(join(inputs.evaluate, "grids"))) {
+    for await (const e of Deno.readDir(artifact(inputs.evaluate, "grids"))) {
       if (/^iter_\d+\.png$/.test(e.name)) names.push(e.name);
     }
     for (const n of names.sort()) {
       grids.push({
         label: `iteration ${Number(n.slice(5, 11))}`,
-        png: await Deno.readFile(join(inputs.evaluate, "grids", n)),
+        png: await Deno.readFile(artifact(inputs.evaluate, "grids", n)),
       });
     }
     if (!names.length) {
       grids.push({
         label: "final",
-        png: await Deno.readFile(join(inputs.evaluate, "grids", "final.png")),
+        png: await Deno.readFile(artifact(inputs.evaluate, "grids", "final.png")),
       });
     }
-    const realGrid = await Deno.readFile(join(inputs.evaluate, "grids", "real.png"));
+    const realGrid = await Deno.readFile(artifact(inputs.evaluate, "grids", "real.png"));
     const html = await buildReport(
       { cfg, history, metrics, accuracy: acc, grids, realGrid },
       outDir,
     );
-    await Deno.writeTextFile(join(outDir, "report.html"), html);
+    await Deno.writeTextFile(artifact(outDir, "report"), html);
     return { plots: 4, bytes: html.length };
   },
 };

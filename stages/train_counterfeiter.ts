@@ -3,7 +3,6 @@
  * the warm-up noise with target 1, through the police in inference mode, updating only the
  * counterfeiter. Writes `counterfeiter/` (with its Adam state).
  */
-import { join } from "node:path";
 import { readNpyF32 } from "./formats/npy.ts";
 import type { Stage } from "../pipeline/stage.ts";
 import type { Config } from "./schema.ts";
@@ -13,7 +12,7 @@ import { disposeNet } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { pickPaths } from "../pipeline/pick.ts";
-import { adamPaths, fitOnly } from "./vocabulary.ts";
+import { adamPaths, ARTIFACT, artifact, fitOnly } from "./vocabulary.ts";
 
 /** The train_counterfeiter stage. */
 export const trainCounterfeiterStage: Stage<Config> = {
@@ -22,7 +21,7 @@ export const trainCounterfeiterStage: Stage<Config> = {
   needs: ["train_police"],
   usesRuntime: true,
   doc: "warm-up: counterfeiter fit once through the frozen police",
-  outputs: () => ["counterfeiter/model.json", "counterfeiter/weights.bin", "summary.json"],
+  outputs: () => ["counterfeiter/model.json", "counterfeiter/weights.bin", ARTIFACT.summary],
   // the nets (and so the model's shape) come from train_police's outputs, which its key holds
   pick: (cfg) =>
     pickPaths(cfg, [
@@ -34,10 +33,10 @@ export const trainCounterfeiterStage: Stage<Config> = {
       "adversarial.policeDropoutInCounterfeiterStep",
     ]),
   async run({ cfg, inputs, outDir }) {
-    const { net: d } = await loadNet(join(inputs.train_police, "police"));
-    const { net: g } = await loadNet(join(inputs.train_police, "counterfeiter_init"));
+    const { net: d } = await loadNet(artifact(inputs.train_police, "police"));
+    const { net: g } = await loadNet(artifact(inputs.train_police, "counterfeiterInit"));
     try {
-      const noise = (await readNpyF32(join(inputs.train_police, "warmup_noise.npy"))).data;
+      const noise = (await readNpyF32(artifact(inputs.train_police, "warmupNoise"))).data;
       const streams = streamsFor(cfg, "warmup");
       streams.shuffle = new Rng(cfg.seed, STREAM.warmupCounterfeiterShuffle);
       const { path, optG } = makeGan(fitOnly(cfg, "counterfeiter"), g, d, streams);
@@ -54,9 +53,9 @@ export const trainCounterfeiterStage: Stage<Config> = {
         dFake: await path.meanD(path.generate(z)),
       };
       await path.sync();
-      await saveNet(join(outDir, "counterfeiter"), g, optG.state());
+      await saveNet(artifact(outDir, "counterfeiter"), g, optG.state());
       await Deno.writeTextFile(
-        join(outDir, "summary.json"),
+        artifact(outDir, "summary"),
         JSON.stringify(summary, null, 2) + "\n",
       );
       return summary;

@@ -4,7 +4,6 @@
  * the first `warmup.batchSize` real images (label 1) and as many fakes (label 0).
  * Writes `police/` (with its Adam state), `counterfeiter_init/` and `warmup_noise.npy`.
  */
-import { join } from "node:path";
 import { readNpyF32, writeNpy } from "./formats/npy.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { Stage } from "../pipeline/stage.ts";
@@ -15,7 +14,7 @@ import { saveNet } from "./formats/model_io.ts";
 import { disposeNet, fromUnitScale, initNets } from "./training/nets.ts";
 import { STREAM, streamsFor } from "./training/streams.ts";
 import { pickPaths } from "../pipeline/pick.ts";
-import { adamPaths, fitOnly } from "./vocabulary.ts";
+import { adamPaths, ARTIFACT, artifact, fitOnly } from "./vocabulary.ts";
 
 /** The train_police stage. */
 export const trainPoliceStage: Stage<Config> = {
@@ -29,11 +28,11 @@ export const trainPoliceStage: Stage<Config> = {
     "police/weights.bin",
     "counterfeiter_init/model.json",
     "counterfeiter_init/weights.bin",
-    "warmup_noise.npy",
+    ARTIFACT.warmupNoise,
   ],
   pick: (cfg) => pickPaths(cfg, ["seed", "model", ...adamPaths("police"), "loss.form", "warmup"]),
   async run({ cfg, inputs, outDir }) {
-    const train = await readNpyF32(join(inputs.preprocess, "train_x.npy"));
+    const train = await readNpyF32(artifact(inputs.preprocess, "trainX"));
     const [nTrain, dim] = train.shape;
     const b = Math.min(cfg.warmup.batchSize, nTrain);
     const { g, d } = initNets(
@@ -63,11 +62,11 @@ export const trainPoliceStage: Stage<Config> = {
         dFake: await path.meanD(fakes),
       };
       await path.sync();
-      await saveNet(join(outDir, "police"), d, optD.state());
-      await saveNet(join(outDir, "counterfeiter_init"), g);
-      await writeNpy(join(outDir, "warmup_noise.npy"), noise, [b, cfg.model.noiseDim]);
+      await saveNet(artifact(outDir, "police"), d, optD.state());
+      await saveNet(artifact(outDir, "counterfeiterInit"), g);
+      await writeNpy(artifact(outDir, "warmupNoise"), noise, [b, cfg.model.noiseDim]);
       await Deno.writeTextFile(
-        join(outDir, "summary.json"),
+        artifact(outDir, "summary"),
         JSON.stringify(summary, null, 2) + "\n",
       );
       return summary;

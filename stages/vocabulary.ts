@@ -6,11 +6,13 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { checkpointIterations, iterName } from "./vocabulary.ts";
+ * import { artifact, checkpointIterations, iterName } from "./vocabulary.ts";
  * assert(iterName(50) === "iter_000050");
  * assert(checkpointIterations(120, 50).join() === "50,100,120");
+ * assert(artifact("e", "checkpoints", iterName(50)) === "e/checkpoints/iter_000050");
  * ```
  */
+import { join } from "node:path";
 import type { Config } from "./schema.ts";
 
 /** Images in a sample grid (5 x 5): the report follows the same noise vectors at every checkpoint. */
@@ -36,7 +38,22 @@ export const ARTIFACT = {
   grids: "grids",
   samples: "samples.npy",
   report: "report.html",
+  rng: "rng.json",
+  timing: "timing.json",
+  counterfeiterTrained: "counterfeiter_trained",
+  summary: "summary.json",
 } as const;
+
+/** An artifact's name, as {@link ARTIFACT} spells it. */
+export type ArtifactName = keyof typeof ARTIFACT;
+
+/**
+ * The path of artifact `name` in `dir` (an entry, a run's artifacts link, a snapshot), with
+ * `rest` below it: every reader and writer spells a path through here.
+ */
+export function artifact(dir: string, name: ArtifactName, ...rest: string[]): string {
+  return join(dir, ARTIFACT[name], ...rest);
+}
 
 /** One row of the history. */
 export interface HistoryRow {

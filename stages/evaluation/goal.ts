@@ -36,8 +36,12 @@ export const GOAL = {
   frechetFactor: 3,
 } as const;
 
+/** The marks, by id: every table and mean takes a mark by its id, never by its place. */
+export type MarkId = "dReal" | "dFake" | "classifierScore" | "classShares" | "frechet";
+
 /** One mark: what was measured, the target, and how far short it falls (0 when met). */
 export interface GoalMark {
+  id: MarkId;
   name: string;
   value: number;
   target: string;
@@ -85,9 +89,10 @@ export function tailFrechet(checkpoints: CheckpointMetrics[]): number {
 }
 
 /** A D mark: `v` within the tolerance of 0.5. */
-function dMark(name: string, v: number): GoalMark {
+function dMark(id: "dReal" | "dFake", name: string, v: number): GoalMark {
   const short = Math.max(0, Math.abs(v - 0.5) - GOAL.dTolerance);
   return {
+    id,
     name,
     value: v,
     target: `0.5 \u00b1 ${GOAL.dTolerance}`,
@@ -100,6 +105,7 @@ function dMark(name: string, v: number): GoalMark {
 function scoreMark(score: number): GoalMark {
   const short = Math.max(0, GOAL.minClassifierScore - score);
   return {
+    id: "classifierScore",
     name: "classifier score, final",
     value: score,
     target: `\u2265 ${GOAL.minClassifierScore}`,
@@ -123,6 +129,7 @@ function classMark(shares: number[]): GoalMark {
   const outside = past.map((x) => Math.max(0, x));
   const worst = past.indexOf(Math.max(...past));
   return {
+    id: "classShares",
     name: `class shares, final (${
       outside[worst] > 0 ? "furthest" : "nearest an edge"
     }: digit ${worst})`,
@@ -139,6 +146,7 @@ function frechetMark(best: number, where: string, reference: GoalInput["referenc
   const limit = factor * reference.frechet;
   const short = Math.max(0, best - limit);
   return {
+    id: "frechet",
     name: `Frechet distance, best checkpoint (${where})`,
     value: best,
     target: `\u2264 ${factor} \u00d7 real floor = ${limit.toFixed(2)}`,
@@ -167,12 +175,19 @@ export function goalMarks(m: GoalInput): { marks: GoalMark[]; met: number; miss:
     : "final";
   const best = m.checkpoints.reduce((b, c) => (c.frechet < b.frechet ? c : b));
   return summed([
-    dMark(`D(real), ${span}`, mean((c) => c.dReal)),
-    dMark(`D(fake), ${span}`, mean((c) => c.dFake)),
+    dMark("dReal", `D(real), ${span}`, mean((c) => c.dReal)),
+    dMark("dFake", `D(fake), ${span}`, mean((c) => c.dFake)),
     scoreMark(final.classifierScore),
     classMark(sharesOf(final.classHistogram)),
     frechetMark(best.frechet, String(best.iteration), m.reference),
   ]);
+}
+
+/** The mark with this id (every list of marks holds each id once). */
+export function markOf(marks: GoalMark[], id: MarkId): GoalMark {
+  const m = marks.find((k) => k.id === id);
+  if (!m) throw new Error(`no goal mark ${id}`);
+  return m;
 }
 
 /**
@@ -190,15 +205,16 @@ export function meanFloor(runs: GoalInput[]): number {
  */
 export function meanGoalMarks(runs: GoalInput[]): { marks: GoalMark[]; met: number; miss: number } {
   const each = runs.map(goalMarks);
-  const mean = (i: number) => each.reduce((s, g) => s + g.marks[i].value, 0) / each.length;
+  const mean = (id: MarkId) =>
+    each.reduce((s, g) => s + markOf(g.marks, id).value, 0) / each.length;
   const shares = runs.map((r) => sharesOf(r.checkpoints.at(-1)!.classHistogram));
   const meanShares = shares[0].map((_, k) => shares.reduce((s, x) => s + x[k], 0) / shares.length);
   const n = `mean of ${runs.length} seeds`;
   return summed([
-    dMark(`D(real), ${n}`, mean(0)),
-    dMark(`D(fake), ${n}`, mean(1)),
-    { ...scoreMark(mean(2)), name: `classifier score, final, ${n}` },
+    dMark("dReal", `D(real), ${n}`, mean("dReal")),
+    dMark("dFake", `D(fake), ${n}`, mean("dFake")),
+    { ...scoreMark(mean("classifierScore")), name: `classifier score, final, ${n}` },
     { ...classMark(meanShares), name: `class shares, final, ${n}` },
-    frechetMark(mean(4), n, { ...runs[0].reference, frechet: meanFloor(runs) }),
+    frechetMark(mean("frechet"), n, { ...runs[0].reference, frechet: meanFloor(runs) }),
   ]);
 }

@@ -9,8 +9,9 @@ import type { SweepReport } from "../../pipeline/app.ts";
 import { smooth } from "./plots.ts";
 import { renderSvg, VL_SCHEMA } from "./render.ts";
 import { esc, fmt, PAGE_STYLE } from "./html.ts";
-import { type HistoryRow, RANK_METRICS } from "../vocabulary.ts";
-import { type GoalInput, goalMarks, meanGoalMarks } from "../evaluation/goal.ts";
+import { artifact, type HistoryRow, RANK_METRICS } from "../vocabulary.ts";
+import { entryDir } from "../../pipeline/store.ts";
+import { type GoalInput, goalMarks, markOf, meanGoalMarks } from "../evaluation/goal.ts";
 
 export { RANK_METRICS } from "../vocabulary.ts";
 
@@ -245,7 +246,7 @@ export async function goalBySetting(
   const groups = new Map<string, GoalInput[]>();
   for (const p of points) {
     if (p.status !== "done" || !p.keys.evaluate) continue;
-    const path = join(cacheDir, "evaluate", p.keys.evaluate, "metrics.json");
+    const path = artifact(entryDir(cacheDir, "evaluate", p.keys.evaluate), "metrics");
     let metrics = sealedMetrics.get(path);
     if (metrics && !(await Deno.stat(path).then(() => true, () => false))) {
       sealedMetrics.delete(path);
@@ -268,14 +269,14 @@ export async function goalBySetting(
     return {
       setting: s,
       seeds: runs.length,
-      marks: runs[0].map((m, i) => ({
+      marks: runs[0].map((m) => ({
         // the class-shares mark names a digit, which differs by seed
         name: m.name.replace(/ \(.*\)$/, ""),
         target: m.target.replace(/ = [\d.]+$/, ""),
-        values: runs.map((r) => r[i].value),
-        met: runs.filter((r) => r[i].met).length,
-        perSeed: runs.map((r) => r[i].met),
-        meanMet: mean.marks[i].met,
+        values: runs.map((r) => markOf(r, m.id).value),
+        met: runs.filter((r) => markOf(r, m.id).met).length,
+        perSeed: runs.map((r) => markOf(r, m.id).met),
+        meanMet: markOf(mean.marks, m.id).met,
       })),
       meanMet: mean.met,
     };
@@ -320,7 +321,9 @@ export async function writeSweepReport(
     if (p.status !== "done" || !p.keys.adversarial) continue;
     try {
       const h = JSON.parse(
-        await Deno.readTextFile(join(cacheDir, "adversarial", p.keys.adversarial, "history.json")),
+        await Deno.readTextFile(
+          artifact(entryDir(cacheDir, "adversarial", p.keys.adversarial), "history"),
+        ),
       );
       histories.push({ point: label(p), history: h });
     } catch { /* a point whose cache was cleared: no curve */ }
@@ -344,9 +347,9 @@ export async function writeSweepReport(
   const rows = ranked.map((p, i) => {
     const f = figuresOf(p);
     const link = p.runDir
-      ? `<a href="${esc(join("..", "..", "runs", p.runDir.split("/").at(-1)!, "report.html"))}">${
-        label(p)
-      }</a>`
+      ? `<a href="${
+        esc(artifact(join("..", "..", "runs", p.runDir.split("/").at(-1)!), "report"))
+      }">${label(p)}</a>`
       : label(p);
     return `<tr${p.status === "failed" ? ' class="failed"' : ""}><td>${
       p.status === "done" ? i + 1 : ""
@@ -393,7 +396,7 @@ ${goalTableHtml(await goalBySetting(points, cacheDir, search?.rungs))}
 ${figs.join("\n")}
 <p>Each point's own report is linked from its name; the machine-readable record is <code>sweep.json</code>.</p>
 </body></html>`;
-  const path = join(dir, "report.html");
+  const path = artifact(dir, "report");
   await Deno.writeTextFile(path, html);
   return path;
 }

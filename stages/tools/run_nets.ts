@@ -15,7 +15,7 @@ import { type BackendName, selectBackend } from "../backends/mod.ts";
 import type { Config } from "../schema.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import type { RunRecord } from "../../pipeline/run_record.ts";
-import { iterName } from "../vocabulary.ts";
+import { artifact, iterName } from "../vocabulary.ts";
 
 /** The adversarial cache entry of a run folder under `<results>/runs/`. */
 export function entryOfRun(runDir: string, key: string): string {
@@ -26,7 +26,7 @@ export function entryOfRun(runDir: string, key: string): string {
 async function checkpointsOf(entry: string): Promise<number[]> {
   const have: number[] = [];
   try {
-    for await (const e of Deno.readDir(join(entry, "checkpoints"))) {
+    for await (const e of Deno.readDir(artifact(entry, "checkpoints"))) {
       if (/^iter_\d+$/.test(e.name)) have.push(Number(e.name.slice(5)));
     }
   } catch (e) {
@@ -56,7 +56,7 @@ export async function netDirOfRun(
   const entry = entryOfRun(runDir, adv.key);
   const dir = checkpoint === null
     ? join(entry, net)
-    : join(entry, "checkpoints", iterName(checkpoint), net);
+    : artifact(entry, "checkpoints", iterName(checkpoint), net);
   try {
     await Deno.stat(join(dir, "model.json"));
   } catch {

@@ -10,8 +10,10 @@
  */
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { type GoalInput, goalMarks, meanFloor, meanGoalMarks } from "../evaluation/goal.ts";
+import { type GoalInput, goalMarks, markOf, meanFloor, meanGoalMarks } from "../evaluation/goal.ts";
 import type { PointRecord } from "../../pipeline/point_record.ts";
+import { entryDir } from "../../pipeline/store.ts";
+import { artifact } from "../vocabulary.ts";
 
 /** One row: a seed's marks, or the mean's. */
 export interface SeedRow {
@@ -26,7 +28,9 @@ const tick = (met: boolean) => (met ? " ✓" : "");
 
 /** Each mark's cell text: the value as the README shows it, ticked when met. */
 function cells(g: ReturnType<typeof goalMarks>, floor: number): string[] {
-  const [dr, df, score, cls, fd] = g.marks;
+  const [dr, df, score, cls, fd] = (
+    ["dReal", "dFake", "classifierScore", "classShares", "frechet"] as const
+  ).map((id) => markOf(g.marks, id));
   return [
     `${f3(dr.value)}${tick(dr.met)}`,
     `${f3(df.value)}${tick(df.met)}`,
@@ -47,7 +51,7 @@ export async function seedRows(label: string, sweepDir: string, setting = ""): P
     if (p.status !== "done" || !p.keys.evaluate) continue;
     if (setting && !JSON.stringify(p.overrides).includes(setting)) continue;
     const m = JSON.parse(
-      await Deno.readTextFile(join(cache, "evaluate", p.keys.evaluate, "metrics.json")),
+      await Deno.readTextFile(artifact(entryDir(cache, "evaluate", p.keys.evaluate), "metrics")),
     );
     runs.push({ seed: String(p.overrides.seed ?? "?"), m });
   }

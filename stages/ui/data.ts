@@ -25,7 +25,8 @@ import {
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
 import type { PointRecord } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
-import type { RunRecord } from "../../pipeline/run_record.ts";
+import { artifactsDir, type RunRecord } from "../../pipeline/run_record.ts";
+import { artifact } from "../vocabulary.ts";
 
 /** A run's state: a live status with no heartbeat for 3 beats is a run that was stopped. */
 export function liveState(s: LiveStatus, now = Date.now()): LiveStatus["state"] | "stopped" {
@@ -135,7 +136,7 @@ export async function runsList(app: App, results: string) {
 /** When the run's training ran: its adversarial entry's creation (cached runs keep it). */
 async function trainedAtOf(runDir: string): Promise<string | null> {
   const meta = await readJson<{ created: string }>(
-    join(runDir, "artifacts", "adversarial", "meta.json"),
+    join(artifactsDir(runDir, "adversarial"), "meta.json"),
   );
   return meta?.created ?? null;
 }
@@ -148,13 +149,13 @@ export async function runDetail(results: string, name: string, since = 0) {
   const live = await readLiveStatus(dir);
   if (!record && !live) return null;
   const state = live ? liveState(live) : record!.status === "ok" ? "done" : "failed";
-  const adv = join(dir, "artifacts", "adversarial");
+  const adv = artifactsDir(dir, "adversarial");
   // a run in flight: its live rows; a finished one: the cached history (whole and sealed)
   const liveRows = (await readLiveRows(join(dir, "live", "adversarial.jsonl")))
     .filter((r) => r.kind === "iteration");
   const sealed = state === "running"
     ? null
-    : await readJson<Record<string, unknown>[]>(join(adv, "history.json"));
+    : await readJson<Record<string, unknown>[]>(artifact(adv, "history"));
   const history = (sealed && sealed.length >= liveRows.length ? sealed : liveRows)
     .filter((r) => (r.iteration as number) > since)
     .map(({ t: _t, kind: _k, of: _o, ...r }) => r);
@@ -163,7 +164,7 @@ export async function runDetail(results: string, name: string, since = 0) {
   const metrics = state === "running"
     ? null
     : await readJson<{ checkpoints: Record<string, unknown>[] }>(
-      join(dir, "artifacts", "evaluate", "metrics.json"),
+      artifact(artifactsDir(dir, "evaluate"), "metrics"),
     );
   const checkpoints = metrics?.checkpoints ??
     (await readLiveRows(join(dir, "live", "evaluate.jsonl"))).map(({ t: _t, kind: _k, ...r }) => r);
@@ -192,8 +193,8 @@ export async function runDetail(results: string, name: string, since = 0) {
     history,
     checkpoints,
     grids: await gridsOf(results, dir),
-    report: await Deno.stat(join(dir, "report.html")).then(
-      () => fileUrl(results, join(dir, "report.html")),
+    report: await Deno.stat(artifact(dir, "report")).then(
+      () => fileUrl(results, artifact(dir, "report")),
       () => null,
     ),
   };
@@ -203,7 +204,7 @@ export async function runDetail(results: string, name: string, since = 0) {
 async function gridsOf(results: string, dir: string) {
   const grids: { iteration: number | "final"; url: string }[] = [];
   for (
-    const [folder, final] of [[join(dir, "artifacts", "evaluate", "grids"), true], [
+    const [folder, final] of [[artifact(artifactsDir(dir, "evaluate"), "grids"), true], [
       join(dir, "live", "adversarial"),
       false,
     ]] as const
@@ -309,7 +310,7 @@ export async function sweepDetail(app: App, results: string, name: string) {
     search: s.spec.search ?? null,
     resource: s.spec.search?.resource ?? app.sweep.resource ?? null,
     knobs: [...new Set(s.points.flatMap((p) => Object.keys(p.overrides)))],
-    report: fileUrl(results, join(s.dir, "report.html")),
+    report: fileUrl(results, artifact(s.dir, "report")),
     points,
     goals: await goalBySetting(s.points, join(results, "cache"), s.spec.search?.rungs),
   };
