@@ -234,7 +234,10 @@ export class Store {
     return out.sort();
   }
 
-  /** All complete entries of a stage, newest first. */
+  /**
+   * Every entry of a stage whose meta.json reads, newest first; its files are not checked
+   * here ({@link Store.check} does that).
+   */
   async entries(stage: string): Promise<EntryMeta[]> {
     const out: EntryMeta[] = [];
     try {

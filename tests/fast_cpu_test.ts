@@ -244,7 +244,7 @@ Deno.test("with no BLAS library the backend still trains (subprocess with GAN_BL
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   const r = JSON.parse(text);
-  assert.equal(r.backend, "fast-cpu/js/r1");
+  assert.equal(r.backend, "fast-cpu/js");
   assert.match(r.notes.join(" "), /matmul in TypeScript/);
   assert.deepEqual(r.y, [4, 4, 4, 4, 4, 4]);
 });
@@ -440,14 +440,14 @@ Deno.test("OpenBLAS's thread count and CPU kernel are part of the backend fact t
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
     if (r.notes.some((n: string) => n.includes("matmul in TypeScript"))) {
-      assert.equal(r.backend, "fast-cpu/js/r1"); // no BLAS here: nothing threaded to record
+      assert.equal(r.backend, "fast-cpu/js"); // no BLAS here: nothing threaded to record
     } else {
       // an x86-64 OpenBLAS with every kernel (Debian's) honours OPENBLAS_CORETYPE
-      assert.equal(r.backend, `fast-cpu/openblas-${core}-t${threads}/r1`);
+      assert.equal(r.backend, `fast-cpu/openblas-${core}-t${threads}`);
     }
     keys.push(r.backend);
   }
-  assert.equal(new Set(keys).size, keys[0] === "fast-cpu/js/r1" ? 1 : 3);
+  assert.equal(new Set(keys).size, keys[0] === "fast-cpu/js" ? 1 : 3);
 });
 
 Deno.test("OpenBLAS's pick is replaced by the fastest family the CPU's flags allow", () => {

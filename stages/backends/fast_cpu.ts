@@ -4,7 +4,9 @@
  * generic slow path and multiplies matrices in a scalar loop; here matmuls go to BLAS
  * (`blas.ts`) and elementwise ops, reductions and the optimizer run as plain typed-array
  * loops. Every override falls back to the stock kernel for shapes or dtypes it does not
- * handle, so results never depend on what was overridden, only the speed.
+ * handle. An override may round differently from stock (BLAS sums in its own order), so a
+ * tensor stage's key names the backend with its BLAS kernel family and thread count, and
+ * holds this module's code: an edit to any kernel changes every tensor stage's key.
  *
  * @example
  * ```ts
@@ -30,13 +32,6 @@ type KernelFn = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
 /** The name the backend registers under. */
 export const FAST_CPU = "fast-cpu";
-
-/**
- * The revision of these kernels' numerics, part of every tensor stage's cache key: bump it
- * when any kernel's results change in any bit, so no cached result from the old kernels is
- * taken for a new one.
- */
-export const FAST_CPU_REVISION = 1;
 
 /** What {@link registerFastCpu} set up. */
 export interface FastCpuInfo {
@@ -501,7 +496,7 @@ export function registerFastCpu(opts: { allowFfi?: boolean } = {}): Promise<Fast
   if (blas.note) notes.push(blas.note);
   const kind = blasLabel(blas);
   info = {
-    kernels: `${kind}/r${FAST_CPU_REVISION}`,
+    kernels: kind,
     notes,
     blas,
     overridden: [...overrides.keys()],
