@@ -30,8 +30,8 @@ import { type Config, CONFIG_SPEC } from "./schema.ts";
 import { DEFAULT_RANK } from "./vocabulary.ts";
 import { trainCounterfeiterStage } from "./train_counterfeiter.ts";
 import { trainPoliceStage } from "./train_police.ts";
-import { sampleCommand } from "./tools/sample.ts";
-import { exportCommand } from "./tools/export.ts";
+import { sampleCommand } from "./commands/sample.ts";
+import { exportCommand } from "./commands/export.ts";
 import { uiCommand } from "./ui/server.ts";
 
 /** Every stage of the pipeline, upstream first. */

@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import "@tensorflow/tfjs-backend-cpu";
-import { layersPredict, runOnnx } from "../stages/tools/export.ts";
-import { CHECK_ROWS, checkNoise } from "../stages/tools/web_page.ts";
+import { layersPredict, runOnnx } from "../stages/commands/export.ts";
+import { CHECK_ROWS, checkNoise } from "../stages/commands/web_page.ts";
 import { dumpDom, findChromium } from "./browser.ts";
 import { cli, tinyRun } from "./helpers.ts";
 
