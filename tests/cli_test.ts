@@ -29,7 +29,7 @@ async function waitForCheckpoint(work: string): Promise<boolean> {
     try {
       for await (const e of Deno.readDir(work)) {
         if (e.name.startsWith(".work-")) {
-          await Deno.stat(join(work, e.name, "state", "checkpoint.json"));
+          await Deno.stat(join(work, e.name, "state", "seal.json"));
           return true;
         }
       }
