@@ -103,7 +103,28 @@ Deno.test({
       const sweepName = [...Deno.readDirSync(join(results, "sweeps"))].find((e) =>
         e.name.startsWith("h-")
       )!.name;
+      // while a point runs the page polls, and updates its plots' data in place: the same SVG
+      const record = join(results, "sweeps", sweepName, "sweep.json");
+      const original = await Deno.readTextFile(record);
+      const rec = JSON.parse(original);
+      rec.points[0].status = "running";
+      await Deno.writeTextFile(record, JSON.stringify(rec));
       await page.goto(`${ui.base}/sweep/${sweepName}`);
+      await page.waitForSelector(".plot svg");
+      await page.evaluate(`globalThis.firstSvg = document.querySelector(".plot svg")`);
+      await new Promise((r) => setTimeout(r, 2500)); // two polls
+      assert.equal(
+        await page.evaluate(
+          `globalThis.firstSvg.isConnected && document.querySelector(".plot svg") === globalThis.firstSvg`,
+        ),
+        true,
+        "the sweep page re-embedded its plot instead of updating its data",
+      );
+      assert.match(
+        (await page.$$eval(".point-status", (els) => els.map((e) => e.textContent))).join(),
+        /running/,
+      );
+      await Deno.writeTextFile(record, original);
       await page.waitForSelector("main[data-ready='1']");
       const statuses = await page.$$eval(".point-status", (els) => els.map((e) => e.textContent));
       assert(

@@ -1,22 +1,81 @@
+// @ts-check
+/// <reference lib="dom" />
 // The dashboard's pages, in the browser: they fetch the server's JSON and draw tables and
 // Vega-Lite plots (vega-embed, served from the installed packages). A running run's page polls
-// for new rows every half second and inserts them into the open plots.
-/* global vegaEmbed */
+// for new rows every half second and inserts them into the open plots; a running sweep's page
+// polls every second and updates its table and its plots' data in place. Type-checked by
+// `deno task check` against the server's own types (data.ts).
 "use strict";
 
-const $ = (sel, el = document) => el.querySelector(sel);
+/** @typedef {Awaited<ReturnType<typeof import("./data.ts").runsList>>} RunsList */
+/** @typedef {RunsList["runs"][number]} RunsRow */
+/** @typedef {Awaited<ReturnType<typeof import("./data.ts").sweepsList>>[number]} SweepSummary */
+/** @typedef {NonNullable<Awaited<ReturnType<typeof import("./data.ts").runDetail>>>} RunDetail */
+/** @typedef {NonNullable<Awaited<ReturnType<typeof import("./data.ts").sweepDetail>>>} Sweep */
+/** @typedef {Sweep["points"][number]} SweepPoint */
+/** @typedef {NonNullable<Sweep["goals"]>[number]} SettingGoals */
+/**
+ * What the pages use of a Vega view.
+ * @typedef {{
+ *   insert(name: string, rows: object[]): VegaView,
+ *   data(name: string, rows: object[]): VegaView,
+ *   run(): VegaView,
+ *   runAsync(): Promise<VegaView>,
+ * }} VegaView
+ */
+/** @typedef {Node | string | number | null | undefined | unknown[]} Kid */
+/** @typedef {Record<string, string | ((e: Event) => void)>} Attrs */
+/**
+ * A column of {@link table}: its cell, and how it sorts and filters.
+ * @template R
+ * @typedef {{
+ *   key: string,
+ *   label: string,
+ *   title?: string,
+ *   cell(row: R): Kid,
+ *   sort?(row: R): string | number | null | undefined,
+ *   text?(row: R): string,
+ * }} Column
+ */
+
+/**
+ * @param {string} sel
+ * @returns {HTMLElement}
+ */
+const $ = (sel) => /** @type {HTMLElement} */ (document.querySelector(sel));
+
+/**
+ * An element with attributes (`on...` ones are listeners) and children.
+ * @param {string} tag
+ * @param {Attrs} [attrs]
+ * @param {Kid[]} kids
+ * @returns {HTMLElement}
+ */
 const h = (tag, attrs = {}, ...kids) => {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    if (typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
     else el.setAttribute(k, v);
   }
-  for (const k of kids.flat(Infinity)) {
-    el.append(k instanceof Node ? k : document.createTextNode(String(k)));
-  }
+  append(el, kids);
   return el;
 };
+
+/**
+ * @param {HTMLElement} el
+ * @param {unknown} kid
+ */
+function append(el, kid) {
+  if (kid === null || kid === undefined) return;
+  if (Array.isArray(kid)) kid.forEach((k) => append(el, k));
+  else el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+}
+
+/**
+ * A value as the tables show it: numbers to 4 significant digits.
+ * @param {unknown} v
+ */
 const fmt = (v) =>
   v === null || v === undefined
     ? ""
@@ -25,18 +84,23 @@ const fmt = (v) =>
     : typeof v === "object"
     ? JSON.stringify(v)
     : String(v);
+
+/**
+ * @template T
+ * @param {string} url
+ * @returns {Promise<T>}
+ */
 const getJson = async (url) => {
   const r = await fetch(url, { cache: "no-store" });
   if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
   return r.json();
 };
-const secs = (
-  s,
-) => (s === null || s === undefined
-  ? ""
-  : s < 60
-  ? `${s.toFixed(1)} s`
-  : `${(s / 60).toFixed(1)} min`);
+
+/** @param {number | null | undefined} s */
+const secs = (s) =>
+  s === null || s === undefined ? "" : s < 60 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
+
+/** @param {{ status: string, stage: string | null, progress: { iteration: number, of: number } | null }} r */
 const statusText = (r) =>
   r.status === "running" && r.progress
     ? `running: ${r.stage} ${r.progress.iteration}/${r.progress.of}`
@@ -44,20 +108,47 @@ const statusText = (r) =>
     ? `running: ${r.stage ?? ""}`
     : r.status;
 
+/** @param {number} ms */
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 const VL = "https://vega.github.io/schema/vega-lite/v6.json";
+
+/**
+ * Draws a Vega-Lite spec into `el`; returns its view, whose named data can change later.
+ * @param {HTMLElement} el
+ * @param {Record<string, unknown>} spec
+ * @returns {Promise<VegaView>}
+ */
 const embed = async (el, spec) => {
-  const res = await vegaEmbed(el, { $schema: VL, width: "container", height: 220, ...spec }, {
+  /** @type {(el: HTMLElement, spec: object, opts: object) => Promise<{ view: VegaView }>} */
+  const vegaEmbed = /** @type {any} */ (globalThis).vegaEmbed;
+  // a faceted spec sizes its cells itself ("container" only works for single views)
+  const size = spec.facet ? {} : { width: "container", height: 220 };
+  const res = await vegaEmbed(el, { $schema: VL, ...size, ...spec }, {
     renderer: "svg",
     actions: false,
   });
   return res.view;
 };
 
-/** A sortable, filterable table; `cols` are {key, label, cell(row) -> string|Node, sort(row)}. */
-function table(rows, cols, { filter = true, onRender } = {}) {
-  let sortCol = null, desc = false, query = "";
+/**
+ * A sortable, filterable table. `update(rows)` redraws it with new rows, keeping the sort and
+ * the filter.
+ * @template R
+ * @param {R[]} rows
+ * @param {Column<R>[]} cols
+ * @param {{ filter?: boolean, onRender?: () => void, rowId?: (row: R) => string }} [options]
+ */
+function table(rows, cols, { filter = true, onRender, rowId = () => "" } = {}) {
+  /** @type {string | null} */
+  let sortCol = null;
+  let desc = false, query = "";
   const wrap = h("div");
-  const input = h("input", { type: "search", placeholder: "filter", class: "filter" });
+  const input = /** @type {HTMLInputElement} */ (h("input", {
+    type: "search",
+    placeholder: "filter",
+    class: "filter",
+  }));
   input.addEventListener("input", () => {
     query = input.value.toLowerCase();
     draw();
@@ -65,46 +156,32 @@ function table(rows, cols, { filter = true, onRender } = {}) {
   const tbl = h("table", { class: "grid" });
   if (filter) wrap.append(input);
   wrap.append(tbl);
+  /** @param {R} r */
+  const matches = (r) =>
+    !query ||
+    cols.some((c) => String(c.text ? c.text(r) : c.sort?.(r) ?? "").toLowerCase().includes(query));
+  /** @param {Column<R>} c */
+  const header = (c) =>
+    h("th", {
+      title: c.title ?? c.label,
+      onclick: () => {
+        if (!c.sort) return;
+        desc = sortCol === c.key ? !desc : false;
+        sortCol = c.key;
+        draw();
+      },
+    }, c.label + (sortCol === c.key ? (desc ? " \u25bc" : " \u25b2") : ""));
   function draw() {
-    const shown = rows.filter((r) =>
-      !query ||
-      cols.some((c) => String(c.text ? c.text(r) : c.sort?.(r) ?? "").toLowerCase().includes(query))
-    );
-    if (sortCol) {
-      const c = cols.find((c) => c.key === sortCol);
-      shown.sort((a, b) => {
-        const x = c.sort(a), y = c.sort(b);
-        if (x === y) return 0;
-        if (x === null || x === undefined || x === "") return 1;
-        if (y === null || y === undefined || y === "") return -1;
-        return (x < y ? -1 : 1) * (desc ? -1 : 1);
-      });
-    }
+    const shown = rows.filter(matches);
+    const c = cols.find((c) => c.key === sortCol);
+    if (c?.sort) shown.sort((a, b) => compare(c.sort?.(a), c.sort?.(b)) * (desc ? -1 : 1));
     tbl.replaceChildren(
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          cols.map((c) =>
-            h("th", {
-              title: c.title ?? c.label,
-              onclick: () => {
-                if (!c.sort) return;
-                desc = sortCol === c.key ? !desc : false;
-                sortCol = c.key;
-                draw();
-              },
-            }, c.label + (sortCol === c.key ? (desc ? " \u25bc" : " \u25b2") : ""))
-          ),
-        ),
-      ),
+      h("thead", {}, h("tr", {}, cols.map(header))),
       h(
         "tbody",
         {},
         shown.map((r) =>
-          h("tr", { "data-run": r.run ?? r.label ?? "" }, cols.map((c) => h("td", {}, c.cell(r))))
+          h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))
         ),
       ),
     );
@@ -112,33 +189,50 @@ function table(rows, cols, { filter = true, onRender } = {}) {
     onRender?.();
   }
   draw();
-  return wrap;
+  return {
+    el: wrap,
+    /** @param {R[]} next */
+    update(next) {
+      rows = next;
+      draw();
+    },
+  };
+}
+
+/**
+ * Ascending order with empty values last.
+ * @param {string | number | null | undefined} x
+ * @param {string | number | null | undefined} y
+ */
+function compare(x, y) {
+  if (x === y) return 0;
+  if (x === null || x === undefined || x === "") return 1;
+  if (y === null || y === undefined || y === "") return -1;
+  return x < y ? -1 : 1;
 }
 
 // ---- runs ----
-async function runsPage(main) {
-  const [data, sweeps] = await Promise.all([getJson("/api/runs"), getJson("/api/sweeps")]);
-  const selected = new Set();
-  const compare = h("button", { disabled: "", id: "compare" }, "compare selected");
-  compare.addEventListener(
-    "click",
-    () => location.href = `/compare?runs=${[...selected].map(encodeURIComponent).join(",")}`,
-  );
+
+/**
+ * The runs table's columns: selection, name, sweep, status, the knobs that differ, the figures.
+ * @param {RunsList} data
+ * @param {(run: string, on: boolean) => void} select
+ * @returns {Column<RunsRow>[]}
+ */
+function runColumns(data, select) {
   const shownMetrics = data.metrics.filter((m) =>
     data.runs.some((r) => r.figures[m] !== undefined)
   );
-  const cols = [
+  return [
     {
       key: "sel",
       label: "",
       cell: (r) => {
-        const box = h("input", { type: "checkbox", "data-run": r.run });
-        box.addEventListener("change", () => {
-          box.checked ? selected.add(r.run) : selected.delete(r.run);
-          selected.size >= 2
-            ? compare.removeAttribute("disabled")
-            : compare.setAttribute("disabled", "");
-        });
+        const box = /** @type {HTMLInputElement} */ (h("input", {
+          type: "checkbox",
+          "data-run": r.run,
+        }));
+        box.addEventListener("change", () => select(r.run, box.checked));
         return box;
       },
     },
@@ -164,16 +258,21 @@ async function runsPage(main) {
     },
     ...data.params.map((p) => ({
       key: p,
-      label: p.split(".").at(-1),
+      label: p.split(".").at(-1) ?? p,
       title: p,
+      /** @param {RunsRow} r */
       cell: (r) => fmt(r.params[p]),
-      sort: (r) => r.params[p] ?? null,
+      /** @param {RunsRow} r */
+      sort: (r) => /** @type {string | number | null} */ (r.params[p] ?? null),
+      /** @param {RunsRow} r */
       text: (r) => fmt(r.params[p]),
     })),
     ...shownMetrics.map((m) => ({
       key: m,
       label: m,
+      /** @param {RunsRow} r */
       cell: (r) => fmt(r.figures[m]),
+      /** @param {RunsRow} r */
       sort: (r) => r.figures[m] ?? null,
     })),
     {
@@ -190,42 +289,86 @@ async function runsPage(main) {
       sort: (r) => r.trainedAt ?? "",
     },
   ];
+}
+
+/** @param {SweepSummary[]} sweeps */
+function sweepList(sweeps) {
+  if (!sweeps.length) return h("p", { class: "sub" }, "none");
+  return h(
+    "ul",
+    {},
+    sweeps.map((s) =>
+      h(
+        "li",
+        {},
+        h("a", { href: `/sweep/${encodeURIComponent(s.name)}` }, s.name),
+        ` ${s.points} points: ${s.byStatus.done} done, ${s.byStatus.running} running, ${s.byStatus.pending} queued, ${s.byStatus.failed} failed${
+          s.search ? `; ${s.search}` : ""
+        }`,
+      )
+    ),
+  );
+}
+
+/** @param {HTMLElement} main */
+async function runsPage(main) {
+  const [data, sweeps] = await Promise.all([
+    /** @type {Promise<RunsList>} */ (getJson("/api/runs")),
+    /** @type {Promise<SweepSummary[]>} */ (getJson("/api/sweeps")),
+  ]);
+  const selected = new Set();
+  const compareButton = h("button", { disabled: "", id: "compare" }, "compare selected");
+  compareButton.addEventListener(
+    "click",
+    () => location.href = `/compare?runs=${[...selected].map(encodeURIComponent).join(",")}`,
+  );
+  /** @type {(run: string, on: boolean) => void} */
+  const select = (run, on) => {
+    on ? selected.add(run) : selected.delete(run);
+    selected.size >= 2
+      ? compareButton.removeAttribute("disabled")
+      : compareButton.setAttribute("disabled", "");
+  };
   main.replaceChildren(
     h("h1", {}, "Runs"),
-    h("p", { class: "sub" }, `${data.runs.length} runs in ${data.results}; `, compare),
-    table(data.runs, cols, {
+    h("p", { class: "sub" }, `${data.runs.length} runs in ${data.results}; `, compareButton),
+    table(data.runs, runColumns(data, select), {
+      rowId: (r) => r.run,
       // for the benchmark: when the table was first drawn, in ms since the navigation started
       onRender: () => main.dataset.painted ??= String(performance.now()),
-    }),
+    }).el,
     h("h2", {}, "Sweeps"),
-    sweeps.length
-      ? h(
-        "ul",
-        {},
-        sweeps.map((s) =>
-          h(
-            "li",
-            {},
-            h("a", { href: `/sweep/${encodeURIComponent(s.name)}` }, s.name),
-            ` ${s.points} points: ${s.byStatus.done} done, ${s.byStatus.running} running, ${s.byStatus.pending} queued, ${s.byStatus.failed} failed${
-              s.search ? `; ${s.search}` : ""
-            }`,
-          )
-        ),
-      )
-      : h("p", { class: "sub" }, "none"),
+    sweepList(sweeps),
   );
 }
 
 // ---- one run ----
+
+/** @typedef {[string, string][]} Fields */
+/** @type {Fields} */
 const D_FIELDS = [["dRealAfterPolice", "D(real)"], ["dFakeAfterCounterfeiter", "D(fake)"]];
+/** @type {Fields} */
 const LOSS_FIELDS = [["policeLoss", "police loss"], ["counterfeiterLoss", "counterfeiter loss"]];
+
+/**
+ * History rows in long form: a row per iteration and series.
+ * @param {Record<string, unknown>[]} history
+ * @param {Fields} fields
+ * @param {string} run
+ */
 const longRows = (history, fields, run) =>
   history.flatMap((r) =>
     fields.map(([f, label]) => ({ iteration: r.iteration, value: r[f], series: label, run }))
   );
 
+/**
+ * Lines per series (or per run), with an optional horizontal rule, over the named data `rows`.
+ * @param {string} title
+ * @param {string} yTitle
+ * @param {{ byRun?: boolean, rule?: number | null }} [options]
+ */
 function lineSpec(title, yTitle, { byRun = false, rule = null } = {}) {
+  /** @type {Record<string, unknown>[]} */
   const layers = [{
     mark: { type: "line", strokeWidth: 1.2 },
     encoding: {
@@ -249,6 +392,10 @@ function lineSpec(title, yTitle, { byRun = false, rule = null } = {}) {
   return { title, data: { name: "rows" }, layer: layers };
 }
 
+/**
+ * @param {Record<string, unknown>[]} rows
+ * @param {boolean} byRun
+ */
 function checkpointSpec(rows, byRun) {
   return {
     title: "Frechet distance per checkpoint (lower is better)",
@@ -264,12 +411,45 @@ function checkpointSpec(rows, byRun) {
   };
 }
 
+/**
+ * The figures the server names, in its order.
+ * @param {RunDetail} data
+ */
+function summaryTable(data) {
+  const s = data.summary;
+  if (!s) return h("p", { class: "sub" }, "no evaluation yet");
+  return h(
+    "table",
+    { class: "grid small" },
+    h("tr", {}, data.figures.map((k) => h("th", {}, k))),
+    h("tr", {}, data.figures.map((k) => h("td", {}, fmt(s[k])))),
+  );
+}
+
+/** @param {RunDetail["grids"]} grids */
+const gridFigures = (grids) =>
+  grids.map((g) =>
+    h(
+      "figure",
+      {},
+      h("img", { src: g.url, alt: `samples at ${g.iteration}` }),
+      h("figcaption", {}, String(g.iteration)),
+    )
+  );
+
+/**
+ * A run's page: its curves grow while it trains.
+ * @param {HTMLElement} main
+ * @param {string} name
+ */
 async function runPage(main, name) {
-  let data = await getJson(`/api/run/${encodeURIComponent(name)}`);
+  const url = (since = 0) =>
+    `/api/run/${encodeURIComponent(name)}${since ? `?since=${since}` : ""}`;
+  /** @type {RunDetail} */
+  let data = await getJson(url());
   const dEl = h("div", { class: "plot", id: "d-plot" }), lossEl = h("div", { class: "plot" });
   const ckEl = h("div", { class: "plot" }), gridsEl = h("div", { class: "grids" });
-  const head = h("p", { class: "sub", id: "state" });
-  const summaryEl = h("div");
+  const head = h("p", { class: "sub", id: "state" }), summaryEl = h("div");
   main.replaceChildren(
     h("h1", {}, name),
     head,
@@ -286,22 +466,20 @@ async function runPage(main, name) {
   );
   const dView = await embed(dEl, lineSpec("", "mean police output", { rule: 0.5 }));
   const lossView = await embed(lossEl, lineSpec("", "loss"));
-  let count = 0;
-  const add = (rows) => {
-    if (!rows.length) return;
-    dView.insert("rows", longRows(rows, D_FIELDS, name)).run();
-    lossView.insert("rows", longRows(rows, LOSS_FIELDS, name)).run();
-    count += rows.length;
-    dEl.dataset.rows = String(count);
-    dEl.dataset.lastDrawn = String(Date.now());
-  };
-  const showState = () => {
-    const at = data.history.length ? "" : "";
+  let count = 0, shownCheckpoints = -1;
+  const show = async () => {
+    if (data.history.length) {
+      dView.insert("rows", longRows(data.history, D_FIELDS, name)).run();
+      lossView.insert("rows", longRows(data.history, LOSS_FIELDS, name)).run();
+      count += data.history.length;
+      dEl.dataset.rows = String(count);
+      dEl.dataset.lastDrawn = String(Date.now());
+    }
     head.textContent = `${data.state}${
       data.state === "running"
         ? `: ${data.stage ?? ""}, iteration ${count}/${data.iterations ?? "?"}`
         : ""
-    }${data.error ? `: ${data.error}` : ""}${at}`;
+    }${data.error ? `: ${data.error}` : ""}`;
     head.className = `sub st-${data.state}`;
     summaryEl.replaceChildren(
       summaryTable(data),
@@ -309,44 +487,27 @@ async function runPage(main, name) {
         ? h("p", {}, h("a", { href: data.report }, "the static report (report.html)"))
         : "",
     );
+    if (data.checkpoints.length + data.grids.length !== shownCheckpoints) {
+      shownCheckpoints = data.checkpoints.length + data.grids.length;
+      if (data.checkpoints.length) await embed(ckEl, checkpointSpec(data.checkpoints, false));
+      gridsEl.replaceChildren(...gridFigures(data.grids));
+    }
   };
-  const showCheckpoints = async () => {
-    if (data.checkpoints.length) await embed(ckEl, checkpointSpec(data.checkpoints, false));
-    gridsEl.replaceChildren(
-      ...data.grids.map((g) =>
-        h(
-          "figure",
-          {},
-          h("img", { src: g.url, alt: `samples at ${g.iteration}` }),
-          h("figcaption", {}, String(g.iteration)),
-        )
-      ),
-    );
-  };
-  add(data.history);
-  showState();
-  await showCheckpoints();
-  let shownCheckpoints = data.checkpoints.length + data.grids.length;
+  await show();
   while (data.state === "running") {
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     try {
-      data = await getJson(`/api/run/${encodeURIComponent(name)}?since=${count}`);
+      data = await getJson(url(count));
     } catch {
       continue;
     }
-    add(data.history);
-    showState();
-    if (data.checkpoints.length + data.grids.length !== shownCheckpoints) {
-      shownCheckpoints = data.checkpoints.length + data.grids.length;
-      await showCheckpoints();
-    }
+    await show();
   }
   // finished while watched: the sealed figures
   if (data.history.length === 0 && count > 0) {
-    data = await getJson(`/api/run/${encodeURIComponent(name)}?since=${count}`);
-    add(data.history);
-    showState();
-    await showCheckpoints();
+    data = await getJson(url(count));
+    shownCheckpoints = -1;
+    await show();
   }
   main.dataset.state = data.state;
   // a finished run: its static report below, whole (histogram, run record, goal table)
@@ -358,47 +519,86 @@ async function runPage(main, name) {
   }
 }
 
-function summaryTable(data) {
-  const s = data.summary;
-  if (!s) return h("p", { class: "sub" }, "no evaluation yet");
-  const keys = [
-    "goalMarksMet",
-    "frechet",
-    "bestFrechet",
-    "tailFrechet",
-    "classifierScore",
-    "classesCovered",
-    "dReal",
-    "dFake",
-  ];
+// ---- compare ----
+
+/**
+ * A config as `path -> value`, nested objects flattened.
+ * @param {unknown} cfg
+ * @param {string} [p]
+ * @param {Record<string, unknown>} [out]
+ */
+function flatten(cfg, p = "", out = {}) {
+  if (cfg && typeof cfg === "object" && !Array.isArray(cfg)) {
+    for (const [k, v] of Object.entries(cfg)) flatten(v, p ? `${p}.${k}` : k, out);
+  } else out[p] = cfg;
+  return out;
+}
+
+/**
+ * The fields whose values differ between the runs, as a table.
+ * @param {RunDetail[]} runs
+ */
+function configDiff(runs) {
+  const flats = runs.map((r) => flatten(r.config ?? {}));
+  const paths = [...new Set(flats.flatMap(Object.keys))].filter((p) =>
+    p !== "name" && new Set(flats.map((f) => JSON.stringify(f[p] ?? null))).size > 1
+  ).sort();
+  if (!paths.length) return h("p", { class: "sub" }, "the same config");
   return h(
     "table",
-    { class: "grid small" },
-    h("tr", {}, keys.map((k) => h("th", {}, k))),
-    h("tr", {}, keys.map((k) => h("td", {}, fmt(s[k])))),
+    { class: "grid small", id: "config-diff" },
+    h("tr", {}, h("th", {}, "field"), runs.map((r) => h("th", {}, r.run))),
+    paths.map((p) => h("tr", {}, h("td", {}, p), flats.map((f) => h("td", {}, fmt(f[p]))))),
   );
 }
 
-// ---- compare ----
+/**
+ * The runs' final figures side by side (the server's figure list).
+ * @param {RunDetail[]} runs
+ */
+function figuresTable(runs) {
+  const keys = runs[0]?.figures ?? [];
+  return h(
+    "table",
+    { class: "grid small" },
+    h("tr", {}, h("th", {}, "run"), keys.map((k) => h("th", {}, k))),
+    runs.map((r) =>
+      h("tr", {}, h("td", {}, r.run), keys.map((k) => h("td", {}, fmt(r.summary?.[k]))))
+    ),
+  );
+}
+
+/**
+ * Sample grids at the iterations every run has.
+ * @param {RunDetail[]} runs
+ */
+function samplesTable(runs) {
+  const iterations = runs.map((r) => new Set(r.grids.map((g) => String(g.iteration))));
+  const common = [...(iterations[0] ?? [])].filter((i) => iterations.every((s) => s.has(i)));
+  /** @param {RunDetail} r @param {string} it */
+  const img = (r, it) =>
+    h("img", {
+      src: r.grids.find((g) => String(g.iteration) === it)?.url ?? "",
+      alt: `${r.run} at ${it}`,
+    });
+  return h(
+    "table",
+    { class: "grid samples" },
+    h("tr", {}, h("th", {}, "iteration"), runs.map((r) => h("th", {}, r.run))),
+    common.map((it) => h("tr", {}, h("td", {}, it), runs.map((r) => h("td", {}, img(r, it))))),
+  );
+}
+
+/**
+ * @param {HTMLElement} main
+ * @param {string[]} names
+ */
 async function comparePage(main, names) {
+  /** @type {RunDetail[]} */
   const runs = await Promise.all(names.map((n) => getJson(`/api/run/${encodeURIComponent(n)}`)));
   const dEl = h("div", { class: "plot", id: "compare-d" }),
     lossEl = h("div", { class: "plot" }),
     ckEl = h("div", { class: "plot" });
-  const flat = (cfg, p = "", out = {}) => {
-    if (cfg && typeof cfg === "object" && !Array.isArray(cfg)) {
-      for (const [k, v] of Object.entries(cfg)) {
-        flat(v, p ? `${p}.${k}` : k, out);
-      }
-    } else out[p] = cfg;
-    return out;
-  };
-  const flats = runs.map((r) => flat(r.config ?? {}));
-  const paths = [...new Set(flats.flatMap(Object.keys))].filter((p) =>
-    p !== "name" && new Set(flats.map((f) => JSON.stringify(f[p] ?? null))).size > 1
-  ).sort();
-  const iterations = runs.map((r) => new Set(r.grids.map((g) => String(g.iteration))));
-  const common = [...iterations[0]].filter((i) => iterations.every((s) => s.has(i)));
   main.replaceChildren(
     h("h1", {}, `Compare ${names.length} runs`),
     h(
@@ -413,73 +613,13 @@ async function comparePage(main, names) {
     h("h2", {}, "Frechet distance per checkpoint"),
     ckEl,
     h("h2", {}, "Final figures"),
-    h(
-      "table",
-      { class: "grid small" },
-      h(
-        "tr",
-        {},
-        h("th", {}, "run"),
-        [
-          "goalMarksMet",
-          "frechet",
-          "bestFrechet",
-          "classifierScore",
-          "classesCovered",
-          "dReal",
-          "dFake",
-        ].map((k) => h("th", {}, k)),
-      ),
-      runs.map((r) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, r.run),
-          [
-            "goalMarksMet",
-            "frechet",
-            "bestFrechet",
-            "classifierScore",
-            "classesCovered",
-            "dReal",
-            "dFake",
-          ].map((k) => h("td", {}, fmt(r.summary?.[k]))),
-        )
-      ),
-    ),
+    figuresTable(runs),
     h("h2", {}, "Samples at matching iterations"),
-    h(
-      "table",
-      { class: "grid samples" },
-      h("tr", {}, h("th", {}, "iteration"), names.map((n) => h("th", {}, n))),
-      common.map((it) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, it),
-          runs.map((r) =>
-            h(
-              "td",
-              {},
-              h("img", {
-                src: r.grids.find((g) => String(g.iteration) === it).url,
-                alt: `${r.run} at ${it}`,
-              }),
-            )
-          ),
-        )
-      ),
-    ),
+    samplesTable(runs),
     h("h2", {}, "Config differences"),
-    paths.length
-      ? h(
-        "table",
-        { class: "grid small", id: "config-diff" },
-        h("tr", {}, h("th", {}, "field"), names.map((n) => h("th", {}, n))),
-        paths.map((p) => h("tr", {}, h("td", {}, p), flats.map((f) => h("td", {}, fmt(f[p]))))),
-      )
-      : h("p", { class: "sub" }, "the same config"),
+    configDiff(runs),
   );
+  /** @param {Fields} fields */
   const values = (fields) => runs.flatMap((r) => longRows(r.history, fields, r.run));
   const dView = await embed(dEl, lineSpec("", "mean police output", { byRun: true, rule: 0.5 }));
   dView.insert("rows", values(D_FIELDS)).run();
@@ -493,15 +633,8 @@ async function comparePage(main, names) {
 }
 
 // ---- one sweep ----
-async function sweepPage(main, name) {
-  for (;;) {
-    const s = await getJson(`/api/sweep/${encodeURIComponent(name)}`);
-    drawSweep(main, s);
-    if (!s.points.some((p) => p.status === "running" || p.status === "queued")) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
 
+/** @param {SweepPoint} p */
 function pointStatus(p) {
   if (p.status === "running") {
     return p.progress
@@ -513,7 +646,10 @@ function pointStatus(p) {
   return p.status;
 }
 
-/** The goal marks per setting over its seeds: mean (range), whether the mean meets it, k of n. */
+/**
+ * The goal marks per setting over its seeds: mean (range), whether the mean meets it, k of n.
+ * @param {SettingGoals[]} goals
+ */
 function goalTable(goals) {
   if (!goals?.length) return [];
   const head = h(
@@ -524,6 +660,18 @@ function goalTable(goals) {
     h("th", {}, "marks the mean meets"),
     ...goals[0].marks.map((m) => h("th", { title: m.target }, m.name)),
   );
+  /** @param {SettingGoals["marks"][number]} m */
+  const cell = (m) => {
+    const mean = m.values.reduce((a, b) => a + b, 0) / m.values.length;
+    const range = m.values.length > 1
+      ? ` (${fmt(Math.min(...m.values))} to ${fmt(Math.max(...m.values))})`
+      : "";
+    return h(
+      "td",
+      { class: m.meanMet ? "met" : "missed" },
+      `${fmt(mean)}${range}; met on ${m.met} of ${m.values.length}`,
+    );
+  };
   const rows = goals.map((g) =>
     h(
       "tr",
@@ -531,17 +679,7 @@ function goalTable(goals) {
       h("td", {}, g.setting),
       h("td", {}, String(g.seeds)),
       h("td", { class: "goal-mean-met" }, `${g.meanMet} of ${g.marks.length}`),
-      ...g.marks.map((m) => {
-        const mean = m.values.reduce((a, b) => a + b, 0) / m.values.length;
-        const range = m.values.length > 1
-          ? ` (${fmt(Math.min(...m.values))} to ${fmt(Math.max(...m.values))})`
-          : "";
-        return h(
-          "td",
-          { class: m.meanMet ? "met" : "missed" },
-          `${fmt(mean)}${range}; met on ${m.met} of ${m.values.length}`,
-        );
-      }),
+      ...g.marks.map(cell),
     )
   );
   return [
@@ -550,10 +688,13 @@ function goalTable(goals) {
   ];
 }
 
-async function drawSweep(main, s) {
-  const scatterEl = h("div", { class: "plot" }), parEl = h("div", { class: "plot" });
-  const rows = s.points;
-  const cols = [
+/**
+ * The sweep table's columns: point, knobs, status, the rank figure, the rungs' figures.
+ * @param {Sweep} s
+ * @returns {Column<SweepPoint>[]}
+ */
+function pointColumns(s) {
+  return [
     {
       key: "label",
       label: "point",
@@ -562,17 +703,19 @@ async function drawSweep(main, s) {
     },
     ...s.knobs.map((k) => ({
       key: k,
-      label: k.split(".").at(-1),
+      label: k.split(".").at(-1) ?? k,
       title: k,
+      /** @param {SweepPoint} p */
       cell: (p) => fmt(p.overrides[k]),
-      sort: (p) => p.overrides[k] ?? null,
+      /** @param {SweepPoint} p */
+      sort: (p) => /** @type {string | number | null} */ (p.overrides[k] ?? null),
     })),
     {
       key: "status",
       label: "status",
       cell: (p) => h("span", { class: `st-${p.status} point-status` }, pointStatus(p)),
       sort: (p) => p.status,
-      text: (p) => pointStatus(p),
+      text: pointStatus,
     },
     {
       key: "metric",
@@ -580,64 +723,62 @@ async function drawSweep(main, s) {
       cell: (p) => fmt(p.figures[s.metric]),
       sort: (p) => p.figures[s.metric] ?? null,
     },
-    ...(s.search
-      ? s.search.rungs.map((r, i) => ({
-        key: `r${i}`,
-        label: `rung ${i} (${r})`,
-        cell: (p) => fmt(p.rungFigures?.[i]),
-        sort: (p) => p.rungFigures?.[i] ?? null,
-      }))
-      : []),
+    ...(s.search?.rungs ?? []).map((r, i) => ({
+      key: `r${i}`,
+      label: `rung ${i} (${r})`,
+      /** @param {SweepPoint} p */
+      cell: (p) => fmt(p.rungFigures?.[i]),
+      /** @param {SweepPoint} p */
+      sort: (p) => p.rungFigures?.[i] ?? null,
+    })),
   ];
-  const prev = main.querySelector(".filter")?.value ?? "";
-  main.replaceChildren(
-    h("h1", {}, `Sweep ${s.name}`),
-    h(
-      "p",
-      { class: "sub" },
-      `${rows.length} points; ranked by ${s.metric} (${
-        s.higherIsBetter ? "higher" : "lower"
-      } is better)${
-        s.search
-          ? `; halving, rungs ${
-            s.search.rungs.join(", ")
-          } of ${s.resource}: each point's figure is at the furthest rung it reached`
-          : ""
-      }; `,
-      h("a", { href: s.report }, "static report"),
+}
+
+/**
+ * The knobs that are numbers, and the plots' rows: one per finished point and axis
+ * (`parallel`), one per finished point and knob (`scatter`).
+ * @param {Sweep} s
+ */
+function knobRows(s) {
+  const knobs = s.knobs.filter((k) => s.points.some((p) => typeof p.overrides[k] === "number"));
+  const done = s.points.filter((p) => p.figures[s.metric] !== undefined);
+  const short = (/** @type {string} */ k) => k.split(".").at(-1) ?? k;
+  return {
+    knobs,
+    parallel: done.flatMap((p) =>
+      [...knobs, s.metric].map((k) => ({
+        point: p.label,
+        axis: short(k),
+        value: k === s.metric ? p.figures[s.metric] : p.overrides[k],
+        metric: p.figures[s.metric],
+      }))
     ),
-    table(rows, cols),
-    ...goalTable(s.goals),
-    h("h2", {}, `Knobs against ${s.metric}`),
-    parEl,
-    scatterEl,
-  );
-  const f = main.querySelector(".filter");
-  if (f && prev) {
-    f.value = prev;
-    f.dispatchEvent(new Event("input"));
-  }
-  const knobs = s.knobs.filter((k) => rows.some((p) => typeof p.overrides[k] === "number"));
-  const done = rows.filter((p) => p.figures[s.metric] !== undefined);
-  if (!done.length || !knobs.length) return;
-  const long = done.flatMap((p) =>
-    [...knobs, s.metric].map((k) => ({
-      point: p.label,
-      axis: k.split(".").at(-1),
-      value: k === s.metric ? p.figures[s.metric] : p.overrides[k],
-      metric: p.figures[s.metric],
-    }))
-  );
-  await embed(parEl, {
+    scatter: done.flatMap((p) =>
+      knobs.map((k) => ({
+        point: p.label,
+        knob: short(k),
+        x: p.overrides[k],
+        y: p.figures[s.metric],
+      }))
+    ),
+  };
+}
+
+/**
+ * Parallel coordinates over the named data `parallel`.
+ * @param {Sweep} s
+ * @param {string[]} knobs
+ */
+function parallelSpec(s, knobs) {
+  return {
     title: "parallel coordinates (each line a point; values scaled per axis)",
-    data: { values: long },
+    data: { name: "parallel" },
     transform: [
       {
-        joinaggregate: [{ op: "min", field: "value", as: "lo" }, {
-          op: "max",
-          field: "value",
-          as: "hi",
-        }],
+        joinaggregate: [
+          { op: "min", field: "value", as: "lo" },
+          { op: "max", field: "value", as: "hi" },
+        ],
         groupby: ["axis"],
       },
       {
@@ -664,18 +805,16 @@ async function drawSweep(main, s) {
       },
       tooltip: [{ field: "point" }, { field: "axis" }, { field: "value" }],
     },
-  });
-  await embed(scatterEl, {
-    data: {
-      values: done.flatMap((p) =>
-        knobs.map((k) => ({
-          point: p.label,
-          knob: k.split(".").at(-1),
-          x: p.overrides[k],
-          y: p.figures[s.metric],
-        }))
-      ),
-    },
+  };
+}
+
+/**
+ * A scatter per knob over the named data `scatter`.
+ * @param {Sweep} s
+ */
+function scatterSpec(s) {
+  return {
+    data: { name: "scatter" },
     facet: { field: "knob", type: "nominal", title: null },
     columns: 3,
     spec: {
@@ -689,13 +828,83 @@ async function drawSweep(main, s) {
       },
     },
     resolve: { scale: { x: "independent" } },
-  });
+  };
+}
+
+/** @param {Sweep} s */
+function sweepHeading(s) {
+  return h(
+    "p",
+    { class: "sub" },
+    `${s.points.length} points; ranked by ${s.metric} (${
+      s.higherIsBetter ? "higher" : "lower"
+    } is better)${
+      s.search
+        ? `; halving, rungs ${
+          s.search.rungs.join(", ")
+        } of ${s.resource}: each point's figure is at the furthest rung it reached`
+        : ""
+    }; `,
+    h("a", { href: s.report }, "static report"),
+  );
+}
+
+/**
+ * A sweep's page, drawn once; while points run, each poll updates the table (keeping its sort
+ * and filter), the goal table and the plots' data in place.
+ * @param {HTMLElement} main
+ * @param {string} name
+ */
+async function sweepPage(main, name) {
+  const url = `/api/sweep/${encodeURIComponent(name)}`;
+  /** @type {Sweep} */
+  let s = await getJson(url);
+  const heading = h("div"), goals = h("div");
+  const points = table(s.points, pointColumns(s), { rowId: (p) => p.run ?? p.label });
+  const parEl = h("div", { class: "plot" }), scatterEl = h("div", { class: "plot" });
+  main.replaceChildren(
+    h("h1", {}, `Sweep ${s.name}`),
+    heading,
+    points.el,
+    goals,
+    h("h2", {}, `Knobs against ${s.metric}`),
+    parEl,
+    scatterEl,
+  );
+  /** @type {{ parallel: VegaView, scatter: VegaView } | null} */
+  let views = null;
+  const show = async () => {
+    heading.replaceChildren(sweepHeading(s));
+    points.update(s.points);
+    goals.replaceChildren(...goalTable(s.goals ?? []));
+    const rows = knobRows(s);
+    if (!rows.knobs.length || !rows.parallel.length) return;
+    if (!views) {
+      views = {
+        parallel: await embed(parEl, parallelSpec(s, rows.knobs)),
+        scatter: await embed(scatterEl, scatterSpec(s)),
+      };
+    }
+    await views.parallel.data("parallel", rows.parallel).runAsync();
+    await views.scatter.data("scatter", rows.scatter).runAsync();
+    parEl.dataset.points = String(new Set(rows.parallel.map((r) => r.point)).size);
+  };
+  await show();
+  while (s.points.some((p) => p.status === "running" || p.status === "queued")) {
+    await sleep(1000);
+    try {
+      s = await getJson(url);
+    } catch {
+      continue;
+    }
+    await show();
+  }
 }
 
 // ---- boot ----
 addEventListener("DOMContentLoaded", async () => {
   const main = $("#app");
-  const page = main.dataset.page, arg = main.dataset.arg;
+  const page = main.dataset.page, arg = main.dataset.arg ?? "";
   try {
     if (page === "runs") await runsPage(main);
     if (page === "run") await runPage(main, arg);
@@ -703,7 +912,7 @@ addEventListener("DOMContentLoaded", async () => {
     if (page === "sweep") await sweepPage(main, arg);
     main.dataset.ready = "1";
   } catch (e) {
-    main.append(h("p", { class: "error" }, `error: ${e.message}`));
+    main.append(h("p", { class: "error" }, `error: ${/** @type {Error} */ (e).message}`));
     main.dataset.ready = "error";
   }
 });

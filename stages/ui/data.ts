@@ -141,6 +141,18 @@ async function trainedAtOf(runDir: string): Promise<string | null> {
   return meta?.created ?? null;
 }
 
+/** The evaluation figures the run and compare pages show, in this order. */
+export const SUMMARY_FIGURES = [
+  "goalMarksMet",
+  "frechet",
+  "bestFrechet",
+  "tailFrechet",
+  "classifierScore",
+  "classesCovered",
+  "dReal",
+  "dFake",
+] as const;
+
 /** One run: its state, config, history rows from `since`, checkpoints and grids. */
 export async function runDetail(results: string, name: string, since = 0) {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return null;
@@ -189,7 +201,11 @@ export async function runDetail(results: string, name: string, since = 0) {
         environment: record.environment,
       }
       : null,
-    summary: record?.stages.find((s) => s.stage === "evaluate")?.summary ?? null,
+    summary: (record?.stages.find((s) => s.stage === "evaluate")?.summary ?? null) as
+      | Record<string, unknown>
+      | null,
+    /** The summary's figures to show, in order. */
+    figures: [...SUMMARY_FIGURES],
     history,
     checkpoints,
     grids: await gridsOf(results, dir),
