@@ -463,7 +463,7 @@ Deno.test("OpenBLAS's pick is replaced by the fastest family the CPU's flags all
   assert.equal(betterCore("Prescott", avx512), "SkylakeX");
   assert.equal(betterCore("Nehalem", new Set(["avx2", "fma"])), "Haswell");
   assert.equal(betterCore("Prescott", new Set(["sse3"])), null); // a CPU that old keeps it
-  // an AVX2 pick on an AVX-512 CPU (OpenBLAS 0.3.21 on Zen 5 picks Haswell): SkylakeX
+  // an AVX2 pick on an AVX-512 CPU (Zen 1-3 kernels on a newer AMD, say): SkylakeX
   assert.equal(betterCore("Haswell", avx512), "SkylakeX");
   assert.equal(betterCore("Zen", avx512), "SkylakeX");
   assert.equal(betterCore("Zen", new Set(["avx2", "fma"])), null); // Zen 1-3: no AVX-512

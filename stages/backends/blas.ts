@@ -84,9 +84,9 @@ const AVX512 = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"];
  * The OpenBLAS core to ask for instead of `picked`, or null to keep it: the fastest family the
  * CPU's flags say it runs. OpenBLAS (0.3.21 in Debian 12) does not know CPUs newer than itself:
  * on a Xeon of model 207 it picked Prescott (SSE3), 3-4x slower than its SkylakeX (AVX-512)
- * kernels; on an AMD EPYC of family 26 (Zen 5) it picked Haswell (AVX2), where SkylakeX ran
- * sgemm 1000x784x1024 at 334 GFLOP/s against 185 and the baseline's loop in 165.6 s against
- * 196.6 s (measured). So: AVX-512 F/CD/BW/DQ/VL and a pick without it -> SkylakeX; AVX2 and
+ * kernels. (On an AMD EPYC of family 26, Zen 5, its own pick is Cooperlake, AVX-512; forced
+ * there, SkylakeX ran sgemm 1000x784x1024 at 334 GFLOP/s against Haswell's 185 and the
+ * baseline's loop in 165.6 s against 196.6 s: an AVX2 family costs that much.) So: AVX-512 F/CD/BW/DQ/VL and a pick without it -> SkylakeX; AVX2 and
  * FMA and a pick older than AVX2 -> Haswell. A pick with AVX-512 already (SkylakeX,
  * Cooperlake, SapphireRapids) stays.
  */
