@@ -167,21 +167,12 @@ export class ResumableState {
         await Deno.remove(join(this.snapshotsDir, e.name), { recursive: true });
       }
     }
-    if (!(await Deno.stat(this.dir).then(() => true, () => false))) return null;
-    let seal: StateSeal;
-    try {
-      seal = JSON.parse(await Deno.readTextFile(join(this.dir, SEAL)));
-      if (typeof seal.position !== "number" || !seal.state || !seal.snapshots) throw new Error();
-    } catch {
-      await this.#setAside("the state", "its seal is missing or unreadable");
-      return null;
-    }
-    const problem = await problemOf(this.dir, seal.state) ??
-      await problemOf(this.snapshotsDir, seal.snapshots);
+    const { seal, problem } = await this.inspect();
     if (problem) {
-      await this.#setAside(`resume state at ${seal.position}`, problem);
+      await this.#setAside(seal ? `resume state at ${seal.position}` : "the state", problem);
       return null;
     }
+    if (!seal) return null;
     // a snapshot the seal does not hold was taken past the state's position: it is redone
     const held = new Set(Object.keys(seal.snapshots).map((f) => f.split("/")[0]));
     for await (const e of Deno.readDir(this.snapshotsDir)) {
@@ -191,6 +182,27 @@ export class ResumableState {
     }
     this.#seal = seal;
     return seal.position;
+  }
+
+  /**
+   * The state's seal and what is wrong with it, changing nothing: no state gives neither; a
+   * state whose seal or files do not check gives the problem (`verify` reports it; a resume
+   * sets the state aside).
+   */
+  async inspect(): Promise<{ seal: StateSeal | null; problem: string | null }> {
+    if (!(await Deno.stat(this.dir).then(() => true, () => false))) {
+      return { seal: null, problem: null };
+    }
+    let seal: StateSeal;
+    try {
+      seal = JSON.parse(await Deno.readTextFile(join(this.dir, SEAL)));
+      if (typeof seal.position !== "number" || !seal.state || !seal.snapshots) throw new Error();
+    } catch {
+      return { seal: null, problem: "its seal is missing or unreadable" };
+    }
+    const problem = await problemOf(this.dir, seal.state) ??
+      await problemOf(this.snapshotsDir, seal.snapshots);
+    return { seal, problem };
   }
 
   /**

@@ -113,6 +113,34 @@ export function entryDir(cacheRoot: string, stage: string, key: string): string 
   return join(cacheRoot, stage, key);
 }
 
+/**
+ * What is wrong with the files under `sub` (a folder or file of a sealed entry) against the
+ * entry's seal, or null: for a reader that uses part of an entry (a model) without hashing it
+ * all. Every file there must be sealed and match its SHA-256.
+ */
+export async function sealedProblem(entry: string, sub: string): Promise<string | null> {
+  let files: Record<string, SealedFile>;
+  try {
+    files = JSON.parse(await Deno.readTextFile(join(entry, "meta.json"))).seal.files;
+    if (!files || typeof files !== "object") throw new Error();
+  } catch {
+    return "meta.json is missing, unreadable or has no seal";
+  }
+  const root = join(entry, sub);
+  const st = await Deno.stat(root).catch(() => null);
+  if (!st) return `${sub} is missing`;
+  const under = st.isDirectory ? (await listFiles(root)).map((f) => `${sub}/${f}`) : [sub];
+  for (const f of under) {
+    const want = files[f];
+    if (!want) return `${f} is not part of the sealed entry`;
+    const p = join(entry, f);
+    if ((await Deno.stat(p)).size !== want.size || (await sha256File(p)) !== want.sha256) {
+      return `${f} does not match its seal`;
+    }
+  }
+  return null;
+}
+
 /** The on-disk cache under a results folder. */
 export class Store {
   readonly root: string;
@@ -212,6 +240,19 @@ export class Store {
     try {
       for await (const e of Deno.readDir(this.root)) {
         if (e.isDirectory && !e.name.startsWith(".")) out.push(e.name);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort();
+  }
+
+  /** The keys of a stage that have a work folder (an interrupted run's resumable state). */
+  async workKeys(stage: string): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      for await (const e of Deno.readDir(join(this.root, stage))) {
+        if (e.isDirectory && e.name.startsWith(".work-")) out.push(e.name.slice(".work-".length));
       }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;

@@ -12,12 +12,13 @@
  * ```
  */
 import { parseCommand } from "./args.ts";
+import { ResumableState } from "./resumable.ts";
 import { checkResultsDir, Store } from "./store.ts";
 
-/** What {@link verifyCache} found. */
+/** What {@link verifyCache} found: entries, and interrupted runs' resume states. */
 export interface VerifyReport {
   checked: number;
-  damaged: { stage: string; key: string; problem: string }[];
+  damaged: { stage: string; key: string; problem: string; resume?: boolean }[];
 }
 
 /** Checks every entry of the cache under `results`, hashes included. */
@@ -35,12 +36,21 @@ export async function verifyCache(
       if (problem) report.damaged.push({ stage, key, problem });
       onEntry?.(stage, key, problem);
     }
+    // an interrupted run's resume state: sealed as it was written, checked the same way
+    for (const key of await store.workKeys(stage)) {
+      const { seal, problem } = await new ResumableState(store.workDir(stage, key)).inspect();
+      if (!seal && !problem) continue;
+      report.checked++;
+      if (problem) report.damaged.push({ stage, key, problem, resume: true });
+      onEntry?.(`${stage} (resume state)`, key, problem);
+    }
   }
   return report;
 }
 
 const USAGE = `usage: deno task verify [--results DIR] [--quiet]
-  checks every cache entry's files against its seal (sizes and SHA-256); exit 1 if any is damaged`;
+  checks every cache entry's files, and every interrupted run's resume state, against its seal
+  (sizes and SHA-256); exit 1 if any is damaged`;
 
 /** The `verify` command; returns the exit code. */
 export async function verifyCommand(args: string[]): Promise<number> {
@@ -58,7 +68,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   console.log(
     `${r.checked} entries checked, ${r.damaged.length} damaged${
       r.damaged.length
-        ? "; `run --verify` sets each one its config uses aside and rebuilds it (any run does so for an entry a stage is about to compute from)"
+        ? "; `run --verify` sets each one its config uses aside and rebuilds it (any run does so for an entry a stage is about to compute from; a damaged resume state is set aside by the next run of its config, which starts that stage over)"
         : ""
     }`,
   );

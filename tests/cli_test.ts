@@ -249,6 +249,43 @@ Deno.test("killing a run mid-stage leaves nothing trusted; the next run resumes 
   assert.equal(left.length, 0, `left behind: ${left}`);
 });
 
+Deno.test("a killed run's damaged resume state: verify names it (exit 1), the next run sets it aside and starts over", async () => {
+  const { cfg, results } = await setup({
+    adversarial: { iterations: 400, batchSize: 16, fitBatchSize: 8, checkpointEvery: 5 },
+  });
+  const child = cliSpawn(["run", cfg, "--results", results]);
+  const work = join(results, "cache", "adversarial");
+  assert.ok(await waitForCheckpoint(work), "the run never reached a checkpoint");
+  child.kill("SIGKILL");
+  await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  const folder = [...Deno.readDirSync(work)].find((e) => e.name.startsWith(".work-"))!.name;
+  const weights = join(work, folder, "state", "police", "weights.bin");
+  const bytes = await Deno.readFile(weights);
+  bytes[5] ^= 8;
+  await Deno.writeFile(weights, bytes);
+  const v = await cli(["verify", "--results", results]);
+  assert.equal(v.code, 1, v.stdout);
+  assert.match(
+    v.stdout,
+    new RegExp(
+      `DAMAGED adversarial \\(resume state\\)/${
+        folder.slice(6, 18)
+      }: police/weights.bin does not match its seal`,
+    ),
+  );
+  const r = await cli(["run", cfg, "--results", results]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /\[adversarial\] resume state at \d+ is damaged: police\/weights.bin does not match its seal; set aside in \S+; starting from the beginning/,
+  );
+  assert.doesNotMatch(r.stderr, /resuming from the checkpoint/);
+  const again = await cli(["verify", "--results", results]);
+  assert.equal(again.code, 0, again.stdout);
+});
+
 Deno.test("Ctrl-C (SIGINT) exits 130 with a one-line note; the next run resumes", async () => {
   const { cfg, results } = await setup({
     adversarial: { iterations: 400, batchSize: 16, fitBatchSize: 8, checkpointEvery: 5 },

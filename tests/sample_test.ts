@@ -61,3 +61,37 @@ Deno.test("sample refuses what it cannot do, naming the fix (exit 2)", async () 
   assert.equal(jpg.code, 2);
   assert.match(jpg.stderr, /--out x\.jpg: expected a \.png or \.npy file/);
 });
+
+Deno.test("sample and export refuse a damaged model: one line naming it and --verify, exit 1, nothing written", async () => {
+  const { dir, cfg, results } = await tinyRun();
+  const run = await cli(["run", cfg, "--results", results]);
+  assert.equal(run.code, 0, run.stderr);
+  const record = JSON.parse(
+    await Deno.readTextFile(join(run.stdout.trim().split("\n").at(-1)!, "..", "run.json")),
+  );
+  const key: string = record.stages.find((s: { stage: string }) => s.stage === "adversarial").key;
+  const weights = join(results, "cache", "adversarial", key, "counterfeiter", "weights.bin");
+  const bytes = await Deno.readFile(weights);
+  bytes[11] ^= 2;
+  await Deno.writeFile(weights, bytes);
+  const out = join(dir, "x.png"), exported = join(dir, "exported");
+  for (const args of [["sample", "tiny", "--out", out], ["export", "tiny", "--out", exported]]) {
+    const r = await cli([...args, "--results", results]);
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(
+      lines[0],
+      new RegExp(
+        `^error: \\S+: its adversarial cache entry ${
+          key.slice(0, 12)
+        } is damaged \\(counterfeiter/weights.bin does not match its seal\\); rebuild it with: deno task run <its config> --verify$`,
+      ),
+    );
+  }
+  assert.equal(await Deno.stat(out).catch(() => null), null);
+  assert.equal(await Deno.stat(exported).catch(() => null), null);
+  // a checkpoint's undamaged nets still sample
+  const ok = await cli(["sample", "tiny", "--results", results, "--checkpoint", "2", "--out", out]);
+  assert.equal(ok.code, 0, ok.stderr);
+});

@@ -10,10 +10,11 @@
  * assert.equal(entryOfRun("results/runs/quick-0123456789ab", "abc"), "results/cache/adversarial/abc");
  * ```
  */
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { type BackendName, selectBackend } from "../backends/mod.ts";
 import type { Config } from "../schema.ts";
-import { UsageError } from "../../pipeline/errors.ts";
+import { StageError, UsageError } from "../../pipeline/errors.ts";
+import { sealedProblem } from "../../pipeline/store.ts";
 import type { RunRecord } from "../../pipeline/run_record.ts";
 import { artifact, iterName } from "../vocabulary.ts";
 
@@ -71,6 +72,15 @@ export async function netDirOfRun(
         (await checkpointsOf(entry)).join(", ") || "none"
       }`,
       usage,
+    );
+  }
+  // a model is read only once its bits match the entry's seal
+  const problem = await sealedProblem(entry, relative(entry, dir));
+  if (problem) {
+    throw new StageError(
+      `${runDir}: its adversarial cache entry ${
+        adv.key.slice(0, 12)
+      } is damaged (${problem}); rebuild it with: deno task run <its config> --verify`,
     );
   }
   return dir;
