@@ -16,6 +16,7 @@
 import { join } from "node:path";
 import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
+import { recordProblem } from "./run_record.ts";
 import { checkResultsDir, listFiles, Store } from "./store.ts";
 
 /** What {@link gcCache} did (or would do, with `dryRun`). */
@@ -29,6 +30,8 @@ export interface GcReport {
   kept: number;
   inUse: string[];
   bytes: number;
+  /** Records that could not be read, collected past with --force. */
+  unreadable: { file: string; problem: string }[];
 }
 
 async function sizeOf(dir: string): Promise<number> {
@@ -38,20 +41,51 @@ async function sizeOf(dir: string): Promise<number> {
   return n;
 }
 
-async function readRecords(runDir: string): Promise<{ stage: string; key: string }[][]> {
-  const out: { stage: string; key: string }[][] = [];
+/** A run folder's records: the entries each names, and those that cannot be read as one. */
+async function readRecords(runDir: string): Promise<{
+  refs: { stage: string; key: string }[][];
+  unreadable: { file: string; problem: string }[];
+}> {
+  const refs: { stage: string; key: string }[][] = [];
+  const unreadable: { file: string; problem: string }[] = [];
   const files = [join(runDir, "run.json")];
   try {
     for await (const e of Deno.readDir(join(runDir, "records"))) {
       if (e.name.endsWith(".json")) files.push(join(runDir, "records", e.name));
     }
   } catch { /* no records folder */ }
-  for (const f of files) {
+  for (const file of files) {
+    let text: string;
     try {
-      out.push(JSON.parse(await Deno.readTextFile(f)).stages ?? []);
-    } catch { /* unreadable record: it refers to nothing */ }
+      text = await Deno.readTextFile(file);
+    } catch {
+      continue; // a run folder whose record is not written yet
+    }
+    try {
+      const rec = JSON.parse(text);
+      const problem = recordProblem(rec);
+      if (problem) unreadable.push({ file, problem });
+      else refs.push(rec.stages);
+    } catch {
+      unreadable.push({ file, problem: "not valid JSON" });
+    }
   }
-  return out;
+  return { refs, unreadable };
+}
+
+/**
+ * Raised when a run's record cannot be read: the entries it names cannot be known, so gc
+ * removes nothing unless told to collect without it.
+ */
+export class UnreadableRecords extends Error {
+  override readonly name = "UnreadableRecords";
+  constructor(readonly records: { file: string; problem: string }[]) {
+    super(
+      `${records[0].file}: ${records[0].problem}${
+        records.length > 1 ? ` (and ${records.length - 1} more records)` : ""
+      }; the cache entries it names cannot be known, so nothing was removed: fix or delete the record, or run gc --force to collect as if it named none`,
+    );
+  }
 }
 
 /** What one collection knows as it goes. */
@@ -200,8 +234,18 @@ async function pruneLeftovers(gc: Gc, stage: string, gone: Set<string>): Promise
 /** Collects garbage in the cache under `results`. */
 export async function gcCache(
   results: string,
-  { dryRun = false, keepRuns }: { dryRun?: boolean; keepRuns?: number } = {},
+  { dryRun = false, keepRuns, force = false }: {
+    dryRun?: boolean;
+    keepRuns?: number;
+    /** Collect even when a record cannot be read (its entries count as named by none). */
+    force?: boolean;
+  } = {},
 ): Promise<GcReport> {
+  const unreadable = [];
+  for (const r of await runFolders(results)) {
+    unreadable.push(...(await readRecords(r.dir)).unreadable);
+  }
+  if (unreadable.length && !force) throw new UnreadableRecords(unreadable);
   const gc: Gc = {
     store: new Store(results),
     dryRun,
@@ -214,12 +258,13 @@ export async function gcCache(
       kept: 0,
       inUse: [],
       bytes: 0,
+      unreadable,
     },
   };
   const kept = await pruneRuns(gc, results, keepRuns);
   const referenced = new Set<string>();
   for (const r of kept) {
-    for (const rec of await readRecords(r.dir)) {
+    for (const rec of (await readRecords(r.dir)).refs) {
       for (const s of rec) referenced.add(`${s.stage}/${s.key}`);
     }
   }
@@ -246,22 +291,27 @@ async function tryExclusiveFile(path: string): Promise<(() => void) | null> {
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
-const GC_USAGE = `usage: deno task gc [--results DIR] [--dry-run] [--keep-runs N]
+const GC_USAGE = `usage: deno task gc [--results DIR] [--dry-run] [--keep-runs N] [--force]
   removes cache entries no kept run refers to, and leftovers nobody holds (never what a run in
   flight uses)
   --keep-runs N   keep the N most recent complete runs (and any being written); remove the other
                   run folders, partial (--until) and failed runs included; default: keep all
-  --dry-run       say what would go; remove nothing`;
+  --dry-run       say what would go; remove nothing
+  --force         collect even when a run's record cannot be read (gc refuses without it: the
+                  entries such a record names cannot be known)`;
 
 /** `deno task gc`; returns the exit code. */
 export async function gcCommand(args: string[]): Promise<number> {
-  const parsed = parseCommand<{ results: string; "dry-run": boolean; "keep-runs"?: string }>(
+  const parsed = parseCommand<
+    { results: string; "dry-run": boolean; "keep-runs"?: string; force: boolean }
+  >(
     args,
     GC_USAGE,
     {
       results: { type: "string", default: "results" },
       "dry-run": { type: "boolean", default: false },
       "keep-runs": { type: "string" },
+      force: { type: "boolean", default: false },
     },
   );
   if (!parsed) return 0;
@@ -272,8 +322,11 @@ export async function gcCommand(args: string[]): Promise<number> {
     throw new UsageError(`--keep-runs ${values["keep-runs"]}: expected an integer >= 0`, GC_USAGE);
   }
   const dryRun = values["dry-run"];
-  const r = await gcCache(values.results, { dryRun, keepRuns });
+  const r = await gcCache(values.results, { dryRun, keepRuns, force: values.force });
   const verb = dryRun ? "would remove" : "removed";
+  for (const u of r.unreadable) {
+    console.log(`collected as if ${u.file} named no entry (--force): ${u.problem}`);
+  }
   if (keepRuns !== undefined) {
     for (const k of r.runsKept) console.log(`keeping run ${k.dir}: ${k.why}`);
   }

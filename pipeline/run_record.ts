@@ -48,6 +48,31 @@ export interface RunRecord {
   report?: string;
 }
 
+/**
+ * What makes `rec` no run record (the fields readers use, checked by shape), or null. A
+ * listing skips such a record, naming it, rather than failing on it.
+ */
+export function recordProblem(rec: unknown): string | null {
+  const isObj = (x: unknown): x is Record<string, unknown> =>
+    typeof x === "object" && x !== null && !Array.isArray(x);
+  if (!isObj(rec)) return `not a run record (${Array.isArray(rec) ? "an array" : String(rec)})`;
+  const want: [string, (x: unknown) => boolean, string][] = [
+    ["configHash", (x) => typeof x === "string", "a string"],
+    ["config", isObj, "an object"],
+    ["status", (x) => x === "ok" || x === "failed", '"ok" or "failed"'],
+    ["seconds", (x) => typeof x === "number", "a number"],
+    ["stages", Array.isArray, "a list"],
+  ];
+  for (const [k, ok, what] of want) {
+    if (!ok(rec[k])) return `its ${k} is not ${what}`;
+  }
+  const bad = (rec.stages as unknown[]).findIndex((s) =>
+    !isObj(s) || typeof s.stage !== "string" || typeof s.status !== "string" ||
+    typeof s.seconds !== "number" || (s.key !== undefined && typeof s.key !== "string")
+  );
+  return bad >= 0 ? `its stages[${bad}] is not a stage record` : null;
+}
+
 /** Escapes text for HTML element content and attribute values. */
 export function escapeHtml(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -17,7 +17,7 @@ import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { canonicalJson } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
-import type { StageRecord } from "./run_record.ts";
+import { recordProblem, type StageRecord } from "./run_record.ts";
 import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
@@ -63,13 +63,33 @@ async function builtSeconds(runDir: string, s: StageRecord): Promise<number> {
   }
 }
 
-/** A run folder's row from its latest record, or null when it has none yet. */
-async function runRow(app: App, dir: string): Promise<RunRow | null> {
+/**
+ * A run folder's row from its latest record, or null when it has none yet, or one that is not
+ * a run record (said through `onSkip`).
+ */
+async function runRow(
+  app: App,
+  dir: string,
+  onSkip?: (file: string, problem: string) => void,
+): Promise<RunRow | null> {
   let rec: RunRecord;
+  const file = join(dir, "run.json");
+  let text: string;
   try {
-    rec = JSON.parse(await Deno.readTextFile(join(dir, "run.json")));
+    text = await Deno.readTextFile(file);
   } catch {
     return null; // a run folder without a record yet
+  }
+  try {
+    rec = JSON.parse(text);
+  } catch {
+    onSkip?.(file, "not valid JSON");
+    return null;
+  }
+  const problem = recordProblem(rec);
+  if (problem) {
+    onSkip?.(file, problem);
+    return null;
   }
   const held = rec.stages.filter((s) => s.status === "ran" || s.status === "cached");
   let cachedSeconds = 0;
@@ -91,14 +111,21 @@ async function runRow(app: App, dir: string): Promise<RunRow | null> {
   };
 }
 
-/** Every run folder's latest record under `results`. */
-export async function listRuns(app: App, results: string): Promise<RunRow[]> {
+/**
+ * Every run folder's latest record under `results`; a record that is not one is left out and
+ * named through `onSkip`.
+ */
+export async function listRuns(
+  app: App,
+  results: string,
+  onSkip?: (file: string, problem: string) => void,
+): Promise<RunRow[]> {
   const rows: RunRow[] = [];
   const root = join(results, "runs");
   try {
     for await (const e of Deno.readDir(root)) {
       if (!e.isDirectory) continue;
-      const row = await runRow(app, join(root, e.name));
+      const row = await runRow(app, join(root, e.name), onSkip);
       if (row) rows.push(row);
     }
   } catch (e) {
@@ -197,9 +224,13 @@ function hiddenNote(hidden: string[], width: number): string {
   return `(${hidden.length} more: ${list}${tail}`;
 }
 
+/** Says on stderr, in one line, that a record was left out of a listing, and why. */
+const skipNote = (file: string, problem: string) =>
+  console.error(`skipped ${file}: ${problem} (the other runs are listed)`);
+
 /** The runs' rows, in the order asked. */
 async function sortedRuns(app: App, results: string, sort: string | undefined) {
-  const rows = await listRuns(app, results);
+  const rows = await listRuns(app, results, skipNote);
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
   if (sort !== undefined) {
     if (!metrics.includes(sort) && rows.length) {
@@ -314,9 +345,9 @@ export async function findRun(
   x: string,
   usage?: string,
 ): Promise<RunRow> {
-  const direct = x.includes("/") ? await runRow(app, x) : null;
+  const direct = x.includes("/") ? await runRow(app, x, skipNote) : null;
   if (direct) return direct;
-  const rows = await listRuns(app, results);
+  const rows = await listRuns(app, results, skipNote);
   const r = rows.find((r) => r.run === basename(x) || r.dir === x) ??
     rows.find((r) => r.run.startsWith(basename(x)));
   if (!r) {

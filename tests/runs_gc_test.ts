@@ -179,3 +179,49 @@ Deno.test("gc --keep-runs N keeps the N most recent complete runs, not a newer p
   assert.match(dry.stdout, new RegExp(`would remove run ${partialDir}`));
   assert.match(dry.stdout, new RegExp(`would remove run ${runA}`));
 });
+
+Deno.test("a run.json of the wrong shape: runs, diff and the ui skip it naming it; gc refuses without --force", async () => {
+  const { results, runA, runB } = await twoRuns();
+  const { APP } = await import("../stages/app.ts");
+  const { runsList } = await import("../stages/ui/data.ts");
+  // a third run folder whose record is valid JSON of the wrong shape
+  const odd = join(results, "runs", "odd-000000000000");
+  await Deno.mkdir(odd);
+  for (
+    const text of [
+      '{"name":"x"}',
+      "null",
+      "[]",
+      '{"configHash":"a","config":{},"status":"ok","seconds":1,"stages":[{"stage":3}]}',
+    ]
+  ) {
+    await Deno.writeTextFile(join(odd, "run.json"), text);
+    const t = await cli(["runs", "--results", results, "--json"]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal(JSON.parse(t.stdout).length, 2, text);
+    assert.match(
+      t.stderr.trim(),
+      new RegExp(`^skipped ${odd}/run.json: .+ \\(the other runs are listed\\)$`),
+    );
+    const d = await cli(["diff", runA, runB, "--results", results]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal((await runsList(APP, results)).runs.length, 2, text);
+  }
+  // gc: the entries that record names cannot be known, so nothing goes without --force
+  const before = await cli(["verify", "--results", results, "--quiet"]);
+  const g = await cli(["gc", "--results", results]);
+  assert.equal(g.code, 1, g.stdout);
+  assert.match(
+    g.stderr,
+    new RegExp(
+      `${odd}/run.json: its stages\\[0\\] is not a stage record; .*nothing was removed: fix or delete the record, or run gc --force`,
+    ),
+  );
+  assert.equal((await cli(["verify", "--results", results, "--quiet"])).stdout, before.stdout);
+  const forced = await cli(["gc", "--results", results, "--force"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(
+    forced.stdout,
+    new RegExp(`collected as if ${odd}/run.json named no entry \\(--force\\)`),
+  );
+});

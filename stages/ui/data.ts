@@ -25,7 +25,7 @@ import {
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
 import type { PointRecord } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
-import { artifactsDir, type RunRecord } from "../../pipeline/run_record.ts";
+import { artifactsDir, recordProblem, type RunRecord } from "../../pipeline/run_record.ts";
 import { artifact } from "../vocabulary.ts";
 
 /** A run's state: a live status with no heartbeat for 3 beats is a run that was stopped. */
@@ -96,9 +96,17 @@ async function liveProgress(runDir: string, stage: string | null) {
   return last ? { iteration: last.iteration as number, of: last.of as number } : null;
 }
 
+/** The bad records the ui has said it skips. */
+const reported = new Set<string>();
+
 /** The runs page's rows: every run folder, finished or in flight. */
 export async function runsList(app: App, results: string) {
-  const rows = await listRuns(app, results);
+  const rows = await listRuns(app, results, (file, problem) => {
+    // once per file and problem, not on every page load
+    if (reported.has(`${file}: ${problem}`)) return;
+    reported.add(`${file}: ${problem}`);
+    console.error(`ui: skipped ${file}: ${problem} (the other runs are listed)`);
+  });
   const byName = new Map<string, RunRow>(rows.map((r) => [r.run, r]));
   const sweeps = await sweepOfRuns(results);
   const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
@@ -157,7 +165,9 @@ export const SUMMARY_FIGURES = [
 export async function runDetail(results: string, name: string, since = 0) {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return null;
   const dir = join(results, "runs", name);
-  const record = await readJson<RunRecord>(join(dir, "run.json"));
+  const raw = await readJson<unknown>(join(dir, "run.json"));
+  // a record of the wrong shape is no record: the page shows what the live folder says
+  const record = raw !== null && recordProblem(raw) === null ? raw as RunRecord : null;
   const live = await readLiveStatus(dir);
   if (!record && !live) return null;
   const state = live ? liveState(live) : record!.status === "ok" ? "done" : "failed";
