@@ -11,6 +11,7 @@
  * const ok = parseCommand(["--n", "3"], usage, { n: { type: "string" } });
  * assert.equal(ok?.values.n, "3");
  * assert.throws(() => parseCommand(["--m"], usage, {}), (e: Error & { usage?: string }) => e.usage === usage);
+ * assert.equal(parseCommand(["--n", "-5"], usage, { n: { type: "string" } })?.values.n, "-5");
  * ```
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
@@ -23,10 +24,19 @@ export function parseCommand<V = Record<string, unknown>>(
   options: ParseArgsOptionsConfig,
   { positionals = false } = {},
 ): { values: V; positionals: string[] } | null {
+  // `--n -5`: a negative number is the option's value, not an option (node's parser says
+  // "ambiguous"); it reaches the command, which says what range it takes
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : null;
+    if (name && options[name]?.type === "string" && /^-\d/.test(args[i + 1] ?? "")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else joined.push(args[i]);
+  }
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: joined,
       allowPositionals: positionals,
       options: { ...options, help: { type: "boolean", short: "h", default: false } },
     });

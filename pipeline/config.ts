@@ -73,12 +73,25 @@ export function parseJsonText(text: string, file: string): Json {
   }
 }
 
+/** The largest config file read (the shipped ones are under 2 kB). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
 async function readJsonFile(path: string): Promise<Json> {
   let text: string;
   try {
-    if ((await Deno.stat(path)).isDirectory) {
+    const st = await Deno.stat(path);
+    if (st.isDirectory) {
       throw new ConfigError(
         `${path} is a folder, not a config file: give a .json file, e.g. configs/quick.json`,
+      );
+    }
+    // a device or pipe (/dev/zero) would be read without end
+    if (!st.isFile) {
+      throw new ConfigError(`${path} is not a regular file: give a .json file`);
+    }
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(
+        `${path} is ${st.size} bytes; a config is at most ${MAX_CONFIG_BYTES} (is it a config?)`,
       );
     }
     text = await Deno.readTextFile(path);
@@ -292,6 +305,12 @@ export function validate(field: Field, value: unknown, path: string, src: string
       }
       const n = value as number;
       if (field.kind === "int" && !Number.isInteger(n)) fail(`expected an integer, got ${n}`);
+      // past 2^53 JSON has already rounded it: two seeds would silently be one
+      if (field.kind === "int" && !Number.isSafeInteger(n)) {
+        fail(
+          `${n} is beyond the integers a number holds exactly (at most ${Number.MAX_SAFE_INTEGER}); use a smaller one`,
+        );
+      }
       const r = range(field);
       const bad = (field.min !== undefined && n < field.min) ||
         (field.max !== undefined && n > field.max) ||

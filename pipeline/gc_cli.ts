@@ -316,7 +316,11 @@ export async function gcCommand(args: string[]): Promise<number> {
   );
   if (!parsed) return 0;
   const { values } = parsed;
-  await checkResultsDir(values.results, { write: !values["dry-run"], mustExist: true });
+  await checkResultsDir(values.results, {
+    write: !values["dry-run"],
+    mustExist: true,
+    usage: GC_USAGE,
+  });
   const keepRuns = values["keep-runs"] === undefined ? undefined : Number(values["keep-runs"]);
   if (keepRuns !== undefined && (!Number.isInteger(keepRuns) || keepRuns < 0)) {
     throw new UsageError(`--keep-runs ${values["keep-runs"]}: expected an integer >= 0`, GC_USAGE);

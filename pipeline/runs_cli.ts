@@ -18,6 +18,7 @@ import { UsageError } from "./errors.ts";
 import { canonicalJson } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
 import { recordProblem, type StageRecord } from "./run_record.ts";
+import { checkResultsDir } from "./store.ts";
 import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
@@ -263,6 +264,7 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
   if (!parsed) return 0;
   const { values } = parsed;
   if (values.json && values.csv) throw new UsageError("--csv and --json: choose one", RUNS_USAGE);
+  await checkResultsDir(values.results, { write: false, mustExist: true, usage: RUNS_USAGE });
   const { rows, metrics } = await sortedRuns(app, values.results, values.sort);
   const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
   const ordered = groupRungs(app, rows);

@@ -418,19 +418,29 @@ export class Store {
  */
 export async function checkResultsDir(
   dir: string,
-  { write = true, mustExist = false } = {},
+  { write = true, mustExist = false, usage }: {
+    write?: boolean;
+    mustExist?: boolean;
+    /** The command's usage, shown with the error (its own, not `run`'s). */
+    usage?: string;
+  } = {},
 ): Promise<void> {
   try {
     const st = await Deno.stat(dir);
     if (!st.isDirectory) {
-      throw new UsageError(`--results ${dir} is a file, not a folder; give a folder path`);
+      throw new UsageError(`--results ${dir} is a file, not a folder; give a folder path`, usage);
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
     if (!(e instanceof Deno.errors.NotFound)) {
-      throw new UsageError(`--results ${dir} cannot be read (${(e as Error).message})`);
+      throw new UsageError(`--results ${dir} cannot be read (${(e as Error).message})`, usage);
     }
-    if (mustExist) throw new UsageError(`--results ${dir} does not exist`);
+    if (mustExist) {
+      throw new UsageError(
+        `--results ${dir} does not exist; give the results folder the runs were made in`,
+        usage,
+      );
+    }
   }
   if (!write) return;
   const probe = join(dir, `.write-test-${Deno.pid}`);
@@ -444,6 +454,7 @@ export async function checkResultsDir(
       `--results ${dir} is not writable (${
         (e as Error).message.split(":")[0]
       }); choose a writable folder with --results`,
+      usage,
     );
   }
 }

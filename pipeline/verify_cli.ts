@@ -60,7 +60,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   });
   if (!parsed) return 0;
   const { values } = parsed;
-  await checkResultsDir(values.results, { write: false, mustExist: true });
+  await checkResultsDir(values.results, { write: false, mustExist: true, usage: USAGE });
   const r = await verifyCache(values.results, (stage, key, problem) => {
     if (problem) console.log(`DAMAGED ${stage}/${key.slice(0, 12)}: ${problem}`);
     else if (!values.quiet) console.log(`ok      ${stage}/${key.slice(0, 12)}`);

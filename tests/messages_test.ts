@@ -131,3 +131,36 @@ Deno.test("every command answers --help with its own usage, and a bad option wit
   assert.equal(none.code, 2);
   assert.match(none.stderr, /unknown command nosuch\nusage: deno task run\|sweep\|verify/);
 });
+
+Deno.test("inputs with limits and messages that fit: seeds past 2^53, /dev/zero as a config, negative option values, each command's own usage", async () => {
+  const { dir, cfg, results } = await setup();
+  const big = await cli(["run", cfg, "--results", results, "--set", "seed=9007199254740993"]);
+  assert.equal(big.code, 2, big.stderr);
+  assert.match(
+    big.stderr,
+    /seed.*beyond the integers a number holds exactly \(at most 9007199254740991\)/,
+  );
+  assert.equal(await exists(results), false, "nothing created");
+  const zero = await cli(["run", "/dev/zero", "--results", results]);
+  assert.equal(zero.code, 2, zero.stderr);
+  assert.match(zero.stderr, /\/dev\/zero is not a regular file/);
+  const huge = join(dir, "huge.json");
+  await Deno.writeTextFile(huge, " ".repeat((1 << 20) + 1));
+  assert.match(
+    (await cli(["run", huge])).stderr,
+    /huge\.json is 1048577 bytes; a config is at most 1048576/,
+  );
+  // negative values reach the option's own check (not "ambiguous")
+  const neg = await cli(["sample", "x", "--n", "-5", "--results", results]);
+  assert.equal(neg.code, 2, neg.stderr);
+  assert.match(neg.stderr, /--n/);
+  assert.doesNotMatch(neg.stderr, /ambiguous/);
+  // a missing results folder: each command says so with its own usage; runs no longer exits 0
+  for (const command of ["verify", "gc", "runs"]) {
+    const r = await cli([command, "--results", join(dir, "nowhere")]);
+    assert.equal(r.code, 2, `${command}: ${r.stdout}`);
+    assert.match(r.stderr, /--results \S+nowhere does not exist/);
+    assert.match(r.stderr, new RegExp(`usage: deno task ${command}`), command);
+    assert.doesNotMatch(r.stderr, /usage: deno task run </, command);
+  }
+});

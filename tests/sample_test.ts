@@ -94,4 +94,19 @@ Deno.test("sample and export refuse a damaged model: one line naming it and --ve
   // a checkpoint's undamaged nets still sample
   const ok = await cli(["sample", "tiny", "--results", results, "--checkpoint", "2", "--out", out]);
   assert.equal(ok.code, 0, ok.stderr);
+  assert.doesNotMatch(ok.stderr, /overwrote/);
+  // a second sample to the same file says it overwrote it
+  const again = await cli([
+    "sample",
+    "tiny",
+    "--results",
+    results,
+    "--checkpoint",
+    "2",
+    "--out",
+    out,
+  ]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, new RegExp(`overwrote ${out}`));
+  assert.equal(again.stdout.trim(), out);
 });

@@ -63,6 +63,7 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
   const run = await findRun(app, values.results, positionals[0], USAGE);
   const out = values.out ?? join(run.dir, `samples-s${seed}-n${n}.png`);
   const kind = outKind(out);
+  const existed = await Deno.stat(out).then(() => true, () => false);
   await selectRunBackend(run.config);
   const { net: g } = await loadNet(await netDirOfRun(run.dir, "counterfeiter", checkpoint, USAGE));
   try {
@@ -76,6 +77,8 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
   } finally {
     disposeNet(g);
   }
+  // the path stays stdout's last line (scripts read it); the overwrite is said on stderr
+  if (existed) console.error(`overwrote ${out}`);
   console.log(out);
   return 0;
 }
