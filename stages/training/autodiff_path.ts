@@ -13,13 +13,12 @@ import { forward, inferImages, meanProbability, variablesOf } from "./nets.ts";
 import {
   answer,
   type Batch,
-  checkFinite,
   type CounterfeiterFit,
+  type FitResult,
   HostBatch,
   hostData,
   HostPath,
   type PoliceFit,
-  policeInputs,
 } from "./path.ts";
 
 /** Training through tfjs's autodiff. */
@@ -35,62 +34,50 @@ export class AutodiffPath extends HostPath {
     return answer(() => meanProbability(this.gan.d, hostData(x)));
   }
 
-  fitPolice(real: Batch, fake: Batch, { batchSize, tricks, rateFactor }: PoliceFit) {
-    return answer(() => {
-      const gan = this.gan, dim = real.dim;
-      const { x, y } = policeInputs(
-        gan.streams.augment,
-        hostData(real),
-        hostData(fake),
-        dim,
-        tricks,
-      );
-      const vars = variablesOf(gan.d);
-      const res = fitEpoch(
-        y.length,
-        batchSize,
-        gan.streams.shuffle,
-        (rows) =>
-          trainStep(gan.optD, vars, rateFactor, () => {
-            const xb = gatherRows(x, dim, rows);
-            const yb = tf.tensor2d(Float32Array.from(rows, (r) => y[r]), [rows.length, 1]);
-            return gan.loss(forward(gan.d, xb, gan.streams.dropout), yb);
-          }),
-      );
-      checkFinite(gan.optD, res.loss, "police");
-      return res;
-    });
+  protected policeEpoch(
+    x: Float32Array,
+    y: Float32Array,
+    dim: number,
+    { batchSize, rateFactor }: Omit<PoliceFit, "tricks">,
+  ): FitResult {
+    const gan = this.gan, vars = variablesOf(gan.d);
+    return fitEpoch(
+      y.length,
+      batchSize,
+      gan.streams.shuffle,
+      (rows) =>
+        trainStep(gan.optD, vars, rateFactor, () => {
+          const xb = gatherRows(x, dim, rows);
+          const yb = tf.tensor2d(Float32Array.from(rows, (r) => y[r]), [rows.length, 1]);
+          return gan.loss(forward(gan.d, xb, gan.streams.dropout), yb);
+        }),
+    );
   }
 
-  fitCounterfeiter(
-    noise: Batch,
+  protected counterfeiterEpoch(
+    z: Float32Array,
     { batchSize, policeDropout, instanceNoise, rateFactor }: CounterfeiterFit,
-  ) {
-    return answer(() => {
-      const gan = this.gan, nd = gan.noiseDim, z = hostData(noise);
-      // the counterfeiter's own dropout (0 in the lecture: then no masks are drawn)
-      const gDropout = gan.g.dropout > 0 ? gan.streams.dropout : null;
-      const form = gan.counterfeiterLoss;
-      const vars = variablesOf(gan.g);
-      const res = fitEpoch(
-        z.length / nd,
-        batchSize,
-        gan.streams.shuffle,
-        (rows) =>
-          trainStep(gan.optG, vars, rateFactor, () => {
-            let fake = forward(gan.g, gatherRows(z, nd, rows), gDropout);
-            if (instanceNoise > 0) {
-              const e = gan.streams.augment.normals(fake.size);
-              fake = tf.add(fake, tf.mul(tf.tensor2d(e, fake.shape), instanceNoise));
-            }
-            const logits = forward(gan.d, fake, policeDropout ? gan.streams.dropout : null);
-            if (form === "leastSquares") return leastSquaresLoss(logits);
-            if (form === "hinge") return hingeLoss(logits);
-            return gan.loss(logits, tf.ones([rows.length, 1]));
-          }),
-      );
-      checkFinite(gan.optG, res.loss, "counterfeiter");
-      return res;
-    });
+  ): FitResult {
+    const gan = this.gan, nd = gan.noiseDim, vars = variablesOf(gan.g);
+    // the counterfeiter's own dropout (0 in the lecture: then no masks are drawn)
+    const gDropout = gan.g.dropout > 0 ? gan.streams.dropout : null;
+    const form = gan.counterfeiterLoss;
+    return fitEpoch(
+      z.length / nd,
+      batchSize,
+      gan.streams.shuffle,
+      (rows) =>
+        trainStep(gan.optG, vars, rateFactor, () => {
+          let fake = forward(gan.g, gatherRows(z, nd, rows), gDropout);
+          if (instanceNoise > 0) {
+            const e = gan.streams.augment.normals(fake.size);
+            fake = tf.add(fake, tf.mul(tf.tensor2d(e, fake.shape), instanceNoise));
+          }
+          const logits = forward(gan.d, fake, policeDropout ? gan.streams.dropout : null);
+          if (form === "leastSquares") return leastSquaresLoss(logits);
+          if (form === "hinge") return hingeLoss(logits);
+          return gan.loss(logits, tf.ones([rows.length, 1]));
+        }),
+    );
   }
 }

@@ -21,14 +21,13 @@ import {
   addNoise,
   answer,
   type Batch,
-  checkFinite,
   type CounterfeiterFit,
+  type FitResult,
   type GanCore,
   HostBatch,
   hostData,
   HostPath,
   type PoliceFit,
-  policeInputs,
 } from "./path.ts";
 
 /** Why the direct path cannot train these nets (null: it can). */
@@ -80,70 +79,58 @@ export class DirectPath extends HostPath {
     return answer(() => meanSigmoid(this.#d.infer(hostData(x), x.rows), x.rows));
   }
 
-  fitPolice(real: Batch, fake: Batch, { batchSize, tricks, rateFactor }: PoliceFit) {
-    return answer(() => {
-      const gan = this.gan, dim = real.dim, stack = this.#d;
-      const { x, y } = policeInputs(
-        gan.streams.augment,
-        hostData(real),
-        hostData(fake),
-        dim,
-        tricks,
-      );
-      const grads = gan.optD.engine.buffers!.grads;
-      const xb = new Float32Array(batchSize * dim), yb = new Float32Array(batchSize);
-      const dl = new Float32Array(batchSize);
-      const res = fitEpoch(y.length, batchSize, gan.streams.shuffle, (rows) => {
-        const n = rows.length;
-        copyRows(x, dim, rows, xb);
-        for (let r = 0; r < n; r++) yb[r] = y[rows[r]];
-        const logits = stack.forward(xb, n, gan.streams.dropout);
-        const loss = bceLogitsAndGrad(logits, yb, n, dl);
-        stack.backward(dl, n, grads, null);
-        gan.optD.applyBuffered(rateFactor);
-        return loss;
-      });
-      checkFinite(gan.optD, res.loss, "police");
-      return res;
+  protected policeEpoch(
+    x: Float32Array,
+    y: Float32Array,
+    dim: number,
+    { batchSize, rateFactor }: Omit<PoliceFit, "tricks">,
+  ): FitResult {
+    const gan = this.gan, stack = this.#d, grads = gan.optD.engine.buffers!.grads;
+    const xb = new Float32Array(batchSize * dim), yb = new Float32Array(batchSize);
+    const dl = new Float32Array(batchSize);
+    return fitEpoch(y.length, batchSize, gan.streams.shuffle, (rows) => {
+      const n = rows.length;
+      copyRows(x, dim, rows, xb);
+      for (let r = 0; r < n; r++) yb[r] = y[rows[r]];
+      const logits = stack.forward(xb, n, gan.streams.dropout);
+      const loss = bceLogitsAndGrad(logits, yb, n, dl);
+      stack.backward(dl, n, grads, null);
+      gan.optD.applyBuffered(rateFactor);
+      return loss;
     });
   }
 
-  fitCounterfeiter(
-    noise: Batch,
+  protected counterfeiterEpoch(
+    z: Float32Array,
     { batchSize, policeDropout, instanceNoise, rateFactor }: CounterfeiterFit,
-  ) {
-    return answer(() => {
-      const gan = this.gan, nd = gan.noiseDim, z = hostData(noise);
-      const [g, d] = [this.#g, this.#d];
-      // the counterfeiter's own dropout (0 in the lecture: then no masks are drawn)
-      const gDropout = gan.g.dropout > 0 ? gan.streams.dropout : null;
-      const form = gan.counterfeiterLoss;
-      const grads = gan.optG.engine.buffers!.grads;
-      const dim = gan.d.layers[0].W.shape[0];
-      const zb = new Float32Array(batchSize * nd), dl = new Float32Array(batchSize);
-      const dFake = new Float32Array(batchSize * dim);
-      const noisy = instanceNoise > 0 ? new Float32Array(batchSize * dim) : null;
-      const res = fitEpoch(noise.rows, batchSize, gan.streams.shuffle, (rows) => {
-        const b = rows.length;
-        copyRows(z, nd, rows, zb);
-        let fake = g.forward(zb, b, gDropout);
-        if (noisy) {
-          const v = noisy.subarray(0, b * dim);
-          v.set(fake.subarray(0, b * dim));
-          addNoise(v, instanceNoise, gan.streams.augment);
-          fake = v;
-        }
-        const logits = d.forward(fake, b, policeDropout ? gan.streams.dropout : null);
-        const loss = form === "bce"
-          ? bceLogitsAndGrad(logits, null, b, dl)
-          : counterfeiterLossAndGrad(form, logits, b, dl);
-        d.backward(dl, b, null, dFake);
-        g.backward(dFake, b, grads, null);
-        gan.optG.applyBuffered(rateFactor);
-        return loss;
-      });
-      checkFinite(gan.optG, res.loss, "counterfeiter");
-      return res;
+  ): FitResult {
+    const gan = this.gan, nd = gan.noiseDim, [g, d] = [this.#g, this.#d];
+    // the counterfeiter's own dropout (0 in the lecture: then no masks are drawn)
+    const gDropout = gan.g.dropout > 0 ? gan.streams.dropout : null;
+    const form = gan.counterfeiterLoss;
+    const grads = gan.optG.engine.buffers!.grads;
+    const dim = gan.d.layers[0].W.shape[0];
+    const zb = new Float32Array(batchSize * nd), dl = new Float32Array(batchSize);
+    const dFake = new Float32Array(batchSize * dim);
+    const noisy = instanceNoise > 0 ? new Float32Array(batchSize * dim) : null;
+    return fitEpoch(z.length / nd, batchSize, gan.streams.shuffle, (rows) => {
+      const b = rows.length;
+      copyRows(z, nd, rows, zb);
+      let fake = g.forward(zb, b, gDropout);
+      if (noisy) {
+        const v = noisy.subarray(0, b * dim);
+        v.set(fake.subarray(0, b * dim));
+        addNoise(v, instanceNoise, gan.streams.augment);
+        fake = v;
+      }
+      const logits = d.forward(fake, b, policeDropout ? gan.streams.dropout : null);
+      const loss = form === "bce"
+        ? bceLogitsAndGrad(logits, null, b, dl)
+        : counterfeiterLossAndGrad(form, logits, b, dl);
+      d.backward(dl, b, null, dFake);
+      g.backward(dFake, b, grads, null);
+      gan.optG.applyBuffered(rateFactor);
+      return loss;
     });
   }
 }

@@ -137,14 +137,43 @@ export function hostData(b: Batch): Float32Array {
   return b.data;
 }
 
-/** What the host paths share: their batches are plain arrays and their state is the host's. */
+/**
+ * What the host paths share: their batches are plain arrays and their state is the host's; a
+ * fit's inputs, random draws and NaN check are the same for each, which gives only its epoch.
+ */
 export abstract class HostPath implements TrainingPath {
   abstract readonly kind: PathKind;
   constructor(readonly gan: GanCore) {}
   abstract generate(noise: Batch): Batch;
   abstract meanD(x: Batch): Promise<number>;
-  abstract fitPolice(real: Batch, fake: Batch, o: PoliceFit): Promise<FitResult>;
-  abstract fitCounterfeiter(noise: Batch, o: CounterfeiterFit): Promise<FitResult>;
+  /** One police epoch over rows `x` (`dim` numbers each) with labels `y`; the epoch's loss. */
+  protected abstract policeEpoch(
+    x: Float32Array,
+    y: Float32Array,
+    dim: number,
+    o: Omit<PoliceFit, "tricks">,
+  ): FitResult;
+  /** One counterfeiter epoch over noise rows `z`; the epoch's loss. */
+  protected abstract counterfeiterEpoch(z: Float32Array, o: CounterfeiterFit): FitResult;
+
+  fitPolice(real: Batch, fake: Batch, { tricks, ...o }: PoliceFit): Promise<FitResult> {
+    return answer(() => {
+      const { augment } = this.gan.streams, dim = real.dim;
+      const { x, y } = policeInputs(augment, hostData(real), hostData(fake), dim, tricks);
+      const res = this.policeEpoch(x, y, dim, o);
+      checkFinite(this.gan.optD, res.loss, "police");
+      return res;
+    });
+  }
+
+  fitCounterfeiter(noise: Batch, o: CounterfeiterFit): Promise<FitResult> {
+    return answer(() => {
+      const res = this.counterfeiterEpoch(hostData(noise), o);
+      checkFinite(this.gan.optG, res.loss, "counterfeiter");
+      return res;
+    });
+  }
+
   upload(data: Float32Array, dim: number): Batch {
     return new HostBatch(data, dim);
   }
