@@ -248,3 +248,57 @@ Deno.test("the ui refuses other Host headers, paths outside the results, writes;
     assert.match(r.stderr, want);
   }
 });
+
+Deno.test("ui --host 0.0.0.0 warns once and answers at loopback and this machine's addresses", async () => {
+  // the Host headers a wildcard listener accepts
+  const any = allowedHosts("0.0.0.0", 8470, [], ["10.1.2.3", "fe80::1"]);
+  for (const h of ["127.0.0.1:8470", "localhost:8470", "10.1.2.3:8470", "[fe80::1]:8470"]) {
+    assert.ok(any.has(h), h);
+  }
+  assert.ok(!any.has("evil.example:8470"));
+  // the real command: a warning on stderr, and a loopback request answered (it was refused)
+  const results = join(await Deno.makeTempDir({ prefix: "gan-ui-any-" }), "results");
+  await Deno.mkdir(join(results, "runs"), { recursive: true });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(ROOT, "stages/app.ts"),
+      "ui",
+      "--results",
+      results,
+      "--port",
+      "0",
+      "--host",
+      "0.0.0.0",
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!/:(\d+)\//.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the ui did not start: ${out}`);
+      out += value;
+    }
+    reader.cancel().catch(() => {});
+    const port = out.match(/:(\d+)\//)![1];
+    const r = await fetch(`http://127.0.0.1:${port}/api/runs`);
+    assert.equal(r.status, 200, await r.text());
+    child.kill();
+    const err = new TextDecoder().decode((await child.output()).stderr);
+    const warnings = err.split("\n").filter((l) => l.startsWith("ui: warning:"));
+    assert.equal(warnings.length, 1, err);
+    assert.match(
+      warnings[0],
+      /listening on 0\.0\.0\.0, not this machine alone: .*127\.0\.0\.1:\d+.*--allow-host/,
+    );
+  } finally {
+    try {
+      child.kill();
+    } catch { /* gone */ }
+  }
+});

@@ -52,13 +52,40 @@ const TYPES: Record<string, string> = {
   ".txt": "text/plain; charset=utf-8",
 };
 
-/** The Host headers a server on `host:port` answers (loopback names for a loopback address). */
-export function allowedHosts(host: string, port: number, extra: string[]): Set<string> {
+const LOOPBACK = ["127.0.0.1", "localhost", "::1"];
+const ANY = ["0.0.0.0", "::"];
+
+/**
+ * The Host headers a server on `host:port` answers: loopback names for a loopback address;
+ * for every interface (`0.0.0.0`, `::`), loopback and each of `interfaces` (this machine's
+ * addresses) too, so the page works at the addresses it is reached by.
+ */
+export function allowedHosts(
+  host: string,
+  port: number,
+  extra: string[],
+  interfaces: string[] = [],
+): Set<string> {
   const names = new Set([host, ...extra]);
-  if (["127.0.0.1", "localhost", "::1"].includes(host)) {
+  if (LOOPBACK.includes(host) || ANY.includes(host)) {
     for (const n of ["127.0.0.1", "localhost", "[::1]"]) names.add(n);
   }
+  if (ANY.includes(host)) {
+    for (const a of interfaces) names.add(a.includes(":") ? `[${a}]` : a);
+  }
   return new Set([...names].flatMap((n) => [`${n}:${port}`, ...(port === 80 ? [n] : [])]));
+}
+
+/** This machine's interface addresses and name (what a wildcard listener is reached by). */
+function machineAddresses(): string[] {
+  const out: string[] = [];
+  try {
+    out.push(...Deno.networkInterfaces().map((i) => i.address));
+  } catch { /* no permission: loopback and --allow-host only */ }
+  try {
+    out.push(Deno.hostname());
+  } catch { /* likewise */ }
+  return out;
 }
 
 const text = (status: number, body: string) =>
@@ -193,7 +220,20 @@ export async function uiCommand(app: App, args: string[]): Promise<number> {
     );
   }
   const bound = await ready.promise;
-  const hosts = allowedHosts(values.host, bound, values["allow-host"]);
+  const hosts = allowedHosts(
+    values.host,
+    bound,
+    values["allow-host"],
+    ANY.includes(values.host) ? machineAddresses() : [],
+  );
+  if (!LOOPBACK.includes(values.host)) {
+    // once, before the address line: the results are now readable from elsewhere
+    console.error(
+      `ui: warning: listening on ${values.host}, not this machine alone: anyone who reaches it can read the results; it answers Host ${
+        [...hosts].filter((h) => h.endsWith(`:${bound}`)).join(", ")
+      } (add names with --allow-host)`,
+    );
+  }
   handle = handler(app, results, hosts);
   const shown = values.host.includes(":") ? `[${values.host}]` : values.host;
   console.log(
