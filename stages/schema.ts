@@ -26,6 +26,7 @@ import {
   obj,
   str,
 } from "../pipeline/schema.ts";
+import { machineMemory, type NetSizes, tooLarge } from "./training/memory.ts";
 
 const ACTIVATIONS = ["relu", "leakyRelu", "elu", "tanh", "sigmoid", "linear"] as const;
 const PIXEL_SCALES = ["unit", "symmetric"] as const;
@@ -278,6 +279,24 @@ function checkRules(cfg: Config, src: string): void {
       `${src}: adversarial.instanceNoiseUntil: set, but adversarial.instanceNoise is 0; set a noise level or remove it`,
     );
   }
+  const memory = machineMemory();
+  const big = memory === null ? null : tooLarge(netSizes(cfg), {
+    "adversarial.batchSize": cfg.adversarial.batchSize,
+    "adversarial.fitBatchSize": cfg.adversarial.fitBatchSize,
+    "warmup.batchSize": cfg.warmup.batchSize,
+    "warmup.fitBatchSize": cfg.warmup.fitBatchSize,
+    "evaluate.samples": cfg.evaluate.samples,
+  }, memory);
+  if (big) throw new ConfigError(`${src}: ${big}`);
+}
+
+/** The nets' widths a config asks for (for memory estimates). */
+export function netSizes(cfg: Pick<Config, "model">): NetSizes {
+  return {
+    noiseDim: cfg.model.noiseDim,
+    counterfeiter: cfg.model.counterfeiter.hidden,
+    police: cfg.model.police.hidden,
+  };
 }
 
 /** How the engine loads this application's configs. */

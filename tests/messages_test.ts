@@ -141,6 +141,20 @@ Deno.test("inputs with limits and messages that fit: seeds past 2^53, /dev/zero 
     /seed.*beyond the integers a number holds exactly \(at most 9007199254740991\)/,
   );
   assert.equal(await exists(results), false, "nothing created");
+  const batch = await cli([
+    "run",
+    cfg,
+    "--results",
+    results,
+    "--set",
+    "adversarial.batchSize=100000000",
+  ]);
+  assert.equal(batch.code, 2, batch.stderr);
+  assert.match(
+    batch.stderr,
+    /adversarial\.batchSize: 100000000 needs about [\d.]+ TB at once, more than this machine's [\d.]+ GB of memory allows; use a smaller one/,
+  );
+  assert.equal(await exists(results), false, "nothing created");
   const zero = await cli(["run", "/dev/zero", "--results", results]);
   assert.equal(zero.code, 2, zero.stderr);
   assert.match(zero.stderr, /\/dev\/zero is not a regular file/);

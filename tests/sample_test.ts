@@ -60,6 +60,13 @@ Deno.test("sample refuses what it cannot do, naming the fix (exit 2)", async () 
   const jpg = await cli(["sample", "tiny", "--results", results, "--out", "x.jpg"]);
   assert.equal(jpg.code, 2);
   assert.match(jpg.stderr, /--out x\.jpg: expected a \.png or \.npy file/);
+  // more digits than memory holds: refused before any is drawn
+  const huge = await cli(["sample", "tiny", "--results", results, "--n", "1e12"]);
+  assert.equal(huge.code, 2, huge.stderr);
+  assert.match(
+    huge.stderr,
+    /--n: 1000000000000 needs about [\d.]+ TB at once, more than this machine's [\d.]+ GB of memory allows/,
+  );
 });
 
 Deno.test("sample and export refuse a damaged model: one line naming it and --verify, exit 1, nothing written", async () => {

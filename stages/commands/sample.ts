@@ -25,6 +25,7 @@ import { gridPng } from "../formats/png.ts";
 import { clip01, disposeNet, inferImages, toUnitScale } from "../training/nets.ts";
 import { STREAM } from "../training/streams.ts";
 import { intOption, netDirOfRun, selectRunBackend } from "./run_nets.ts";
+import { machineMemory, tooLarge } from "../training/memory.ts";
 
 const USAGE = `usage: deno task sample RUN [--n N] [--seed S] [--checkpoint ITER] [--out FILE]
   new digits from a run's counterfeiter (RUN: a run folder, or a run name or prefix)
@@ -68,6 +69,12 @@ export async function sampleCommand(app: App, args: string[]): Promise<number> {
   const { net: g } = await loadNet(await netDirOfRun(run.dir, "counterfeiter", checkpoint, USAGE));
   try {
     const nd = g.layers[0].W.shape[0] as number;
+    const memory = machineMemory();
+    const hidden = g.layers.slice(0, -1).map((l) => l.W.shape[1] as number);
+    const big = memory === null
+      ? null
+      : tooLarge({ noiseDim: nd, counterfeiter: hidden, police: [] }, { "--n": n }, memory);
+    if (big) throw new UsageError(big, USAGE);
     const noise = new Rng(seed, STREAM.sample).normals(n * nd);
     const unit = toUnitScale(inferImages(g, noise), g.pixelScale);
     const images = clip01(unit).clipped;
