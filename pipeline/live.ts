@@ -27,6 +27,8 @@ import { join } from "node:path";
 export interface LiveStatus {
   state: "running" | "done" | "failed";
   pid: number;
+  /** The machine the run runs on (its pid means something there only). */
+  host?: string;
   started: string;
   updated: string;
   /** The stage running now (state running), or the last one. */
@@ -176,6 +178,61 @@ export async function lastProgressRow(path: string): Promise<Record<string, unkn
   } finally {
     file.close();
   }
+}
+
+/**
+ * Whether a live process holds a lock on the file at `path` (an OS lock dies with its
+ * process, on this machine or over a shared disk): null where there is no such file. Needs
+ * read permission only, so every command can ask.
+ */
+export async function lockHeld(path: string): Promise<boolean | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return null;
+  }
+  try {
+    return !(await file.tryLock(true));
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * A run folder's state from its live status and its lock (which the run holds while it runs):
+ * a status that says running with nobody holding the lock is an interrupted run.
+ */
+export async function runState(
+  runDir: string,
+  s: LiveStatus,
+): Promise<LiveStatus["state"] | "interrupted"> {
+  const state = liveState(s);
+  if (state !== "running") return state;
+  return (await lockHeld(join(runDir, ".lock"))) === false ? "interrupted" : "running";
+}
+
+/**
+ * A run's state from its live status alone: `interrupted` when it says running but its
+ * heartbeat stopped for 3 beats (a kill, a crash, a lost node); {@link runState} also asks the
+ * run folder's lock, which tells at once.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { liveState } from "./live.ts";
+ * const now = Date.parse("2026-01-01T00:00:30Z");
+ * const status = { state: "running" as const, pid: 1, started: "", stage: "adversarial", stages: [] };
+ * assert.equal(liveState({ ...status, updated: "2026-01-01T00:00:25Z" }, { now }), "running");
+ * assert.equal(liveState({ ...status, updated: "2026-01-01T00:00:00Z" }, { now }), "interrupted");
+ * ```
+ */
+export function liveState(
+  s: LiveStatus,
+  { now = Date.now() } = {},
+): LiveStatus["state"] | "interrupted" {
+  if (s.state !== "running") return s.state;
+  return now - Date.parse(s.updated) > 3 * LIVE_HEARTBEAT_MS ? "interrupted" : "running";
 }
 
 /** A run folder's live status, or null. */

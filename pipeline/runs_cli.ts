@@ -19,6 +19,7 @@ import { canonicalJson } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
 import { recordProblem, type StageRecord } from "./run_record.ts";
 import { checkResultsDir } from "./store.ts";
+import { readLiveStatus, runState } from "./live.ts";
 import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
@@ -76,10 +77,24 @@ async function runRow(
   let rec: RunRecord;
   const file = join(dir, "run.json");
   let text: string;
+  // a run in flight, or one killed: its live status says which (pid and heartbeat checked)
+  const live = await readLiveStatus(dir);
   try {
     text = await Deno.readTextFile(file);
   } catch {
-    return null; // a run folder without a record yet
+    if (!live || live.state !== "running") return null; // not a run folder (yet)
+    return {
+      run: basename(dir),
+      dir,
+      configHash: "",
+      status: await runState(dir, live),
+      seconds: 0,
+      trained: 0,
+      cachedSeconds: 0,
+      finished: null,
+      config: {},
+      figures: {},
+    };
   }
   try {
     rec = JSON.parse(text);
@@ -98,11 +113,13 @@ async function runRow(
   const summaries = Object.fromEntries(
     rec.stages.filter((s) => s.summary).map((s) => [s.stage, s.summary]),
   );
+  // a later run of the folder that is in flight or was killed says so over the last record
+  const newer = live && live.state === "running" && live.started > rec.started;
   return {
     run: basename(dir),
     dir,
     configHash: rec.configHash.slice(0, 12),
-    status: rec.status,
+    status: newer ? await runState(dir, live) : rec.status,
     seconds: rec.seconds,
     trained: cachedSeconds + held.reduce((n, s) => n + (s.status === "ran" ? s.seconds : 0), 0),
     cachedSeconds,

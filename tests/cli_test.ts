@@ -260,6 +260,12 @@ Deno.test("a killed run's damaged resume state: verify names it (exit 1), the ne
   await child.status;
   await child.stdout.cancel();
   await child.stderr.cancel();
+  // the killed run wrote no record yet: runs lists it as interrupted, not as nothing
+  const listed = await cli(["runs", "--results", results, "--json"]);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.deepEqual(JSON.parse(listed.stdout).map((r: { status: string }) => r.status), [
+    "interrupted",
+  ]);
   const folder = [...Deno.readDirSync(work)].find((e) => e.name.startsWith(".work-"))!.name;
   const weights = join(work, folder, "state", "police", "weights.bin");
   const bytes = await Deno.readFile(weights);

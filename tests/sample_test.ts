@@ -82,6 +82,10 @@ Deno.test("sample and export refuse a damaged model: one line naming it and --ve
   bytes[11] ^= 2;
   await Deno.writeFile(weights, bytes);
   const out = join(dir, "x.png"), exported = join(dir, "exported");
+  // what a killed export left beside its --out (its pid is gone): the next export removes it
+  const leftover = join(dir, ".old-export-abc123");
+  await Deno.mkdir(leftover);
+  await Deno.writeTextFile(join(leftover, ".lock"), "");
   for (const args of [["sample", "tiny", "--out", out], ["export", "tiny", "--out", exported]]) {
     const r = await cli([...args, "--results", results]);
     assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
@@ -98,6 +102,11 @@ Deno.test("sample and export refuse a damaged model: one line naming it and --ve
   }
   assert.equal(await Deno.stat(out).catch(() => null), null);
   assert.equal(await Deno.stat(exported).catch(() => null), null);
+  assert.equal(
+    await Deno.stat(leftover).catch(() => null),
+    null,
+    "a killed export's folder stayed",
+  );
   // a checkpoint's undamaged nets still sample
   const ok = await cli(["sample", "tiny", "--results", results, "--checkpoint", "2", "--out", out]);
   assert.equal(ok.code, 0, ok.stderr);

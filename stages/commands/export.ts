@@ -25,6 +25,7 @@ import type { App } from "../../pipeline/app.ts";
 import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import { findRun } from "../../pipeline/runs_cli.ts";
+import { lockHeld } from "../../pipeline/live.ts";
 import { fileLoadHandler, loadNet } from "../formats/model_io.ts";
 import { encodeBase64 } from "../reporting/base64.ts";
 import { netToOnnx, ONNX_IO } from "../formats/onnx.ts";
@@ -173,6 +174,22 @@ copy the folder to any static host.
 `;
 }
 
+/**
+ * Removes the temporary folders killed exports left in `dir`: an export holds a lock on its
+ * folder's `.lock` while it writes, and a lock nobody holds is a process gone.
+ */
+async function removeStaleExports(dir: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.isDirectory || !/^\..+-export-/.test(e.name)) continue;
+    if ((await lockHeld(join(dir, e.name, LOCK))) === false) {
+      await Deno.remove(join(dir, e.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** The lock file inside an export's temporary folder (removed before it becomes --out). */
+const LOCK = ".lock";
+
 /** `deno task export`; returns the exit code. */
 export async function exportCommand(app: App, args: string[]): Promise<number> {
   const parsed = parseCommand<
@@ -195,6 +212,7 @@ export async function exportCommand(app: App, args: string[]): Promise<number> {
   if (await exists(out)) {
     throw new UsageError(`--out ${values.out}: already exists; name a new folder`, USAGE);
   }
+  if (await exists(dirname(out))) await removeStaleExports(dirname(out));
   const run = await findRun(app, values.results, positionals[0], USAGE);
   const dirs = {
     counterfeiter: await netDirOfRun(run.dir, "counterfeiter", checkpoint, USAGE),
@@ -203,7 +221,10 @@ export async function exportCommand(app: App, args: string[]): Promise<number> {
   await selectRunBackend(run.config);
   const g = (await loadNet(dirs.counterfeiter)).net, d = (await loadNet(dirs.police)).net;
   await Deno.mkdir(dirname(out), { recursive: true });
-  const tmp = await Deno.makeTempDir({ dir: dirname(out), prefix: `.${basename(out)}-` });
+  const tmp = await Deno.makeTempDir({ dir: dirname(out), prefix: `.${basename(out)}-export-` });
+  // held while we write: the next export removes a folder whose lock nobody holds
+  const lock = await Deno.open(join(tmp, LOCK), { write: true, create: true });
+  await lock.lock(true);
   try {
     const facts = { run: run.run, checkpoint: checkpoint === null ? "final" : String(checkpoint) };
     let checks: string[] = [];
@@ -223,9 +244,14 @@ export async function exportCommand(app: App, args: string[]): Promise<number> {
     const record = { format, ...facts, ...widths, runDir: run.dir, from: dirs, checks };
     await Deno.writeTextFile(join(tmp, "export.json"), JSON.stringify(record, null, 2) + "\n");
     await Deno.chmod(tmp, 0o755);
+    lock.close();
+    await Deno.remove(join(tmp, LOCK));
     await Deno.rename(tmp, out);
     for (const c of checks) console.error(c);
   } catch (e) {
+    try {
+      lock.close();
+    } catch { /* closed already */ }
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
   } finally {

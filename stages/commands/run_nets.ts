@@ -46,7 +46,15 @@ export async function netDirOfRun(
   checkpoint: number | null,
   usage: string,
 ): Promise<string> {
-  const record: RunRecord = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
+  let record: RunRecord;
+  try {
+    record = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
+  } catch {
+    throw new UsageError(
+      `${runDir}: the run has no record yet (still running, or interrupted before it wrote one); run its config to finish it`,
+      usage,
+    );
+  }
   const adv = record.stages.find((s) => s.stage === "adversarial" && s.key);
   if (!adv || (adv.status !== "ran" && adv.status !== "cached")) {
     throw new UsageError(

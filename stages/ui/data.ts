@@ -6,33 +6,18 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { liveState } from "./data.ts";
- * const now = Date.parse("2026-01-01T00:00:30Z");
- * const status = { state: "running" as const, pid: 1, started: "", stage: "adversarial", stages: [] };
- * assert.equal(liveState({ ...status, updated: "2026-01-01T00:00:25Z" }, now), "running");
- * assert.equal(liveState({ ...status, updated: "2026-01-01T00:00:00Z" }, now), "stopped");
+ * import { fileUrl } from "./data.ts";
+ * assert.equal(fileUrl("/r", "/r/runs/a b/report.html"), "/files/runs/a%20b/report.html");
  * ```
  */
 import { basename, join } from "node:path";
 import type { App } from "../../pipeline/app.ts";
-import {
-  lastProgressRow,
-  LIVE_HEARTBEAT_MS,
-  type LiveStatus,
-  readLiveRows,
-  readLiveStatus,
-} from "../../pipeline/live.ts";
+import { lastProgressRow, readLiveRows, readLiveStatus, runState } from "../../pipeline/live.ts";
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
 import type { PointRecord } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
 import { artifactsDir, recordProblem, type RunRecord } from "../../pipeline/run_record.ts";
 import { artifact } from "../vocabulary.ts";
-
-/** A run's state: a live status with no heartbeat for 3 beats is a run that was stopped. */
-export function liveState(s: LiveStatus, now = Date.now()): LiveStatus["state"] | "stopped" {
-  if (s.state !== "running") return s.state;
-  return now - Date.parse(s.updated) > 3 * LIVE_HEARTBEAT_MS ? "stopped" : "running";
-}
 
 async function readJson<T>(path: string): Promise<T | null> {
   try {
@@ -115,15 +100,16 @@ export async function runsList(app: App, results: string) {
     const dir = join(results, "runs", name);
     const row = byName.get(name);
     const live = await readLiveStatus(dir);
-    const running = live && liveState(live) === "running";
+    const state = live ? await runState(dir, live) : null;
+    const running = state === "running";
     if (!row && !live) continue; // not a run folder
     const trainedAt = await trainedAtOf(dir);
     out.push({
       run: name,
       status: running
         ? "running"
-        : live && liveState(live) === "stopped"
-        ? "stopped"
+        : state === "interrupted"
+        ? "interrupted"
         : row?.status === "ok"
         ? "done"
         : row?.status ?? "failed",
@@ -170,7 +156,7 @@ export async function runDetail(results: string, name: string, since = 0) {
   const record = raw !== null && recordProblem(raw) === null ? raw as RunRecord : null;
   const live = await readLiveStatus(dir);
   if (!record && !live) return null;
-  const state = live ? liveState(live) : record!.status === "ok" ? "done" : "failed";
+  const state = live ? await runState(dir, live) : record!.status === "ok" ? "done" : "failed";
   const adv = artifactsDir(dir, "adversarial");
   // a run in flight: its live rows; a finished one: the cached history (whole and sealed)
   const liveRows = (await readLiveRows(join(dir, "live", "adversarial.jsonl")))
@@ -315,7 +301,8 @@ export async function sweepDetail(app: App, results: string, name: string) {
   const points = [];
   for (const p of s.points) {
     const live = p.runDir ? await readLiveStatus(p.runDir) : null;
-    const running = p.status === "running" && live && liveState(live) === "running";
+    const running = p.status === "running" && live && p.runDir &&
+      (await runState(p.runDir, live)) === "running";
     points.push({
       label: `p${String(p.index).padStart(3, "0")}`,
       overrides: p.overrides,

@@ -27,7 +27,7 @@ table.samples img, .grids img { image-rendering: pixelated; width: 140px; }
 .plot { width: 100%; max-width: 1100px; }
 .filter { padding: .3em; width: 20em; }
 .st-running { color: #1565c0; font-weight: 600; } .st-failed, .error { color: #c62828; }
-.st-stopped { color: #8d6e63; }
+.st-interrupted { color: #8d6e63; }
 td.met { color: #2e7d32; } td.missed { color: #c62828; }
 table.grid td:has(.point-status) { text-align: left; white-space: normal; min-width: 28em; }
 iframe.report { width: 100%; height: 1400px; border: 1px solid #ddd; }
