@@ -207,6 +207,29 @@ Deno.test("a run.json of the wrong shape: runs, diff and the ui skip it naming i
     assert.equal(d.code, 0, d.stderr);
     assert.equal((await runsList(APP, results)).runs.length, 2, text);
   }
+  // sweep records of the wrong shape: the ui lists the others, and the good points of a record
+  const { sweepsList, sweepDetail } = await import("../stages/ui/data.ts");
+  const good = {
+    index: 1,
+    overrides: { seed: 2 },
+    status: "done",
+    runDir: null,
+    error: null,
+    seconds: null,
+    summaries: {},
+    keys: {},
+  };
+  for (const [name, rec] of [["bad", []], ["mixed", { name: "m", points: [null, good] }]]) {
+    await Deno.mkdir(join(results, "sweeps", name as string), { recursive: true });
+    await Deno.writeTextFile(
+      join(results, "sweeps", name as string, "sweep.json"),
+      JSON.stringify(rec),
+    );
+  }
+  assert.deepEqual((await sweepsList(results)).map((s) => [s.name, s.points]), [["mixed", 1]]);
+  assert.deepEqual((await sweepDetail(APP, results, "mixed"))?.points.map((p) => p.label), [
+    "p001",
+  ]);
   // gc: the entries that record names cannot be known, so nothing goes without --force
   const before = await cli(["verify", "--results", results, "--quiet"]);
   const g = await cli(["gc", "--results", results]);

@@ -14,7 +14,7 @@ import { basename, join } from "node:path";
 import type { App } from "../../pipeline/app.ts";
 import { lastProgressRow, readLiveRows, readLiveStatus, runState } from "../../pipeline/live.ts";
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
-import type { PointRecord } from "../../pipeline/point_record.ts";
+import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
 import { artifactsDir, recordProblem, type RunRecord } from "../../pipeline/run_record.ts";
 import { artifact } from "../vocabulary.ts";
@@ -84,14 +84,20 @@ async function liveProgress(runDir: string, stage: string | null) {
 /** The bad records the ui has said it skips. */
 const reported = new Set<string>();
 
+/** Says a line on stderr once per process, not on every page load. */
+function note(line: string): void {
+  if (reported.has(line)) return;
+  reported.add(line);
+  console.error(line);
+}
+
 /** The runs page's rows: every run folder, finished or in flight. */
 export async function runsList(app: App, results: string) {
-  const rows = await listRuns(app, results, (file, problem) => {
-    // once per file and problem, not on every page load
-    if (reported.has(`${file}: ${problem}`)) return;
-    reported.add(`${file}: ${problem}`);
-    console.error(`ui: skipped ${file}: ${problem} (the other runs are listed)`);
-  });
+  const rows = await listRuns(
+    app,
+    results,
+    (file, problem) => note(`ui: skipped ${file}: ${problem} (the other runs are listed)`),
+  );
   const byName = new Map<string, RunRow>(rows.map((r) => [r.run, r]));
   const sweeps = await sweepOfRuns(results);
   const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
@@ -258,17 +264,24 @@ export async function listSweeps(results: string): Promise<SweepRecord[]> {
   try {
     for await (const e of Deno.readDir(join(results, "sweeps"))) {
       if (!e.isDirectory) continue;
-      const rec = await readJson<Omit<SweepRecord, "dir">>(
-        join(results, "sweeps", e.name, "sweep.json"),
-      );
-      if (rec?.points) {
-        out.push({
-          ...rec,
-          name: e.name,
-          specName: rec.name,
-          dir: join(results, "sweeps", e.name),
-        });
+      const file = join(results, "sweeps", e.name, "sweep.json");
+      const rec = await readJson<Omit<SweepRecord, "dir">>(file);
+      if (rec === null) continue; // not written yet, or not JSON: no sweep to show
+      const problem = sweepRecordProblem(rec);
+      if (problem) {
+        note(`ui: skipped ${file}: ${problem}`);
+        continue;
       }
+      const bad = badPoints(rec.points);
+      for (const b of bad) note(`ui: skipped point ${b.at} of ${file}: ${b.problem}`);
+      out.push({
+        ...rec,
+        points: rec.points.filter((_, i) => !bad.some((b) => b.at === i)),
+        spec: typeof rec.spec === "object" && rec.spec !== null ? rec.spec : {},
+        name: e.name,
+        specName: rec.name,
+        dir: join(results, "sweeps", e.name),
+      });
     }
   } catch {
     // no sweeps yet
