@@ -26,7 +26,7 @@
  * assert((await store.check("demo", key)).state === "damaged");
  * ```
  */
-import { join, relative } from "node:path";
+import { join, relative, sep } from "node:path";
 import { UsageError } from "./errors.ts";
 import { hashValue, sha256File } from "./hash.ts";
 import { swapIn } from "./swap.ts";
@@ -139,6 +139,28 @@ export async function sealedProblem(entry: string, sub: string): Promise<string 
     }
   }
   return null;
+}
+
+/**
+ * What is wrong with `file` if it lies in a sealed cache entry under `results` (links
+ * resolved), or null (it is sound, or in no entry): one line naming the entry and the fix.
+ */
+export async function damagedFile(results: string, file: string): Promise<string | null> {
+  let real: string, root: string;
+  try {
+    [real, root] = [await Deno.realPath(file), await Deno.realPath(join(results, "cache"))];
+  } catch {
+    return null;
+  }
+  const parts = relative(root, real).split(sep);
+  if (parts[0] === ".." || parts.length < 3 || parts[1].startsWith(".")) return null;
+  const [stage, key, ...rest] = parts;
+  const problem = await sealedProblem(join(root, stage, key), rest.join("/"));
+  return problem
+    ? `damaged cache entry ${stage}/${
+      key.slice(0, 12)
+    }: ${problem}; rebuild it with: deno task run <its config> --verify`
+    : null;
 }
 
 /** The on-disk cache under a results folder. */

@@ -302,3 +302,36 @@ Deno.test("ui --host 0.0.0.0 warns once and answers at loopback and this machine
     } catch { /* gone */ }
   }
 });
+
+Deno.test("the ui serves a cache entry's files and figures only while they match its seal (409 naming it otherwise)", async () => {
+  const { results, names } = await twoRuns();
+  const serve = handler(APP, results, allowedHosts("127.0.0.1", 8470, []));
+  const get = (path: string) =>
+    serve(new Request(`http://127.0.0.1:8470${path}`, { headers: { host: "127.0.0.1:8470" } }));
+  const run = names[0];
+  const grid = `/files/runs/${run}/artifacts/evaluate/grids/final.png`;
+  assert.equal((await get(`/api/run/${run}`)).status, 200);
+  assert.equal((await get(grid)).status, 200);
+  const flip = async (path: string) => {
+    const real = await Deno.realPath(path);
+    const b = await Deno.readFile(real);
+    b[b.length - 2] ^= 1;
+    await Deno.writeFile(real, b);
+  };
+  await flip(join(results, "runs", run, "artifacts", "evaluate", "grids", "final.png"));
+  const png = await get(grid);
+  assert.equal(png.status, 409);
+  assert.match(
+    await png.text(),
+    /^damaged cache entry evaluate\/\w{12}: grids\/final\.png does not match its seal; rebuild it with: deno task run <its config> --verify/,
+  );
+  await flip(join(results, "runs", run, "artifacts", "evaluate", "metrics.json"));
+  const api = await get(`/api/run/${run}`);
+  assert.equal(api.status, 409);
+  assert.match(
+    await api.text(),
+    /damaged cache entry evaluate\/\w{12}: metrics\.json does not match its seal/,
+  );
+  // the other run's entries are sound and still served
+  assert.equal((await get(`/api/run/${names[1]}`)).status, 200);
+});

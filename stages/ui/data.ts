@@ -17,6 +17,7 @@ import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.t
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
 import { artifactsDir, recordProblem, type RunRecord } from "../../pipeline/run_record.ts";
+import { damagedFile } from "../../pipeline/store.ts";
 import { artifact } from "../vocabulary.ts";
 
 async function readJson<T>(path: string): Promise<T | null> {
@@ -25,6 +26,18 @@ async function readJson<T>(path: string): Promise<T | null> {
   } catch {
     return null;
   }
+}
+
+/** A cache entry whose bits differ from its seal: the ui answers 409 with its message. */
+export class DamagedEntry extends Error {
+  override readonly name = "DamagedEntry";
+}
+
+/** A JSON file of a cache entry, read only while it matches the entry's seal (null: absent). */
+async function readSealed<T>(results: string, path: string): Promise<T | null> {
+  const damaged = await damagedFile(results, path);
+  if (damaged) throw new DamagedEntry(damaged);
+  return readJson<T>(path);
 }
 
 /** A run folder path as the server's `/files/` URL. */
@@ -169,7 +182,7 @@ export async function runDetail(results: string, name: string, since = 0) {
     .filter((r) => r.kind === "iteration");
   const sealed = state === "running"
     ? null
-    : await readJson<Record<string, unknown>[]>(artifact(adv, "history"));
+    : await readSealed<Record<string, unknown>[]>(results, artifact(adv, "history"));
   const history = (sealed && sealed.length >= liveRows.length ? sealed : liveRows)
     .filter((r) => (r.iteration as number) > since)
     .map(({ t: _t, kind: _k, of: _o, ...r }) => r);
@@ -177,7 +190,8 @@ export async function runDetail(results: string, name: string, since = 0) {
     (record?.config as { adversarial?: { iterations?: number } })?.adversarial?.iterations ?? null;
   const metrics = state === "running"
     ? null
-    : await readJson<{ checkpoints: Record<string, unknown>[] }>(
+    : await readSealed<{ checkpoints: Record<string, unknown>[] }>(
+      results,
       artifact(artifactsDir(dir, "evaluate"), "metrics"),
     );
   const checkpoints = metrics?.checkpoints ??

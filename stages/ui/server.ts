@@ -21,7 +21,8 @@ import { extname, resolve, sep } from "node:path";
 import type { App } from "../../pipeline/app.ts";
 import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
-import { runDetail, runsList, sweepDetail, sweepsList } from "./data.ts";
+import { damagedFile } from "../../pipeline/store.ts";
+import { DamagedEntry, runDetail, runsList, sweepDetail, sweepsList } from "./data.ts";
 import { pageHtml } from "./pages.ts";
 
 const USAGE = `usage: deno task ui [--results DIR] [--port N] [--host H]
@@ -144,30 +145,57 @@ export function handler(app: App, results: string, hosts: Set<string>) {
         headers: { "content-type": TYPES[".js"], "cache-control": "max-age=3600" },
       });
     }
-    if (path === "/api/runs") return json(await runsList(app, results));
-    if (path === "/api/sweeps") return json(await sweepsList(results));
-    if (first === "api" && rest[0] === "run" && rest[1]) {
-      return json(await runDetail(results, rest[1], Number(url.searchParams.get("since") ?? 0)));
+    try {
+      const api = await apiAnswer(app, results, path, first, rest, url);
+      if (api) return api;
+    } catch (e) {
+      if (e instanceof DamagedEntry) return text(409, e.message);
+      throw e;
     }
-    if (first === "api" && rest[0] === "sweep" && rest[1]) {
-      return json(await sweepDetail(app, results, rest[1]));
-    }
-    if (first === "files" && arg) {
-      const file = await resolveInside(results, arg);
-      if (!file) return text(404, "not found (or outside the results folder)");
-      try {
-        return new Response(await Deno.readFile(file), {
-          headers: {
-            "content-type": TYPES[extname(file)] ?? "application/octet-stream",
-            "x-content-type-options": "nosniff",
-          },
-        });
-      } catch {
-        return text(404, "not found");
-      }
-    }
-    return text(404, "not found");
+    return await fileAnswer(results, first, arg);
   };
+}
+
+/** The JSON API's answer, or null for a path it does not serve. */
+async function apiAnswer(
+  app: App,
+  results: string,
+  path: string,
+  first: string,
+  rest: string[],
+  url: URL,
+): Promise<Response | null> {
+  if (path === "/api/runs") return json(await runsList(app, results));
+  if (path === "/api/sweeps") return json(await sweepsList(results));
+  if (first === "api" && rest[0] === "run" && rest[1]) {
+    return json(await runDetail(results, rest[1], Number(url.searchParams.get("since") ?? 0)));
+  }
+  if (first === "api" && rest[0] === "sweep" && rest[1]) {
+    return json(await sweepDetail(app, results, rest[1]));
+  }
+  return null;
+}
+
+/** A file under the results folder (`/files/...`), checked against its entry's seal. */
+async function fileAnswer(results: string, first: string, arg: string): Promise<Response> {
+  if (first === "files" && arg) {
+    const file = await resolveInside(results, arg);
+    if (!file) return text(404, "not found (or outside the results folder)");
+    // a file of a cache entry is served only while its bits match the entry's seal
+    const damaged = await damagedFile(results, file);
+    if (damaged) return text(409, damaged);
+    try {
+      return new Response(await Deno.readFile(file), {
+        headers: {
+          "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+          "x-content-type-options": "nosniff",
+        },
+      });
+    } catch {
+      return text(404, "not found");
+    }
+  }
+  return text(404, "not found");
 }
 
 const html = (page: string, arg: string, title: string) =>
