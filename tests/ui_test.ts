@@ -109,6 +109,17 @@ Deno.test({
       const rec = JSON.parse(original);
       rec.points[0].status = "running";
       await Deno.writeTextFile(record, JSON.stringify(rec));
+      // nobody holds the sweep's lock: a killed sweep's "running" point is interrupted
+      const { sweepDetail } = await import("../stages/ui/data.ts");
+      const label = (await sweepDetail(APP, results, sweepName))!.points[0];
+      assert.equal(label.status, "interrupted");
+      // a live sweep's points hold it (shared): then the point is running
+      const held = await Deno.open(join(results, "sweeps", sweepName, ".lock"), {
+        write: true,
+        create: true,
+      });
+      await held.lock(false);
+      assert.equal((await sweepDetail(APP, results, sweepName))!.points[0].status, "running");
       await page.goto(`${ui.base}/sweep/${sweepName}`);
       await page.waitForSelector(".plot svg");
       await page.evaluate(`globalThis.firstSvg = document.querySelector(".plot svg")`);
@@ -125,6 +136,7 @@ Deno.test({
         /running/,
       );
       await Deno.writeTextFile(record, original);
+      held.close();
       await page.waitForSelector("main[data-ready='1']");
       const statuses = await page.$$eval(".point-status", (els) => els.map((e) => e.textContent));
       assert(

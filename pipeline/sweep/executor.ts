@@ -42,6 +42,7 @@ export const pointRunOf = (s: PreparedSweep, backend?: string) => ({
   basePath: s.sweep.basePath,
   results: s.results,
   backend,
+  sweepDir: s.dir,
 });
 
 /** Runs points here, `jobs` processes at once. */

@@ -56,7 +56,15 @@ export interface PointRun {
   /** Where its log goes. */
   logPath: string;
   backend?: string;
+  /**
+   * The sweep's folder: a point holds a shared lock on its `.lock` while it runs, so a reader
+   * tells a running point from one whose sweep was killed (nobody holds the lock).
+   */
+  sweepDir?: string;
 }
+
+/** The lock file a sweep's running points hold. */
+export const SWEEP_LOCK = ".lock";
 
 /** Runs one point as a CLI subprocess; returns its status and the last line (the path). */
 export async function runPoint(
@@ -120,7 +128,16 @@ export async function runAndRecord(
 ): Promise<void> {
   const t0 = performance.now();
   r.log = run.logPath;
-  const res = await runPoint({ ...run, point: r.overrides });
+  const lock = run.sweepDir
+    ? await Deno.open(join(run.sweepDir, SWEEP_LOCK), { write: true, create: true })
+    : null;
+  await lock?.lock(false);
+  let res: Awaited<ReturnType<typeof runPoint>>;
+  try {
+    res = await runPoint({ ...run, point: r.overrides });
+  } finally {
+    lock?.close();
+  }
   r.seconds = (performance.now() - t0) / 1000;
   if (res.ok) {
     // a run's last line is its report (a file in the run folder) or, without one, the folder

@@ -336,6 +336,7 @@ export async function runSlurmTask(
     backend: job.backend,
     name: t.name,
     logPath: join(dir, "logs", `${t.name}.${tag}.log`),
+    sweepDir: dir,
   }, r);
   await writeFileAtomic(
     join(pointsDir(dir), t.result ?? `${t.name}.json`),

@@ -12,7 +12,14 @@
  */
 import { basename, join } from "node:path";
 import type { App } from "../../pipeline/app.ts";
-import { lastProgressRow, readLiveRows, readLiveStatus, runState } from "../../pipeline/live.ts";
+import {
+  lastProgressRow,
+  lockHeld,
+  readLiveRows,
+  readLiveStatus,
+  runState,
+} from "../../pipeline/live.ts";
+import { SWEEP_LOCK } from "../../pipeline/sweep/point.ts";
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
@@ -320,6 +327,11 @@ export async function sweepsList(results: string) {
   }));
 }
 
+/** Whether a process of the sweep holds its lock (a sweep from before the lock: assume so). */
+async function sweepHeld(dir: string): Promise<boolean> {
+  return (await lockHeld(join(dir, SWEEP_LOCK))) !== false;
+}
+
 /** One sweep: its points with live status, figures, rung figures and why each stopped. */
 export async function sweepDetail(app: App, results: string, name: string) {
   const s = (await listSweeps(results)).find((x) => x.name === name);
@@ -333,7 +345,13 @@ export async function sweepDetail(app: App, results: string, name: string) {
     points.push({
       label: `p${String(p.index).padStart(3, "0")}`,
       overrides: p.overrides,
-      status: p.status === "pending" ? "queued" : p.status,
+      // sweep.json says running until the sweep resumes: with nobody holding the sweep's lock
+      // (every running point holds it), its sweep was killed
+      status: p.status === "pending"
+        ? "queued"
+        : p.status === "running" && !running && !(await sweepHeld(s.dir))
+        ? "interrupted"
+        : p.status,
       stage: running ? live!.stage : null,
       progress: running && p.runDir ? await liveProgress(p.runDir, live!.stage) : null,
       figures: app.figures(p.summaries),
