@@ -322,3 +322,28 @@ Deno.test("the sweep's running line reads a point's last progress row, past a ch
     "running: p001 adversarial 80/900",
   );
 });
+
+Deno.test("a sweep.json of the wrong shape resumes nothing it cannot read: bad points run again, a bad record starts over", async () => {
+  const { dir, results } = await tinySetup();
+  const sweep = await writeConfig(dir, "s", {
+    base: "tiny.json",
+    grid: { "adversarial.iterations": [2, 3] },
+  });
+  const first = await sweepCli([sweep, "--results", results]);
+  assert.equal(first.code, 0, first.stderr);
+  const folder = [...Deno.readDirSync(join(results, "sweeps"))].find((e) => e.isDirectory)!.name;
+  const record = join(results, "sweeps", folder, "sweep.json");
+  const rec = JSON.parse(await Deno.readTextFile(record));
+  rec.points[0] = null;
+  await Deno.writeTextFile(record, JSON.stringify(rec));
+  const again = await sweepCli([sweep, "--results", results]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /sweep\.json: point 0 is not a point record; it runs again/);
+  assert.match(again.stderr, /1 points? already done; running 1/);
+  assert.match(again.stderr, /2 of 2 points done/);
+  await Deno.writeTextFile(record, "[]");
+  const fresh = await sweepCli([sweep, "--results", results]);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.match(fresh.stderr, /sweep\.json: not a sweep record; the sweep starts over/);
+  assert.match(fresh.stderr, /2 of 2 points done/);
+});

@@ -20,7 +20,7 @@ import { planRun, runDirOf, type StagePlan } from "../runner.ts";
 import type { EngineConfig } from "../schema.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
 import { readJson } from "./point.ts";
-import type { PointRecord } from "../point_record.ts";
+import { badPoints, type PointRecord, sweepRecordProblem } from "../point_record.ts";
 import {
   type LoadedSweep,
   loadSweep,
@@ -85,7 +85,17 @@ export async function prepare(
     plans.push(await planRun({ cfg: c, stages: app.stages, results, runtime }));
   }
   const recordPath = join(dir, "sweep.json");
-  const previous = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(recordPath);
+  const read = await readJson<{ spec?: SweepSpec; points: PointRecord[] }>(recordPath);
+  // a record of the wrong shape resumes nothing (said in one line); bad points rerun
+  const problem = read === null ? null : sweepRecordProblem(read);
+  if (problem) {
+    new Progress().log(`${recordPath}: ${problem}; the sweep starts over (cached runs are reused)`);
+  }
+  const previous = problem ? null : read;
+  const bad = new Set(badPoints(previous?.points ?? []).map((b) => b.at));
+  for (const at of bad) {
+    new Progress().log(`${recordPath}: point ${at} is not a point record; it runs again`);
+  }
   // a search's figures stand only for the search that made them (metric, eta, rungs, order)
   const sameSearch = sameSearchBlock(previous?.spec, sweep.spec);
   if (previous && sweep.spec.search && !sameSearch) {
@@ -106,7 +116,7 @@ export async function prepare(
   // resume: a point that finished before and whose results are all still cached is done; a
   // halving search keeps every figure it had, so its decisions stand
   for (const r of records) {
-    const old = previous?.points?.[r.index];
+    const old = bad.has(r.index) ? undefined : previous?.points?.[r.index];
     if (old && !sameSearch) {
       delete old.rungFigures;
       delete old.stopped;
