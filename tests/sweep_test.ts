@@ -334,7 +334,7 @@ Deno.test("a sweep.json of the wrong shape resumes nothing it cannot read: bad p
   const folder = [...Deno.readDirSync(join(results, "sweeps"))].find((e) => e.isDirectory)!.name;
   const record = join(results, "sweeps", folder, "sweep.json");
   const rec = JSON.parse(await Deno.readTextFile(record));
-  rec.points[0] = null;
+  rec.points[0] = { index: 0, status: "done" }; // no keys, summaries or overrides
   await Deno.writeTextFile(record, JSON.stringify(rec));
   const again = await sweepCli([sweep, "--results", results]);
   assert.equal(again.code, 0, again.stderr);
