@@ -241,10 +241,10 @@ export async function gcCache(
     force?: boolean;
   } = {},
 ): Promise<GcReport> {
-  const unreadable = [];
-  for (const r of await runFolders(results)) {
-    unreadable.push(...(await readRecords(r.dir)).unreadable);
-  }
+  // every run's records, read once: checked before anything goes, used for the kept runs below
+  const records = new Map<string, Awaited<ReturnType<typeof readRecords>>>();
+  for (const r of await runFolders(results)) records.set(r.dir, await readRecords(r.dir));
+  const unreadable = [...records.values()].flatMap((r) => r.unreadable);
   if (unreadable.length && !force) throw new UnreadableRecords(unreadable);
   const gc: Gc = {
     store: new Store(results),
@@ -264,7 +264,7 @@ export async function gcCache(
   const kept = await pruneRuns(gc, results, keepRuns);
   const referenced = new Set<string>();
   for (const r of kept) {
-    for (const rec of (await readRecords(r.dir)).refs) {
+    for (const rec of (records.get(r.dir) ?? await readRecords(r.dir)).refs) {
       for (const s of rec) referenced.add(`${s.stage}/${s.key}`);
     }
   }

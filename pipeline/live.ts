@@ -27,8 +27,6 @@ import { join } from "node:path";
 export interface LiveStatus {
   state: "running" | "done" | "failed";
   pid: number;
-  /** The machine the run runs on (its pid means something there only). */
-  host?: string;
   started: string;
   updated: string;
   /** The stage running now (state running), or the last one. */

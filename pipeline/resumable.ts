@@ -30,14 +30,8 @@
  * ```
  */
 import { join } from "node:path";
-import { sha256File } from "./hash.ts";
+import { fileProblem, listFiles, type SealedFile, sealedFileOf } from "./store.ts";
 import { recoverSwap, swapIn } from "./swap.ts";
-
-/** A file's size and SHA-256, as a seal holds it. */
-interface SealedFile {
-  size: number;
-  sha256: string;
-}
 
 /** What a state's `seal.json` says: its position and the files it and the snapshots hold. */
 interface StateSeal {
@@ -50,30 +44,21 @@ interface StateSeal {
 
 const SEAL = "seal.json";
 
-/** Every file under `dir`, relative to it with `/`, sorted (empty where `dir` is absent). */
+/** Every file under `dir`, relative to it with `/`, sorted (none where `dir` is absent). */
 async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string, rel: string) => {
-    for await (const e of Deno.readDir(d)) {
-      if (e.isDirectory) await walk(join(d, e.name), `${rel}${e.name}/`);
-      else out.push(`${rel}${e.name}`);
-    }
-  };
   try {
-    await walk(dir, "");
+    return await listFiles(dir);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
   }
-  return out.sort();
 }
 
-/** The seal entries of the files under `dir`, with `prefix` before each path. */
+/** The seal lines of the files under `dir`, with `prefix` before each path. */
 async function sealFiles(dir: string, prefix = ""): Promise<Record<string, SealedFile>> {
   const out: Record<string, SealedFile> = {};
   for (const f of await filesUnder(dir)) {
-    if (f === SEAL) continue;
-    const p = join(dir, f);
-    out[`${prefix}${f}`] = { size: (await Deno.stat(p)).size, sha256: await sha256File(p) };
+    if (f !== SEAL) out[`${prefix}${f}`] = await sealedFileOf(join(dir, f));
   }
   return out;
 }
@@ -81,12 +66,8 @@ async function sealFiles(dir: string, prefix = ""): Promise<Record<string, Seale
 /** What is wrong with the files under `dir` against `want`, or null. */
 async function problemOf(dir: string, want: Record<string, SealedFile>): Promise<string | null> {
   for (const [f, s] of Object.entries(want)) {
-    const p = join(dir, f);
-    const st = await Deno.stat(p).catch(() => null);
-    if (!st) return `${f} is missing`;
-    if (st.size !== s.size || (await sha256File(p)) !== s.sha256) {
-      return `${f} does not match its seal`;
-    }
+    const problem = await fileProblem(dir, f, s);
+    if (problem) return problem;
   }
   return null;
 }
@@ -274,7 +255,7 @@ export class ResumableState {
     for (const [to, text] of Object.entries(s.texts)) {
       const p = join(tmp, to);
       await Deno.writeTextFile(p, text);
-      state[to] = { size: (await Deno.stat(p)).size, sha256: await sha256File(p) };
+      state[to] = await sealedFileOf(p);
     }
     if (Object.values({ ...state, ...snapshots }).some((v) => v === undefined)) {
       throw new Error(`the entry ${s.entry} has files its seal does not name`);

@@ -35,7 +35,7 @@ import {
 import { LIVE_HEARTBEAT_MS, LiveLog, type LiveStatus, writeLiveStatus } from "./live.ts";
 import type { Runtime, Stage, StageContext } from "./stage.ts";
 import { ResumableState } from "./resumable.ts";
-import { type EntryMeta, hostName, Store, writeFileAtomic } from "./store.ts";
+import { type EntryMeta, Store, writeFileAtomic } from "./store.ts";
 
 export type { RunRecord, StagePlan, StageRecord };
 
@@ -517,7 +517,6 @@ export async function runPipeline<C extends EngineConfig>(opts: RunOptions<C>): 
   st.live = {
     state: "running",
     pid: Deno.pid,
-    host: hostName(),
     started: record.started,
     updated: now,
     stage: null,

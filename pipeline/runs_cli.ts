@@ -19,7 +19,7 @@ import { canonicalJson } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
 import { recordProblem, type StageRecord } from "./run_record.ts";
 import { checkResultsDir } from "./store.ts";
-import { readLiveStatus, runState } from "./live.ts";
+import { type LiveStatus, readLiveStatus, runState } from "./live.ts";
 import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
@@ -52,6 +52,8 @@ export interface RunRow {
   finished: string | null;
   config: Record<string, unknown>;
   figures: Record<string, number | undefined>;
+  /** The run folder's live status, as read for this row (null: none). */
+  live: LiveStatus | null;
 }
 
 /** A cached stage's seconds when its entry was built (older records: from the entry's seal). */
@@ -77,7 +79,7 @@ async function runRow(
   let rec: RunRecord;
   const file = join(dir, "run.json");
   let text: string;
-  // a run in flight, or one killed: its live status says which (pid and heartbeat checked)
+  // a run in flight, or one killed: its live status says which (its lock and heartbeat checked)
   const live = await readLiveStatus(dir);
   try {
     text = await Deno.readTextFile(file);
@@ -94,6 +96,7 @@ async function runRow(
       finished: null,
       config: {},
       figures: {},
+      live,
     };
   }
   try {
@@ -126,6 +129,7 @@ async function runRow(
     finished: rec.finished,
     config: flatten(rec.config),
     figures: app.figures(summaries),
+    live,
   };
 }
 

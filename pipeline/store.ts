@@ -91,11 +91,29 @@ export async function listFiles(dir: string): Promise<string[]> {
 export async function sealOf(dir: string): Promise<Seal> {
   const files: Record<string, SealedFile> = {};
   for (const f of await listFiles(dir)) {
-    if (f === "meta.json") continue;
-    const p = join(dir, f);
-    files[f] = { size: (await Deno.stat(p)).size, sha256: await sha256File(p) };
+    if (f !== "meta.json") files[f] = await sealedFileOf(join(dir, f));
   }
   return { files, host: hostName() };
+}
+
+/** A file's seal line: its size and SHA-256. */
+export async function sealedFileOf(path: string): Promise<SealedFile> {
+  return { size: (await Deno.stat(path)).size, sha256: await sha256File(path) };
+}
+
+/** What is wrong with file `f` under `dir` against its seal line `want`, or null. */
+export async function fileProblem(
+  dir: string,
+  f: string,
+  want: SealedFile,
+): Promise<string | null> {
+  const p = join(dir, f);
+  const st = await Deno.stat(p).catch(() => null);
+  if (!st) return `${f} is missing`;
+  if (st.size !== want.size || (await sha256File(p)) !== want.sha256) {
+    return `${f} does not match its seal`;
+  }
+  return null;
 }
 
 /**
@@ -131,12 +149,9 @@ export async function sealedProblem(entry: string, sub: string): Promise<string 
   if (!st) return `${sub} is missing`;
   const under = st.isDirectory ? (await listFiles(root)).map((f) => `${sub}/${f}`) : [sub];
   for (const f of under) {
-    const want = files[f];
-    if (!want) return `${f} is not part of the sealed entry`;
-    const p = join(entry, f);
-    if ((await Deno.stat(p)).size !== want.size || (await sha256File(p)) !== want.sha256) {
-      return `${f} does not match its seal`;
-    }
+    if (!files[f]) return `${f} is not part of the sealed entry`;
+    const problem = await fileProblem(entry, f, files[f]);
+    if (problem) return problem;
   }
   return null;
 }

@@ -125,7 +125,8 @@ export async function runsList(app: App, results: string) {
   for (const name of await runFolders(results)) {
     const dir = join(results, "runs", name);
     const row = byName.get(name);
-    const live = await readLiveStatus(dir);
+    // listRuns read the live status of every run it has a row for
+    const live = row ? row.live : await readLiveStatus(dir);
     const state = live ? await runState(dir, live) : null;
     const running = state === "running";
     if (!row && !live) continue; // not a run folder
