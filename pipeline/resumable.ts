@@ -30,7 +30,7 @@
  * ```
  */
 import { join } from "node:path";
-import { fileProblem, listFiles, type SealedFile, sealedFileOf } from "./store.ts";
+import { fileProblem, listFiles, type SealedFile, sealedFileOf } from "./seal.ts";
 import { recoverSwap, swapIn } from "./swap.ts";
 
 /** What a state's `seal.json` says: its position and the files it and the snapshots hold. */

@@ -29,14 +29,11 @@
 import { join, relative, sep } from "node:path";
 import { UsageError } from "./errors.ts";
 import { hashValue, sha256File } from "./hash.ts";
+import { fileProblem, listFiles, type SealedFile, sealedFileOf } from "./seal.ts";
 import { swapIn } from "./swap.ts";
-import type { KeyInputs } from "./stage.ts";
 
-/** One sealed file: its size in bytes and SHA-256. */
-export interface SealedFile {
-  size: number;
-  sha256: string;
-}
+export { fileProblem, listFiles, type SealedFile, sealedFileOf };
+import type { KeyInputs } from "./stage.ts";
 
 /** The seal of an entry: every file it holds (paths relative to the entry, `/`-separated). */
 export interface Seal {
@@ -73,20 +70,6 @@ export function hostName(): string {
   }
 }
 
-/** Every file under `dir`, as paths relative to it, sorted. */
-export async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for await (const e of Deno.readDir(d)) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else out.push(relative(dir, p).split("\\").join("/"));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
 /** The seal of the files in `dir` (meta.json itself excluded). */
 export async function sealOf(dir: string): Promise<Seal> {
   const files: Record<string, SealedFile> = {};
@@ -94,26 +77,6 @@ export async function sealOf(dir: string): Promise<Seal> {
     if (f !== "meta.json") files[f] = await sealedFileOf(join(dir, f));
   }
   return { files, host: hostName() };
-}
-
-/** A file's seal line: its size and SHA-256. */
-export async function sealedFileOf(path: string): Promise<SealedFile> {
-  return { size: (await Deno.stat(path)).size, sha256: await sha256File(path) };
-}
-
-/** What is wrong with file `f` under `dir` against its seal line `want`, or null. */
-export async function fileProblem(
-  dir: string,
-  f: string,
-  want: SealedFile,
-): Promise<string | null> {
-  const p = join(dir, f);
-  const st = await Deno.stat(p).catch(() => null);
-  if (!st) return `${f} is missing`;
-  if (st.size !== want.size || (await sha256File(p)) !== want.sha256) {
-    return `${f} does not match its seal`;
-  }
-  return null;
 }
 
 /**
