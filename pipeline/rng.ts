@@ -67,6 +67,29 @@ export class Rng {
     this.#d = d;
   }
 
+  /**
+   * The same draws as {@link Rng.fillMask} over `count` elements, as bits: bit k of `out`
+   * (word k / 32, bit k % 32) is set where draw k is >= `threshold` (a device reads 32 times
+   * fewer bytes than a float mask).
+   */
+  fillMaskBits(out: Uint32Array, count: number, threshold: number): void {
+    let a = this.#a, b = this.#b, c = this.#c, d = this.#d;
+    out.fill(0, 0, Math.ceil(count / 32));
+    for (let i = 0; i < count; i++) {
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      out[i >>> 5] |= +(t >= threshold) << (i & 31);
+    }
+    this.#a = a;
+    this.#b = b;
+    this.#c = c;
+    this.#d = d;
+  }
+
   /** Uniform in [0, 1). */
   uniform(): number {
     return this.nextU32() / 4294967296;

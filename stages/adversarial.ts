@@ -224,6 +224,7 @@ export const adversarialStage: Stage<Config> = {
       // so a kill here can not leave a resumed run with the early checkpoints gone
       await resume.linkSnapshots(artifact(outDir, "checkpoints"));
     } finally {
+      gan.path.dispose();
       disposeNet(gan.g);
       disposeNet(gan.d);
     }

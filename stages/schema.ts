@@ -60,12 +60,16 @@ const perNetAdam = (net: string) =>
   });
 
 /** The tensor engines the `backend` field accepts (see backends/mod.ts). */
-export const BACKENDS = ["auto", "tensorflow", "fast-cpu", "wasm", "cpu"] as const;
+export const BACKENDS = ["auto", "tensorflow", "webgpu", "fast-cpu", "wasm", "cpu"] as const;
 
 /** The whole config schema: the engine's fields and the GAN's. */
 export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
   ...ENGINE_FIELDS,
-  backend: en("auto", BACKENDS, "Tensor engine. auto: tensorflow if installed, else fast-cpu."),
+  backend: en(
+    "auto",
+    BACKENDS,
+    "Tensor engine. auto: tensorflow if installed, else webgpu on a real GPU, else fast-cpu. webgpu trains on the GPU (a software one too, when named) and does the rest on fast-cpu.",
+  ),
   flushDenormals: bool(
     true,
     "Flush denormal floats to zero (FTZ/DAZ), as TensorFlow does: up to 2x faster late in training on Intel CPUs; changes the last bits, so it is part of the cache key.",

@@ -53,6 +53,7 @@ export const trainCounterfeiterStage: Stage<Config> = {
         dFake: await path.meanD(path.generate(z)),
       };
       await path.sync();
+      path.dispose();
       await saveNet(artifact(outDir, "counterfeiter"), g, optG.state());
       await Deno.writeTextFile(
         artifact(outDir, "summary"),

@@ -62,6 +62,7 @@ export const trainPoliceStage: Stage<Config> = {
         dFake: await path.meanD(fakes),
       };
       await path.sync();
+      path.dispose();
       await saveNet(artifact(outDir, "police"), d, optD.state());
       await saveNet(artifact(outDir, "counterfeiterInit"), g);
       await writeNpy(artifact(outDir, "warmupNoise"), noise, [b, cfg.model.noiseDim]);

@@ -201,7 +201,8 @@ export async function numpyPython(): Promise<string> {
 
 /**
  * Runs `iterations` of the adversarial loop on fast-cpu from a seeded init over `rows`
- * random [0,1] rows, on the training path `path` (`auto`: the one makeGan picks); returns
+ * random [0,1] rows, on the training path `path` (`auto`: the one makeGan picks; `webgpu`
+ * selects the webgpu backend, its host work on fast-cpu); returns
  * the history's numbers, the final weights of both nets and the path that ran.
  */
 export async function loopRun(
@@ -211,12 +212,14 @@ export async function loopRun(
   dim: number,
   rows = 300,
 ): Promise<{ history: number[][]; weights: number[][]; kind: PathKind }> {
-  await selectBackend("fast-cpu");
+  await selectBackend(path === "webgpu" ? "webgpu" : "fast-cpu");
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path });
   const train = new Rng(7).uniforms(rows * dim);
   const history: HistoryRow[] = [];
   await adversarialIterations(gan, cfg.adversarial, { train, dim, to: iterations, history });
+  await gan.path.sync();
+  gan.path.dispose();
   const weights = [...variablesOf(g), ...variablesOf(d)].map((v) =>
     Array.from(v.dataSync() as Float32Array)
   );

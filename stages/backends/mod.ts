@@ -21,9 +21,10 @@ import { blasLoaded } from "./blas.ts";
 export { cpuModel } from "./cpu_info.ts";
 import { registerFastCpu } from "./fast_cpu.ts";
 import { denormalMode, flushDenormals } from "./ftz.ts";
+import { acquireGpu, adapterName, type GpuDevice, requireGpu, setTrainingGpu } from "./webgpu.ts";
 
 /** A backend name as the config and CLI accept it. */
-export type BackendName = "auto" | "tensorflow" | "fast-cpu" | "wasm" | "cpu";
+export type BackendName = "auto" | "tensorflow" | "webgpu" | "fast-cpu" | "wasm" | "cpu";
 
 /** The outcome of {@link selectBackend}. */
 export interface BackendChoice {
@@ -132,7 +133,8 @@ export async function selectBackend(
   const key = `${requested}/${flushDenormals}`;
   const known = chosen.get(key);
   if (known) {
-    await tf.setBackend(known.name);
+    await tf.setBackend(known.name === "webgpu" ? "fast-cpu" : known.name);
+    setTrainingGpu(known.name === "webgpu" ? await acquireGpu(true) : null);
     return known;
   }
   tf.enableProdMode(); // no debug checks, and no banner noise
@@ -141,11 +143,20 @@ export async function selectBackend(
   const fp = setDenormals(flushDenormals);
   if (fp.note) notes.push(fp.note);
   let choice: Pick<BackendChoice, "name" | "reason"> & { kernels?: string };
+  let gpu: GpuDevice | null = null;
   if (requested === "tensorflow" || requested === "auto") {
     if (await tryTensorflow(notes)) {
       choice = {
         name: "tensorflow",
         reason: requested === "auto" ? "auto: libtensorflow found" : "requested",
+      };
+    } else if (requested === "auto" && (gpu = await acquireGpu(false))) {
+      const fast = await registerFastCpu();
+      notes.push(...fast.notes);
+      choice = {
+        name: "webgpu",
+        reason: `auto: libtensorflow not installed; a GPU (${gpu.facts.description}) found`,
+        kernels: `${adapterName(gpu.facts)}+fast-cpu/${fast.kernels}`,
       };
     } else if (requested === "tensorflow") {
       throw new StageError(
@@ -158,10 +169,21 @@ export async function selectBackend(
       notes.push(...fast.notes);
       choice = {
         name: "fast-cpu",
-        reason: "auto: libtensorflow not installed",
+        reason: "auto: libtensorflow not installed, no GPU for webgpu",
         kernels: fast.kernels,
       };
     }
+  } else if (requested === "webgpu") {
+    gpu = await requireGpu();
+    // the host's tensor work (initial weights, evaluation) runs on fast-cpu
+    const fast = await registerFastCpu();
+    notes.push(...fast.notes);
+    if (gpu.fallback) notes.push(`${gpu.facts.description} is a software GPU: slow, for tests`);
+    choice = {
+      name: "webgpu",
+      reason: "requested",
+      kernels: `${adapterName(gpu.facts)}+fast-cpu/${fast.kernels}`,
+    };
   } else if (requested === "fast-cpu") {
     const fast = await registerFastCpu();
     notes.push(...fast.notes);
@@ -172,7 +194,9 @@ export async function selectBackend(
   } else {
     choice = { name: "cpu", reason: "requested" };
   }
-  if (!(await tf.setBackend(choice.name))) {
+  setTrainingGpu(gpu);
+  const tensors = choice.name === "webgpu" ? "fast-cpu" : choice.name;
+  if (!(await tf.setBackend(tensors))) {
     throw new StageError(`backend ${choice.name} failed to initialise`);
   }
   const active: BackendChoice = {

@@ -19,6 +19,9 @@ import { Adam } from "./adam.ts";
 import { makeAdamEngine } from "./adam_engine.ts";
 import { AutodiffPath } from "./autodiff_path.ts";
 import { DirectPath, directUnavailable } from "./direct_path.ts";
+import { GpuPath, gpuUnsupported } from "./gpu_path.ts";
+import { trainingGpu } from "../backends/webgpu.ts";
+import { StageError } from "../../pipeline/errors.ts";
 import type { WeightAverage } from "./ema.ts";
 import { lossFn, type LossForm } from "./losses.ts";
 import { type Net, variablesOf } from "./nets.ts";
@@ -51,8 +54,9 @@ export function adamFor(o: Config["optimizer"], net: "police" | "counterfeiter")
 /** Options of {@link makeGan}. */
 export interface GanOptions {
   /**
-   * The training path: `auto` takes `direct` where it can run, else `autodiff`; naming one
-   * insists on it (an error says why `direct` cannot run).
+   * The training path: `auto` takes `webgpu` when the webgpu backend is selected, else
+   * `direct` where it can run, else `autodiff`; naming one insists on it (an error says why
+   * it cannot run).
    */
   path?: "auto" | PathKind;
   /** The counterfeiter's weight average the path keeps up (null: none). */
@@ -90,6 +94,17 @@ export function makeGan(
 }
 
 function choosePath(core: GanCore, want: "auto" | PathKind, form: LossForm): TrainingPath {
+  const gpu = trainingGpu();
+  if (want === "webgpu" || (want === "auto" && gpu)) {
+    if (!gpu) throw new Error("the webgpu training path needs the webgpu backend selected");
+    const why = gpuUnsupported(core, form);
+    if (why) {
+      throw new StageError(
+        `backend "webgpu" cannot train ${why}; change the config or use --backend fast-cpu`,
+      );
+    }
+    return new GpuPath(core, gpu);
+  }
   if (want === "autodiff") return new AutodiffPath(core);
   const why = directUnavailable(core, form);
   if (why === null) return new DirectPath(core);

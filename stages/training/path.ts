@@ -33,7 +33,7 @@ import type { Net } from "./nets.ts";
 import type { Streams } from "./streams.ts";
 
 /** The implementations of {@link TrainingPath}. */
-export type PathKind = "autodiff" | "direct";
+export type PathKind = "autodiff" | "direct" | "webgpu";
 
 /** Rows a path holds (images or noise); only the path that made a batch reads it. */
 export interface Batch {
@@ -121,6 +121,8 @@ export interface TrainingPath {
   download(x: Batch): Promise<Float32Array>;
   /** Brings the path's weights, optimizer state and average into the host objects. */
   sync(): Promise<void>;
+  /** Frees what the path holds on a device (the host objects stay usable). */
+  dispose(): void;
 }
 
 /** Rows in host memory: the batches of the host paths. */
@@ -186,6 +188,7 @@ export abstract class HostPath implements TrainingPath {
   sync(): Promise<void> {
     return Promise.resolve();
   }
+  dispose(): void {}
 }
 
 /** Host work as a path's answer: its value, or what it threw as a rejection. */
