@@ -26,6 +26,19 @@ Deno.test("fillMask draws exactly what one nextU32 per element would", () => {
   assert.ok(Math.abs(kept - 0.7) < 0.02, `keep rate ${kept}`);
 });
 
+Deno.test("fillMaskBits sets the bits fillMask would make nonzero, with the same draws", () => {
+  const a = new Rng(9), b = new Rng(9);
+  const threshold = Math.ceil(0.3 * 2 ** 32);
+  const count = 1000 + 7; // a partial last word
+  const bits = new Uint32Array(Math.ceil(count / 32)).fill(0xffffffff);
+  a.fillMaskBits(bits, count, threshold);
+  const m = new Float32Array(count);
+  b.fillMask(m, threshold, 2);
+  for (let i = 0; i < count; i++) assert.equal((bits[i >>> 5] >>> (i & 31)) & 1, +(m[i] > 0));
+  assert.equal(bits.at(-1)! >>> (count & 31), 0, "bits past the count stay clear");
+  assert.equal(a.nextU32(), b.nextU32());
+});
+
 Deno.test("permutations are permutations; normals have mean 0 and variance 1", () => {
   const p = new Rng(1).permutation(1000);
   assert.deepEqual([...p].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));

@@ -10,6 +10,7 @@
  * import { adapterName } from "./webgpu.ts";
  * const info = { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H200" };
  * assert.equal(adapterName(info), "nvidia-hopper-NVIDIA_H200");
+ * assert.equal(adapterName({ ...info, driver: "580.65" }), "nvidia-hopper-NVIDIA_H200-driver_580.65");
  * ```
  */
 import { StageError } from "../../pipeline/errors.ts";
@@ -20,6 +21,8 @@ export interface AdapterFacts {
   architecture: string;
   device: string;
   description: string;
+  /** The driver's version where the system tells it (WebGPU itself does not). */
+  driver?: string;
 }
 
 /** A WebGPU device held for the process, with what is known about it. */
@@ -34,7 +37,7 @@ export interface GpuDevice {
 
 /** The adapter in a form a cache key and a file name take: no spaces, no slashes. */
 export function adapterName(f: AdapterFacts): string {
-  return [f.vendor, f.architecture, f.description || f.device]
+  return [f.vendor, f.architecture, f.description || f.device, f.driver ? `driver ${f.driver}` : ""]
     .filter((s) => s !== "")
     .map((s) => s.trim().replace(/[^A-Za-z0-9._()+-]+/g, "_"))
     .join("-");
@@ -69,18 +72,32 @@ async function findAdapter(): Promise<GPUAdapter | null> {
   }
 }
 
+/**
+ * The driver version where the system says it: NVIDIA's kernel module names it in /proc
+ * (WebGPU's adapter info has no driver field; lavapipe's description names its LLVM).
+ */
+function driverOf(vendor: string, description: string): string | undefined {
+  if (!/nvidia|^4318$/i.test(vendor) && !/nvidia/i.test(description)) return undefined;
+  try {
+    const v = Deno.readTextFileSync("/proc/driver/nvidia/version");
+    return v.match(/Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]+)/)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 function factsOf(a: GPUAdapter): { facts: AdapterFacts; fallback: boolean } {
   const i = a.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const legacy = (a as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter;
-  return {
-    facts: {
-      vendor: i.vendor ?? "",
-      architecture: i.architecture ?? "",
-      device: i.device ?? "",
-      description: i.description ?? "",
-    },
-    fallback: Boolean(i.isFallbackAdapter ?? legacy),
+  const facts: AdapterFacts = {
+    vendor: i.vendor ?? "",
+    architecture: i.architecture ?? "",
+    device: i.device ?? "",
+    description: i.description ?? "",
   };
+  const driver = driverOf(facts.vendor, facts.description);
+  if (driver) facts.driver = driver;
+  return { facts, fallback: Boolean(i.isFallbackAdapter ?? legacy) };
 }
 
 let held: Promise<GpuDevice | null> | null = null;
@@ -96,33 +113,31 @@ export function acquireGpu(allowFallback: boolean): Promise<GpuDevice | null> {
     return held.then((d) => (d && d.fallback && !allowFallback ? null : d));
   }
   heldAllowFallback = allowFallback;
-  held = (async () => {
-    const adapter = await findAdapter();
-    if (!adapter) return null;
-    const { facts, fallback } = factsOf(adapter);
-    if (fallback && !allowFallback) return null;
-    const lim = adapter.limits;
-    const device = await adapter.requestDevice({
-      requiredLimits: {
-        maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
-        maxBufferSize: lim.maxBufferSize,
-      },
-    });
-    const gpu: GpuDevice = { device, facts, fallback, lost: null };
-    device.lost.then((info) => {
-      gpu.lost = `${info.reason}${info.message ? `: ${info.message}` : ""}`;
-    });
-    return gpu;
-  })();
+  held = openGpu(allowFallback);
   return held;
 }
 
-/** Whether the machine has any adapter at all, real or software (for auto's note). */
-export async function adapterSummary(): Promise<{ name: string; fallback: boolean } | null> {
-  const a = await findAdapter();
-  if (!a) return null;
-  const { facts, fallback } = factsOf(a);
-  return { name: facts.description || adapterName(facts), fallback };
+/**
+ * A new device of its own (the process's is {@link acquireGpu}'s): a real GPU, or with
+ * `allowFallback` a software one too; null when none qualifies.
+ */
+export async function openGpu(allowFallback: boolean): Promise<GpuDevice | null> {
+  const adapter = await findAdapter();
+  if (!adapter) return null;
+  const { facts, fallback } = factsOf(adapter);
+  if (fallback && !allowFallback) return null;
+  const lim = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+      maxBufferSize: lim.maxBufferSize,
+    },
+  });
+  const gpu: GpuDevice = { device, facts, fallback, lost: null };
+  device.lost.then((info) => {
+    gpu.lost = `${info.reason}${info.message ? `: ${info.message}` : ""}`;
+  });
+  return gpu;
 }
 
 /** The device a `webgpu` run asked for, or a one-line error naming the fix. */

@@ -133,11 +133,11 @@ export class GpuPath implements TrainingPath {
   #stamp = 0;
   // the submit being recorded
   #pending: Pending[] = [];
-  #slots: Uint32Array = new Uint32Array(64 * 64);
+  #slots: Uint32Array<ArrayBuffer> = new Uint32Array(64 * 64);
   #slotCount = 0;
-  #intData: Uint32Array = new Uint32Array(1024);
+  #intData: Uint32Array<ArrayBuffer> = new Uint32Array(1024);
   #intCount = 0;
-  #arenaWrites: { off: number; data: Float32Array }[] = [];
+  #arenaWrites: { off: number; data: Float32Array<ArrayBuffer> }[] = [];
   // figures waiting for the next read
   #reads: {
     off: number;
@@ -149,6 +149,7 @@ export class GpuPath implements TrainingPath {
   #flushScheduled = false;
   #errors: { scope: Promise<GPUError | null>; what: string }[] = [];
   #firstError: Error | null = null;
+  #started = false;
 
   constructor(readonly gan: GanCore, gpu: GpuDevice) {
     this.#gpu = gpu;
@@ -173,6 +174,15 @@ export class GpuPath implements TrainingPath {
     this.#ints = this.#buffer(4096, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, "ints");
     this.#intWords = 1024;
     this.#growUniform(256);
+  }
+
+  /**
+   * Sends the host's weights, moments and average before the first step, so what a caller
+   * restores into the host objects after building the GAN (a checkpoint's Adam state) counts.
+   */
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
     for (const n of [this.#g, this.#d]) this.#uploadNet(n);
   }
 
@@ -325,7 +335,7 @@ export class GpuPath implements TrainingPath {
   }
 
   /** Host numbers into the arena before this submit's work. */
-  #write(off: number, data: Float32Array): void {
+  #write(off: number, data: Float32Array<ArrayBuffer>): void {
     this.#arenaWrites.push({ off, data });
   }
 
@@ -407,6 +417,8 @@ export class GpuPath implements TrainingPath {
     const value = new Promise<Float32Array>((done, fail) => {
       this.#reads.push({ off: off - region, count, done, fail });
     });
+    // a call that failed before returning this never awaits it: its rejection is not news
+    value.catch(() => {});
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // the loop issues an iteration's calls before it awaits: one read serves them all
@@ -631,12 +643,14 @@ export class GpuPath implements TrainingPath {
   }
 
   upload(data: Float32Array, dim: number): Batch {
+    this.#start();
     const b = this.#batch(data.length / dim, dim);
     this.#write(b.off, data.slice());
     return b;
   }
 
   generate(noise: Batch): Batch {
+    this.#start();
     const z = this.#own(noise), L = this.#g;
     const out = this.#batch(z.rows, L.sizes.at(-1)!.nOut);
     this.#forward(L, z.off, z.rows, "g.infer", null, out.off);
@@ -645,6 +659,7 @@ export class GpuPath implements TrainingPath {
   }
 
   meanD(x: Batch): Promise<number> {
+    this.#start();
     const b = this.#own(x), L = this.#d;
     const fw = this.#forward(L, b.off, b.rows, "d.infer", null);
     const res = this.#result(1);
@@ -663,6 +678,7 @@ export class GpuPath implements TrainingPath {
     { tricks, batchSize, rateFactor }: PoliceFit,
   ): Promise<FitResult> {
     try {
+      this.#start();
       const r = this.#own(real), k = this.#own(fake), L = this.#d, dim = r.dim;
       const { augment, shuffle } = this.gan.streams;
       const nReal = r.rows, n = r.rows + k.rows;
@@ -678,7 +694,7 @@ export class GpuPath implements TrainingPath {
       let noiseOff = 0;
       if (tricks.instanceNoise > 0) {
         noiseOff = this.#region("d.noise", n * dim);
-        this.#write(noiseOff, augment.normals(n * dim));
+        this.#write(noiseOff, new Float32Array(augment.normals(n * dim)));
       }
       const order = shuffle.permutation(n);
       const steps = Math.ceil(n / batchSize);
@@ -734,6 +750,7 @@ export class GpuPath implements TrainingPath {
     { batchSize, policeDropout, instanceNoise, rateFactor }: CounterfeiterFit,
   ): Promise<FitResult> {
     try {
+      this.#start();
       const z = this.#own(noise), G = this.#g, D = this.#d, nd = z.dim, n = z.rows;
       const dim = G.sizes.at(-1)!.nOut;
       const { augment, shuffle } = this.gan.streams;
@@ -834,6 +851,7 @@ export class GpuPath implements TrainingPath {
   }
 
   foldAverage(t: number): void {
+    this.#start();
     const L = this.#g;
     if (!this.gan.average) return;
     const d = emaDecayAt(this.gan.average.decay, t);
@@ -853,12 +871,14 @@ export class GpuPath implements TrainingPath {
   }
 
   async download(x: Batch): Promise<Float32Array> {
+    this.#start();
     const b = this.#own(x);
     this.#submit();
     return await this.#read(b.off, b.rows * b.dim);
   }
 
   async sync(): Promise<void> {
+    this.#start();
     this.#submit();
     for (const L of [this.#g, this.#d]) {
       const vars = variablesOf(L.net);
