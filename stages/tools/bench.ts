@@ -34,6 +34,7 @@ import { copyRows } from "../training/fit.ts";
 import { sweepBench } from "./sweep_bench.ts";
 import { LiveLog } from "../../pipeline/live.ts";
 import { uiBench } from "./ui_bench.ts";
+import { gpuLoopWorker, gpuMain } from "./gpu_bench.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
@@ -360,6 +361,11 @@ function parseBenchArgs() {
       sweep: { type: "boolean", default: false },
       ui: { type: "boolean", default: false },
       live: { type: "boolean", default: false },
+      backend: { type: "string" },
+      "gpu-loop": { type: "string" },
+      "gpu-backend": { type: "string", default: "webgpu" },
+      "gpu-tiny": { type: "boolean", default: false },
+      "gpu-iters": { type: "string", default: "10" },
     },
   }).values;
 }
@@ -588,6 +594,30 @@ async function main() {
   if (values.profile) return await profileWorker(Number(values.profile));
   if (values.sweep) return await sweepMain(values);
   if (values.ui) return await uiMain(values);
+  if (values["gpu-loop"]) {
+    const backend = values["gpu-backend"] === "fast-cpu" ? "fast-cpu" : "webgpu";
+    return await gpuLoopWorker(
+      ROOT,
+      backend,
+      Number(values["gpu-loop"]),
+      2,
+      values["gpu-tiny"],
+      mnistTrain,
+    );
+  }
+  if (values.backend === "webgpu") {
+    const record = await gpuMain(Number(values["gpu-iters"]), (args) => sub(args));
+    const out = join(dirname(values.out), "webgpu.json");
+    await Deno.mkdir(dirname(out), { recursive: true });
+    await Deno.writeTextFile(out, JSON.stringify(record, null, 2) + "\n");
+    console.log(out);
+    return;
+  }
+  if (values.backend !== undefined) {
+    throw new Error(
+      `bench --backend takes webgpu (the CPU engines run by default); got ${values.backend}`,
+    );
+  }
   if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"], values.live);
   if (values.worker) {
     const { worker: backend, variant, iters, warmup } = values;
