@@ -103,10 +103,14 @@ export function intOption(flag: string, text: string, min: number, usage: string
   return n;
 }
 
-/** Selects the tensor engine a run's config named, so its nets load as they were trained. */
+/**
+ * Selects the tensor engine a run's config named, so its nets load as they were trained. A
+ * webgpu run's nets run here on its host engine, fast-cpu: sampling needs no GPU.
+ */
 export async function selectRunBackend(config: Record<string, unknown>): Promise<void> {
   const cfg = config as unknown as Partial<Config>;
-  await selectBackend((cfg.backend ?? "auto") as BackendName, {
+  const named = (cfg.backend ?? "auto") as BackendName;
+  await selectBackend(named === "webgpu" ? "fast-cpu" : named, {
     flushDenormals: cfg.flushDenormals ?? true,
   });
 }
