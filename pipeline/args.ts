@@ -16,6 +16,7 @@
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
+import { didYouMean } from "./config.ts";
 
 /** The parsed options (typed by the caller) and positionals, or null after printing `--help`. */
 export function parseCommand<V = Record<string, unknown>>(
@@ -41,8 +42,12 @@ export function parseCommand<V = Record<string, unknown>>(
       options: { ...options, help: { type: "boolean", short: "h", default: false } },
     });
   } catch (e) {
-    // one line, without node's advice about `--`
-    throw new UsageError((e as Error).message.split(". To specify")[0], usage);
+    // one line, without node's advice about `--`, with the closest option for a typo
+    const message = (e as Error).message.split(". To specify")[0];
+    const unknown = message.match(/^Unknown option '--([^']+)'/)?.[1];
+    const names = [...Object.keys(options), "help"];
+    const hint = unknown ? didYouMean(unknown, names).replace(/"([^"]+)"/, '"--$1"') : "";
+    throw new UsageError(message + hint, usage);
   }
   if (parsed.values.help) {
     console.log(usage);

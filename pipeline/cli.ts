@@ -38,8 +38,8 @@ import { sweepCommand } from "./sweep/cli.ts";
 import { verifyCommand } from "./verify_cli.ts";
 
 const usage = (app: App) =>
-  `usage: deno task run <config.json> [options]
-  --set path=value   override a config field (repeatable), e.g. --set seed=3
+  `usage: deno task run <config.json> [path=value]... [options]
+  --set path=value   override a config field (repeatable), e.g. --set seed=3 or just seed=3
   --results DIR      results folder (default: results)
   --backend NAME     shorthand for --set backend=NAME (the application's engine, e.g. cpu)
   --explain          say per stage whether it is cached or why it would run; run nothing
@@ -111,6 +111,9 @@ async function helpTexts(app: App): Promise<Record<string, string>> {
   return out;
 }
 
+/** A bare `path=value` override on the command line (Hydra's form). */
+const OVERRIDE = /^[A-Za-z_][\w.]*=/;
+
 /** The options of `run`. */
 interface RunArgs {
   set: string[];
@@ -160,15 +163,22 @@ async function runCommand(app: App, args: string[]): Promise<number> {
     verify: { type: "boolean", default: false },
   }, { positionals: true });
   if (!parsed) return 0;
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) {
+  const { values } = parsed;
+  // Hydra's habit: `run CONFIG key=value ...` is `--set key=value ...`
+  const [config, ...rest] = parsed.positionals;
+  const bare = rest.filter((a) => OVERRIDE.test(a));
+  const stray = rest.filter((a) => !OVERRIDE.test(a));
+  if (config === undefined || stray.length) {
     throw new UsageError(
-      positionals.length
-        ? `expected one config file, got ${positionals.join(" ")}`
-        : "missing config file",
+      config === undefined
+        ? "missing config file"
+        : `expected one config file, got ${
+          parsed.positionals.join(" ")
+        } (overrides are key=value or --set key=value)`,
     );
   }
-  const overrides = [...values.set];
+  const positionals = [config];
+  const overrides = [...values.set, ...bare];
   if (values.backend !== undefined) overrides.push(`backend=${values.backend}`);
   const cfg = await loadConfig(app.config, positionals[0], overrides);
   await checkResultsDir(values.results, { write: !values.explain });

@@ -2,7 +2,9 @@
  * `deno task completions bash|zsh|fish`: a shell completion script for `deno task <command>`,
  * made from each command's own `--help` text (so it cannot fall out of step with the options),
  * plus the values the engine knows: stage names for `--force`/`--until`, figures for `--sort`
- * and `--metric`, `local|slurm` for `--executor`, and any `[--opt a|b|c]` in a usage line.
+ * and `--metric`, `local|slurm` for `--executor`, the config's fields for `--set` and bare
+ * `key=value`, run names (read when you press tab) for the commands that take a run, every
+ * task of deno.json, and any `[--opt a|b|c]` in a usage line.
  *
  * @example
  * ```ts
@@ -16,6 +18,7 @@
 import type { App } from "./app.ts";
 import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
+import { leafPaths } from "./config.ts";
 
 const USAGE = `usage: deno task completions bash|zsh|fish
   prints a completion script for deno task's commands; install it with, e.g.
@@ -43,11 +46,21 @@ export function optionsOf(usage: string): CommandOptions {
   return { names, values };
 }
 
-/** What every command takes, by name. */
-export type CommandTable = Record<string, CommandOptions & { positionals?: string[] }>;
+/** What every command takes, by name; `runs`: its positionals are run names. */
+export type CommandTable = Record<
+  string,
+  CommandOptions & { positionals?: string[]; runs?: boolean }
+>;
+
+/** The commands whose positionals are runs of the results folder. */
+const RUN_COMMANDS = ["diff", "sample", "export"];
 
 /** The table of an application's commands, from their usage texts. */
-export function commandTable(app: App, usages: Record<string, string>): CommandTable {
+export function commandTable(
+  app: App,
+  usages: Record<string, string>,
+  tasks: string[] = [],
+): CommandTable {
   const stages = app.stages.map((s) => s.name);
   const table: CommandTable = {};
   for (const [cmd, usage] of Object.entries(usages)) {
@@ -65,6 +78,16 @@ export function commandTable(app: App, usages: Record<string, string>): CommandT
   }
   if (table.completions) table.completions.positionals = ["bash", "zsh", "fish"];
   if (table.sweep) table.sweep.positionals = ["status", "cancel"];
+  const keys = leafPaths(app.config.schema).map((k) => `${k}=`);
+  if (table.run) {
+    table.run.values["--set"] = keys;
+    table.run.positionals = keys; // Hydra's bare key=value after the config
+  }
+  for (const cmd of RUN_COMMANDS) if (table[cmd]) table[cmd].runs = true;
+  for (const t of tasks) {
+    // a task of deno.json that is not a command (explain is run --explain; test, bench, ...)
+    table[t] ??= t === "explain" && table.run ? { ...table.run } : { names: [], values: {} };
+  }
   return table;
 }
 
@@ -72,18 +95,20 @@ const words = (xs: string[]) => xs.join(" ");
 
 /** The bash script (zsh runs it through bashcompinit). */
 export function bashScript(table: CommandTable, app: string): string {
+  // the function's name is the application's, so two applications' scripts can coexist
+  const fn = `${app.replace(/[^A-Za-z0-9]/g, "_")}_tasks`;
   const cases = Object.entries(table).map(([cmd, o]) => {
     const vals = Object.entries(o.values).map(([opt, v]) =>
-      `        ${opt}) COMPREPLY=($(compgen -W "${words(v)}" -- "$cur")); return ;;`
+      `        ${opt}) COMPREPLY=($(compgen -W "${words(v)}" -- "$cur")); _${fn}_nospace; return ;;`
     );
     return `    ${cmd})
       case "$prev" in
 ${vals.join("\n")}
       esac
-      opts="${words(o.names)}"; pos="${words(o.positionals ?? [])}" ;;`;
+      opts="${words(o.names)}"; pos="${words(o.positionals ?? [])}"${
+      o.runs ? `; pos="$pos $(command ls -1 "$results/runs" 2>/dev/null)"` : ""
+    } ;;`;
   });
-  // the function's name is the application's, so two applications' scripts can coexist
-  const fn = `${app.replace(/[^A-Za-z0-9]/g, "_")}_tasks`;
   return `# deno task completions for ${
     Object.keys(table).length
   } commands (made by: deno task completions bash)
@@ -93,8 +118,11 @@ _${fn}() {
     if declare -F _deno >/dev/null; then _deno "$@"; fi
     return
   fi
-  local i=2
+  local i=2 j results=results
   while [[ \${COMP_WORDS[i]} == -* && $i -lt $COMP_CWORD ]]; do ((i++)); done
+  for ((j = i; j < COMP_CWORD; j++)); do
+    [[ \${COMP_WORDS[j]} == --results ]] && results=\${COMP_WORDS[j+1]}
+  done
   if [[ $COMP_CWORD -eq $i ]]; then
     COMPREPLY=($(compgen -W "${words(Object.keys(table))}" -- "$cur"))
     return
@@ -106,6 +134,13 @@ ${cases.join("\n")}
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   else
     COMPREPLY=($(compgen -W "$pos" -- "$cur") $(compgen -f -- "$cur"))
+  fi
+  _${fn}_nospace
+}
+# a lone key= completion waits for its value
+_${fn}_nospace() {
+  if [[ \${#COMPREPLY[@]} -eq 1 && \${COMPREPLY[0]} == *= ]]; then
+    compopt -o nospace 2>/dev/null
   fi
 }
 complete -o filenames -F _${fn} deno
@@ -141,8 +176,21 @@ export function fishScript(table: CommandTable): string {
       lines.push(`complete -c deno -n '${when}' ${flag}${v ? ` -x -a '${words(v)}'` : ""}`);
     }
     if (o.positionals) lines.push(`complete -c deno -n '${when}' -a '${words(o.positionals)}'`);
+    if (o.runs) {
+      lines.push(`complete -c deno -n '${when}' -a '(command ls -1 results/runs 2>/dev/null)'`);
+    }
   }
   return lines.join("\n") + "\n";
+}
+
+/** The task names of the deno.json in the working folder (none when it has none). */
+async function denoTasks(): Promise<string[]> {
+  try {
+    const json = JSON.parse(await Deno.readTextFile("deno.json"));
+    return Object.keys(json.tasks ?? {});
+  } catch {
+    return [];
+  }
 }
 
 /** `deno task completions SHELL`; `usages` gives each command's --help text. */
@@ -155,7 +203,7 @@ export async function completionsCommand(
   if (!parsed) return 0;
   const [shell, ...extra] = parsed.positionals;
   if (!shell || extra.length) throw new UsageError("expected one shell: bash, zsh or fish", USAGE);
-  const table = commandTable(app, { ...(await usages()), completions: USAGE });
+  const table = commandTable(app, { ...(await usages()), completions: USAGE }, await denoTasks());
   const script = { bash: bashScript, zsh: zshScript, fish: fishScript }[shell];
   if (!script) throw new UsageError(`${shell}: expected bash, zsh or fish`, USAGE);
   console.log(script(table, app.name));

@@ -15,7 +15,7 @@
  * assert((cfg as unknown as { epochs: number }).epochs === 5);
  * ```
  */
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import type {
   EngineConfig,
@@ -76,6 +76,22 @@ export function parseJsonText(text: string, file: string): Json {
 /** The largest config file read (the shipped ones are under 2 kB). */
 export const MAX_CONFIG_BYTES = 1 << 20;
 
+/** The .json file beside `path` whose name is closest to its name, if one is close. */
+function nearbyFile(path: string): string | null {
+  const dir = dirname(path), name = basename(path);
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json"))
+      .map((e) => e.name);
+  } catch {
+    return null;
+  }
+  const hint = didYouMean(name, names);
+  if (!hint) return null;
+  const best = hint.slice(hint.indexOf('"') + 1, hint.lastIndexOf('"'));
+  return dir === "." && !path.startsWith("./") ? best : join(dir, best);
+}
+
 async function readJsonFile(path: string): Promise<Json> {
   let text: string;
   try {
@@ -98,8 +114,11 @@ async function readJsonFile(path: string): Promise<Json> {
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.NotFound) {
+      const near = nearbyFile(path);
       throw new ConfigError(
-        `config file not found: ${path} (check the path; configs live in configs/)`,
+        `config file not found: ${path} (${
+          near ? `did you mean ${near}?` : "check the path; configs live in configs/"
+        })`,
       );
     }
     throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`);
@@ -265,6 +284,45 @@ function validateCollection(
   }
 }
 
+/** The schema {@link loadConfig} is validating against, for hints that search all of it. */
+let rootSchema: Field | null = null;
+
+/** The dotted paths of the fields that hold values (not sections): what `--set` takes. */
+export function leafPaths(field: Field, at = ""): string[] {
+  if (field.kind === "nullable") return leafPaths(field.inner, at);
+  if (field.kind !== "object") return at ? [at] : [];
+  return Object.entries(field.fields).flatMap(([k, f]) => leafPaths(f, at ? `${at}.${k}` : k));
+}
+
+/** Every named field's dotted path in `field`. */
+function fieldPaths(field: Field, at = ""): string[] {
+  if (field.kind === "nullable") return fieldPaths(field.inner, at);
+  if (field.kind !== "object") return [];
+  return Object.entries(field.fields).flatMap(([k, f]) => {
+    const p = at ? `${at}.${k}` : k;
+    return [p, ...fieldPaths(f, p)];
+  });
+}
+
+/**
+ * A hint for a key unknown where it was put but known elsewhere in the schema: the paths whose
+ * last name is the key (or closest to it), e.g. adversarial.learningRate -> optimizer.learningRate.
+ */
+function elsewhere(key: string, where: string): string {
+  if (!rootSchema) return "";
+  const paths = fieldPaths(rootSchema).filter((p) => p !== where);
+  const last = (p: string) => p.slice(p.lastIndexOf(".") + 1);
+  let found = paths.filter((p) => last(p).toLowerCase() === key.toLowerCase());
+  if (found.length === 0) {
+    const hint = didYouMean(key, [...new Set(paths.map(last))]);
+    if (!hint) return "";
+    const name = hint.slice(hint.indexOf('"') + 1, hint.lastIndexOf('"'));
+    found = paths.filter((p) => last(p) === name);
+  }
+  const shown = found.slice(0, 3).map((p) => `"${p}"`).join(" or ");
+  return shown ? ` (did you mean ${shown}?)` : "";
+}
+
 /** Validates a value against a field and fills defaults; throws a ConfigError naming the path. */
 export function validate(field: Field, value: unknown, path: string, src: string): unknown {
   const fail = failAt(src, path);
@@ -277,7 +335,8 @@ export function validate(field: Field, value: unknown, path: string, src: string
       for (const k of Object.keys(obj)) {
         if (!(k in field.fields)) {
           const where = path ? `${path}.${k}` : k;
-          const problem = `unknown key${didYouMean(k, names)}; allowed here: ${names.join(", ")}`;
+          const hint = didYouMean(k, names) || elsewhere(k, where);
+          const problem = `unknown key${hint}; allowed here: ${names.join(", ")}`;
           throw new ConfigError(`${src}: ${where}: ${problem}`, { path: where, problem });
         }
       }
@@ -371,6 +430,7 @@ export async function loadConfig<C extends EngineConfig>(
   }
   let cfg: C;
   try {
+    rootSchema = spec.schema;
     cfg = validate(spec.schema, raw, "", path) as C;
   } catch (e) {
     // a bad value that came from --set is blamed on the --set, not on the file
@@ -381,6 +441,8 @@ export async function loadConfig<C extends EngineConfig>(
     });
     if (culprit) throw new ConfigError(`--set ${culprit}: ${field.path}: ${field.problem}`, field);
     throw e;
+  } finally {
+    rootSchema = null;
   }
   if (cfg.name === "") cfg.name = basename(path).replace(/\.json$/, "");
   if (!/^[A-Za-z0-9._-]+$/.test(cfg.name)) {

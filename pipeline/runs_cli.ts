@@ -360,7 +360,8 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
 
 /**
  * A run by its folder (a path, from any results folder), or by its name or a name prefix
- * under `results`; a usage error listing the runs when there is none.
+ * under `results`; a usage error listing the runs when there is none, or the candidates when
+ * the prefix starts more than one.
  */
 export async function findRun(
   app: App,
@@ -371,8 +372,19 @@ export async function findRun(
   const direct = x.includes("/") ? await runRow(app, x, skipNote) : null;
   if (direct) return direct;
   const rows = await listRuns(app, results, skipNote);
-  const r = rows.find((r) => r.run === basename(x) || r.dir === x) ??
-    rows.find((r) => r.run.startsWith(basename(x)));
+  const exact = rows.find((r) => r.run === basename(x) || r.dir === x);
+  const prefixed = exact ? [exact] : rows.filter((r) => r.run.startsWith(basename(x)));
+  if (prefixed.length > 1) {
+    // as git and DVC do: an ambiguous prefix is refused, never resolved to the first match
+    const shown = prefixed.slice(0, 10).map((r) => r.run).join(", ");
+    throw new UsageError(
+      `${x} is ambiguous: it starts ${prefixed.length} runs (${shown}${
+        prefixed.length > 10 ? ", ..." : ""
+      }); give more of the name`,
+      usage,
+    );
+  }
+  const r = prefixed[0];
   if (!r) {
     throw new UsageError(
       `${x}: no such run in ${join(results, "runs")}; runs: ${

@@ -29,9 +29,16 @@ async function script(shell: string): Promise<string> {
   return path;
 }
 
+/** A folder with two runs in results/runs, where the shells complete (no other files). */
+const WORK = await Deno.makeTempDir();
+for (const r of ["quick-aaa111", "quick-bbb222"]) {
+  await Deno.mkdir(join(WORK, "results", "runs", r), { recursive: true });
+}
+
 async function sh(shell: string, code: string): Promise<string> {
   const out = await new Deno.Command(shell, {
     args: ["-c", code],
+    cwd: WORK,
     stdout: "piped",
     stderr: "piped",
   })
@@ -43,12 +50,21 @@ async function sh(shell: string, code: string): Promise<string> {
 
 /** Commands typed so far -> the completions each must offer. */
 const CASES: [string, string[]][] = [
-  ["deno task ex", ["export"]],
+  ["deno task exp", ["explain", "export"]],
   ["deno task export --fo", ["--format"]],
   ["deno task export --format ", ["onnx", "tfjs", "web"]],
   ["deno task run x --until train_", ["train_police", "train_counterfeiter"]],
   ["deno task sweep --exe", ["--executor"]],
   ["deno task runs --sort goal", ["goalMarksMet", "goalMiss"]],
+  // run names, read from results/runs when tab is pressed
+  ["deno task diff quick-a", ["quick-aaa111"]],
+  ["deno task sample quick-", ["quick-aaa111", "quick-bbb222"]],
+  // the config's fields, for --set and for Hydra's bare key=value
+  ["deno task run x --set optimizer.learningR", ["optimizer.learningRate="]],
+  ["deno task run x adversarial.iter", ["adversarial.iterations="]],
+  // every task of deno.json, and explain takes run's options
+  ["deno task expl", ["explain"]],
+  ["deno task explain x --unt", ["--until"]],
 ];
 
 Deno.test({

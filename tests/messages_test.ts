@@ -178,3 +178,66 @@ Deno.test("inputs with limits and messages that fit: seeds past 2^53, /dev/zero 
     assert.doesNotMatch(r.stderr, /usage: deno task run </, command);
   }
 });
+
+Deno.test("habits from other tools: Hydra's bare key=value, and did-you-mean for options, files and keys", async () => {
+  const { dir, cfg, results } = await setup();
+  // `run CONFIG key=value` is `--set key=value`: the explained key is that of seed=9
+  const bare = await cli(["run", cfg, "seed=9", "--results", results, "--explain"]);
+  const set = await cli(["run", cfg, "--set", "seed=9", "--results", results, "--explain"]);
+  assert.equal(bare.code, 0, bare.stderr);
+  assert.equal(bare.stdout, set.stdout);
+  const plain = await cli(["run", cfg, "--results", results, "--explain"]);
+  assert.notEqual(bare.stdout, plain.stdout);
+  const stray = await cli(["run", cfg, "other.json", "--results", results]);
+  assert.equal(stray.code, 2);
+  assert.match(
+    stray.stderr,
+    /expected one config file, got .* other\.json \(overrides are key=value/,
+  );
+  const typo = await cli(["run", cfg, "--explian"]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^error: Unknown option '--explian' \(did you mean "--explain"\?\)/);
+  const file = await cli(["run", join(dir, "tiyn.json"), "--results", results]);
+  assert.equal(file.code, 2);
+  assert.match(
+    file.stderr,
+    /config file not found: \S+tiyn\.json \(did you mean \S+\/tiny\.json\?\)/,
+  );
+  const key = await cli(["run", cfg, "adversarial.learningRate=0.001", "--results", results]);
+  assert.equal(key.code, 2);
+  assert.match(
+    key.stderr,
+    /adversarial\.learningRate: unknown key \(did you mean "optimizer\.learningRate" or "optimizer\.police\.learningRate" or "optimizer\.counterfeiter\.learningRate"\?\); allowed here:/,
+  );
+  assert.ok(!(await exists(results)), "a usage error created the results folder");
+});
+
+Deno.test("an ambiguous run name is refused with its candidates (exit 2), as git does", async () => {
+  const { cfg, results } = await setup();
+  const names: string[] = [];
+  for (const seed of [1, 2]) {
+    const r = await cli([
+      "run",
+      cfg,
+      `seed=${seed}`,
+      "--results",
+      results,
+      "--until",
+      "preprocess",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    names.push(r.stdout.trim().split("/").at(-1)!);
+  }
+  const d = await cli(["diff", "tiny", names[0], "--results", results]);
+  assert.equal(d.code, 2, d.stdout);
+  const [a, b] = [...names].sort();
+  assert.match(
+    d.stderr,
+    new RegExp(
+      `^error: tiny is ambiguous: it starts 2 runs \\((${a}, ${b}|${b}, ${a})\\); give more of the name`,
+    ),
+  );
+  const ok = await cli(["diff", names[0].slice(0, 9), names[1], "--results", results]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`^${names[0]} -> ${names[1]}`));
+});
