@@ -208,6 +208,19 @@ Deno.test("an interrupted sweep resumes and runs only the unfinished points", as
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`${done} points already done; running ${3 - done}`));
   assert.match(r.stderr, /3 of 3 points done/);
+  // the terminal ends with the points ranked best first by the sweep's figure
+  const lines = r.stdout.trim().split("\n");
+  const head = lines.findIndex((l) => /^#\s+frechet \(low first\)/.test(l));
+  assert.ok(head >= 0, r.stdout);
+  const rows = lines.slice(head + 1).filter((l) => !/^[-\s]+$/.test(l)).slice(0, 3)
+    .map((l) => l.trim().split(/\s+/));
+  assert.deepEqual(rows.map((c) => c[0]), ["1", "2", "3"]);
+  const fd = rows.map((c) => Number(c[1]));
+  assert.deepEqual([...fd].sort((a, b) => a - b), fd);
+  assert.deepEqual(
+    rows.map((c) => c.at(-1)).sort(),
+    [2, 3, 4].map((n) => `adversarial.iterations=${n}`),
+  );
 });
 
 Deno.test("a diverging point is reported as failed with its reason; the others finish", async () => {

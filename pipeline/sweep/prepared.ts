@@ -20,6 +20,7 @@ import { planRun, runDirOf, type StagePlan } from "../runner.ts";
 import type { EngineConfig } from "../schema.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
 import { readJson } from "./point.ts";
+import { textTable } from "../runs_table.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../point_record.ts";
 import {
   type LoadedSweep,
@@ -179,6 +180,47 @@ export function pointLine(s: PreparedSweep, r: PointRecord): string {
 export const sameSearchBlock = (a: SweepSpec | undefined, b: SweepSpec | undefined) =>
   canonicalJson(a?.search ?? null) === canonicalJson(b?.search ?? null);
 
+/** Points the ranked summary shows on the terminal (the report has them all). */
+const RANKED_ROWS = 10;
+
+/**
+ * The finished points best first by the sweep's rank figure, as a table for the terminal: the
+ * figure, a few others, the point's settings. Empty when no point has the figure.
+ */
+export function rankedTable(
+  s: Pick<PreparedSweep, "records" | "app" | "sweep">,
+  rank: { metric: string; order: "asc" | "desc" },
+): string {
+  const rows = s.records.filter((r) => r.status === "done").map((r) => ({
+    r,
+    f: s.app.figures(r.summaries),
+  })).filter(({ f }) => typeof f[rank.metric] === "number");
+  if (rows.length === 0) return "";
+  const sign = rank.order === "asc" ? 1 : -1;
+  rows.sort((a, b) => sign * (a.f[rank.metric]! - b.f[rank.metric]!));
+  const others = s.app.sweep.rankMetrics.filter((m) =>
+    m !== rank.metric && rows.some(({ f }) => typeof f[m] === "number")
+  ).slice(0, 3);
+  const show = (v: number | undefined) =>
+    v === undefined ? "-" : Number.isInteger(v) ? String(v) : v.toPrecision(4);
+  const body = rows.slice(0, RANKED_ROWS).map(({ r, f }, i) => [
+    String(i + 1),
+    show(f[rank.metric]),
+    ...others.map((m) => show(f[m])),
+    overridesOf(r.overrides).join(" ") || s.sweep.configs[r.index].name,
+  ]);
+  const head = [
+    "#",
+    `${rank.metric} (${rank.order === "asc" ? "low" : "high"} first)`,
+    ...others,
+    "setting",
+  ];
+  const more = rows.length > RANKED_ROWS
+    ? `\n(${rows.length - RANKED_ROWS} more in the report)`
+    : "";
+  return textTable(head, body) + more;
+}
+
 /** Writes the report; returns the exit code (1 when a point failed). */
 export async function finish(s: PreparedSweep): Promise<number> {
   const metric = s.sweep.spec.rank?.metric ?? s.app.sweep.defaultRank;
@@ -210,6 +252,8 @@ export async function finish(s: PreparedSweep): Promise<number> {
       failed ? `, ${failed} failed` : ""
     }`,
   );
+  const table = rankedTable(s, rank);
+  if (table) console.log(table);
   for (const line of (await s.app.sweep.summary?.(what)) ?? []) console.log(line);
   console.log(report);
   return failed ? 1 : 0;
