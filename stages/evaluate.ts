@@ -6,7 +6,7 @@
  * classifier score; the same metrics for real test images against real train images (what a
  * perfect counterfeiter would reach); the share of generated pixels outside [0,1] (the
  * output layer is linear; images are clipped before scoring). Writes `metrics.json`,
- * `samples.npy` (the final scored samples, N x 784, on the [0,1] scale before clipping), and sample grids
+ * `samples.npy` (the final scored samples, N x 784, clipped to [0,1] as scored), and sample grids
  * `grids/iter_NNNNNN.png`, `grids/final.png`, `grids/real.png` from one fixed noise batch.
  */
 import { join } from "node:path";
@@ -157,7 +157,10 @@ async function scoreCheckpoint(
     );
     const name = p.iteration === "final" ? "final" : iterName(p.iteration);
     await Deno.writeFile(artifact(ctx.outDir, "grids", `${name}.png`), grid);
-    if (p.iteration === "final") await writeNpy(artifact(ctx.outDir, "samples"), unit, [n, dim]);
+    if (p.iteration === "final") {
+      // the images that were scored: every .npy of images is on [0,1], clipped
+      await writeNpy(artifact(ctx.outDir, "samples"), clipped, [n, dim]);
+    }
     return row;
   } finally {
     disposeNet(g);

@@ -197,9 +197,11 @@ export async function buildReport(
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>${PAGE_STYLE}</style></head>
 <body>
 <h1>${esc(cfg.name)}</h1>
-<p class="sub">${
-    esc(cfg.description || "gan-pipeline run")
-  } &middot; seed ${cfg.seed} &middot; ${cfg.adversarial.iterations} iterations, batch ${cfg.adversarial.batchSize}, fit minibatch ${cfg.adversarial.fitBatchSize} &middot; loss from ${cfg.loss.form}</p>
+<p class="sub">seed ${cfg.seed} &middot; ${cfg.adversarial.iterations} iterations, batch ${cfg.adversarial.batchSize}, fit minibatch ${cfg.adversarial.fitBatchSize} &middot; loss from ${cfg.loss.form} &middot; backend setting ${
+    esc(cfg.backend)
+  }</p>${
+    // the file's own words, which --set overrides do not rewrite: the line above is the run's
+    cfg.description ? `\n<p class="sub">The config's description: ${esc(cfg.description)}</p>` : ""}
 <p class="note">${esc(verdict)} Final D(fake) on fresh noise: ${
     fmt(f.dFake)
   }; classes covered: ${f.classesCovered} of 10.</p>

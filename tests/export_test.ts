@@ -8,7 +8,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import { layersPredict, runOnnx } from "../stages/commands/export.ts";
 import { CHECK_ROWS, checkNoise } from "../stages/commands/web_page.ts";
 import { dumpDom, findChromium } from "./browser.ts";
-import { cli, tinyRun } from "./helpers.ts";
+import { cli, ROOT, tinyRun } from "./helpers.ts";
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) =>
   a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
@@ -31,26 +31,65 @@ async function exportRun(results: string, out: string, ...extra: string[]) {
   return r;
 }
 
-Deno.test("export onnx: ONNX Runtime gives the tfjs models' outputs (max |diff| <= 1e-5)", async () => {
+Deno.test("export onnx: ONNX Runtime gives the tfjs models' outputs (max |diff| <= 1e-5), on [0,1] by default", async () => {
   const { dir, results } = await trained();
-  const onnxDir = join(dir, "onnx"), tfjsDir = join(dir, "tfjs");
+  const onnxDir = join(dir, "onnx"), rawDir = join(dir, "raw"), tfjsDir = join(dir, "tfjs");
   const r = await exportRun(results, onnxDir);
   assert.equal(r.stdout.trim(), onnxDir);
   assert.match(r.stderr, /counterfeiter: ONNX Runtime matches tfjs within/);
+  await exportRun(results, rawDir, "--raw");
   await exportRun(results, tfjsDir, "--format", "tfjs");
   const { noise, image } = JSON.parse(await Deno.readTextFile(join(onnxDir, "export.json")));
+  let outside = 0;
   for (const [net, width] of [["counterfeiter", noise], ["police", image]] as const) {
     const input = checkNoise(50, width).map((v) => 3 * v);
-    const fromOnnx = await runOnnx(join(onnxDir, `${net}.onnx`), input, width);
     const fromTfjs = await layersPredict(join(tfjsDir, net), input, width);
-    assert.equal(fromOnnx.length, fromTfjs.length);
-    const diff = maxAbsDiff(fromOnnx, fromTfjs);
+    // --raw: the nets as trained (this run's pixel scale is [0,1])
+    const raw = await runOnnx(join(rawDir, `${net}.onnx`), input, width);
+    assert.equal(raw.length, fromTfjs.length);
+    const diff = maxAbsDiff(raw, fromTfjs);
     assert(diff <= 1e-5, `${net}: ONNX Runtime and tfjs differ by ${diff}`);
+    // the default: the counterfeiter's images clipped to [0,1]; the police unchanged
+    const unit = await runOnnx(join(onnxDir, `${net}.onnx`), input, width);
+    const want = net === "counterfeiter"
+      ? fromTfjs.map((v) => Math.min(1, Math.max(0, v)))
+      : fromTfjs;
+    assert(maxAbsDiff(unit, want) <= 1e-5, `${net}: the [0,1] graph differs`);
+    if (net === "counterfeiter") outside = fromTfjs.filter((v) => v < 0 || v > 1).length;
   }
+  assert.ok(outside > 0, "the check needs raw outputs outside [0,1] to show the clip");
+  assert.match(await Deno.readTextFile(join(onnxDir, "README.md")), /clipped to it in the graph/);
+  assert.match(
+    await Deno.readTextFile(join(rawDir, "README.md")),
+    /not clipped \(exported with --raw\)/,
+  );
   const record = JSON.parse(await Deno.readTextFile(join(onnxDir, "export.json")));
   assert.equal(record.format, "onnx");
   assert.match(await Deno.readTextFile(join(onnxDir, "README.md")), /onnxruntime/);
   assert.match(await Deno.readTextFile(join(tfjsDir, "README.md")), /loadLayersModel/);
+});
+
+Deno.test("the tfjs export's README snippet runs as written with plain @tensorflow/tfjs, offline", async () => {
+  const { dir, results } = await trained();
+  const tfjsDir = join(dir, "tfjs");
+  await exportRun(results, tfjsDir, "--format", "tfjs");
+  const readme = await Deno.readTextFile(join(tfjsDir, "README.md"));
+  const code = readme.match(/```js\n([\s\S]*?)```/)![1];
+  assert.match(code, /from "@tensorflow\/tfjs"/);
+  const file = join(tfjsDir, "snippet.mjs");
+  await Deno.writeTextFile(file, code);
+  // the project's deno.json maps @tensorflow/tfjs; the snippet reads the files beside it
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", join(ROOT, "deno.json"), "--allow-read", "--allow-env", file],
+    cwd: tfjsDir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const [shape, min, max] = text.trim().split("\n").at(-1)!.split(" ");
+  assert.equal(shape, "16x36");
+  assert.ok(Number(min) >= 0 && Number(max) <= 1 && Number(max) > Number(min), text);
 });
 
 Deno.test("export refuses what it cannot do, leaving nothing behind (exit 2)", async () => {

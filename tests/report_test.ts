@@ -17,7 +17,7 @@ import { renderSvg, svgToPixels, svgToPng, vegaLiteDir } from "../stages/reporti
 import { encodeGrayPng, gridPixels } from "../stages/formats/png.ts";
 import { Rng } from "../pipeline/rng.ts";
 import type { CheckpointMetrics, HistoryRow } from "../stages/vocabulary.ts";
-import { cli, numpyPython, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { cli, numpyPython, tinyConfig, tinyRun, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 const near = (a: number, b: number, tol: number, what = "") =>
   assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b}`);
@@ -139,7 +139,8 @@ Deno.test("every plot spec is valid against the Vega-Lite schema shipped in vega
     await Deno.readTextFile(join(vegaLiteDir(), "build", "vega-lite-schema.json")),
   );
   // deno-lint-ignore no-explicit-any
-  const ajv = new (Ajv as any)({ strict: false, allErrors: true });
+  // formats (uri, color-hex) are not what this checks: without this ajv logs one line each
+  const ajv = new (Ajv as any)({ strict: false, allErrors: true, validateFormats: false });
   const validate = ajv.compile(schema);
   for (const [name, spec] of Object.entries(specs())) {
     const ok = validate(spec);
@@ -261,12 +262,14 @@ Deno.test("the whole pipeline on tiny data produces the report, metrics and grid
   );
   const grids = [...Deno.readDirSync(join(evalDir, key, "grids"))].map((e) => e.name).sort();
   assert.deepEqual(grids, ["final.png", "iter_000002.png", "iter_000004.png", "real.png"]);
-  const py = `import numpy as np,sys; a=np.load(sys.argv[1]); print(a.dtype, a.shape)`;
+  // every .npy of images is on [0,1]: the scored (clipped) samples
+  const py =
+    `import numpy as np,sys; a=np.load(sys.argv[1]); print(a.dtype, a.shape, a.min() >= 0, a.max() <= 1)`;
   const out = await new Deno.Command(await numpyPython(), {
     args: ["-c", py, join(evalDir, key, "samples.npy")],
     stdout: "piped",
   }).output();
-  assert.equal(new TextDecoder().decode(out.stdout).trim(), "float32 (40, 784)");
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "float32 (40, 784) True True");
 });
 
 Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far it is from the goal", async () => {
@@ -312,4 +315,14 @@ Deno.test("a [-1,1] recipe run is scored on [0,1], and the report says how far i
   assert.ok(Math.abs(meta.summary.tailFrechet - mean) < 1e-9, `${meta.summary.tailFrechet}`);
   assert.ok(meta.summary.goalMarksMet >= 0 && meta.summary.goalMarksMet <= 5);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the report's subtitle states the run's own settings, whatever the config's description says", async () => {
+  const { cfg, results } = await tinyRun({ description: "a tiny run of 4 iterations" });
+  const r = await cli(["run", cfg, "--results", results, "adversarial.iterations=6"]);
+  assert.equal(r.code, 0, r.stderr);
+  const html = await Deno.readTextFile(r.stdout.trim().split("\n").at(-1)!);
+  const subs = [...html.matchAll(/<p class="sub">([^<]*)<\/p>/g)].map((m) => m[1]);
+  assert.match(subs[0], /^seed 5 &middot; 6 iterations, batch 16/);
+  assert.equal(subs[1], "The config's description: a tiny run of 4 iterations");
 });

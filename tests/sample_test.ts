@@ -42,10 +42,14 @@ Deno.test("sample draws digits from a run's final or checkpoint counterfeiter, r
   }).output();
   assert.equal(new TextDecoder().decode(check.stdout).trim(), "(5, 36) float32 True True");
   // by the run's folder, into the folder, as a PNG grid
-  const png = await cli(["sample", runDir, "--n", "4"]);
+  const png = await cli(["sample", runDir, "--n", "64"]);
   assert.equal(png.code, 0, png.stderr);
   const bytes = await Deno.readFile(png.stdout.trim());
   assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+  // 64 digits lay out 8 by 8 (as torchvision's make_grid): 6-pixel digits, 2-pixel gaps, x2
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  const side = (8 * (6 + 2) + 2) * 2;
+  assert.deepEqual([view.getUint32(16), view.getUint32(20)], [side, side]);
 });
 
 Deno.test("sample refuses what it cannot do, naming the fix (exit 2)", async () => {

@@ -29,17 +29,20 @@ import { lockHeld } from "../../pipeline/live.ts";
 import { fileLoadHandler, loadNet } from "../formats/model_io.ts";
 import { encodeBase64 } from "../reporting/base64.ts";
 import { netToOnnx, ONNX_IO } from "../formats/onnx.ts";
-import { disposeNet, type Net } from "../training/nets.ts";
+import { clip01, disposeNet, fromUnitScale, type Net, toUnitScale } from "../training/nets.ts";
 import { checkNoise, pageHtml, TFJS_BUNDLES } from "./web_page.ts";
 import { intOption, netDirOfRun, selectRunBackend } from "./run_nets.ts";
 
-const USAGE = `usage: deno task export RUN --out DIR [--format onnx|tfjs|web] [--checkpoint ITER]
+const USAGE =
+  `usage: deno task export RUN --out DIR [--format onnx|tfjs|web] [--checkpoint ITER] [--raw]
   a run's trained networks for use elsewhere (RUN: a run folder, or a run name or prefix)
   --out DIR          the folder to write (must not exist yet)
   --format F         onnx (default): counterfeiter.onnx and police.onnx, checked with ONNX Runtime
                      tfjs: the TensorFlow.js layers models, for Node or a browser
                      web: index.html drawing new digits in a browser, offline
   --checkpoint ITER  the networks at a checkpoint of the loop (default: the final ones)
+  --raw              onnx: the nets' own pixel scale, unclipped (default: images in and out
+                     on [0,1], white on black, the counterfeiter's clipped, as every file here)
   --results DIR      where run names are looked up (default: results)`;
 
 const FORMATS = ["onnx", "tfjs", "web"] as const;
@@ -76,14 +79,24 @@ async function writeOnnx(
   dir: string,
   nets: [Net, string][],
   facts: Record<string, string>,
+  raw: boolean,
 ) {
   const lines: string[] = [];
   for (const [net, from] of nets) {
     const file = join(dir, `${net.kind}.onnx`);
-    await Deno.writeFile(file, netToOnnx(net, facts));
+    await Deno.writeFile(file, netToOnnx(net, facts, { raw }));
     const width = net.layers[0].W.shape[0] as number;
     const input = checkNoise(64, width);
-    const want = await layersPredict(from, input, width);
+    // the graph's pixel convention, applied to tfjs's side of the check
+    const unitIn = !raw && net.kind === "police";
+    const out = await layersPredict(
+      from,
+      unitIn ? fromUnitScale(input, net.pixelScale) : input,
+      width,
+    );
+    const want = !raw && net.kind === "counterfeiter"
+      ? clip01(toUnitScale(out, net.pixelScale)).clipped
+      : out;
     const diff = maxAbsDiff(await runOnnx(file, input, width), want);
     if (!(diff <= ONNX_TOLERANCE)) {
       throw new Error(
@@ -134,43 +147,75 @@ async function writeWeb(dir: string, from: string, g: Net, run: string) {
 }
 
 /** The README of an export, by format. */
-function readme(format: Format, run: string, g: Net, checks: string[]): string {
+function readme(format: Format, run: string, g: Net, checks: string[], raw: boolean): string {
   const nd = g.layers[0].W.shape[0];
-  const scale = g.pixelScale === "unit"
-    ? "pixels on [0,1] (clip to it)"
-    : "pixels on [-1,1]: (x + 1) / 2 gives [0,1]";
-  const head =
+  const pixels = g.layers.at(-1)!.W.shape[1];
+  const side = Math.round(Math.sqrt(pixels as number));
+  const symmetric = g.pixelScale === "symmetric";
+  const trained = symmetric ? "pixels on [-1,1] ((x + 1) / 2 gives [0,1])" : "pixels on [0,1]";
+  const head = (scale: string) =>
     `# ${run}: exported ${format}\n\nThe counterfeiter maps ${nd} standard normal numbers` +
-    ` per digit to ${g.layers.at(-1)!.W.shape[1]} ${scale}; the police maps such images to the` +
-    ` probability that they are real.\n`;
+    ` per digit to ${pixels} ${scale}; the police maps such images to the` +
+    ` probability that they are real. Digits are white on black, as in MNIST.\n`;
   if (format === "onnx") {
-    return `${head}
+    const scale = raw
+      ? `${trained}, not clipped (exported with --raw)`
+      : "pixels on [0,1], clipped to it in the graph";
+    return `${head(scale)}
 Inputs and outputs (batch dimension free): \`counterfeiter.onnx\`: noise [batch, ${nd}] -> images;
-\`police.onnx\`: images -> probability [batch, 1].
+\`police.onnx\`: images -> probability [batch, 1]. The pixel convention is also in each model's
+metadata (\`pixels\`).
 
 \`\`\`python
 import numpy as np, onnxruntime as ort
 g = ort.InferenceSession("counterfeiter.onnx")
 images = g.run(None, {"noise": np.random.randn(16, ${nd}).astype(np.float32)})[0]
-digits = images.clip(0, 1).reshape(16, 28, 28)
+digits = ${
+      raw ? (symmetric ? "((images + 1) / 2).clip(0, 1)" : "images.clip(0, 1)") : "images"
+    }.reshape(16, ${side}, ${side})
 \`\`\`
 
 Checked when written: ${checks.join("; ")} (64 inputs).
 `;
   }
   if (format === "tfjs") {
-    return `${head}
+    const toUnit = symmetric ? ".add(1).div(2)" : "";
+    return `${head(`${trained}, not clipped`)}
+TensorFlow.js layers models: \`counterfeiter/\` and \`police/\` (\`model.json\`, \`weights.bin\`).
+In Node, with plain \`@tensorflow/tfjs\` (no native build, no network: the files are read here):
+
 \`\`\`js
-// Node: npm install @tensorflow/tfjs-node; a browser: serve this folder, load "counterfeiter/model.json"
-import * as tf from "@tensorflow/tfjs-node";
-const g = await tf.loadLayersModel("file://" + process.cwd() + "/counterfeiter/model.json");
-const images = g.predict(tf.randomNormal([16, ${nd}])).clipByValue(0, 1);
-\`\`\`
+${tfjsSnippet(nd, toUnit)}\`\`\`
+
+In a browser, serve this folder and \`tf.loadLayersModel("counterfeiter/model.json")\`.
 `;
   }
-  return `${head}
+  return `${head(`${trained}`)}
 Open \`index.html\` in a browser (double-click works: nothing is fetched). To put it on the web,
 copy the folder to any static host.
+`;
+}
+
+/** The tfjs export's Node snippet (tests run it as written). */
+export function tfjsSnippet(noiseDim: number, toUnit: string): string {
+  return `import * as tf from "@tensorflow/tfjs";
+import { readFileSync } from "node:fs";
+
+// an IO handler that reads the exported files (file:// URLs need @tensorflow/tfjs-node)
+const files = (dir) => ({
+  load: async () => {
+    const json = JSON.parse(readFileSync(\`\${dir}/model.json\`, "utf8"));
+    const bin = readFileSync(\`\${dir}/weights.bin\`);
+    return {
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest.flatMap((m) => m.weights),
+      weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
+    };
+  },
+});
+const g = await tf.loadLayersModel(files("counterfeiter"));
+const images = tf.tidy(() => g.predict(tf.randomNormal([16, ${noiseDim}]))${toUnit}.clipByValue(0, 1));
+console.log(images.shape.join("x"), images.min().dataSync()[0], images.max().dataSync()[0]);
 `;
 }
 
@@ -193,13 +238,20 @@ const LOCK = ".lock";
 /** `deno task export`; returns the exit code. */
 export async function exportCommand(app: App, args: string[]): Promise<number> {
   const parsed = parseCommand<
-    { out?: string; format: string; checkpoint?: string; results: string }
+    { out?: string; format: string; checkpoint?: string; results: string; raw: boolean }
   >(args, USAGE, {
     out: { type: "string" },
     format: { type: "string", default: "onnx" },
     checkpoint: { type: "string" },
     results: { type: "string", default: "results" },
+    raw: { type: "boolean", default: false },
   }, { positionals: true });
+  if (parsed?.values.raw && parsed.values.format !== "onnx") {
+    throw new UsageError(
+      `--raw is an onnx option; --format ${parsed.values.format} exports the nets as trained`,
+      USAGE,
+    );
+  }
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError("expected one run", USAGE);
@@ -229,19 +281,28 @@ export async function exportCommand(app: App, args: string[]): Promise<number> {
     const facts = { run: run.run, checkpoint: checkpoint === null ? "final" : String(checkpoint) };
     let checks: string[] = [];
     if (format === "onnx") {
-      checks = await writeOnnx(tmp, [[g, dirs.counterfeiter], [d, dirs.police]], facts);
+      checks = await writeOnnx(
+        tmp,
+        [[g, dirs.counterfeiter], [d, dirs.police]],
+        facts,
+        values.raw,
+      );
     }
     if (format === "tfjs") {
       for (const [name, from] of Object.entries(dirs)) await copyLayersModel(from, join(tmp, name));
     }
     if (format === "web") await writeWeb(tmp, dirs.counterfeiter, g, run.run);
-    await Deno.writeTextFile(join(tmp, "README.md"), readme(format, run.run, g, checks));
+    await Deno.writeTextFile(
+      join(tmp, "README.md"),
+      readme(format, run.run, g, checks, values.raw),
+    );
     const widths = {
       noise: g.layers[0].W.shape[0],
       image: d.layers[0].W.shape[0],
       pixelScale: g.pixelScale,
     };
-    const record = { format, ...facts, ...widths, runDir: run.dir, from: dirs, checks };
+    const pixels = format === "onnx" && !values.raw ? "[0,1], clipped" : `raw (${g.pixelScale})`;
+    const record = { format, ...facts, ...widths, pixels, runDir: run.dir, from: dirs, checks };
     await Deno.writeTextFile(join(tmp, "export.json"), JSON.stringify(record, null, 2) + "\n");
     await Deno.chmod(tmp, 0o755);
     lock.close();

@@ -40,7 +40,7 @@ export function pageHtml(run: string): string {
 <title>${escapeHtml(run)}: new digits</title>
 <style>
 body { font: 15px system-ui, sans-serif; margin: 2em; color: #222; }
-canvas { image-rendering: pixelated; border: 1px solid #ccc; }
+canvas { image-rendering: pixelated; border: 2px solid #282828; background: #000; }
 button { font-size: 15px; padding: .3em 1em; }
 </style>
 ${scripts.join("\n")}
@@ -81,7 +81,8 @@ from 10 random numbers per digit. Nothing is fetched from the network.</p>
         for (let p = 0; p < side * side; p++) {
           const v = Math.round(255 * Math.min(1, Math.max(0, toUnit(data[k * side * side + p]))));
           const at = 4 * ((y0 + Math.floor(p / side)) * canvas.width + x0 + (p % side));
-          img.data[at] = img.data[at + 1] = img.data[at + 2] = 255 - v;
+          // white digits on black, as MNIST and every grid of the project
+          img.data[at] = img.data[at + 1] = img.data[at + 2] = v;
           img.data[at + 3] = 255;
         }
       }

@@ -85,19 +85,52 @@ export function layerActivation(net: Net, i: number): Activation | "softmax" {
   return net.outputActivation;
 }
 
-/** The ONNX model's bytes; `metadata` goes into its metadata_props beside the net's facts. */
-export function netToOnnx(net: Net, metadata: Record<string, string> = {}): Uint8Array {
+/** Options of {@link netToOnnx}. */
+export interface OnnxOptions {
+  /**
+   * The net's own inputs and outputs, in its training pixel scale and not clipped; by default
+   * images go in and come out on [0,1], the counterfeiter's clipped.
+   */
+  raw?: boolean;
+}
+
+/** A node of one operator. */
+function step(opType: string, input: string[], output: string) {
+  return { opType, input, output: [output], name: output };
+}
+
+/**
+ * The ONNX model's bytes; `metadata` goes into its metadata_props beside the net's facts.
+ * Images are on [0,1] (white digits on black) unless `raw`.
+ */
+export function netToOnnx(
+  net: Net,
+  metadata: Record<string, string> = {},
+  { raw = false }: OnnxOptions = {},
+): Uint8Array {
   const io = ONNX_IO[net.kind];
-  const nodes = [];
+  const nodes: onnxProto.onnx.INodeProto[] = [];
   const inits = [];
   let x: string = io.input;
   const last = net.layers.length - 1;
+  const symmetric = net.pixelScale === "symmetric";
+  const scalar = (name: string, v: number) => {
+    inits.push(initializer(name, [], new Float32Array([v])));
+    return name;
+  };
+  // pixels on [0,1] in and out unless raw: the police reads [0,1] images as 2x - 1 ...
+  if (!raw && net.kind === "police" && symmetric) {
+    nodes.push(step("Mul", [x, scalar("two", 2)], "images_x2"));
+    nodes.push(step("Sub", ["images_x2", scalar("one", 1)], "images_training"));
+    x = "images_training";
+  }
+  const unitOut = !raw && net.kind === "counterfeiter";
   for (const [i, layer] of net.layers.entries()) {
     const [fanIn, units] = layer.W.shape as [number, number];
     inits.push(initializer(`W${i}`, [fanIn, units], layer.W.dataSync() as Float32Array));
     inits.push(initializer(`b${i}`, [units], layer.b.dataSync() as Float32Array));
     const act = layerActivation(net, i);
-    const linearOut = i === last && act === "linear" ? io.output : `dense${i}`;
+    const linearOut = i === last && act === "linear" && !unitOut ? io.output : `dense${i}`;
     nodes.push({
       opType: "Gemm",
       input: [x, `W${i}`, `b${i}`],
@@ -105,16 +138,29 @@ export function netToOnnx(net: Net, metadata: Record<string, string> = {}): Uint
       name: `gemm${i}`,
     });
     x = linearOut;
-    const node = activationNode(act, net.slope, x, i === last ? io.output : `act${i}`);
+    const node = activationNode(act, net.slope, x, i === last && !unitOut ? io.output : `act${i}`);
     if (node) {
       nodes.push(node);
       x = node.output[0];
     }
   }
+  // ... and the counterfeiter's images come out on [0,1], clipped, as every image file here
+  if (unitOut) {
+    if (symmetric) {
+      nodes.push(step("Add", [x, scalar("one_out", 1)], "images_plus1"));
+      nodes.push(step("Mul", ["images_plus1", scalar("half", 0.5)], "images_unit"));
+      x = "images_unit";
+    }
+    nodes.push(step("Clip", [x, scalar("zero", 0), scalar("one_max", 1)], io.output));
+  }
   const facts: Record<string, string> = {
     net: net.kind,
     pixelScale: net.pixelScale,
-    pixels: net.pixelScale === "unit" ? "[0,1]" : "[-1,1]: (x + 1) / 2 gives [0,1]",
+    pixels: !raw
+      ? "[0,1], white digits on black; the counterfeiter's clipped to it"
+      : net.pixelScale === "unit"
+      ? "raw: the training scale [0,1], not clipped"
+      : "raw: the training scale [-1,1], not clipped: (x + 1) / 2 gives [0,1]",
     ...metadata,
   };
   const model = onnx.ModelProto.create({

@@ -23,14 +23,18 @@ export function encodeGrayPng(width: number, height: number, pixels: Uint8Array)
 
 /**
  * A grid of images (rows of `side*side` floats, clipped to [0,1]) as grayscale pixels:
- * `cols` across, 2-pixel gaps, each pixel repeated `scale` times. White digits on black,
- * as MNIST stores them.
+ * `cols` across (by default the square's side, as torchvision's make_grid gives 8x8 for 64),
+ * 2-pixel gaps, each pixel repeated `scale` times. White digits on black, as MNIST stores them.
  */
 export function gridPixels(
   images: Float32Array,
   side: number,
   count: number,
-  { cols = 5, gap = 2, scale = 2 }: { cols?: number; gap?: number; scale?: number } = {},
+  { cols = Math.ceil(Math.sqrt(count)), gap = 2, scale = 2 }: {
+    cols?: number;
+    gap?: number;
+    scale?: number;
+  } = {},
 ): { width: number; height: number; pixels: Uint8Array } {
   const rows = Math.ceil(count / cols);
   const cell = side + gap;
