@@ -138,8 +138,8 @@ Deno.test("every plot spec is valid against the Vega-Lite schema shipped in vega
   const schema = JSON.parse(
     await Deno.readTextFile(join(vegaLiteDir(), "build", "vega-lite-schema.json")),
   );
-  // deno-lint-ignore no-explicit-any
   // formats (uri, color-hex) are not what this checks: without this ajv logs one line each
+  // deno-lint-ignore no-explicit-any
   const ajv = new (Ajv as any)({ strict: false, allErrors: true, validateFormats: false });
   const validate = ajv.compile(schema);
   for (const [name, spec] of Object.entries(specs())) {
