@@ -33,6 +33,7 @@ import { completionsCommand } from "./completions.ts";
 import { gcCommand } from "./gc_cli.ts";
 import { runInterruptHooks } from "./interrupt.ts";
 import { diffCommand, runsCommand } from "./runs_cli.ts";
+import { tagCommand } from "./tag_cli.ts";
 import { runSlurmTask } from "./sweep/slurm.ts";
 import { sweepCommand } from "./sweep/cli.ts";
 import { verifyCommand } from "./verify_cli.ts";
@@ -69,6 +70,7 @@ async function dispatch(app: App, args: string[]): Promise<number> {
   if (command === "verify") return await verifyCommand(rest);
   if (command === "runs") return await runsCommand(app, rest);
   if (command === "diff") return await diffCommand(app, rest);
+  if (command === "tag") return await tagCommand(app, rest);
   if (command === "gc") return await gcCommand(rest);
   if (command === "sweep-task") {
     // a Slurm task of a sweep (see sweep/slurm.ts): sweep-task <sweep folder> <array index>
@@ -90,7 +92,7 @@ async function dispatch(app: App, args: string[]): Promise<number> {
 
 /** The commands a user can call (the engine's, then the application's). */
 export function commandNames(app: App): string[] {
-  const engine = ["run", "sweep", "verify", "runs", "diff", "gc", "completions"];
+  const engine = ["run", "sweep", "verify", "runs", "diff", "tag", "gc", "completions"];
   return [...engine, ...Object.keys(app.commands ?? {})];
 }
 

@@ -53,7 +53,7 @@ export type CommandTable = Record<
 >;
 
 /** The commands whose positionals are runs of the results folder. */
-const RUN_COMMANDS = ["diff", "sample", "export"];
+const RUN_COMMANDS = ["diff", "tag", "sample", "export"];
 
 /** The table of an application's commands, from their usage texts. */
 export function commandTable(

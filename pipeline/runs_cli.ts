@@ -20,6 +20,8 @@ import type { RunRecord } from "./runner.ts";
 import { recordProblem, type StageRecord } from "./run_record.ts";
 import { checkResultsDir } from "./store.ts";
 import { type LiveStatus, readLiveStatus, runState } from "./live.ts";
+import { readTags } from "./run_tags.ts";
+import { parseQuery, QueryError } from "./query.ts";
 import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
@@ -54,6 +56,9 @@ export interface RunRow {
   figures: Record<string, number | undefined>;
   /** The run folder's live status, as read for this row (null: none). */
   live: LiveStatus | null;
+  /** The user's tags and note (tags.json in the run folder). */
+  tags: string[];
+  note: string;
 }
 
 /** A cached stage's seconds when its entry was built (older records: from the entry's seal). */
@@ -97,6 +102,7 @@ async function runRow(
       config: {},
       figures: {},
       live,
+      ...(await readTags(dir, onSkip)),
     };
   }
   try {
@@ -130,6 +136,7 @@ async function runRow(
     config: flatten(rec.config),
     figures: app.figures(summaries),
     live,
+    ...(await readTags(dir, onSkip)),
   };
 }
 
@@ -160,9 +167,11 @@ const show = (v: unknown) =>
   typeof v === "number" ? String(Number(v.toPrecision(4))) : JSON.stringify(v);
 
 const RUNS_USAGE =
-  `usage: deno task runs [--results DIR] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
-  a table of the runs in a results folder: the parameters that differ, the final figures, status
-  and training time (cached stages count with the seconds they took when computed)
+  `usage: deno task runs [--results DIR] [--where QUERY] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
+  a table of the runs in a results folder: the parameters that differ, the final figures, status,
+  tags and training time (cached stages count with the seconds they took when computed)
+  --where QUERY     only the runs it matches, e.g. "frechet < 100 and seed = 2", "tag = best",
+                    "run ~ quick or not status = ok" (figures, config fields, run, status, tag, note)
   --sort FIGURE     order by one of the figures the table shows (best first)
   --columns A,B     the columns to show, in order: run, config, status, time, finished, a figure,
                     or a parameter (its path or short name); default: what fits the terminal
@@ -198,7 +207,7 @@ function groupRungs(app: App, rows: RunRow[]): { row: RunRow; rungOf: string | n
 }
 
 /** The runs table's columns for these rows. */
-function runColumns(params: string[], metrics: string[]) {
+function runColumns(params: string[], metrics: string[], tagged = false) {
   const short = shortHeaders(params);
   const time = (r: RunRow) =>
     `${r.trained.toFixed(1)}s${
@@ -231,6 +240,14 @@ function runColumns(params: string[], metrics: string[]) {
       raw: (r) => r.figures[m] ?? null,
     })),
     { name: "status", aliases: [], cell: (r) => r.status, raw: (r) => r.status },
+    ...(tagged
+      ? [{
+        name: "tags",
+        aliases: ["tags", "tag"],
+        cell: (r: RunRow) => r.tags.join(","),
+        raw: (r: RunRow) => r.tags.join(" "),
+      }]
+      : []),
     { name: "time", aliases: ["trained"], cell: time, raw: (r) => r.trained },
     { name: "finished", aliases: [], cell: (r) => r.finished ?? "", raw: (r) => r.finished },
   ];
@@ -251,9 +268,25 @@ const skipNote = (file: string, problem: string) =>
   console.error(`skipped ${file}: ${problem} (the other runs are listed)`);
 
 /** The runs' rows, in the order asked. */
-async function sortedRuns(app: App, results: string, sort: string | undefined) {
-  const rows = await listRuns(app, results, skipNote);
+async function sortedRuns(
+  app: App,
+  results: string,
+  sort: string | undefined,
+  where: string | undefined,
+) {
+  const all = await listRuns(app, results, skipNote);
+  let rows = all;
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
+  if (where !== undefined) {
+    const params = [...new Set(rows.flatMap((r) => Object.keys(r.config)))];
+    try {
+      const q = parseQuery(where, { params, figures: metrics });
+      rows = rows.filter(q);
+    } catch (e) {
+      if (e instanceof QueryError) throw new UsageError(`--where: ${e.message}`, RUNS_USAGE);
+      throw e;
+    }
+  }
   if (sort !== undefined) {
     if (!metrics.includes(sort) && rows.length) {
       throw new UsageError(
@@ -268,16 +301,24 @@ async function sortedRuns(app: App, results: string, sort: string | undefined) {
       return higher ? y - x : x - y;
     });
   }
-  return { rows, metrics };
+  return { rows, metrics, all };
 }
 
 /** `deno task runs`; returns the exit code. */
 export async function runsCommand(app: App, args: string[]): Promise<number> {
   const parsed = parseCommand<
-    { results: string; sort?: string; json: boolean; csv: boolean; columns?: string }
+    {
+      results: string;
+      sort?: string;
+      where?: string;
+      json: boolean;
+      csv: boolean;
+      columns?: string;
+    }
   >(args, RUNS_USAGE, {
     results: { type: "string", default: "results" },
     sort: { type: "string" },
+    where: { type: "string" },
     json: { type: "boolean", default: false },
     csv: { type: "boolean", default: false },
     columns: { type: "string" },
@@ -286,8 +327,14 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
   const { values } = parsed;
   if (values.json && values.csv) throw new UsageError("--csv and --json: choose one", RUNS_USAGE);
   await checkResultsDir(values.results, { write: false, mustExist: true, usage: RUNS_USAGE });
-  const { rows, metrics } = await sortedRuns(app, values.results, values.sort);
-  const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
+  const { rows, metrics, all: everyRun } = await sortedRuns(
+    app,
+    values.results,
+    values.sort,
+    values.where,
+  );
+  // the knobs that differ across the folder, so a filtered table still shows what it filtered on
+  const params = differingPaths(everyRun.map((r) => r.config)).filter((p) => p !== "name");
   const ordered = groupRungs(app, rows);
   if (values.json) {
     console.log(JSON.stringify(
@@ -301,6 +348,8 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
         cachedSeconds: r.cachedSeconds,
         commandSeconds: r.seconds,
         finished: r.finished,
+        tags: r.tags,
+        note: r.note,
         rungOf,
       })),
       null,
@@ -308,7 +357,7 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
     ));
     return 0;
   }
-  const all = runColumns(params, metrics);
+  const all = runColumns(params, metrics, rows.some((r) => r.tags.length > 0));
   let cols = all;
   if (values.columns !== undefined) {
     cols = values.columns.split(",").map((n) => {

@@ -219,6 +219,79 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "the ui's runs view lives in its address: a query filter (with its error), the sort, tags",
+  ignore: !browserHere,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { results, names } = await twoRuns();
+    const tagged = await cli([
+      "tag",
+      names[1],
+      "best",
+      "--note",
+      "the faster rate",
+      "--results",
+      results,
+    ]);
+    assert.equal(tagged.code, 0, tagged.stderr);
+    const ui = await startUi(results);
+    const browser = (await launchBrowser())!;
+    try {
+      const page = await browser.newPage();
+      const rowsShown = () =>
+        page.$$eval("tbody tr", (rows) => rows.map((r) => r.getAttribute("data-run")));
+      // a shared address: the query and the sort come back as they were
+      await page.goto(
+        `${ui.base}/?q=${encodeURIComponent("optimizer.learningRate > 0.002")}&sort=run&desc=1`,
+      );
+      await page.waitForSelector("main[data-ready='1']");
+      await page.waitForFunction(
+        `document.querySelector("table.grid")?.getAttribute("data-rows") === "1"`,
+      );
+      assert.deepEqual(await rowsShown(), [names[1]]);
+      assert.match(await page.$eval("th:nth-child(2)", (e) => e.textContent ?? ""), /run \u25bc/);
+      assert.match(await page.$eval("tbody", (e) => e.textContent ?? ""), /best/);
+      // a tag query, typed: the address follows
+      await page.$eval(
+        "input.filter",
+        (e) => void ((e as unknown as { value: string }).value = ""),
+      );
+      await page.type("input.filter", "tag = best");
+      await page.waitForFunction(`new URL(location.href).searchParams.get("q") === "tag = best"`);
+      assert.deepEqual(await rowsShown(), [names[1]]);
+      // a bad query says why in one line and shows nothing
+      await page.$eval(
+        "input.filter",
+        (e) => void ((e as unknown as { value: string }).value = ""),
+      );
+      await page.type("input.filter", "frechett < 1");
+      await page.waitForFunction(
+        `(document.querySelector(".query-error")?.textContent ?? "") !== ""`,
+      );
+      assert.match(
+        await page.$eval(".query-error", (e) => e.textContent ?? ""),
+        /unknown field "frechett" \(did you mean "frechet"\?\)/,
+      );
+      assert.deepEqual(await rowsShown(), []);
+      // words still find rows that contain them
+      await page.$eval(
+        "input.filter",
+        (e) => void ((e as unknown as { value: string }).value = ""),
+      );
+      await page.type("input.filter", names[0].slice(-6));
+      await page.waitForFunction(
+        `document.querySelector("table.grid")?.getAttribute("data-rows") === "1"`,
+      );
+      assert.deepEqual(await rowsShown(), [names[0]]);
+    } finally {
+      await browser.close();
+      await ui.stop();
+    }
+  },
+});
+
 Deno.test("the ui refuses other Host headers, paths outside the results, writes; bad options exit 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gan-ui-safe-" });
   const results = join(dir, "results");

@@ -132,34 +132,68 @@ const embed = async (el, spec) => {
 };
 
 /**
+ * A table's view as a page address keeps it: the filter text and the sort.
+ * @typedef {{ query: string, sort: string | null, desc: boolean }} TableState
+ */
+
+/** Whether a filter is a query (`frechet < 100 and seed = 2`) rather than words to find. */
+const isQuery = (/** @type {string} */ text) => /[<>=~]/.test(text);
+
+/**
  * A sortable, filterable table. `update(rows)` redraws it with new rows, keeping the sort and
- * the filter.
+ * the filter. A filter with an operator is a query the server answers (`options.query`);
+ * other text finds rows that contain it. `onState` hears every change of the view.
  * @template R
  * @param {R[]} rows
  * @param {Column<R>[]} cols
- * @param {{ filter?: boolean, onRender?: () => void, rowId?: (row: R) => string }} [options]
+ * @param {{ filter?: boolean, onRender?: () => void, rowId?: (row: R) => string,
+ *   initial?: Partial<TableState>, onState?: (s: TableState) => void,
+ *   query?: (text: string) => Promise<{ runs?: string[], error?: string }> }} [options]
  */
-function table(rows, cols, { filter = true, onRender, rowId = () => "" } = {}) {
+function table(
+  rows,
+  cols,
+  { filter = true, onRender, rowId = () => "", initial = {}, onState, query: ask } = {},
+) {
   /** @type {string | null} */
-  let sortCol = null;
-  let desc = false, query = "";
+  let sortCol = initial.sort ?? null;
+  let desc = initial.desc ?? false, query = (initial.query ?? "").toLowerCase();
+  /** @type {Set<string> | null} rows a query kept (null: no query) */
+  let kept = null;
   const wrap = h("div");
   const input = /** @type {HTMLInputElement} */ (h("input", {
     type: "search",
-    placeholder: "filter",
+    placeholder: ask ? "filter: words, or a query like frechet < 100 and seed = 2" : "filter",
     class: "filter",
   }));
-  input.addEventListener("input", () => {
-    query = input.value.toLowerCase();
+  input.value = initial.query ?? "";
+  const problem = h("span", { class: "error query-error" });
+  const state = () => onState?.({ query: input.value, sort: sortCol, desc });
+  const refilter = async () => {
+    const text = input.value;
+    query = text.toLowerCase();
+    if (ask && isQuery(text)) {
+      const answer = await ask(text);
+      if (input.value !== text) return; // a newer filter is on its way
+      problem.textContent = answer.error ?? "";
+      kept = new Set(answer.runs ?? []);
+    } else {
+      problem.textContent = "";
+      kept = null;
+    }
     draw();
-  });
+    state();
+  };
+  input.addEventListener("input", refilter);
   const tbl = h("table", { class: "grid" });
-  if (filter) wrap.append(input);
+  if (filter) wrap.append(input, " ", problem);
   wrap.append(tbl);
   /** @param {R} r */
   const matches = (r) =>
-    !query ||
-    cols.some((c) => String(c.text ? c.text(r) : c.sort?.(r) ?? "").toLowerCase().includes(query));
+    kept ? kept.has(rowId(r)) : !query ||
+      cols.some((c) =>
+        String(c.text ? c.text(r) : c.sort?.(r) ?? "").toLowerCase().includes(query)
+      );
   /** @param {Column<R>} c */
   const header = (c) =>
     h("th", {
@@ -169,6 +203,7 @@ function table(rows, cols, { filter = true, onRender, rowId = () => "" } = {}) {
         desc = sortCol === c.key ? !desc : false;
         sortCol = c.key;
         draw();
+        state();
       },
     }, c.label + (sortCol === c.key ? (desc ? " \u25bc" : " \u25b2") : ""));
   function draw() {
@@ -189,6 +224,7 @@ function table(rows, cols, { filter = true, onRender, rowId = () => "" } = {}) {
     onRender?.();
   }
   draw();
+  if (ask && isQuery(input.value)) refilter();
   return {
     el: wrap,
     /** @param {R[]} next */
@@ -197,6 +233,20 @@ function table(rows, cols, { filter = true, onRender, rowId = () => "" } = {}) {
       draw();
     },
   };
+}
+
+/**
+ * Keeps `params` in the page's address (without a reload), so a view can be shared or
+ * reloaded; empty values are left out.
+ * @param {Record<string, string | null | undefined>} params
+ */
+function setAddress(params) {
+  const u = new URL(location.href);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === null || v === undefined || v === "") u.searchParams.delete(k);
+    else u.searchParams.set(k, v);
+  }
+  history.replaceState(null, "", u);
 }
 
 /**
@@ -275,6 +325,18 @@ function runColumns(data, select) {
       /** @param {RunsRow} r */
       sort: (r) => r.figures[m] ?? null,
     })),
+    ...(data.runs.some((r) => r.tags.length || r.note)
+      ? [{
+        key: "tags",
+        label: "tags",
+        /** @param {RunsRow} r */
+        cell: (r) => h("span", { title: r.note }, r.tags.join(", ") + (r.note ? " \u270e" : "")),
+        /** @param {RunsRow} r */
+        sort: (r) => r.tags.join(","),
+        /** @param {RunsRow} r */
+        text: (r) => `${r.tags.join(" ")} ${r.note}`,
+      }]
+      : []),
     {
       key: "trained",
       label: "trained",
@@ -316,6 +378,7 @@ async function runsPage(main) {
     /** @type {Promise<RunsList>} */ (getJson("/api/runs")),
     /** @type {Promise<SweepSummary[]>} */ (getJson("/api/sweeps")),
   ]);
+  const params = new URLSearchParams(location.search);
   const selected = new Set();
   const compareButton = h("button", { disabled: "", id: "compare" }, "compare selected");
   compareButton.addEventListener(
@@ -336,6 +399,17 @@ async function runsPage(main) {
       rowId: (r) => r.run,
       // for the benchmark: when the table was first drawn, in ms since the navigation started
       onRender: () => main.dataset.painted ??= String(performance.now()),
+      // the view lives in the address: ?q=...&sort=...&desc=1
+      initial: {
+        query: params.get("q") ?? "",
+        sort: params.get("sort"),
+        desc: params.get("desc") === "1",
+      },
+      onState: (st) => setAddress({ q: st.query, sort: st.sort, desc: st.desc ? "1" : null }),
+      query: async (q) => {
+        const r = await fetch(`/api/query?q=${encodeURIComponent(q)}`, { cache: "no-store" });
+        return r.json();
+      },
     }).el,
     h("h2", {}, "Sweeps"),
     sweepList(sweeps),

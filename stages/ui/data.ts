@@ -21,6 +21,7 @@ import {
 } from "../../pipeline/live.ts";
 import { SWEEP_LOCK } from "../../pipeline/sweep/point.ts";
 import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
+import { parseQuery, QueryError } from "../../pipeline/query.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
 import { artifactsDir, recordProblem, type RunRecord } from "../../pipeline/run_record.ts";
@@ -91,6 +92,8 @@ export interface RunsRow {
   cachedSeconds: number | null;
   trainedAt: string | null;
   started: string | null;
+  tags: string[];
+  note: string;
 }
 
 /** The last iteration row of a live file, cheaply (its tail). */
@@ -149,9 +152,36 @@ export async function runsList(app: App, results: string) {
       cachedSeconds: row?.cachedSeconds ?? null,
       trainedAt,
       started: live?.started ?? row?.finished ?? null,
+      tags: row?.tags ?? [],
+      note: row?.note ?? "",
     });
   }
   return { results, params, metrics: [...app.sweep.rankMetrics], runs: out };
+}
+
+/**
+ * The runs a query matches (`frechet < 100 and seed = 2`), by name, or the query's error in
+ * one line.
+ */
+export async function queryRuns(
+  app: App,
+  results: string,
+  text: string,
+): Promise<{ runs: string[] } | { error: string }> {
+  const rows = await listRuns(app, results);
+  const fields = {
+    params: [...new Set(rows.flatMap((r) => Object.keys(r.config)))],
+    figures: [
+      ...new Set([...app.sweep.rankMetrics, ...rows.flatMap((r) => Object.keys(r.figures))]),
+    ],
+  };
+  try {
+    const q = parseQuery(text, fields);
+    return { runs: rows.filter(q).map((r) => r.run) };
+  } catch (e) {
+    if (e instanceof QueryError) return { error: e.message };
+    throw e;
+  }
 }
 
 /** When the run's training ran: its adversarial entry's creation (cached runs keep it). */

@@ -22,7 +22,7 @@ import type { App } from "../../pipeline/app.ts";
 import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import { damagedFile } from "../../pipeline/store.ts";
-import { DamagedEntry, runDetail, runsList, sweepDetail, sweepsList } from "./data.ts";
+import { DamagedEntry, queryRuns, runDetail, runsList, sweepDetail, sweepsList } from "./data.ts";
 import { pageHtml } from "./pages.ts";
 
 const USAGE = `usage: deno task ui [--results DIR] [--port N] [--host H]
@@ -91,8 +91,9 @@ function machineAddresses(): string[] {
 
 const text = (status: number, body: string) =>
   new Response(body + "\n", { status, headers: { "content-type": "text/plain; charset=utf-8" } });
-const json = (v: unknown) =>
+const json = (v: unknown, status = 200) =>
   v === null ? text(404, "not found") : new Response(JSON.stringify(v), {
+    status,
     headers: { "content-type": "application/json", "cache-control": "no-store" },
   });
 
@@ -166,6 +167,10 @@ async function apiAnswer(
   url: URL,
 ): Promise<Response | null> {
   if (path === "/api/runs") return json(await runsList(app, results));
+  if (path === "/api/query") {
+    const answer = await queryRuns(app, results, url.searchParams.get("q") ?? "");
+    return json(answer, "error" in answer ? 400 : 200);
+  }
   if (path === "/api/sweeps") return json(await sweepsList(results));
   if (first === "api" && rest[0] === "run" && rest[1]) {
     return json(await runDetail(results, rest[1], Number(url.searchParams.get("since") ?? 0)));
