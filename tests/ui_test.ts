@@ -292,6 +292,84 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "the ui's charts: smoothing, x axis and log scale kept in the address, downloads; no console warnings on any page",
+  ignore: !browserHere,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { dir, results, names } = await twoRuns();
+    const sweep = await sweepCli([
+      "--base",
+      join(dir, "tiny.json"),
+      "-m",
+      "seed=1,2",
+      "--results",
+      results,
+      "--name",
+      "s",
+    ]);
+    assert.equal(sweep.code, 0, sweep.stderr);
+    const sweepName = [...Deno.readDirSync(join(results, "sweeps"))][0].name;
+    const ui = await startUi(results);
+    const browser = (await launchBrowser())!;
+    try {
+      const page = await browser.newPage();
+      const said: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "warn" || m.type() === "error") said.push(`${m.type()}: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => said.push(`pageerror: ${e}`));
+      page.on("requestfailed", (r) => said.push(`failed: ${r.url()}`));
+      page.on("response", (r) => {
+        if (r.status() >= 400) said.push(`${r.status()}: ${r.url()}`);
+      });
+      for (
+        const path of [
+          "/",
+          `/run/${names[0]}`,
+          `/compare?runs=${names.join(",")}`,
+          `/sweep/${sweepName}`,
+        ]
+      ) {
+        await page.goto(`${ui.base}${path}`);
+        await page.waitForSelector("main[data-ready='1']");
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.deepEqual(said, [], said.join("\n"));
+      // a run page from a shared address: its settings come back
+      await page.goto(`${ui.base}/run/${names[0]}?smooth=0.9&x=time&logy=1`);
+      await page.waitForSelector("main[data-ready='1']");
+      await page.waitForSelector("#d-plot svg");
+      assert.equal(await page.$eval("#smooth-value", (e) => e.textContent), "0.90");
+      assert.equal(
+        await page.$eval("#x-axis", (e) => (e as unknown as { value: string }).value),
+        "time",
+      );
+      assert.equal(
+        await page.$eval("#log-y", (e) => (e as unknown as { checked: boolean }).checked),
+        true,
+      );
+      assert.match(await page.$eval("#d-plot", (e) => e.textContent ?? ""), /wall time \(s\)/);
+      // moving the slider redraws and updates the address
+      await page.$eval("#smooth", (e) => {
+        (e as unknown as { value: string }).value = "0.3";
+        e.dispatchEvent(new Event("change"));
+      });
+      await page.waitForFunction(`new URL(location.href).searchParams.get("smooth") === "0.3"`);
+      // PNG/SVG in each chart's menu, and a CSV of the curves
+      assert.ok((await page.$$("#d-plot details.vega-actions, #d-plot .vega-actions")).length > 0);
+      const links = await page.$$eval("#d-plot a.csv", (as) => as.map((a) => a.textContent));
+      assert.deepEqual(links, ["CSV"]);
+      assert.deepEqual(said, [], said.join("\n"));
+    } finally {
+      await browser.close();
+      await ui.stop();
+    }
+  },
+});
+
 Deno.test("the ui refuses other Host headers, paths outside the results, writes; bad options exit 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gan-ui-safe-" });
   const results = join(dir, "results");

@@ -122,11 +122,13 @@ const VL = "https://vega.github.io/schema/vega-lite/v6.json";
 const embed = async (el, spec) => {
   /** @type {(el: HTMLElement, spec: object, opts: object) => Promise<{ view: VegaView }>} */
   const vegaEmbed = /** @type {any} */ (globalThis).vegaEmbed;
-  // a faceted spec sizes its cells itself ("container" only works for single views)
-  const size = spec.facet ? {} : { width: "container", height: 220 };
+  // composed specs size their cells themselves ("container" only works for single views)
+  const composed = ["facet", "concat", "hconcat", "vconcat", "repeat"].some((k) => k in spec);
+  const size = composed ? {} : { width: "container", height: 220 };
   const res = await vegaEmbed(el, { $schema: VL, ...size, ...spec }, {
     renderer: "svg",
-    actions: false,
+    // PNG and SVG downloads in the chart's menu; nothing that goes online (the editor)
+    actions: { export: true, source: false, compiled: false, editor: false },
   });
   return res.view;
 };
@@ -425,45 +427,239 @@ const D_FIELDS = [["dRealAfterPolice", "D(real)"], ["dFakeAfterCounterfeiter", "
 const LOSS_FIELDS = [["policeLoss", "police loss"], ["counterfeiterLoss", "counterfeiter loss"]];
 
 /**
- * History rows in long form: a row per iteration and series.
- * @param {Record<string, unknown>[]} history
- * @param {Fields} fields
- * @param {string} run
+ * How the curves are drawn, shared by a page's charts and kept in its address: TensorBoard's
+ * smoothing (an exponential moving average, debiased), the x axis, a log scale for losses.
+ * @typedef {{ smooth: number, x: "iteration" | "time", logY: boolean }} CurveSettings
  */
-const longRows = (history, fields, run) =>
-  history.flatMap((r) =>
-    fields.map(([f, label]) => ({ iteration: r.iteration, value: r[f], series: label, run }))
-  );
+
+/** @returns {CurveSettings} */
+function curveSettings() {
+  const q = new URLSearchParams(location.search);
+  const saved = JSON.parse(localStorage.getItem("gan-curves") ?? "{}");
+  const num = Number(q.get("smooth") ?? saved.smooth ?? 0.6);
+  return {
+    smooth: Number.isFinite(num) ? Math.min(0.99, Math.max(0, num)) : 0.6,
+    x: (q.get("x") ?? saved.x) === "time" ? "time" : "iteration",
+    logY: (q.get("logy") ?? String(saved.logY ?? false)) === "true" ||
+      q.get("logy") === "1",
+  };
+}
 
 /**
- * Lines per series (or per run), with an optional horizontal rule, over the named data `rows`.
- * @param {string} title
- * @param {string} yTitle
- * @param {{ byRun?: boolean, rule?: number | null }} [options]
+ * A bar of controls for `settings`; `changed` redraws the charts.
+ * @param {CurveSettings} settings
+ * @param {() => void} changed
  */
-function lineSpec(title, yTitle, { byRun = false, rule = null } = {}) {
-  /** @type {Record<string, unknown>[]} */
-  const layers = [{
-    mark: { type: "line", strokeWidth: 1.2 },
-    encoding: {
-      x: { field: "iteration", type: "quantitative", scale: { nice: false } },
-      y: { field: "value", type: "quantitative", title: yTitle },
-      color: {
-        field: byRun ? "run" : "series",
-        type: "nominal",
-        legend: { orient: "bottom", labelLimit: 0 },
-      },
-      ...(byRun ? { strokeDash: { field: "series", type: "nominal" } } : {}),
-    },
-  }];
-  if (rule !== null) {
-    layers.push({
-      data: { values: [{ y: rule }] },
-      mark: { type: "rule", color: "#888", strokeDash: [4, 4] },
-      encoding: { y: { field: "y", type: "quantitative" } },
+function curveControls(settings, changed) {
+  const save = () => {
+    setAddress({
+      smooth: String(settings.smooth),
+      x: settings.x === "time" ? "time" : null,
+      logy: settings.logY ? "1" : null,
     });
-  }
-  return { title, data: { name: "rows" }, layer: layers };
+    localStorage.setItem("gan-curves", JSON.stringify(settings));
+    changed();
+  };
+  const slider = /** @type {HTMLInputElement} */ (h("input", {
+    type: "range",
+    min: "0",
+    max: "0.99",
+    step: "0.01",
+    id: "smooth",
+  }));
+  slider.value = String(settings.smooth);
+  const shown = h("span", { id: "smooth-value" }, settings.smooth.toFixed(2));
+  slider.addEventListener("change", () => {
+    settings.smooth = Number(slider.value);
+    shown.textContent = settings.smooth.toFixed(2);
+    save();
+  });
+  const xSel = /** @type {HTMLSelectElement} */ (h(
+    "select",
+    { id: "x-axis" },
+    h("option", { value: "iteration" }, "iteration"),
+    h("option", { value: "time" }, "wall time (s)"),
+  ));
+  xSel.value = settings.x;
+  xSel.addEventListener("change", () => {
+    settings.x = xSel.value === "time" ? "time" : "iteration";
+    save();
+  });
+  const log = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", id: "log-y" }));
+  log.checked = settings.logY;
+  log.addEventListener("change", () => {
+    settings.logY = log.checked;
+    save();
+  });
+  return h(
+    "p",
+    { class: "controls" },
+    h("label", {}, "smoothing ", slider, " ", shown),
+    h("label", {}, "x axis ", xSel),
+    h("label", {}, log, " log scale for losses"),
+    h(
+      "span",
+      { class: "sub" },
+      " drag to pan, wheel to zoom, double-click to reset; click a legend entry to show one series",
+    ),
+  );
+}
+
+/**
+ * A live chart of history curves: raw and smoothed lines, hover values, zoom and pan, a legend
+ * that picks series, PNG/SVG from its menu and a CSV link. `add(rows)` appends history rows
+ * (smoothing is causal: only new points are computed); `redraw()` applies new settings.
+ * @param {HTMLElement} el
+ * @param {{ fields: Fields, yTitle: string, byRun?: boolean, rule?: number | null,
+ *   logAllowed?: boolean, settings: CurveSettings, name: string }} o
+ */
+function curveChart(el, o) {
+  /** @type {Record<string, unknown>[]} */
+  const rows = [];
+  /** per run and series: [ema, steps] for smoothing; per run: seconds so far */
+  const ema = new Map(), clock = new Map();
+  const plotEl = h("div", { class: "plot-body" });
+  const csv = h("a", { href: "#", class: "csv" }, "CSV");
+  csv.addEventListener("click", (ev) => {
+    ev.preventDefault();
+    const head = "run,series,iteration,time,value,smoothed";
+    const body = rows.map((r) => [r.run, r.series, r.iteration, r.time, r.raw, r.value].join(","));
+    const a = h("a", {
+      href: URL.createObjectURL(
+        new Blob([[head, ...body].join("\n") + "\n"], { type: "text/csv" }),
+      ),
+      download: `${o.name}.csv`,
+    });
+    a.click();
+  });
+  el.replaceChildren(plotEl, h("div", { class: "plot-links" }, csv));
+  /** @type {VegaView | null} */
+  let view = null;
+  const spec = () => {
+    const w = o.settings.smooth;
+    const x = o.settings.x === "time"
+      ? { field: "time", type: "quantitative", title: "wall time (s)", scale: { nice: false } }
+      : { field: "iteration", type: "quantitative", scale: { nice: false } };
+    const colorField = o.byRun ? "run" : "series";
+    const logScale = o.logAllowed && o.settings.logY ? { type: "log" } : {};
+    const y = (/** @type {string} */ field) => ({
+      field,
+      type: "quantitative",
+      title: o.yTitle,
+      scale: logScale,
+    });
+    const color = {
+      field: colorField,
+      type: "nominal",
+      legend: { orient: "bottom", labelLimit: 0 },
+    };
+    const dash = o.byRun ? { strokeDash: { field: "series", type: "nominal" } } : {};
+    const picked = { param: "pick", value: 1, empty: true };
+    /** @type {Record<string, unknown>[]} */
+    const layers = [
+      {
+        // the raw curve, faint when smoothed; carries the zoom and the legend's pick
+        params: [
+          { name: "zoom", select: "interval", bind: "scales" },
+          { name: "pick", select: { type: "point", fields: [colorField] }, bind: "legend" },
+        ],
+        mark: { type: "line", strokeWidth: 1 },
+        encoding: {
+          x,
+          y: y("raw"),
+          color,
+          ...dash,
+          opacity: { condition: { ...picked, value: w > 0 ? 0.25 : 1 }, value: 0.05 },
+        },
+      },
+    ];
+    if (w > 0) {
+      layers.push({
+        mark: { type: "line", strokeWidth: 1.8 },
+        encoding: { x, y: y("value"), color, ...dash, opacity: { condition: picked, value: 0.05 } },
+      });
+    }
+    // hover: the nearest point's values
+    layers.push({
+      params: [{
+        name: "hover",
+        select: { type: "point", on: "pointerover", nearest: true, clear: "pointerout" },
+      }],
+      mark: { type: "point", filled: true, size: 40 },
+      encoding: {
+        x,
+        y: y(w > 0 ? "value" : "raw"),
+        color,
+        opacity: { condition: { param: "hover", value: 1, empty: false }, value: 0 },
+        tooltip: [
+          { field: colorField, type: "nominal" },
+          ...(o.byRun ? [{ field: "series", type: "nominal" }] : []),
+          { field: "iteration", type: "quantitative" },
+          { field: "time", type: "quantitative", title: "wall time (s)", format: ".1f" },
+          { field: "raw", type: "quantitative", title: "value", format: ".4g" },
+          ...(w > 0
+            ? [{ field: "value", type: "quantitative", title: "smoothed", format: ".4g" }]
+            : []),
+        ],
+      },
+    });
+    if (o.rule !== null && o.rule !== undefined) {
+      layers.push({
+        data: { values: [{ y: o.rule }] },
+        mark: { type: "rule", color: "#888", strokeDash: [4, 4] },
+        encoding: { y: { field: "y", type: "quantitative" } },
+      });
+    }
+    return { data: { name: "rows", values: rows }, layer: layers };
+  };
+  /** @param {Record<string, unknown>[]} history @param {string} run */
+  const toRows = (history, run) => {
+    const w = o.settings.smooth, out = [];
+    for (const r of history) {
+      const t = (clock.get(run) ?? 0) + (typeof r.seconds === "number" ? r.seconds : 0);
+      clock.set(run, t);
+      for (const [f, label] of o.fields) {
+        const v = r[f];
+        if (typeof v !== "number" || !Number.isFinite(v)) continue;
+        if (o.logAllowed && o.settings.logY && v <= 0) continue;
+        const key = `${run}\u0000${label}`;
+        const [prev, n] = ema.get(key) ?? [0, 0];
+        const next = w * prev + (1 - w) * v;
+        ema.set(key, [next, n + 1]);
+        out.push({
+          iteration: r.iteration,
+          time: Math.round(t * 1000) / 1000,
+          raw: v,
+          value: next / (1 - w ** (n + 1)), // debiased, as TensorBoard draws it
+          series: label,
+          run,
+        });
+      }
+    }
+    return out;
+  };
+  /** the history as given so far, per run, to recompute on a settings change */
+  const given = new Map();
+  return {
+    /** @param {Record<string, unknown>[]} history @param {string} run */
+    async add(history, run) {
+      given.set(run, [...(given.get(run) ?? []), ...history]);
+      const fresh = toRows(history, run);
+      if (fresh.length === 0) return;
+      rows.push(...fresh);
+      // drawn once there is data: an empty chart makes vega warn about infinite extents
+      if (!view) view = await embed(plotEl, spec());
+      else view.insert("rows", fresh).run();
+    },
+    async redraw() {
+      rows.length = 0;
+      ema.clear();
+      clock.clear();
+      for (const [run, history] of given) rows.push(...toRows(history, run));
+      if (rows.length) view = await embed(plotEl, spec());
+    },
+    rows,
+  };
 }
 
 /**
@@ -524,11 +720,13 @@ async function runPage(main, name) {
   const dEl = h("div", { class: "plot", id: "d-plot" }), lossEl = h("div", { class: "plot" });
   const ckEl = h("div", { class: "plot" }), gridsEl = h("div", { class: "grids" });
   const head = h("p", { class: "sub", id: "state" }), summaryEl = h("div");
+  const controlsEl = h("div");
   main.replaceChildren(
     h("h1", {}, name),
     head,
     summaryEl,
     h("h2", {}, "D(real) and D(fake)"),
+    controlsEl,
     dEl,
     h("h2", {}, "Losses"),
     lossEl,
@@ -538,13 +736,29 @@ async function runPage(main, name) {
     h("h2", {}, "Config"),
     h("pre", { id: "config" }, JSON.stringify(data.config, null, 1) ?? ""),
   );
-  const dView = await embed(dEl, lineSpec("", "mean police output", { rule: 0.5 }));
-  const lossView = await embed(lossEl, lineSpec("", "loss"));
+  const settings = curveSettings();
+  const dChart = curveChart(dEl, {
+    fields: D_FIELDS,
+    yTitle: "mean police output",
+    rule: 0.5,
+    settings,
+    name: `${name}-d`,
+  });
+  const lossChart = curveChart(lossEl, {
+    fields: LOSS_FIELDS,
+    yTitle: "loss",
+    logAllowed: true,
+    settings,
+    name: `${name}-loss`,
+  });
+  controlsEl.replaceChildren(
+    curveControls(settings, () => Promise.all([dChart.redraw(), lossChart.redraw()])),
+  );
   let count = 0, shownCheckpoints = -1;
   const show = async () => {
     if (data.history.length) {
-      dView.insert("rows", longRows(data.history, D_FIELDS, name)).run();
-      lossView.insert("rows", longRows(data.history, LOSS_FIELDS, name)).run();
+      await dChart.add(data.history, name);
+      await lossChart.add(data.history, name);
       count += data.history.length;
       dEl.dataset.rows = String(count);
       dEl.dataset.lastDrawn = String(Date.now());
@@ -673,6 +887,7 @@ async function comparePage(main, names) {
   const dEl = h("div", { class: "plot", id: "compare-d" }),
     lossEl = h("div", { class: "plot" }),
     ckEl = h("div", { class: "plot" });
+  const controlsEl = h("div");
   main.replaceChildren(
     h("h1", {}, `Compare ${names.length} runs`),
     h(
@@ -681,6 +896,7 @@ async function comparePage(main, names) {
       names.map((n, i) => [i ? ", " : "", h("a", { href: `/run/${encodeURIComponent(n)}` }, n)]),
     ),
     h("h2", {}, "D(real) and D(fake)"),
+    controlsEl,
     dEl,
     h("h2", {}, "Losses"),
     lossEl,
@@ -693,13 +909,28 @@ async function comparePage(main, names) {
     h("h2", {}, "Config differences"),
     configDiff(runs),
   );
-  /** @param {Fields} fields */
-  const values = (fields) => runs.flatMap((r) => longRows(r.history, fields, r.run));
-  const dView = await embed(dEl, lineSpec("", "mean police output", { byRun: true, rule: 0.5 }));
-  dView.insert("rows", values(D_FIELDS)).run();
-  dEl.dataset.runs = String(new Set(values(D_FIELDS).map((r) => r.run)).size);
-  const lossView = await embed(lossEl, lineSpec("", "loss", { byRun: true }));
-  lossView.insert("rows", values(LOSS_FIELDS)).run();
+  const settings = curveSettings();
+  const common = { byRun: true, settings, name: "compare" };
+  const dChart = curveChart(dEl, {
+    ...common,
+    fields: D_FIELDS,
+    yTitle: "mean police output",
+    rule: 0.5,
+  });
+  const lossChart = curveChart(lossEl, {
+    ...common,
+    fields: LOSS_FIELDS,
+    yTitle: "loss",
+    logAllowed: true,
+  });
+  controlsEl.replaceChildren(
+    curveControls(settings, () => Promise.all([dChart.redraw(), lossChart.redraw()])),
+  );
+  for (const r of runs) {
+    await dChart.add(r.history, r.run);
+    await lossChart.add(r.history, r.run);
+  }
+  dEl.dataset.runs = String(new Set(dChart.rows.map((r) => r.run)).size);
   await embed(
     ckEl,
     checkpointSpec(runs.flatMap((r) => r.checkpoints.map((c) => ({ ...c, run: r.run }))), true),
@@ -839,14 +1070,16 @@ function knobRows(s) {
 }
 
 /**
- * Parallel coordinates over the named data `parallel`.
+ * Parallel coordinates over the named data `parallel`, starting from `values`.
  * @param {Sweep} s
  * @param {string[]} knobs
+ * @param {Record<string, unknown>[]} values
  */
-function parallelSpec(s, knobs) {
+function parallelSpec(s, knobs, values) {
   return {
     title: "parallel coordinates (each line a point; values scaled per axis)",
-    data: { name: "parallel" },
+    // drawn with its first rows: empty data makes vega warn about infinite extents
+    data: { name: "parallel", values },
     transform: [
       {
         joinaggregate: [
@@ -883,12 +1116,13 @@ function parallelSpec(s, knobs) {
 }
 
 /**
- * A scatter per knob over the named data `scatter`.
+ * A scatter per knob over the named data `scatter`, starting from `values`.
  * @param {Sweep} s
+ * @param {Record<string, unknown>[]} values
  */
-function scatterSpec(s) {
+function scatterSpec(s, values) {
   return {
-    data: { name: "scatter" },
+    data: { name: "scatter", values },
     facet: { field: "knob", type: "nominal", title: null },
     columns: 3,
     spec: {
@@ -896,9 +1130,16 @@ function scatterSpec(s) {
       height: 160,
       mark: { type: "point", filled: true },
       encoding: {
-        x: { field: "x", type: "quantitative", scale: { zero: false }, title: null },
+        // few short ticks: a learning rate's 0.0001 and 0.00015 must not run together
+        x: {
+          field: "x",
+          type: "quantitative",
+          scale: { zero: false },
+          title: null,
+          axis: { format: "~g", tickCount: 4, labelOverlap: "greedy" },
+        },
         y: { field: "y", type: "quantitative", title: s.metric },
-        tooltip: [{ field: "point" }, { field: "x" }, { field: "y" }],
+        tooltip: [{ field: "point" }, { field: "x", format: "~g" }, { field: "y" }],
       },
     },
     resolve: { scale: { x: "independent" } },
@@ -955,8 +1196,8 @@ async function sweepPage(main, name) {
     if (!rows.knobs.length || !rows.parallel.length) return;
     if (!views) {
       views = {
-        parallel: await embed(parEl, parallelSpec(s, rows.knobs)),
-        scatter: await embed(scatterEl, scatterSpec(s)),
+        parallel: await embed(parEl, parallelSpec(s, rows.knobs, rows.parallel)),
+        scatter: await embed(scatterEl, scatterSpec(s, rows.scatter)),
       };
     }
     await views.parallel.data("parallel", rows.parallel).runAsync();

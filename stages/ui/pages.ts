@@ -25,7 +25,9 @@ table.grid td:nth-child(-n+3) { text-align: left; }
 table.samples img, .grids img { image-rendering: pixelated; width: 140px; }
 .grids { display: flex; flex-wrap: wrap; gap: .5em; } figure { margin: 0; text-align: center; }
 .plot { width: 100%; max-width: 1100px; }
-.filter { padding: .3em; width: 20em; }
+.filter { padding: .3em; width: 28em; }
+.controls { display: flex; gap: 1.5em; align-items: center; flex-wrap: wrap; }
+.plot-links { font-size: .85em; text-align: right; max-width: 1100px; }
 .st-running { color: #1565c0; font-weight: 600; } .st-failed, .error { color: #c62828; }
 .st-interrupted { color: #8d6e63; }
 td.met { color: #2e7d32; } td.missed { color: #c62828; }
@@ -38,6 +40,7 @@ pre { background: #f7f7f7; padding: .6em; max-height: 20em; overflow: auto; }
 export function pageHtml(page: string, arg: string, title: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>${escapeHtml(title)} - gan-pipeline</title>
 <style>${STYLE}</style>
 <script src="/vendor/vega.min.js"></script>
