@@ -225,3 +225,22 @@ export async function loopRun(
   );
   return { history: historyNumbers(history), weights, kind: gan.path.kind };
 }
+
+/** Runs of `cfg` up to preprocess, one per seed (cheap: no training); their run names. */
+export async function seedRuns(cfg: string, results: string, seeds: number[]): Promise<string[]> {
+  const names: string[] = [];
+  for (const seed of seeds) {
+    const r = await cli([
+      "run",
+      cfg,
+      `seed=${seed}`,
+      "--results",
+      results,
+      "--until",
+      "preprocess",
+    ]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    names.push(r.stdout.trim().split("/").at(-1)!);
+  }
+  return names;
+}

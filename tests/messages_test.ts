@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { APP } from "../stages/app.ts";
 import { commandNames } from "../pipeline/cli.ts";
 import { join } from "node:path";
-import { cli, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
+import { cli, seedRuns, sweepCli, tinyConfig, writeConfig, writeIdxFiles } from "./helpers.ts";
 
 const exists = async (p: string) => {
   try {
@@ -214,20 +214,7 @@ Deno.test("habits from other tools: Hydra's bare key=value, and did-you-mean for
 
 Deno.test("an ambiguous run name is refused with its candidates (exit 2), as git does", async () => {
   const { cfg, results } = await setup();
-  const names: string[] = [];
-  for (const seed of [1, 2]) {
-    const r = await cli([
-      "run",
-      cfg,
-      `seed=${seed}`,
-      "--results",
-      results,
-      "--until",
-      "preprocess",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    names.push(r.stdout.trim().split("/").at(-1)!);
-  }
+  const names = await seedRuns(cfg, results, [1, 2]);
   const d = await cli(["diff", "tiny", names[0], "--results", results]);
   assert.equal(d.code, 2, d.stdout);
   const [a, b] = [...names].sort();

@@ -1,7 +1,7 @@
 /** The runs query language, and `tag` / `runs --where` on the command line. */
 import assert from "node:assert/strict";
 import { parseQuery, type QueryRow } from "../pipeline/query.ts";
-import { cli, tinyRun } from "./helpers.ts";
+import { cli, seedRuns, tinyRun } from "./helpers.ts";
 
 const FIELDS = {
   params: ["seed", "optimizer.learningRate", "optimizer.police.learningRate", "evaluator.kind"],
@@ -60,20 +60,7 @@ Deno.test("a bad query says what and where, with the closest field", () => {
 
 Deno.test("tag marks a run outside every key; runs shows the tags and --where filters on them", async () => {
   const { cfg, results } = await tinyRun();
-  const names: string[] = [];
-  for (const seed of [1, 2]) {
-    const r = await cli([
-      "run",
-      cfg,
-      `seed=${seed}`,
-      "--results",
-      results,
-      "--until",
-      "preprocess",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    names.push(r.stdout.trim().split("/").at(-1)!);
-  }
+  const names = await seedRuns(cfg, results, [1, 2]);
   const t = await cli([
     "tag",
     names[1],

@@ -618,6 +618,48 @@ export class GpuPath implements TrainingPath {
     });
   }
 
+  /**
+   * An epoch's shuffled order (drawn as the host paths draw it) and its figures: a loss slot
+   * per minibatch and, after them, the flag Adam sets on a parameter that is not finite.
+   */
+  #epoch(shuffle: { permutation(n: number): Int32Array }, n: number, batchSize: number) {
+    const order = shuffle.permutation(n);
+    const steps = Math.ceil(n / batchSize);
+    const res = this.#result(steps + 1);
+    const flag = res.off + steps;
+    this.#write(flag, new Float32Array(1));
+    return { order, res, flag };
+  }
+
+  /**
+   * A minibatch's `m` rows of `dim` numbers by the indices at word `idx`: row i from `a`
+   * below `split`, else from `b`; plus `noise.std` times the same row at `noise.off`.
+   */
+  #gather(
+    m: number,
+    dim: number,
+    idx: number,
+    { split, a, b, out }: { split: number; a: number; b: number; out: number },
+    noise = { std: 0, off: 0 },
+  ): void {
+    this.#dispatch(
+      this.#kernel("gather", () => GATHER),
+      Math.min(1024, Math.ceil(m * dim / 256)),
+      1,
+      [
+        m,
+        dim,
+        idx,
+        split,
+        a,
+        b,
+        out,
+        f32(noise.std),
+        noise.off,
+      ],
+    );
+  }
+
   // ---- the seam -----------------------------------------------------------------------------
 
   #batch(rows: number, dim: number): GpuBatch {
@@ -696,11 +738,7 @@ export class GpuPath implements TrainingPath {
         noiseOff = this.#region("d.noise", n * dim);
         this.#write(noiseOff, new Float32Array(augment.normals(n * dim)));
       }
-      const order = shuffle.permutation(n);
-      const steps = Math.ceil(n / batchSize);
-      const res = this.#result(steps + 1);
-      const flag = res.off + steps;
-      this.#write(flag, new Float32Array(1));
+      const { order, res, flag } = this.#epoch(shuffle, n, batchSize);
       const xb = this.#region("d.x", batchSize * dim), dl = this.#region("d.dl", batchSize);
       const drop = L.net.dropout > 0;
       const rowsOf: number[] = [];
@@ -708,22 +746,10 @@ export class GpuPath implements TrainingPath {
         const rows = order.subarray(start, Math.min(n, start + batchSize)), m = rows.length;
         rowsOf.push(m);
         const idx = this.#ints32(rows);
-        this.#dispatch(
-          this.#kernel("gather", () => GATHER),
-          Math.min(1024, Math.ceil(m * dim / 256)),
-          1,
-          [
-            m,
-            dim,
-            idx,
-            nReal,
-            r.off,
-            k.off,
-            xb,
-            f32(tricks.instanceNoise),
-            noiseOff,
-          ],
-        );
+        this.#gather(m, dim, idx, { split: nReal, a: r.off, b: k.off, out: xb }, {
+          std: tricks.instanceNoise,
+          off: noiseOff,
+        });
         const masks = drop ? this.#maskBits(L, m) : null;
         const fw = this.#forward(L, xb, m, "d.train", masks);
         this.#dispatch(this.#kernel("loss", () => LOSS_KERNEL), 1, 1, [
@@ -754,11 +780,7 @@ export class GpuPath implements TrainingPath {
       const z = this.#own(noise), G = this.#g, D = this.#d, nd = z.dim, n = z.rows;
       const dim = G.sizes.at(-1)!.nOut;
       const { augment, shuffle } = this.gan.streams;
-      const order = shuffle.permutation(n);
-      const steps = Math.ceil(n / batchSize);
-      const res = this.#result(steps + 1);
-      const flag = res.off + steps;
-      this.#write(flag, new Float32Array(1));
+      const { order, res, flag } = this.#epoch(shuffle, n, batchSize);
       const zb = this.#region("g.z", batchSize * nd), dl = this.#region("g.dl", batchSize);
       const dFake = this.#region("g.dz.out", batchSize * dim);
       const noisy = instanceNoise > 0 ? this.#region("g.noisy", batchSize * dim) : 0;
@@ -774,22 +796,7 @@ export class GpuPath implements TrainingPath {
         const rows = order.subarray(start, Math.min(n, start + batchSize)), m = rows.length;
         rowsOf.push(m);
         const idx = this.#ints32(rows);
-        this.#dispatch(
-          this.#kernel("gather", () => GATHER),
-          Math.min(1024, Math.ceil(m * nd / 256)),
-          1,
-          [
-            m,
-            nd,
-            idx,
-            0xffffffff,
-            z.off,
-            0,
-            zb,
-            f32(0),
-            0,
-          ],
-        );
+        this.#gather(m, nd, idx, { split: 0xffffffff, a: z.off, b: 0, out: zb });
         const gMasks = G.net.dropout > 0 ? this.#maskBits(G, m) : null;
         const gf = this.#forward(G, zb, m, "g.train", gMasks);
         let fake = gf.a.at(-1)!;
