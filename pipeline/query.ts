@@ -2,7 +2,7 @@
  * A small query language over runs, as MLflow's search takes: comparisons of a run's figures,
  * config fields, name, status and tags, joined by `and`, `or`, `not` and parentheses.
  *
- *     frechet < 100 and seed = 2
+ *     score > 0.8 and seed = 2
  *     metrics.classesCovered >= 9 or (tag = best and not status = failed)
  *     run ~ quick        (~: contains, case-insensitive)
  *
@@ -15,13 +15,13 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseQuery } from "./query.ts";
- * const q = parseQuery("frechet < 100 and seed = 2", { params: ["seed"], figures: ["frechet"] });
- * const row = (seed: number, frechet: number) =>
- *   ({ run: "r", status: "done", config: { seed }, figures: { frechet } });
- * assert.equal(q(row(2, 50)), true);
- * assert.equal(q(row(1, 50)), false);
- * assert.throws(() => parseQuery("frechett < 1", { params: [], figures: ["frechet"] }),
- *   /unknown field "frechett" \(did you mean "frechet"\?\)/);
+ * const q = parseQuery("score > 0.8 and seed = 2", { params: ["seed"], figures: ["score"] });
+ * const row = (seed: number, score: number) =>
+ *   ({ run: "r", status: "done", config: { seed }, figures: { score } });
+ * assert.equal(q(row(2, 0.9)), true);
+ * assert.equal(q(row(1, 0.9)), false);
+ * assert.throws(() => parseQuery("scroe > 1", { params: [], figures: ["score"] }),
+ *   /unknown field "scroe" \(did you mean "score"\?\)/);
  * ```
  */
 import { didYouMean } from "./config.ts";

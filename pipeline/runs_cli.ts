@@ -170,7 +170,7 @@ const RUNS_USAGE =
   `usage: deno task runs [--results DIR] [--where QUERY] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
   a table of the runs in a results folder: the parameters that differ, the final figures, status,
   tags and training time (cached stages count with the seconds they took when computed)
-  --where QUERY     only the runs it matches, e.g. "frechet < 100 and seed = 2", "tag = best",
+  --where QUERY     only the runs it matches, e.g. "score > 0.8 and seed = 2", "tag = best",
                     "run ~ quick or not status = ok" (figures, config fields, run, status, tag, note)
   --sort FIGURE     order by one of the figures the table shows (best first)
   --columns A,B     the columns to show, in order: run, config, status, time, finished, a figure,

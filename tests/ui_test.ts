@@ -338,6 +338,10 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 300));
       }
       assert.deepEqual(said, [], said.join("\n"));
+      // the sweep's points table keeps its filter in the address too
+      await page.goto(`${ui.base}/sweep/${sweepName}?q=no-such-point`);
+      await page.waitForSelector("main[data-ready='1']");
+      assert.equal(await page.$eval("table.grid", (e) => e.getAttribute("data-rows")), "0");
       // a run page from a shared address: its settings come back
       await page.goto(`${ui.base}/run/${names[0]}?smooth=0.9&x=time&logy=1`);
       await page.waitForSelector("main[data-ready='1']");

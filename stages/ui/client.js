@@ -1175,7 +1175,17 @@ async function sweepPage(main, name) {
   /** @type {Sweep} */
   let s = await getJson(url);
   const heading = h("div"), goals = h("div");
-  const points = table(s.points, pointColumns(s), { rowId: (p) => p.run ?? p.label });
+  const params = new URLSearchParams(location.search);
+  const points = table(s.points, pointColumns(s), {
+    rowId: (p) => p.run ?? p.label,
+    // the filter and sort live in the address, as on the runs page
+    initial: {
+      query: params.get("q") ?? "",
+      sort: params.get("sort"),
+      desc: params.get("desc") === "1",
+    },
+    onState: (st) => setAddress({ q: st.query, sort: st.sort, desc: st.desc ? "1" : null }),
+  });
   const parEl = h("div", { class: "plot" }), scatterEl = h("div", { class: "plot" });
   main.replaceChildren(
     h("h1", {}, `Sweep ${s.name}`),
