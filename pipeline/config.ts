@@ -288,19 +288,19 @@ function validateCollection(
 let rootSchema: Field | null = null;
 
 /** The dotted paths of the fields that hold values (not sections): what `--set` takes. */
-export function leafPaths(field: Field, at = ""): string[] {
-  if (field.kind === "nullable") return leafPaths(field.inner, at);
-  if (field.kind !== "object") return at ? [at] : [];
-  return Object.entries(field.fields).flatMap(([k, f]) => leafPaths(f, at ? `${at}.${k}` : k));
+export function leafPaths(field: Field): string[] {
+  return fieldPaths(field, "", true);
 }
 
-/** Every named field's dotted path in `field`. */
-function fieldPaths(field: Field, at = ""): string[] {
-  if (field.kind === "nullable") return fieldPaths(field.inner, at);
-  if (field.kind !== "object") return [];
+/** Every named field's dotted path in `field` (only those holding values with `leaves`). */
+function fieldPaths(field: Field, at = "", leaves = false): string[] {
+  if (field.kind === "nullable") return fieldPaths(field.inner, at, leaves);
+  if (field.kind !== "object") return at ? [at] : [];
   return Object.entries(field.fields).flatMap(([k, f]) => {
     const p = at ? `${at}.${k}` : k;
-    return [p, ...fieldPaths(f, p)];
+    const below = fieldPaths(f, p, leaves);
+    // a value's own path is in `below` already; a section's is added unless only values count
+    return leaves || below[0] === p ? below : [p, ...below];
   });
 }
 

@@ -218,8 +218,3 @@ export function parseQuery(text: string, fields: QueryFields): Query {
   if (p < toks.length) throw new QueryError(`unexpected ${where()}: join conditions with and/or`);
   return q;
 }
-
-/** Whether `text` looks like a query rather than words to find (it has an operator). */
-export function looksLikeQuery(text: string): boolean {
-  return /[<>=~]/.test(text);
-}

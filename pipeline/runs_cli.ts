@@ -22,7 +22,14 @@ import { checkResultsDir } from "./store.ts";
 import { type LiveStatus, readLiveStatus, runState } from "./live.ts";
 import { readTags } from "./run_tags.ts";
 import { parseQuery, QueryError } from "./query.ts";
-import { csvLine, fitColumns, outputWidth, shortHeaders, textTable } from "./runs_table.ts";
+import {
+  csvLine,
+  fitColumns,
+  outputWidth,
+  shortHeaders,
+  showValue as show,
+  textTable,
+} from "./runs_table.ts";
 
 /** A config as `path -> leaf value` (arrays are leaves). */
 export function flatten(v: unknown, prefix = "", out: Record<string, unknown> = {}) {
@@ -162,9 +169,6 @@ export async function listRuns(
   }
   return rows.sort((a, b) => a.run.localeCompare(b.run));
 }
-
-const show = (v: unknown) =>
-  typeof v === "number" ? String(Number(v.toPrecision(4))) : JSON.stringify(v);
 
 const RUNS_USAGE =
   `usage: deno task runs [--results DIR] [--where QUERY] [--sort FIGURE] [--columns A,B,...] [--csv|--json]

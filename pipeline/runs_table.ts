@@ -14,6 +14,10 @@
  */
 
 /** A column as the table lays it out. */
+/** A table cell's value: numbers to 4 significant digits, anything else as JSON. */
+export const showValue = (v: unknown): string =>
+  typeof v === "number" ? String(Number(v.toPrecision(4))) : JSON.stringify(v);
+
 export interface Sized {
   name: string;
   width: number;

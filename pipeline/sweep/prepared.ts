@@ -20,7 +20,7 @@ import { planRun, runDirOf, type StagePlan } from "../runner.ts";
 import type { EngineConfig } from "../schema.ts";
 import { checkResultsDir, Store, writeFileAtomic } from "../store.ts";
 import { readJson } from "./point.ts";
-import { textTable } from "../runs_table.ts";
+import { showValue, textTable } from "../runs_table.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../point_record.ts";
 import {
   type LoadedSweep,
@@ -201,8 +201,7 @@ export function rankedTable(
   const others = s.app.sweep.rankMetrics.filter((m) =>
     m !== rank.metric && rows.some(({ f }) => typeof f[m] === "number")
   ).slice(0, 3);
-  const show = (v: number | undefined) =>
-    v === undefined ? "-" : Number.isInteger(v) ? String(v) : v.toPrecision(4);
+  const show = (v: number | undefined) => (v === undefined ? "-" : showValue(v));
   const body = rows.slice(0, RANKED_ROWS).map(({ r, f }, i) => [
     String(i + 1),
     show(f[rank.metric]),

@@ -96,6 +96,20 @@ async function registerWasm(): Promise<void> {
   }
 }
 
+/**
+ * The webgpu backend on `gpu`: training on the device, the host's tensor work (initial
+ * weights, evaluation) on fast-cpu; both in the key.
+ */
+async function webgpuChoice(gpu: GpuDevice, reason: string, notes: string[]) {
+  const fast = await registerFastCpu();
+  notes.push(...fast.notes);
+  return {
+    name: "webgpu" as const,
+    reason,
+    kernels: `${adapterName(gpu.facts)}+fast-cpu/${fast.kernels}`,
+  };
+}
+
 /** Options of {@link selectBackend}. */
 export interface BackendOptions {
   /** Flush denormal floats to zero (the config's `flushDenormals`); default true. */
@@ -151,13 +165,11 @@ export async function selectBackend(
         reason: requested === "auto" ? "auto: libtensorflow found" : "requested",
       };
     } else if (requested === "auto" && (gpu = await acquireGpu(false))) {
-      const fast = await registerFastCpu();
-      notes.push(...fast.notes);
-      choice = {
-        name: "webgpu",
-        reason: `auto: libtensorflow not installed; a GPU (${gpu.facts.description}) found`,
-        kernels: `${adapterName(gpu.facts)}+fast-cpu/${fast.kernels}`,
-      };
+      choice = await webgpuChoice(
+        gpu,
+        `auto: libtensorflow not installed; a GPU (${gpu.facts.description}) found`,
+        notes,
+      );
     } else if (requested === "tensorflow") {
       throw new StageError(
         `backend "tensorflow" is not available (${
@@ -175,15 +187,8 @@ export async function selectBackend(
     }
   } else if (requested === "webgpu") {
     gpu = await requireGpu();
-    // the host's tensor work (initial weights, evaluation) runs on fast-cpu
-    const fast = await registerFastCpu();
-    notes.push(...fast.notes);
     if (gpu.fallback) notes.push(`${gpu.facts.description} is a software GPU: slow, for tests`);
-    choice = {
-      name: "webgpu",
-      reason: "requested",
-      kernels: `${adapterName(gpu.facts)}+fast-cpu/${fast.kernels}`,
-    };
+    choice = await webgpuChoice(gpu, "requested", notes);
   } else if (requested === "fast-cpu") {
     const fast = await registerFastCpu();
     notes.push(...fast.notes);

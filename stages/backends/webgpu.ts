@@ -101,6 +101,7 @@ function factsOf(a: GPUAdapter): { facts: AdapterFacts; fallback: boolean } {
 }
 
 let held: Promise<GpuDevice | null> | null = null;
+/** Whether {@link held} looked for a software adapter too. */
 let heldAllowFallback = false;
 
 /**
@@ -109,12 +110,13 @@ let heldAllowFallback = false;
  * training path keeps its state in one.
  */
 export function acquireGpu(allowFallback: boolean): Promise<GpuDevice | null> {
-  if (held && (heldAllowFallback || !allowFallback)) {
-    return held.then((d) => (d && d.fallback && !allowFallback ? null : d));
+  if (!held || (allowFallback && !heldAllowFallback)) {
+    // a real GPU found before serves a later call that would take a software one too
+    const before = held;
+    heldAllowFallback = allowFallback;
+    held = (async () => (await before) ?? openGpu(allowFallback))();
   }
-  heldAllowFallback = allowFallback;
-  held = openGpu(allowFallback);
-  return held;
+  return held.then((d) => (d && d.fallback && !allowFallback ? null : d));
 }
 
 /**

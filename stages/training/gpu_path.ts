@@ -36,6 +36,7 @@ import {
   type FitResult,
   type GanCore,
   type PoliceFit,
+  policeLabels,
   type TrainingPath,
 } from "./path.ts";
 
@@ -134,6 +135,8 @@ export class GpuPath implements TrainingPath {
   // the submit being recorded
   #pending: Pending[] = [];
   #slots: Uint32Array<ArrayBuffer> = new Uint32Array(64 * 64);
+  /** The same memory as {@link GpuPath.#slots}, for the float words. */
+  #slotFloats = new Float32Array(this.#slots.buffer);
   #slotCount = 0;
   #intData: Uint32Array<ArrayBuffer> = new Uint32Array(1024);
   #intCount = 0;
@@ -312,25 +315,32 @@ export class GpuPath implements TrainingPath {
       const grown = new Uint32Array(this.#slots.length * 2);
       grown.set(this.#slots);
       this.#slots = grown;
+      this.#slotFloats = new Float32Array(grown.buffer);
     }
-    const base = this.#slotCount * 64, fl = new Float32Array(this.#slots.buffer);
+    const base = this.#slotCount * 64;
     words.forEach((w, i) => {
       if (typeof w === "number") this.#slots[base + i] = w;
-      else fl[base + i] = w.f;
+      else this.#slotFloats[base + i] = w.f;
     });
     this.#pending.push({ kernel, slot: this.#slotCount++, x, y });
   }
 
-  /** Host integers for this submit; returns the word they start at. */
-  #ints32(data: ArrayLike<number>, words = data.length): number {
+  /** Room for `words` host integers in this submit: the word they start at, and the room. */
+  #reserveInts(words: number): { at: number; room: Uint32Array } {
     const at = this.#intCount;
     if (at + words > this.#intData.length) {
       const grown = new Uint32Array(Math.max(this.#intData.length * 2, at + words));
       grown.set(this.#intData.subarray(0, at));
       this.#intData = grown;
     }
-    this.#intData.set(data as ArrayLike<number>, at);
     this.#intCount += words;
+    return { at, room: this.#intData.subarray(at, at + words) };
+  }
+
+  /** Host integers for this submit; returns the word they start at. */
+  #ints32(data: ArrayLike<number>): number {
+    const { at, room } = this.#reserveInts(data.length);
+    room.set(data);
     return at;
   }
 
@@ -612,9 +622,9 @@ export class GpuPath implements TrainingPath {
   #maskBits(L: NetLayout, rows: number): number[] {
     const threshold = Math.ceil(L.net.dropout * 4294967296);
     return L.sizes.slice(0, -1).map(({ nOut }) => {
-      const bits = new Uint32Array(Math.ceil(rows * nOut / 32));
-      this.gan.streams.dropout.fillMaskBits(bits, rows * nOut, threshold);
-      return this.#ints32(bits);
+      const { at, room } = this.#reserveInts(Math.ceil(rows * nOut / 32));
+      this.gan.streams.dropout.fillMaskBits(room, rows * nOut, threshold);
+      return at;
     });
   }
 
@@ -725,12 +735,7 @@ export class GpuPath implements TrainingPath {
       const { augment, shuffle } = this.gan.streams;
       const nReal = r.rows, n = r.rows + k.rows;
       // labels and their flips, then the instance noise: the host paths' draws in their order
-      const y = new Float32Array(n).fill(tricks.realLabel, 0, nReal);
-      if (tricks.labelNoise > 0) {
-        for (let i = 0; i < n; i++) {
-          if (augment.uniform() < tricks.labelNoise) y[i] = i < nReal ? 0 : tricks.realLabel;
-        }
-      }
+      const y = policeLabels(augment, nReal, k.rows, tricks);
       const labels = this.#region("d.labels", n);
       this.#write(labels, y);
       let noiseOff = 0;

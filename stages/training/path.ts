@@ -218,18 +218,32 @@ export function policeInputs(
   dim: number,
   tricks: PoliceTricks,
 ): { x: Float32Array; y: Float32Array } {
-  const nReal = real.length / dim, nFake = fake.length / dim;
   const x = new Float32Array(real.length + fake.length);
   x.set(real);
   x.set(fake, real.length);
+  const y = policeLabels(augment, real.length / dim, fake.length / dim, tricks);
+  addNoise(x, tricks.instanceNoise, augment);
+  return { x, y };
+}
+
+/**
+ * The labels of `nReal` real then `nFake` fake rows, with the tricks' flips drawn from
+ * `augment` (before any instance noise: a device path that adds the noise itself draws it
+ * next, as {@link policeInputs} does).
+ */
+export function policeLabels(
+  augment: Rng,
+  nReal: number,
+  nFake: number,
+  tricks: PoliceTricks,
+): Float32Array<ArrayBuffer> {
   const y = new Float32Array(nReal + nFake).fill(tricks.realLabel, 0, nReal);
   if (tricks.labelNoise > 0) {
     for (let r = 0; r < y.length; r++) {
       if (augment.uniform() < tricks.labelNoise) y[r] = r < nReal ? 0 : tricks.realLabel;
     }
   }
-  addNoise(x, tricks.instanceNoise, augment);
-  return { x, y };
+  return y;
 }
 
 /** Stops training whose loss or weights stopped being finite. */

@@ -437,11 +437,11 @@ function curveSettings() {
   const q = new URLSearchParams(location.search);
   const saved = JSON.parse(localStorage.getItem("gan-curves") ?? "{}");
   const num = Number(q.get("smooth") ?? saved.smooth ?? 0.6);
+  const logy = q.get("logy");
   return {
     smooth: Number.isFinite(num) ? Math.min(0.99, Math.max(0, num)) : 0.6,
     x: (q.get("x") ?? saved.x) === "time" ? "time" : "iteration",
-    logY: (q.get("logy") ?? String(saved.logY ?? false)) === "true" ||
-      q.get("logy") === "1",
+    logY: logy === null ? saved.logY === true : logy === "1" || logy === "true",
   };
 }
 
