@@ -99,10 +99,16 @@ export async function configOf(
   return await resolveConfig(await writeConfig(dir, "cfg", obj), overrides);
 }
 
+/**
+ * The entry the CLI tests drive: the source, or a bundle named by GAN_TEST_APP (the device
+ * machine lent for GPU checks has no npm registry, so the app travels there bundled).
+ */
+const APP = Deno.env.get("GAN_TEST_APP") ?? join(ROOT, "stages/app.ts");
+
 /** Runs the CLI in a subprocess. */
 export async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_PERMISSIONS, join(ROOT, "stages/app.ts"), ...args],
+    args: ["run", ...RUN_PERMISSIONS, APP, ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...opts.env },
     stdout: "piped",
     stderr: "piped",
@@ -114,7 +120,7 @@ export async function cli(args: string[], opts: { env?: Record<string, string> }
 /** Runs `sweep` through the CLI in a subprocess (every permission: sweeps start points). */
 export async function sweepCli(args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "stages/app.ts"), "sweep", ...args],
+    args: ["run", "-A", APP, "sweep", ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", ...env },
     stdout: "piped",
     stderr: "piped",
@@ -134,7 +140,7 @@ export async function tinyRun(extra: Record<string, unknown> = {}) {
 /** Starts the CLI in the background (for kill tests). */
 export function cliSpawn(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "stages/app.ts"), ...args],
+    args: ["run", "-A", APP, ...args],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",

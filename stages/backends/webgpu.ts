@@ -130,6 +130,8 @@ export async function openGpu(allowFallback: boolean): Promise<GpuDevice | null>
   if (fallback && !allowFallback) return null;
   const lim = adapter.limits;
   const device = await adapter.requestDevice({
+    // GPU timings for `bench --gpu-profile`, where the adapter has them
+    requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
       maxBufferSize: lim.maxBufferSize,

@@ -365,6 +365,7 @@ function parseBenchArgs() {
       "gpu-loop": { type: "string" },
       "gpu-backend": { type: "string", default: "webgpu" },
       "gpu-tiny": { type: "boolean", default: false },
+      "gpu-profile": { type: "boolean", default: false },
       "gpu-iters": { type: "string", default: "10" },
     },
   }).values;
@@ -603,6 +604,7 @@ async function main() {
       2,
       values["gpu-tiny"],
       mnistTrain,
+      values["gpu-profile"],
     );
   }
   if (values.backend === "webgpu") {

@@ -11,6 +11,7 @@ import { cpuModel } from "../backends/cpu_info.ts";
 import { Rng } from "../../pipeline/rng.ts";
 import { type Config, resolveConfig } from "../schema.ts";
 import { makeGan } from "../training/gan.ts";
+import { GpuPath } from "../training/gpu_path.ts";
 import { adversarialIterations } from "../training/loop.ts";
 import { initNets } from "../training/nets.ts";
 import { streamsFor } from "../training/streams.ts";
@@ -32,6 +33,7 @@ export async function gpuLoopWorker(
   warmup: number,
   tiny: boolean,
   mnist: () => Promise<Float32Array>,
+  profile = false,
 ): Promise<void> {
   const choice = await selectBackend(backend);
   const base = await resolveConfig(join(root, "configs/baseline.json"));
@@ -54,19 +56,39 @@ export async function gpuLoopWorker(
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
   const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"));
   const history: HistoryRow[] = [];
+  await adversarialIterations(gan, cfg.adversarial, { train, dim, to: warmup, history });
+  const gpu = profile && gan.path instanceof GpuPath ? gan.path : null;
+  gpu?.startProfile();
   await adversarialIterations(gan, cfg.adversarial, {
     train,
     dim,
+    from: warmup,
     to: warmup + iters,
     history,
   });
+  const kernels = gpu ? [...(await gpu.stopProfile()).entries()] : null;
   gan.path.dispose();
   console.log(JSON.stringify({
     backend: choice.runtime.facts.backend,
     path: gan.path.kind,
     notes: choice.notes,
     times: history.slice(warmup).map((r) => r.seconds),
+    kernels,
   }));
+}
+
+/** The profile's table: kernels by GPU time, the largest first, with their share. */
+export function profileTable(kernels: [string, { calls: number; ms: number }][]): string[] {
+  const total = kernels.reduce((s, [, k]) => s + k.ms, 0);
+  const rows = [...kernels].sort((a, b) => b[1].ms - a[1].ms);
+  return [
+    `  GPU time by kernel (one iteration, a pass each; ${total.toFixed(1)} ms in kernels):`,
+    ...rows.slice(0, 15).map(([name, k]) =>
+      `    ${name.padEnd(22)} ${String(k.calls).padStart(5)} calls ${
+        k.ms.toFixed(2).padStart(9)
+      } ms ${(100 * k.ms / total).toFixed(1).padStart(5)}%`
+    ),
+  ];
 }
 
 /** The table: webgpu's lecture loop, its overhead share, fast-cpu's beside it. */
@@ -81,6 +103,7 @@ export async function gpuMain(
   if (!full) throw new Error("the webgpu loop did not run (is there a WebGPU adapter?)");
   const tiny = await run("webgpu", true);
   const cpu = await run("fast-cpu", false);
+  const profiled = await sub(["--gpu-loop", "1", "--gpu-backend", "webgpu", "--gpu-profile"]);
   const s = median(full.times as number[]);
   const overhead = tiny ? median(tiny.times as number[]) : null;
   const cpuS = cpu ? median(cpu.times as number[]) : null;
@@ -103,6 +126,9 @@ export async function gpuMain(
       }% of the iteration; arithmetic ${(100 * (1 - overhead / s)).toFixed(0)}%`,
     );
   }
+  const kernels = profiled?.kernels as [string, { calls: number; ms: number }][] | null;
+  if (kernels) { for (const line of profileTable(kernels)) console.log(line); }
+  else console.log("  (no GPU profile: the device has no timestamp queries)");
   if (cpuS !== null) {
     console.log(
       `fast-cpu (${cpu!.backend}): ${cpuS.toFixed(3)} s an iteration; webgpu/fast-cpu ${
@@ -117,5 +143,6 @@ export async function gpuMain(
     iterations: iters,
     secondsPerIteration: { webgpu: s, webgpuOneUnitWide: overhead, fastCpu: cpuS },
     times: { webgpu: full.times, webgpuOneUnitWide: tiny?.times, fastCpu: cpu?.times },
+    kernels: kernels ?? null,
   };
 }

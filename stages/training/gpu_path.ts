@@ -63,7 +63,12 @@ interface Pending {
   slot: number;
   x: number;
   y: number;
+  /** The kernel's name (a matmul's with its shape), for the profile. */
+  label: string;
 }
+
+/** GPU time by kernel from {@link GpuPath.startProfile}: calls and milliseconds. */
+export type KernelProfile = Map<string, { calls: number; ms: number }>;
 
 /** A net's place in the arena. */
 interface NetLayout {
@@ -129,6 +134,8 @@ export class GpuPath implements TrainingPath {
   #bindGroup: GPUBindGroup | null = null;
   readonly #layout: GPUBindGroupLayout;
   readonly #kernels = new Map<string, GPUComputePipeline>();
+  readonly #kernelNames = new Map<GPUComputePipeline, string>();
+  #profile: { times: KernelProfile; reads: Promise<void>[] } | null = null;
   readonly #scratch = new Map<string, { off: number; size: number }>();
   readonly #rings = new Map<number, { offs: number[]; stamps: number[]; next: number }>();
   #stamp = 0;
@@ -302,6 +309,7 @@ export class GpuPath implements TrainingPath {
         compute: { module, entryPoint: "main" },
       });
       this.#kernels.set(name, k);
+      this.#kernelNames.set(k, name);
     }
     return k;
   }
@@ -322,7 +330,9 @@ export class GpuPath implements TrainingPath {
       if (typeof w === "number") this.#slots[base + i] = w;
       else this.#slotFloats[base + i] = w.f;
     });
-    this.#pending.push({ kernel, slot: this.#slotCount++, x, y });
+    const name = this.#kernelNames.get(kernel)!;
+    const label = name.startsWith("mm") ? `${name} ${words[0]}x${words[1]}x${words[2]}` : name;
+    this.#pending.push({ kernel, slot: this.#slotCount++, x, y, label });
   }
 
   /** Room for `words` host integers in this submit: the word they start at, and the room. */
@@ -386,15 +396,18 @@ export class GpuPath implements TrainingPath {
     this.#dev.pushErrorScope("out-of-memory");
     this.#dev.pushErrorScope("validation");
     const enc = this.#dev.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    let last: GPUComputePipeline | null = null;
-    for (const p of this.#pending) {
-      if (p.kernel !== last) pass.setPipeline(last = p.kernel);
-      pass.setBindGroup(0, this.#bindGroup, [p.slot * SLOT_BYTES]);
-      pass.dispatchWorkgroups(p.x, p.y);
+    if (this.#profile) this.#profiled(enc);
+    else {
+      const pass = enc.beginComputePass();
+      let last: GPUComputePipeline | null = null;
+      for (const p of this.#pending) {
+        if (p.kernel !== last) pass.setPipeline(last = p.kernel);
+        pass.setBindGroup(0, this.#bindGroup, [p.slot * SLOT_BYTES]);
+        pass.dispatchWorkgroups(p.x, p.y);
+      }
+      pass.end();
+      q.submit([enc.finish()]);
     }
-    pass.end();
-    q.submit([enc.finish()]);
     this.#errors.push({ scope: this.#dev.popErrorScope(), what: "running a training step" });
     this.#errors.push({ scope: this.#dev.popErrorScope(), what: "running a training step" });
     this.#pending = [];
@@ -912,6 +925,76 @@ export class GpuPath implements TrainingPath {
         k += variable.size;
       });
     }
+  }
+
+  // ---- profiling ---------------------------------------------------------------------------
+
+  /**
+   * Times every dispatch from now on with the device's timestamps (one pass each, so slower
+   * than a plain run); {@link GpuPath.stopProfile} gives the totals by kernel. Throws where
+   * the device has no timestamp queries.
+   */
+  startProfile(): void {
+    if (!this.#dev.features.has("timestamp-query")) {
+      throw new Error("this WebGPU device has no timestamp queries to profile with");
+    }
+    this.#profile = { times: new Map(), reads: [] };
+  }
+
+  /** The GPU time each kernel took since {@link GpuPath.startProfile}, and profiling off. */
+  async stopProfile(): Promise<KernelProfile> {
+    await this.sync();
+    const p = this.#profile!;
+    this.#profile = null;
+    await Promise.all(p.reads);
+    return p.times;
+  }
+
+  /** This submit's dispatches a pass each, between timestamps, read back by a promise. */
+  #profiled(enc: GPUCommandEncoder): void {
+    const n = this.#pending.length;
+    const set = this.#dev.createQuerySet({ type: "timestamp", count: 2 * n });
+    for (const [i, p] of this.#pending.entries()) {
+      const pass = enc.beginComputePass({
+        timestampWrites: {
+          querySet: set,
+          beginningOfPassWriteIndex: 2 * i,
+          endOfPassWriteIndex: 2 * i + 1,
+        },
+      });
+      pass.setPipeline(p.kernel);
+      pass.setBindGroup(0, this.#bindGroup, [p.slot * SLOT_BYTES]);
+      pass.dispatchWorkgroups(p.x, p.y);
+      pass.end();
+    }
+    const bytes = 16 * n;
+    const resolved = this.#dev.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const read = this.#dev.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    enc.resolveQuerySet(set, 0, 2 * n, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, read, 0, bytes);
+    this.#dev.queue.submit([enc.finish()]);
+    const labels = this.#pending.map((p) => p.label);
+    const times = this.#profile!.times;
+    this.#profile!.reads.push(
+      read.mapAsync(GPUMapMode.READ).then(() => {
+        const t = new BigUint64Array(read.getMappedRange());
+        labels.forEach((label, i) => {
+          const e = times.get(label) ?? { calls: 0, ms: 0 };
+          e.calls++;
+          e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+          times.set(label, e);
+        });
+        read.destroy();
+        resolved.destroy();
+        set.destroy();
+      }),
+    );
   }
 
   dispose(): void {
