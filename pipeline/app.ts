@@ -89,6 +89,8 @@ export interface App<C extends EngineConfig = EngineConfig> {
   sweep: SweepApp;
   /** A run's final figures, from its stages' summaries. */
   figures: RunFigures;
+  /** The stage whose entry's creation is when a run trained (the runs list shows it). */
+  trainingStage?: string;
   /**
    * Chooses the runtime a config's stages compute on (a tensor engine, say). Without one, a
    * stage that `usesRuntime` keys on no facts.

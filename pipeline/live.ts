@@ -22,6 +22,7 @@
  * ```
  */
 import { join } from "node:path";
+import { markRunChanged } from "./run_index.ts";
 
 /** A run's live state, as `live/status.json` holds it. */
 export interface LiveStatus {
@@ -118,6 +119,11 @@ export async function writeLiveStatus(runDir: string, status: LiveStatus): Promi
     await Deno.mkdir(join(runDir, "live"), { recursive: true });
     await Deno.writeTextFile(tmp, JSON.stringify(status) + "\n");
     await Deno.rename(tmp, path);
+    // a run's start and end change its row in the run index (stage changes do not: the index
+    // reads a running run's folder at every listing anyway); after the status lands
+    if (status.state !== "running" || status.stage === null) {
+      await markRunChanged(runDir);
+    }
   } catch {
     // a view only
   }

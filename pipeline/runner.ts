@@ -32,6 +32,7 @@ import {
   type RunRecord,
   type StageRecord,
 } from "./run_record.ts";
+import { markRunChanged } from "./run_index.ts";
 import { LIVE_HEARTBEAT_MS, LiveLog, type LiveStatus, writeLiveStatus } from "./live.ts";
 import type { Runtime, Stage, StageContext } from "./stage.ts";
 import { ResumableState } from "./resumable.ts";
@@ -419,6 +420,7 @@ async function writeRecord(record: RunRecord): Promise<void> {
   await Deno.mkdir(join(record.runDir, "records"), { recursive: true });
   await writeFileAtomic(own, text);
   await writeFileAtomic(join(record.runDir, "run.json"), text);
+  await markRunChanged(record.runDir);
 }
 
 /**

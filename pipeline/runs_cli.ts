@@ -11,7 +11,7 @@
  * assert.deepEqual(differingPaths([{ "a.b": 1, x: 1 }, { "a.b": 2, x: 1 }]), ["a.b"]);
  * ```
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, sep as SEP } from "node:path";
 import type { App } from "./app.ts";
 import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
@@ -22,6 +22,7 @@ import { checkResultsDir } from "./store.ts";
 import { type LiveStatus, readLiveStatus, runState } from "./live.ts";
 import { readTags } from "./run_tags.ts";
 import { parseQuery, QueryError } from "./query.ts";
+import { INDEX_FILE, type IndexedRead, type RowCodec, RunIndex } from "./run_index.ts";
 import {
   csvLine,
   fitColumns,
@@ -39,11 +40,24 @@ export function flatten(v: unknown, prefix = "", out: Record<string, unknown> = 
   return out;
 }
 
-/** The paths whose values are not the same in every one of `flats`. */
+/**
+ * The paths whose values are not the same in every one of `flats` (their keys, inherited ones
+ * included: the run index's configs share what they have in common through a prototype).
+ */
 export function differingPaths(flats: Record<string, unknown>[]): string[] {
-  const paths = new Set(flats.flatMap((f) => Object.keys(f)));
-  return [...paths].filter((p) => new Set(flats.map((f) => canonicalJson(f[p] ?? null))).size > 1)
-    .sort();
+  // a path none of them holds as its own is inherited from one shared base: the same in all
+  const paths = new Set<string>();
+  const protos = new Set<object | null>();
+  for (const f of flats) {
+    for (const k of Object.keys(f)) paths.add(k);
+    protos.add(Object.getPrototypeOf(f));
+  }
+  if (protos.size > 1) { for (const f of flats) for (const k in f) paths.add(k); }
+  // one pass a path, stopping at the first value unlike the first one's
+  return [...paths].filter((p) => {
+    const first = flats[0]?.[p] ?? null;
+    return flats.some((f) => !sameValue(f[p] ?? null, first));
+  }).sort();
 }
 
 /** A run as the table shows it. */
@@ -66,6 +80,8 @@ export interface RunRow {
   /** The user's tags and note (tags.json in the run folder). */
   tags: string[];
   note: string;
+  /** When its training stage's entry was built (cached runs keep it; null: none). */
+  trainedAt: string | null;
 }
 
 /** A cached stage's seconds when its entry was built (older records: from the entry's seal). */
@@ -110,6 +126,7 @@ async function runRow(
       figures: {},
       live,
       ...(await readTags(dir, onSkip)),
+      trainedAt: null,
     };
   }
   try {
@@ -144,34 +161,132 @@ async function runRow(
     figures: app.figures(summaries),
     live,
     ...(await readTags(dir, onSkip)),
+    trainedAt: await trainedAt(app, dir, rec),
   };
 }
 
+/** When the app's training stage's entry was built, from its seal's meta.json. */
+async function trainedAt(app: App, runDir: string, rec: RunRecord): Promise<string | null> {
+  const s = rec.stages.find((s) => s.stage === app.trainingStage);
+  if (!s) return null;
+  try {
+    const meta = join(dirname(dirname(runDir)), "cache", s.stage, s.key, "meta.json");
+    return JSON.parse(await Deno.readTextFile(meta)).created ?? null;
+  } catch {
+    return null; // removed by gc
+  }
+}
+
 /**
- * Every run folder's latest record under `results`; a record that is not one is left out and
- * named through `onSkip`.
+ * Every run folder's latest record under `results`, through the run index where it can be
+ * had (pipeline/run_index.ts); a record that is not one is left out and named through
+ * `onSkip`.
  */
 export async function listRuns(
   app: App,
   results: string,
   onSkip?: (file: string, problem: string) => void,
 ): Promise<RunRow[]> {
-  const rows: RunRow[] = [];
   const root = join(results, "runs");
+  const read = async (name: string): Promise<IndexedRead<RunRow>> => {
+    const dir = join(root, name);
+    const row = await runRow(app, dir, onSkip);
+    // a run in flight changes under the index: read again until it is not
+    const volatile = row?.live ? (await runState(dir, row.live)) === "running" : false;
+    return { row, volatile };
+  };
+  const index = RunIndex.open(results);
+  if (index) {
+    try {
+      const rows = await index.rows(read, configDeltas(index));
+      // the folder as it is now (the results folder may have moved since the row was stored)
+      for (const r of rows) r.dir = root + SEP + r.run;
+      return sortByName(rows);
+    } finally {
+      index.close();
+    }
+  }
+  const rows: RunRow[] = [];
   try {
     for await (const e of Deno.readDir(root)) {
       if (!e.isDirectory) continue;
-      const row = await runRow(app, join(root, e.name), onSkip);
+      const { row } = await read(e.name);
       if (row) rows.push(row);
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  return rows.sort((a, b) => a.run.localeCompare(b.run));
+  return sortByName(rows);
+}
+
+/**
+ * Rows in localeCompare's order of their names; names of lower-case letters, digits and
+ * hyphens (every name this tool makes) sort the same by code unit, at a fifth of the cost.
+ */
+function sortByName(rows: RunRow[]): RunRow[] {
+  if (rows.every((r) => /^[a-z0-9-]*$/.test(r.run))) {
+    return rows.sort((a, b) => (a.run < b.run ? -1 : a.run > b.run ? 1 : 0));
+  }
+  const byName = new Intl.Collator().compare;
+  return rows.sort((a, b) => byName(a.run, b.run));
+}
+
+/** Whether two config values are the same (arrays by content). */
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a === "object" && typeof b === "object" && a !== null &&
+    b !== null && canonicalJson(a) === canonicalJson(b));
+}
+
+/**
+ * The run index's codec for rows: a row's config is kept as what differs from one base
+ * config (the first one stored), about a tenth of a row's size, and read back as an object
+ * whose prototype is the base, so 100k rows share one copy of what they have in common.
+ */
+function configDeltas(index: RunIndex): RowCodec<RunRow> {
+  let base: Record<string, unknown> | null = null;
+  const baseOf = (config: Record<string, unknown>) => {
+    if (!base) {
+      const text = index.meta("configBase") ?? index.keepMeta("configBase", JSON.stringify(config));
+      // not frozen: a row shadows its fields by assignment (a frozen field cannot be)
+      base = Object.assign(Object.create(null), JSON.parse(text));
+    }
+    return base!;
+  };
+  return {
+    encode(row) {
+      const b = baseOf(row.config);
+      const set: Record<string, unknown> = {};
+      for (const k of Object.keys(row.config)) {
+        if (!(k in b) || !sameValue(row.config[k], b[k])) set[k] = row.config[k];
+      }
+      const unset = Object.keys(b).filter((k) => !(k in row.config));
+      return JSON.stringify({ ...row, dir: "", config: { set, unset } });
+    },
+    decode(text) {
+      const r = JSON.parse(text);
+      const config = Object.assign(Object.create(baseOf({})), r.config.set);
+      for (const k of r.config.unset) config[k] = undefined;
+      r.config = config;
+      return r;
+    },
+  };
+}
+
+/** Every config path of `rows` (those their configs inherit from the index's base too). */
+export function configPaths(rows: RunRow[]): string[] {
+  const paths = new Set<string>();
+  const protos = new Set<object | null>();
+  for (const r of rows) {
+    for (const k of Object.keys(r.config)) paths.add(k);
+    protos.add(Object.getPrototypeOf(r.config));
+  }
+  for (const p of protos) for (const k in p) paths.add(k);
+  return [...paths];
 }
 
 const RUNS_USAGE =
   `usage: deno task runs [--results DIR] [--where QUERY] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
+                      [--limit N] [--reindex]
   a table of the runs in a results folder: the parameters that differ, the final figures, status,
   tags and training time (cached stages count with the seconds they took when computed)
   --where QUERY     only the runs it matches, e.g. "score > 0.8 and seed = 2", "tag = best",
@@ -181,6 +296,9 @@ const RUNS_USAGE =
                     or a parameter (its path or short name); default: what fits the terminal
   --csv             every row as CSV (all columns unless --columns)
   --json            the rows as JSON
+  --limit N         the first N rows in the order asked (a note says how many more)
+  --reindex         rebuild the run index (results/index.sqlite) from the run folders first; the
+                    index follows this tool's own writes, not run folders changed by hand
   Runs that differ only in the sweep resource (a halving point's rungs, a run and its extension)
   are listed under the longest, indented.`;
 
@@ -188,14 +306,31 @@ const DIFF_USAGE = `usage: deno task diff RUN_A RUN_B [--results DIR]
   the config and figure differences of two runs: run folders (from any results folder), or run
   names or name prefixes under --results`;
 
-/** Rows in table order, each rung of a halving point under the point's furthest run. */
-function groupRungs(app: App, rows: RunRow[]): { row: RunRow; rungOf: string | null }[] {
+/**
+ * Rows in table order, each rung of a halving point under the point's furthest run.
+ * `differing`: the config paths whose values differ across `rows` (the rest are the same in
+ * all, so two configs are equal when these are).
+ */
+function groupRungs(
+  app: App,
+  rows: RunRow[],
+  differing: string[],
+): { row: RunRow; rungOf: string | null }[] {
   const resource = app.sweep.resource;
   // one point's rungs: configs (names included) that differ only in the resource
-  const idOf = (r: RunRow) =>
-    canonicalJson(resource ? { ...r.config, [resource]: null } : r.config);
+  const keyPaths = differing.filter((p) => p !== resource);
+  const idOfValues = (vs: unknown[]) =>
+    vs.every((v) => typeof v !== "object" || v === null) ? JSON.stringify(vs) : canonicalJson(vs);
+  const ids = new Map<RunRow, string>(
+    rows.map((r) => [r, idOfValues(keyPaths.map((p) => r.config[p] ?? null))]),
+  );
+  const idOf = (r: RunRow) => ids.get(r)!;
   const groups = new Map<string, RunRow[]>();
-  for (const r of rows) groups.set(idOf(r), [...(groups.get(idOf(r)) ?? []), r]);
+  for (const r of rows) {
+    const g = groups.get(idOf(r));
+    if (g) g.push(r);
+    else groups.set(idOf(r), [r]);
+  }
   const resourceOf = (r: RunRow) => Number(resource ? r.config[resource] ?? 0 : 0);
   const out: { row: RunRow; rungOf: string | null }[] = [];
   const seen = new Set<string>();
@@ -282,7 +417,7 @@ async function sortedRuns(
   let rows = all;
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
   if (where !== undefined) {
-    const params = [...new Set(rows.flatMap((r) => Object.keys(r.config)))];
+    const params = configPaths(rows);
     try {
       const q = parseQuery(where, { params, figures: metrics });
       rows = rows.filter(q);
@@ -318,6 +453,8 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
       json: boolean;
       csv: boolean;
       columns?: string;
+      reindex: boolean;
+      limit?: string;
     }
   >(args, RUNS_USAGE, {
     results: { type: "string", default: "results" },
@@ -326,11 +463,24 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
     json: { type: "boolean", default: false },
     csv: { type: "boolean", default: false },
     columns: { type: "string" },
+    reindex: { type: "boolean", default: false },
+    limit: { type: "string" },
   });
   if (!parsed) return 0;
   const { values } = parsed;
   if (values.json && values.csv) throw new UsageError("--csv and --json: choose one", RUNS_USAGE);
   await checkResultsDir(values.results, { write: false, mustExist: true, usage: RUNS_USAGE });
+  if (values.reindex) {
+    const index = RunIndex.open(values.results);
+    if (!index) {
+      throw new UsageError(
+        `--reindex: cannot open ${join(values.results, INDEX_FILE)} for writing`,
+        RUNS_USAGE,
+      );
+    }
+    index.clear();
+    index.close();
+  }
   const { rows, metrics, all: everyRun } = await sortedRuns(
     app,
     values.results,
@@ -338,11 +488,23 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
     values.where,
   );
   // the knobs that differ across the folder, so a filtered table still shows what it filtered on
-  const params = differingPaths(everyRun.map((r) => r.config)).filter((p) => p !== "name");
-  const ordered = groupRungs(app, rows);
+  const differing = differingPaths(everyRun.map((r) => r.config));
+  const params = differing.filter((p) => p !== "name");
+  const ordered = groupRungs(app, rows, differing);
+  const limit = values.limit === undefined ? Infinity : Number(values.limit);
+  if (!(Number.isInteger(limit) && limit >= 1) && limit !== Infinity) {
+    throw new UsageError(
+      `--limit: a whole number of rows, 1 or more; got ${values.limit}`,
+      RUNS_USAGE,
+    );
+  }
+  const shown = ordered.slice(0, limit);
+  const limitNote = shown.length < ordered.length
+    ? `\n(${ordered.length - shown.length} more runs: a larger --limit shows them)`
+    : "";
   if (values.json) {
     console.log(JSON.stringify(
-      ordered.map(({ row: r, rungOf }) => ({
+      shown.map(({ row: r, rungOf }) => ({
         run: r.run,
         configHash: r.configHash,
         params: Object.fromEntries(params.map((p) => [p, r.config[p]])),
@@ -352,6 +514,7 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
         cachedSeconds: r.cachedSeconds,
         commandSeconds: r.seconds,
         finished: r.finished,
+        trainedAt: r.trainedAt,
         tags: r.tags,
         note: r.note,
         rungOf,
@@ -377,7 +540,7 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
   }
   if (values.csv) {
     console.log(csvLine([...cols.map((c) => c.aliases[0] ?? c.name), "rungOf"]));
-    for (const { row, rungOf } of ordered) {
+    for (const { row, rungOf } of shown) {
       const cell = (
         v: unknown,
       ) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
@@ -391,22 +554,26 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
   }
   const cellOf = (c: (typeof all)[number], { row, rungOf }: (typeof ordered)[number]) =>
     c.name === "run" && rungOf ? `  \u21b3 ${row.run}` : c.cell(row);
-  let note = "";
+  // every cell once: the widths and the table both come from them
+  const cells = new Map(cols.map((c) => [c, shown.map((o) => cellOf(c, o))]));
+  let note = limitNote;
   if (values.columns === undefined) {
     const sized = cols.filter((c) => c.name !== "finished").map((c) => ({
       ...c,
-      width: Math.max(c.name.length, ...ordered.map((o) => cellOf(c, o).length)),
+      width: cells.get(c)!.reduce((w, cell) => Math.max(w, cell.length), c.name.length),
     }));
     // what goes first when the terminal is narrow: the hash, then figures from the last
     const dropOrder = ["config", ...metrics.filter((m) => m !== values.sort).reverse()];
-    const fitted = fitColumns(sized, outputWidth(), dropOrder);
-    const hidden = sized.filter((c) => !fitted.includes(c)).map((c) => c.name);
+    const fitted = fitColumns(sized, outputWidth(), dropOrder).map((f) =>
+      cols.find((c) => c.name === f.name)!
+    );
+    const hidden = sized.filter((c) => !fitted.some((f) => f.name === c.name)).map((c) => c.name);
     if (hidden.length) {
-      note = "\n" + hiddenNote(hidden, outputWidth());
+      note += "\n" + hiddenNote(hidden, outputWidth());
     }
     cols = fitted;
   }
-  const body = ordered.map((o) => cols.map((c) => cellOf(c, o)));
+  const body = shown.map((_, i) => cols.map((c) => cells.get(c)![i]));
   console.log(textTable(cols.map((c) => c.name), body) + note);
   return 0;
 }

@@ -5,6 +5,7 @@ import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { findRun } from "./runs_cli.ts";
 import { writeFileAtomic } from "./store.ts";
+import { markRunChanged } from "./run_index.ts";
 import { readTags, tagProblem, TAGS_FILE } from "./run_tags.ts";
 
 const USAGE = `usage: deno task tag RUN [TAG]... [--remove TAG]... [--note TEXT] [--results DIR]
@@ -40,6 +41,7 @@ export async function tagCommand(app: App, args: string[]): Promise<number> {
     const tags = [...new Set([...now.tags, ...add])].filter((t) => !remove.includes(t)).sort();
     const next = { tags, note: note ?? now.note };
     await writeFileAtomic(join(run.dir, TAGS_FILE), JSON.stringify(next, null, 2) + "\n");
+    await markRunChanged(run.dir);
     now.tags = next.tags;
     now.note = next.note;
   }

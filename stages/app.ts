@@ -65,6 +65,7 @@ export const APP: App<Config> = {
   config: CONFIG_SPEC,
   stages: STAGES,
   figures: (summaries) => ({ ...runFigures(summaries) }),
+  trainingStage: "adversarial",
   runtime: tensorRuntime,
   commands: { sample: sampleCommand, export: exportCommand, ui: uiCommand },
   threadsVariable: "OPENBLAS_NUM_THREADS",

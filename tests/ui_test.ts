@@ -10,6 +10,7 @@ import { APP } from "../stages/app.ts";
 import { allowedHosts, handler } from "../stages/ui/server.ts";
 import { findChromium, launchBrowser } from "./browser.ts";
 import { startUiProcess } from "../stages/tools/ui_process.ts";
+import { syntheticRuns } from "../stages/tools/ui_bench.ts";
 import {
   cli,
   cliSpawn,
@@ -367,6 +368,47 @@ Deno.test({
       const links = await page.$$eval("#d-plot a.csv", (as) => as.map((a) => a.textContent));
       assert.deepEqual(links, ["CSV"]);
       assert.deepEqual(said, [], said.join("\n"));
+    } finally {
+      await browser.close();
+      await ui.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the runs page over 1,200 runs draws 500 at first, more on request; filter and sort see all",
+  ignore: !browserHere,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const results = await Deno.makeTempDir({ prefix: "gan-ui-many-" });
+    await syntheticRuns(ROOT, results, 1200);
+    const ui = await startUi(results);
+    const browser = (await launchBrowser())!;
+    try {
+      const page = await browser.newPage();
+      const drawn = () => page.$$eval("tbody tr[data-run]", (rows) => rows.length);
+      const grid = (attr: string) => page.$eval("table.grid", (t, a) => t.getAttribute(a), attr);
+      await page.goto(`${ui.base}/?sort=run&desc=1`);
+      await page.waitForSelector("main[data-ready='1']");
+      assert.equal(await grid("data-rows"), "1200");
+      assert.equal(await drawn(), 500);
+      // sorted over every run, not over the 500 drawn
+      assert.equal(
+        await page.$eval("tbody tr[data-run]", (r) => r.getAttribute("data-run")),
+        "bench-1199-000000001199",
+      );
+      assert.match(await page.$eval("button.more", (b) => b.textContent ?? ""), /700 not drawn/);
+      await page.click("button.more");
+      await page.waitForFunction(`document.querySelectorAll("tbody tr[data-run]").length === 1200`);
+      assert.equal(await page.$$eval("button.more", (b) => b.length), 0);
+      // a filter finds a run that was never drawn at first
+      await page.goto(`${ui.base}/?q=${encodeURIComponent("run ~ bench-0007-")}`);
+      await page.waitForFunction(
+        `document.querySelector("table.grid")?.getAttribute("data-rows") === "1"`,
+      );
+      assert.equal(await drawn(), 1);
     } finally {
       await browser.close();
       await ui.stop();

@@ -360,6 +360,7 @@ function parseBenchArgs() {
       "profile-iters": { type: "string", default: "20" },
       sweep: { type: "boolean", default: false },
       ui: { type: "boolean", default: false },
+      "ui-sizes": { type: "string", default: "1000,10000,100000" },
       live: { type: "boolean", default: false },
       backend: { type: "string" },
       "gpu-loop": { type: "string" },
@@ -582,7 +583,12 @@ async function sweepMain(values: BenchArgs) {
 /** `--ui`: the dashboard's first paint and live delay, with the machine named. */
 async function uiMain(values: BenchArgs) {
   console.log(`CPU: ${cpuModel()}`);
-  const record = { date: new Date().toISOString(), cpu: cpuModel(), ...(await uiBench(ROOT)) };
+  const sizes = values["ui-sizes"].split(",").map(Number);
+  const record = {
+    date: new Date().toISOString(),
+    cpu: cpuModel(),
+    ...(await uiBench(ROOT, sizes)),
+  };
   const out = join(dirname(values.out), "ui.json");
   await Deno.mkdir(dirname(out), { recursive: true });
   await Deno.writeTextFile(out, JSON.stringify(record, null, 2) + "\n");

@@ -1,12 +1,14 @@
 /**
- * `deno task bench --ui`: the dashboard's two promises, measured in headless chromium on this
- * machine. First paint: the runs page over 1,000 runs (synthetic records, as many files as
- * real ones) from navigation to the table drawn (target: under 1 s). Live delay: a row
- * appended to a running run's live file until the run page has drawn it (target: under 2 s),
- * over 10 rows at uneven times.
+ * `deno task bench --ui`: the dashboard's and the runs table's promises, measured in headless
+ * chromium on this machine at 1k, 10k and 100k runs (synthetic records, as many files as real
+ * ones; `--ui-sizes` to choose). `runs`: the command's wall time, building the run index and
+ * then answering from it. First paint: the runs page from navigation to the table drawn.
+ * Targets: under 1 s each. Live delay (at the first size): a row appended to a running run's
+ * live file until the run page has drawn it (target: under 2 s), over 10 rows at uneven times.
  */
 import { join } from "node:path";
 import { resolveConfig } from "../schema.ts";
+import type { Page } from "puppeteer-core";
 import { chromiumPath, launchChromium } from "./chromium.ts";
 import { startUiProcess } from "./ui_process.ts";
 
@@ -93,55 +95,122 @@ async function liveRun(results: string) {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Runs the ui benchmark; returns its figures. */
-export async function uiBench(root: string) {
+/** Wall seconds of `deno task runs` over `results` (its table to nowhere). */
+async function runsSeconds(root: string, results: string, more: string[] = []): Promise<number> {
+  const t = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(root, "stages/app.ts"), "runs", "--results", results, ...more],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
+  return (performance.now() - t) / 1000;
+}
+
+/** Milliseconds from navigation to the runs table drawn, `times` times. */
+async function firstPaints(base: string, page: Page, times: number): Promise<number[]> {
+  const paints: number[] = [];
+  for (let i = 0; i < times; i++) {
+    await page.goto(`${base}/`, { waitUntil: "domcontentloaded", timeout: 300000 });
+    await page.waitForSelector("main[data-painted]", { timeout: 300000 });
+    paints.push(Number(await page.$eval("main", (m) => m.getAttribute("data-painted"))));
+  }
+  return paints;
+}
+
+/**
+ * Runs the ui benchmark at each of `sizes` runs; returns its figures. The live delay is
+ * measured at the first size.
+ */
+export async function uiBench(root: string, sizes = [1000, 10000, 100000]) {
   const path = chromiumPath();
   if (!path) throw new Error("deno task bench --ui needs chromium (apt-get install chromium)");
-  const results = await Deno.makeTempDir({ prefix: "gan-ui-bench-" });
-  const live = await (async () => {
-    await syntheticRuns(root, results, 1000);
-    return await liveRun(results);
-  })();
-  const ui = await startUiProcess(root, results);
   const browser = await launchChromium(path);
+  const bySize: Record<string, unknown>[] = [];
+  // the command's own start (its imports), to read the listing's share off the totals
+  const empty = await Deno.makeTempDir({ prefix: "gan-ui-bench-empty-" });
+  await Deno.mkdir(join(empty, "runs"));
+  let liveDelayMs: number[] = [];
   try {
-    const page = await browser.newPage();
-    const paints: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await page.goto(`${ui.base}/`, { waitUntil: "domcontentloaded" });
-      await page.waitForSelector("main[data-painted]", { timeout: 30000 });
-      paints.push(Number(await page.$eval("main", (m) => m.getAttribute("data-painted"))));
+    for (const [i, n] of sizes.entries()) {
+      const results = await Deno.makeTempDir({ prefix: "gan-ui-bench-" });
+      const live = i === 0
+        ? await (async () => {
+          await syntheticRuns(root, results, n);
+          return await liveRun(results);
+        })()
+        : (await syntheticRuns(root, results, n), null);
+      const ui = await startUiProcess(root, results);
+      try {
+        // the first listing builds the run index; the next ones answer from it
+        const cold = await runsSeconds(root, results);
+        const warm = [await runsSeconds(root, results), await runsSeconds(root, results)];
+        const limited = [
+          await runsSeconds(root, results, ["--limit", "50"]),
+          await runsSeconds(root, results, ["--limit", "50"]),
+        ];
+        const startup = await runsSeconds(root, empty);
+        const page = await browser.newPage();
+        const paints = await firstPaints(ui.base, page, i === 0 ? 5 : 3);
+        const rows = await page.$eval("table.grid", (t) => t.getAttribute("data-drawn"));
+        console.log(
+          `${n} runs: runs ${cold.toFixed(2)} s building the index, then ${
+            median(warm).toFixed(2)
+          } s (--limit 50: ${median(limited).toFixed(2)} s; on no runs: ${
+            startup.toFixed(2)
+          } s); dashboard first paint ${
+            median(paints).toFixed(0)
+          } ms (median of ${paints.length}: ${
+            paints.map((p) => p.toFixed(0)).join(", ")
+          }; ${rows} rows drawn); targets under 1 s`,
+        );
+        bySize.push({
+          runs: n,
+          runsColdS: cold,
+          runsWarmS: warm,
+          runsLimit50S: limited,
+          runsNoRunsS: startup,
+          firstPaintMs: paints,
+        });
+        if (live) liveDelayMs = await liveDelays(ui.base, page, live);
+        await page.close();
+      } finally {
+        await ui.stop();
+        live?.stop();
+        await Deno.remove(results, { recursive: true }).catch(() => {});
+      }
     }
-    const rows = await page.$eval("table.grid", (t) => t.getAttribute("data-rows"));
-    console.log(
-      `runs page over ${rows} runs: first paint ${median(paints).toFixed(0)} ms (median of 5; ${
-        paints.map((p) => p.toFixed(0)).join(", ")
-      }); target under 1000 ms`,
-    );
-    await live.row();
-    await page.goto(`${ui.base}/run/${live.name}`, { waitUntil: "domcontentloaded" });
-    await page.waitForSelector("#d-plot[data-rows]", { timeout: 30000 });
-    const delays: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      await new Promise((r) => setTimeout(r, 200 + 97 * i)); // uneven: not in step with polling
-      const { iteration, t } = await live.row();
-      await page.waitForFunction(
-        `Number(document.querySelector("#d-plot")?.getAttribute("data-rows")) >= ${iteration}`,
-        { timeout: 10000, polling: 20 },
-      );
-      const drawn = Number(await page.$eval("#d-plot", (e) => e.getAttribute("data-last-drawn")));
-      delays.push(drawn - t);
-    }
-    console.log(
-      `live delay, row written -> row drawn: median ${median(delays)} ms, max ${
-        Math.max(...delays)
-      } ms over ${delays.length} rows; target under 2000 ms`,
-    );
-    return { firstPaintMs: paints, liveDelayMs: delays, runs: Number(rows) };
   } finally {
     await browser.close();
-    await ui.stop();
-    live.stop();
-    await Deno.remove(results, { recursive: true }).catch(() => {});
+    await Deno.remove(empty, { recursive: true }).catch(() => {});
   }
+  return { sizes: bySize, liveDelayMs };
+}
+
+/** Row written -> row drawn on the run page of the run in flight, over 10 rows. */
+async function liveDelays(
+  base: string,
+  page: Page,
+  live: Awaited<ReturnType<typeof liveRun>>,
+): Promise<number[]> {
+  await live.row();
+  await page.goto(`${base}/run/${live.name}`, { waitUntil: "domcontentloaded" });
+  await page.waitForSelector("#d-plot[data-rows]", { timeout: 30000 });
+  const delays: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    await new Promise((r) => setTimeout(r, 200 + 97 * i)); // uneven: not in step with polling
+    const { iteration, t } = await live.row();
+    await page.waitForFunction(
+      `Number(document.querySelector("#d-plot")?.getAttribute("data-rows")) >= ${iteration}`,
+      { timeout: 10000, polling: 20 },
+    );
+    const drawn = Number(await page.$eval("#d-plot", (e) => e.getAttribute("data-last-drawn")));
+    delays.push(drawn - t);
+  }
+  console.log(
+    `live delay, row written -> row drawn: median ${median(delays)} ms, max ${
+      Math.max(...delays)
+    } ms over ${delays.length} rows; target under 2000 ms`,
+  );
+  return delays;
 }

@@ -138,6 +138,9 @@ const embed = async (el, spec) => {
  * @typedef {{ query: string, sort: string | null, desc: boolean }} TableState
  */
 
+/** The rows a table draws at first. */
+const PAGE_ROWS = 500;
+
 /** Whether a filter is a query (`frechet < 100 and seed = 2`) rather than words to find. */
 const isQuery = (/** @type {string} */ text) => /[<>=~]/.test(text);
 
@@ -208,21 +211,33 @@ function table(
         state();
       },
     }, c.label + (sortCol === c.key ? (desc ? " \u25bc" : " \u25b2") : ""));
+  // rows drawn: the first PAGE_ROWS of the view, more on request (100k rows of DOM take
+  // seconds to draw; the filter and the sort still see every row)
+  let limit = PAGE_ROWS;
   function draw() {
     const shown = rows.filter(matches);
     const c = cols.find((c) => c.key === sortCol);
     if (c?.sort) shown.sort((a, b) => compare(c.sort?.(a), c.sort?.(b)) * (desc ? -1 : 1));
+    const page = shown.slice(0, limit);
+    const more = shown.length - page.length;
+    const moreButton = h("button", {
+      class: "more",
+      onclick: () => {
+        limit += 10 * PAGE_ROWS;
+        draw();
+      },
+    }, `show ${Math.min(more, 10 * PAGE_ROWS)} more (${more} not drawn)`);
     tbl.replaceChildren(
       h("thead", {}, h("tr", {}, cols.map(header))),
       h(
         "tbody",
         {},
-        shown.map((r) =>
-          h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))
-        ),
+        page.map((r) => h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))),
+        more > 0 ? h("tr", {}, h("td", { colspan: String(cols.length) }, moreButton)) : [],
       ),
     );
     tbl.dataset.rows = String(shown.length);
+    tbl.dataset.drawn = String(page.length);
     onRender?.();
   }
   draw();

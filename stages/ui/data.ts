@@ -20,7 +20,7 @@ import {
   runState,
 } from "../../pipeline/live.ts";
 import { SWEEP_LOCK } from "../../pipeline/sweep/point.ts";
-import { differingPaths, listRuns, type RunRow } from "../../pipeline/runs_cli.ts";
+import { configPaths, differingPaths, listRuns } from "../../pipeline/runs_cli.ts";
 import { parseQuery, QueryError } from "../../pipeline/query.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
@@ -52,31 +52,25 @@ async function readSealed<T>(results: string, path: string): Promise<T | null> {
 export const fileUrl = (results: string, path: string) =>
   "/files/" + path.slice(results.length + 1).split("/").map(encodeURIComponent).join("/");
 
-/** A run's folders by name: `results/runs/<name>`. */
-async function runFolders(results: string): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(join(results, "runs"))) {
-      if (e.isDirectory) out.push(e.name);
-    }
-  } catch {
-    // no runs yet
-  }
-  return out.sort();
-}
-
 /**
  * Every sweep's points: run name prefix (`<sweep>-pNNN-`, the point's runs at every halving
  * rung) -> the sweep's folder name.
  */
 async function sweepOfRuns(results: string): Promise<(run: string) => string | null> {
-  const prefixes: [string, string][] = [];
+  const byPrefix = new Map<string, string>();
   for (const s of await listSweeps(results)) {
     for (const p of s.points) {
-      prefixes.push([`${s.specName}-p${String(p.index).padStart(3, "0")}-`, s.name]);
+      byPrefix.set(`${s.specName}-p${String(p.index).padStart(3, "0")}`, s.name);
     }
   }
-  return (run) => prefixes.find(([pre]) => run.startsWith(pre))?.[1] ?? null;
+  // a point's runs are named `<spec>-p<NNN>-...`: a lookup a candidate, not a scan of points
+  return (run) => {
+    for (const m of run.matchAll(/-p\d{3,}(?=-)/g)) {
+      const sweep = byPrefix.get(run.slice(0, m.index + m[0].length));
+      if (sweep) return sweep;
+    }
+    return null;
+  };
 }
 
 /** One row of the runs page. */
@@ -121,39 +115,34 @@ export async function runsList(app: App, results: string) {
     results,
     (file, problem) => note(`ui: skipped ${file}: ${problem} (the other runs are listed)`),
   );
-  const byName = new Map<string, RunRow>(rows.map((r) => [r.run, r]));
   const sweeps = await sweepOfRuns(results);
   const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
   const out: RunsRow[] = [];
-  for (const name of await runFolders(results)) {
-    const dir = join(results, "runs", name);
-    const row = byName.get(name);
-    // listRuns read the live status of every run it has a row for
-    const live = row ? row.live : await readLiveStatus(dir);
+  // every row came through the run index: no file is read here but a running run's progress
+  for (const row of rows) {
+    const { live, dir } = row;
     const state = live ? await runState(dir, live) : null;
     const running = state === "running";
-    if (!row && !live) continue; // not a run folder
-    const trainedAt = await trainedAtOf(dir);
     out.push({
-      run: name,
+      run: row.run,
       status: running
         ? "running"
         : state === "interrupted"
         ? "interrupted"
-        : row?.status === "ok"
+        : row.status === "ok"
         ? "done"
-        : row?.status ?? "failed",
+        : row.status ?? "failed",
       stage: running ? live!.stage : null,
       progress: running ? await liveProgress(dir, live!.stage) : null,
-      sweep: sweeps(name),
-      params: row ? Object.fromEntries(params.map((p) => [p, row.config[p] ?? null])) : {},
-      figures: row?.figures ?? {},
-      trainedSeconds: row?.trained ?? null,
-      cachedSeconds: row?.cachedSeconds ?? null,
-      trainedAt,
-      started: live?.started ?? row?.finished ?? null,
-      tags: row?.tags ?? [],
-      note: row?.note ?? "",
+      sweep: sweeps(row.run),
+      params: Object.fromEntries(params.map((p) => [p, row.config[p] ?? null])),
+      figures: row.figures,
+      trainedSeconds: row.trained,
+      cachedSeconds: row.cachedSeconds,
+      trainedAt: row.trainedAt,
+      started: live?.started ?? row.finished ?? null,
+      tags: row.tags,
+      note: row.note,
     });
   }
   return { results, params, metrics: [...app.sweep.rankMetrics], runs: out };
@@ -170,7 +159,7 @@ export async function queryRuns(
 ): Promise<{ runs: string[] } | { error: string }> {
   const rows = await listRuns(app, results);
   const fields = {
-    params: [...new Set(rows.flatMap((r) => Object.keys(r.config)))],
+    params: configPaths(rows),
     figures: [
       ...new Set([...app.sweep.rankMetrics, ...rows.flatMap((r) => Object.keys(r.figures))]),
     ],
@@ -182,14 +171,6 @@ export async function queryRuns(
     if (e instanceof QueryError) return { error: e.message };
     throw e;
   }
-}
-
-/** When the run's training ran: its adversarial entry's creation (cached runs keep it). */
-async function trainedAtOf(runDir: string): Promise<string | null> {
-  const meta = await readJson<{ created: string }>(
-    join(artifactsDir(runDir, "adversarial"), "meta.json"),
-  );
-  return meta?.created ?? null;
 }
 
 /** The evaluation figures the run and compare pages show, in this order. */
