@@ -188,6 +188,10 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
       "Iterations over which both nets' learning rates halve, decaying smoothly from the first adversarial iteration (null: constant, the lecture).",
       int(0, "", 1),
     ),
+    measureRows: nullable(
+      "Rows the history's five D figures are measured on each iteration: the first N of the batch's real rows, fakes and noise (null: the whole batch, the lecture's figures). Fewer rows cost less and give noisier figures; training is unchanged by it.",
+      int(100, "", 1),
+    ),
     lossLimit: nullable(
       "A police or counterfeiter loss above this stops the run as diverged, naming the iteration; a saturated police gives tens, learning rate 10 gives 1e18 (raise it, or null for no limit, to study a diverging run).",
       num(1000, "", { above: 0 }),

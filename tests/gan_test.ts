@@ -94,6 +94,33 @@ Deno.test("same config and seed -> identical history bit for bit; another seed d
   assert.notDeepEqual(historyNumbers(a.history), historyNumbers(c.history));
 });
 
+Deno.test("measureRows: the D figures on the batch's first rows; training, losses and weights unchanged", async () => {
+  const adv = { iterations: 6, batchSize: 32, fitBatchSize: 8, checkpointEvery: 2 };
+  const run = async (measureRows: number | null, policeSteps = 1) =>
+    await runToy(await toyConfig({ adversarial: { ...adv, measureRows, policeSteps } }), 4);
+  const weights = (gan: Gan) =>
+    [...variablesOf(gan.g), ...variablesOf(gan.d)].map((v) => Array.from(v.dataSync()));
+  for (const policeSteps of [1, 3]) {
+    const full = await run(null, policeSteps), few = await run(5, policeSteps);
+    const losses = (h: HistoryRow[]) => h.map((r) => [r.policeLoss, r.counterfeiterLoss]);
+    assert.deepEqual(losses(few.history), losses(full.history));
+    assert.deepEqual(weights(few.gan), weights(full.gan));
+    const d = (h: HistoryRow[]) =>
+      h.map((r) => [
+        r.dRealBefore,
+        r.dFakeBefore,
+        r.dRealAfterPolice,
+        r.dFakeAfterPolice,
+        r.dFakeAfterCounterfeiter,
+      ]);
+    // every figure is measured on other rows: none comes out the same by accident
+    d(few.history).flat().forEach((v, i) => assert.notEqual(v, d(full.history).flat()[i]));
+    // the whole batch or more is the lecture's figures
+    const whole = await run(32, policeSteps);
+    assert.deepEqual(historyNumbers(whole.history), historyNumbers(full.history));
+  }
+});
+
 Deno.test("loss from logits equals the clipped form where nothing saturates", () => {
   const logits = tf.tensor2d([[-2], [-0.5], [0], [0.7], [3]]);
   const labels = tf.tensor2d([[1], [0], [1], [0], [1]]);

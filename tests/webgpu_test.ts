@@ -211,6 +211,19 @@ Deno.test({
 });
 
 Deno.test({
+  name: "webgpu: D figures on fewer rows (measureRows) leave the training's bits as they were",
+  ignore: !GPU,
+  async fn() {
+    const model = { noiseDim: 4, counterfeiter: { hidden: [20] }, police: { hidden: [24] } };
+    const full = await train(await cfgWith(model), "webgpu", 3, 30);
+    const few = await train(await cfgWith(model, { measureRows: 6 }), "webgpu", 3, 30);
+    assert.deepEqual([few.weights, few.adam, few.steps], [full.weights, full.adam, full.steps]);
+    assert.notDeepEqual(few.history, full.history);
+    await selectBackend("cpu");
+  },
+});
+
+Deno.test({
   name: "webgpu: a lost device fails the next step in one line naming the fix",
   ignore: !GPU,
   async fn() {

@@ -112,9 +112,12 @@ async function worker(backend: BackendName, variant: string, iters: number, warm
 }
 
 /** Worker: the real adversarial loop for `iters` iterations; prints per-iteration seconds. */
-async function loopWorker(iters: number, flush: boolean, live: boolean) {
+async function loopWorker(iters: number, flush: boolean, live: boolean, measureRows?: string) {
   const choice = await selectBackend("fast-cpu", { flushDenormals: flush });
-  const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+  const cfg = await resolveConfig(
+    join(ROOT, "configs/baseline.json"),
+    measureRows ? [`adversarial.measureRows=${measureRows}`] : [],
+  );
   const train = await mnistTrain();
   const dim = 784;
   const { g, d } = initNets(cfg, dim, new Rng(cfg.seed, 1), new Rng(cfg.seed, 2));
@@ -362,6 +365,7 @@ function parseBenchArgs() {
       ui: { type: "boolean", default: false },
       "ui-sizes": { type: "string", default: "1000,10000,100000" },
       live: { type: "boolean", default: false },
+      "measure-rows": { type: "string" },
       backend: { type: "string" },
       "gpu-loop": { type: "string" },
       "gpu-backend": { type: "string", default: "webgpu" },
@@ -469,6 +473,9 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
   // what watching costs: the same loop writing its live rows (the stage always does)
   const live = await sub(["--loop", String(loopIters), "--live"]);
   if (live) loops["fast-cpu + live rows"] = live.times as number[];
+  // the D figures on 100 of the 500 rows (adversarial.measureRows): the same training
+  const fewer = await sub(["--loop", String(loopIters), "--measure-rows", "100"]);
+  if (fewer) loops["fast-cpu, D on 100 rows"] = fewer.times as number[];
   if (!values["no-torch"]) {
     const t = await torch("keras", loopIters, { warmup: 0 });
     if (t) loops["PyTorch CPU (defaults)"] = t;
@@ -495,6 +502,16 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
       `${"live rows / without".padEnd(32)}${
         windows.map((w) =>
           (windowMean(lv, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(3).padStart(18)
+        ).join("")
+      }`,
+    );
+  }
+  const fw = loops["fast-cpu, D on 100 rows"];
+  if (o && fw) {
+    console.log(
+      `${"D on 100 rows / 500".padEnd(32)}${
+        windows.map((w) =>
+          (windowMean(fw, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(3).padStart(18)
         ).join("")
       }`,
     );
@@ -626,7 +643,14 @@ async function main() {
       `bench --backend takes webgpu (the CPU engines run by default); got ${values.backend}`,
     );
   }
-  if (values.loop) return await loopWorker(Number(values.loop), !values["no-ftz"], values.live);
+  if (values.loop) {
+    return await loopWorker(
+      Number(values.loop),
+      !values["no-ftz"],
+      values.live,
+      values["measure-rows"],
+    );
+  }
   if (values.worker) {
     const { worker: backend, variant, iters, warmup } = values;
     return await worker(backend as BackendName, variant, Number(iters), Number(warmup));

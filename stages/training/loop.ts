@@ -17,7 +17,7 @@ import type { HistoryRow } from "../vocabulary.ts";
 import type { Config } from "../schema.ts";
 import { copyRows } from "./fit.ts";
 import type { Gan } from "./gan.ts";
-import type { Batch, FitResult } from "./path.ts";
+import type { Batch, FitResult, TrainingPath } from "./path.ts";
 
 /** Awaits an iteration's figures, naming the iteration in a NaN/infinity error. */
 async function atIteration<T>(it: number, figures: Promise<T>): Promise<T> {
@@ -44,6 +44,7 @@ export type LoopOptions = Pick<
   | "instanceNoiseUntil"
   | "lossLimit"
   | "learningRateHalfLife"
+  | "measureRows"
 >;
 
 /**
@@ -108,6 +109,25 @@ export interface LoopRange {
 }
 
 /**
+ * The batches the D figures are measured on: the iteration's own, or (with `m` below the
+ * batch) new batches of their first `m` rows, the fakes generated again from the first `m`
+ * noise rows. Nothing is drawn from a random stream, so training is the same either way.
+ */
+function measureOn(
+  path: TrainingPath,
+  m: number,
+  batchSize: number,
+  whole: { real: Batch; fakes: Batch; noise: Batch },
+  realRows: Float32Array,
+  noiseRows: Float32Array,
+): { real: Batch; fakes: Batch; noise: Batch } {
+  if (m >= batchSize) return whole;
+  const dim = realRows.length / batchSize, nd = noiseRows.length / batchSize;
+  const noise = path.upload(noiseRows.slice(0, m * nd), nd);
+  return { real: path.upload(realRows.slice(0, m * dim), dim), fakes: path.generate(noise), noise };
+}
+
+/**
  * Runs iterations `from+1 .. to` of the loop on `gan`, appending to `history`. Each
  * iteration's steps are issued on the GAN's path before its figures are awaited, so a device
  * path reads back once an iteration.
@@ -129,24 +149,32 @@ export async function adversarialIterations(
     const policeFits: Promise<FitResult>[] = [];
     let noise!: Batch, real!: Batch, fakes!: Batch;
     let before!: Promise<number>[];
+    // the rows the D figures are measured on: the batch, or its first measureRows rows
+    let measured!: { real: Batch; fakes: Batch; noise: Batch };
+    const m = a.measureRows ?? a.batchSize;
     for (let k = 0; k < a.policeSteps; k++) {
-      noise = path.upload(streams.data.normals(a.batchSize * nd), nd);
+      const noiseRows = streams.data.normals(a.batchSize * nd);
+      noise = path.upload(noiseRows, nd);
       const rows = Int32Array.from({ length: a.batchSize }, () => streams.data.int(nTrain));
-      real = path.upload(copyRows(train, dim, rows), dim);
+      const realRows = copyRows(train, dim, rows);
+      real = path.upload(realRows, dim);
       fakes = path.generate(noise);
-      if (k === 0) before = [path.meanD(real), path.meanD(fakes)];
+      if (k === 0 || k === a.policeSteps - 1) {
+        measured = measureOn(path, m, a.batchSize, { real, fakes, noise }, realRows, noiseRows);
+      }
+      if (k === 0) before = [path.meanD(measured.real), path.meanD(measured.fakes)];
       policeFits.push(
         path.fitPolice(real, fakes, { batchSize: a.fitBatchSize, tricks, rateFactor }),
       );
     }
-    const afterPolice = [path.meanD(real), path.meanD(fakes)];
+    const afterPolice = [path.meanD(measured.real), path.meanD(measured.fakes)];
     const counterfeiterFit = path.fitCounterfeiter(noise, {
       batchSize: a.fitBatchSize,
       policeDropout: a.policeDropoutInCounterfeiterStep,
       instanceNoise: sigma,
       rateFactor,
     });
-    const afterCounterfeiter = path.meanD(path.generate(noise));
+    const afterCounterfeiter = path.meanD(path.generate(measured.noise));
     path.foldAverage(it);
     const [fits, cf, [dRealBefore, dFakeBefore, dRealAfterPolice, dFakeAfterPolice, dFakeAfter]] =
       await atIteration(
