@@ -496,26 +496,19 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
     );
   }
   const o = loops["fast-cpu (FTZ on, the default)"];
-  const lv = loops["fast-cpu + live rows"];
-  if (o && lv) {
+  // a variant's time over the default's, window by window
+  const ratioLine = (label: string, variant: number[] | undefined) => {
+    if (!o || !variant) return;
     console.log(
-      `${"live rows / without".padEnd(32)}${
+      `${label.padEnd(32)}${
         windows.map((w) =>
-          (windowMean(lv, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(3).padStart(18)
+          (windowMean(variant, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(3).padStart(18)
         ).join("")
       }`,
     );
-  }
-  const fw = loops["fast-cpu, D on 100 rows"];
-  if (o && fw) {
-    console.log(
-      `${"D on 100 rows / 500".padEnd(32)}${
-        windows.map((w) =>
-          (windowMean(fw, w.from, w.to) / windowMean(o, w.from, w.to)).toFixed(3).padStart(18)
-        ).join("")
-      }`,
-    );
-  }
+  };
+  ratioLine("live rows / without", loops["fast-cpu + live rows"]);
+  ratioLine("D on 100 rows / 500", loops["fast-cpu, D on 100 rows"]);
   for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
     const t = loops[ref];
     if (!o || !t) continue;
