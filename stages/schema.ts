@@ -68,7 +68,7 @@ export const CONFIG_SCHEMA = obj("A gan-pipeline run configuration.", {
   backend: en(
     "auto",
     BACKENDS,
-    "Tensor engine. auto: tensorflow if installed, else webgpu on a real GPU, else fast-cpu. webgpu trains on the GPU (a software one too, when named) and does the rest on fast-cpu.",
+    "Tensor engine. auto: tensorflow if installed, else fast-cpu (webgpu only when named: it is slower than fast-cpu on the one GPU measured). webgpu trains on the GPU (a software one too) and does the rest on fast-cpu.",
   ),
   flushDenormals: bool(
     true,

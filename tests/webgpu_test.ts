@@ -277,13 +277,13 @@ Deno.test({
 });
 
 Deno.test({
-  name: "auto never picks a software GPU; webgpu by name does, and says so",
+  name: "auto never picks webgpu (slower than fast-cpu on the GPU measured); by name it runs",
   ignore: !GPU,
   async fn() {
     const gpu = (await acquireGpu(true))!;
     const auto = await selectBackend("auto");
-    if (gpu.fallback) assert.equal(auto.name, "fast-cpu");
-    else assert.equal(auto.name, "webgpu");
+    assert.notEqual(auto.name, "webgpu");
+    if (auto.name === "fast-cpu") assert.match(auto.reason, /webgpu only by name/);
     const named = await selectBackend("webgpu");
     assert.equal(named.name, "webgpu");
     assert.match(named.runtime.facts.backend, /^webgpu\/.+\+fast-cpu\//);

@@ -1,6 +1,7 @@
 /**
  * Choosing and setting up the tensor engine. `auto` tries `tensorflow` (tfjs-node-gpu, then
- * tfjs-node: native libtensorflow, when the user has installed it), then `fast-cpu`. An
+ * tfjs-node: native libtensorflow, when the user has installed it), then `fast-cpu`; `webgpu`
+ * only when named (it is slower than fast-cpu on the one GPU measured). An
  * explicitly requested backend that is unavailable is an error that says how to get it.
  *
  * @example
@@ -164,12 +165,6 @@ export async function selectBackend(
         name: "tensorflow",
         reason: requested === "auto" ? "auto: libtensorflow found" : "requested",
       };
-    } else if (requested === "auto" && (gpu = await acquireGpu(false))) {
-      choice = await webgpuChoice(
-        gpu,
-        `auto: libtensorflow not installed; a GPU (${gpu.facts.description}) found`,
-        notes,
-      );
     } else if (requested === "tensorflow") {
       throw new StageError(
         `backend "tensorflow" is not available (${
@@ -181,7 +176,9 @@ export async function selectBackend(
       notes.push(...fast.notes);
       choice = {
         name: "fast-cpu",
-        reason: "auto: libtensorflow not installed, no GPU for webgpu",
+        // webgpu is taken by name only: on an H200 it ran 3x slower than fast-cpu on that
+        // machine's CPU (docs/gpu.md), so auto would make a GPU owner's runs slower
+        reason: "auto: libtensorflow not installed (webgpu only by name: docs/gpu.md)",
         kernels: fast.kernels,
       };
     }

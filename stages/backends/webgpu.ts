@@ -1,8 +1,8 @@
 /**
  * The WebGPU device the `webgpu` backend trains on: found through Deno's built-in
  * `navigator.gpu` (Vulkan on Linux, Metal on macOS, DX12 on Windows), described for the
- * cache key, and held for the process. `auto` takes only a real GPU; a software adapter
- * (lavapipe, SwiftShader, WARP) is used only when `webgpu` is asked for by name.
+ * cache key, and held for the process. Only a `webgpu` asked for by name uses it, a software
+ * adapter (lavapipe, SwiftShader, WARP) included; `auto` does not (slower than fast-cpu so far).
  *
  * @example
  * ```ts
