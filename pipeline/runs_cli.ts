@@ -191,9 +191,9 @@ export async function listRuns(
   const read = async (name: string): Promise<IndexedRead<RunRow>> => {
     const dir = join(root, name);
     const row = await runRow(app, dir, onSkip);
-    // a run in flight changes under the index: read again until it is not
-    const volatile = row?.live ? (await runState(dir, row.live)) === "running" : false;
-    return { row, volatile };
+    // a run in flight changes under the index: read again while its status says running (a
+    // killed run's too: runRow asks its lock, which says interrupted)
+    return { row, volatile: row?.live?.state === "running" };
   };
   const index = RunIndex.open(results);
   if (index) {

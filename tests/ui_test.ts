@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { APP } from "../stages/app.ts";
 import { allowedHosts, handler } from "../stages/ui/server.ts";
+import type { Page } from "puppeteer-core";
 import { findChromium, launchBrowser } from "./browser.ts";
 import { startUiProcess } from "../stages/tools/ui_process.ts";
 import { syntheticRuns } from "../stages/tools/ui_bench.ts";
@@ -47,6 +48,18 @@ async function twoRuns() {
 const startUi = (results: string) => startUiProcess(ROOT, results);
 
 const browserHere = findChromium() !== null;
+
+/** `deno task ui` over `results` and a chromium page: `fn` gets the page and the ui's address. */
+async function withUiPage(results: string, fn: (page: Page, base: string) => Promise<void>) {
+  const ui = await startUi(results);
+  const browser = (await launchBrowser())!;
+  try {
+    await fn(await browser.newPage(), ui.base);
+  } finally {
+    await browser.close();
+    await ui.stop();
+  }
+}
 
 Deno.test({
   name: "the ui in chromium: runs listed, two compared, a sweep's stopped point says why",
@@ -237,15 +250,12 @@ Deno.test({
       results,
     ]);
     assert.equal(tagged.code, 0, tagged.stderr);
-    const ui = await startUi(results);
-    const browser = (await launchBrowser())!;
-    try {
-      const page = await browser.newPage();
+    await withUiPage(results, async (page, base) => {
       const rowsShown = () =>
         page.$$eval("tbody tr", (rows) => rows.map((r) => r.getAttribute("data-run")));
       // a shared address: the query and the sort come back as they were
       await page.goto(
-        `${ui.base}/?q=${encodeURIComponent("optimizer.learningRate > 0.002")}&sort=run&desc=1`,
+        `${base}/?q=${encodeURIComponent("optimizer.learningRate > 0.002")}&sort=run&desc=1`,
       );
       await page.waitForSelector("main[data-ready='1']");
       await page.waitForFunction(
@@ -286,10 +296,7 @@ Deno.test({
         `document.querySelector("table.grid")?.getAttribute("data-rows") === "1"`,
       );
       assert.deepEqual(await rowsShown(), [names[0]]);
-    } finally {
-      await browser.close();
-      await ui.stop();
-    }
+    });
   },
 });
 
@@ -313,10 +320,7 @@ Deno.test({
     ]);
     assert.equal(sweep.code, 0, sweep.stderr);
     const sweepName = [...Deno.readDirSync(join(results, "sweeps"))][0].name;
-    const ui = await startUi(results);
-    const browser = (await launchBrowser())!;
-    try {
-      const page = await browser.newPage();
+    await withUiPage(results, async (page, base) => {
       const said: string[] = [];
       page.on("console", (m) => {
         if (m.type() === "warn" || m.type() === "error") said.push(`${m.type()}: ${m.text()}`);
@@ -334,17 +338,17 @@ Deno.test({
           `/sweep/${sweepName}`,
         ]
       ) {
-        await page.goto(`${ui.base}${path}`);
+        await page.goto(`${base}${path}`);
         await page.waitForSelector("main[data-ready='1']");
         await new Promise((r) => setTimeout(r, 300));
       }
       assert.deepEqual(said, [], said.join("\n"));
       // the sweep's points table keeps its filter in the address too
-      await page.goto(`${ui.base}/sweep/${sweepName}?q=no-such-point`);
+      await page.goto(`${base}/sweep/${sweepName}?q=no-such-point`);
       await page.waitForSelector("main[data-ready='1']");
       assert.equal(await page.$eval("table.grid", (e) => e.getAttribute("data-rows")), "0");
       // a run page from a shared address: its settings come back
-      await page.goto(`${ui.base}/run/${names[0]}?smooth=0.9&x=time&logy=1`);
+      await page.goto(`${base}/run/${names[0]}?smooth=0.9&x=time&logy=1`);
       await page.waitForSelector("main[data-ready='1']");
       await page.waitForSelector("#d-plot svg");
       assert.equal(await page.$eval("#smooth-value", (e) => e.textContent), "0.90");
@@ -368,10 +372,7 @@ Deno.test({
       const links = await page.$$eval("#d-plot a.csv", (as) => as.map((a) => a.textContent));
       assert.deepEqual(links, ["CSV"]);
       assert.deepEqual(said, [], said.join("\n"));
-    } finally {
-      await browser.close();
-      await ui.stop();
-    }
+    });
   },
 });
 
@@ -384,13 +385,10 @@ Deno.test({
   fn: async () => {
     const results = await Deno.makeTempDir({ prefix: "gan-ui-many-" });
     await syntheticRuns(ROOT, results, 1200);
-    const ui = await startUi(results);
-    const browser = (await launchBrowser())!;
-    try {
-      const page = await browser.newPage();
+    await withUiPage(results, async (page, base) => {
       const drawn = () => page.$$eval("tbody tr[data-run]", (rows) => rows.length);
       const grid = (attr: string) => page.$eval("table.grid", (t, a) => t.getAttribute(a), attr);
-      await page.goto(`${ui.base}/?sort=run&desc=1`);
+      await page.goto(`${base}/?sort=run&desc=1`);
       await page.waitForSelector("main[data-ready='1']");
       assert.equal(await grid("data-rows"), "1200");
       assert.equal(await drawn(), 500);
@@ -404,15 +402,12 @@ Deno.test({
       await page.waitForFunction(`document.querySelectorAll("tbody tr[data-run]").length === 1200`);
       assert.equal(await page.$$eval("button.more", (b) => b.length), 0);
       // a filter finds a run that was never drawn at first
-      await page.goto(`${ui.base}/?q=${encodeURIComponent("run ~ bench-0007-")}`);
+      await page.goto(`${base}/?q=${encodeURIComponent("run ~ bench-0007-")}`);
       await page.waitForFunction(
         `document.querySelector("table.grid")?.getAttribute("data-rows") === "1"`,
       );
       assert.equal(await drawn(), 1);
-    } finally {
-      await browser.close();
-      await ui.stop();
-    }
+    });
   },
 });
 

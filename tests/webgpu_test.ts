@@ -45,6 +45,17 @@ function cfgWith(model: Record<string, unknown>, adv: Record<string, unknown> = 
   );
 }
 
+/** A small GAN on the host path (a counterfeiter of 8 units) to build a GPU path from. */
+async function hostGan(policeHidden: number[], dim: number) {
+  const cfg = await cfgWith({
+    noiseDim: 3,
+    counterfeiter: { hidden: [8] },
+    police: { hidden: policeHidden },
+  });
+  const { g, d } = initNets(cfg, dim, new Rng(1, 1), new Rng(1, 2));
+  return makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path: "direct" });
+}
+
 /** `iterations` of the loop on `path` from a seeded init: figures, weights, Adam, average. */
 async function train(
   cfg: Config,
@@ -229,14 +240,7 @@ Deno.test({
   async fn() {
     await selectBackend("fast-cpu");
     const gpu = (await openGpu(true))!;
-    const cfg = await cfgWith({
-      noiseDim: 3,
-      counterfeiter: { hidden: [8] },
-      police: { hidden: [8] },
-    });
-    const { g, d } = initNets(cfg, 6, new Rng(1, 1), new Rng(1, 2));
-    const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path: "direct" });
-    const path = new GpuPath(gan, gpu);
+    const path = new GpuPath(await hostGan([8], 6), gpu);
     const real = path.upload(new Float32Array(24), 6);
     assert.ok(Number.isFinite(await path.meanD(real)));
     gpu.device.destroy();
@@ -260,13 +264,7 @@ Deno.test({
     const device = await adapter.requestDevice();
     assert.equal(device.limits.maxStorageBufferBindingSize, 128 * 2 ** 20);
     const gpu = { device, facts: (await acquireGpu(true))!.facts, fallback: true, lost: null };
-    const cfg = await cfgWith({
-      noiseDim: 3,
-      counterfeiter: { hidden: [8] },
-      police: { hidden: [4096, 4096] },
-    });
-    const { g, d } = initNets(cfg, 784, new Rng(1, 1), new Rng(1, 2));
-    const gan = makeGan(cfg, g, d, streamsFor(cfg, "adversarial"), { path: "direct" });
+    const gan = await hostGan([4096, 4096], 784);
     assert.throws(
       () => new GpuPath(gan, gpu),
       /^StageError: the training state needs 3\d\d MiB in one GPU buffer, past this adapter's 128 MiB binding limit; use smaller nets or --backend fast-cpu$/,

@@ -63,8 +63,6 @@ interface Pending {
   slot: number;
   x: number;
   y: number;
-  /** The kernel's name (a matmul's with its shape), for the profile. */
-  label: string;
 }
 
 /** GPU time by kernel from {@link GpuPath.startProfile}: calls and milliseconds. */
@@ -330,9 +328,7 @@ export class GpuPath implements TrainingPath {
       if (typeof w === "number") this.#slots[base + i] = w;
       else this.#slotFloats[base + i] = w.f;
     });
-    const name = this.#kernelNames.get(kernel)!;
-    const label = name.startsWith("mm") ? `${name} ${words[0]}x${words[1]}x${words[2]}` : name;
-    this.#pending.push({ kernel, slot: this.#slotCount++, x, y, label });
+    this.#pending.push({ kernel, slot: this.#slotCount++, x, y });
   }
 
   /** Room for `words` host integers in this submit: the word they start at, and the room. */
@@ -979,7 +975,12 @@ export class GpuPath implements TrainingPath {
     enc.resolveQuerySet(set, 0, 2 * n, resolved, 0);
     enc.copyBufferToBuffer(resolved, 0, read, 0, bytes);
     this.#dev.queue.submit([enc.finish()]);
-    const labels = this.#pending.map((p) => p.label);
+    // a kernel's name, a matmul's with its shape (slot words 0-2: M, N, K)
+    const labels = this.#pending.map((p) => {
+      const name = this.#kernelNames.get(p.kernel)!;
+      const [m, n, k] = this.#slots.subarray(p.slot * 64, p.slot * 64 + 3);
+      return name.startsWith("mm") ? `${name} ${m}x${n}x${k}` : name;
+    });
     const times = this.#profile!.times;
     this.#profile!.reads.push(
       read.mapAsync(GPUMapMode.READ).then(() => {
