@@ -28,7 +28,7 @@
  * index.close();
  * ```
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { join } from "node:path";
 
 /** The index file under a results folder. */
@@ -37,7 +37,7 @@ export const INDEX_FILE = "index.sqlite";
 export const DIRTY_DIR = "index.dirty";
 
 /** Bumped when a row's shape changes: an index of another version is rebuilt. */
-const VERSION = 2;
+const VERSION = 3;
 
 /**
  * Says that the run folder `runDir` (`results/runs/<run>`) changed, so the index reads it
@@ -59,6 +59,20 @@ export async function markRunChanged(runDir: string): Promise<void> {
 export interface RowCodec<R> {
   encode(row: R): string;
   decode(text: string): R;
+  /** What a listing orders, groups and sums rows by without decoding them (none: no paging). */
+  facets?(row: R): RowFacets;
+}
+
+/** A stored row's facets (see {@link RunIndex.entries} and {@link RunIndex.facts}). */
+export interface RowFacets {
+  /** Rows equal but for their resource (one sweep point's rungs) share it. */
+  group: string;
+  /** How far the row's run went (the sweep resource); 0 when it has none. */
+  resource: number;
+  /** The numbers a listing may sort by. */
+  figures: Record<string, number | undefined>;
+  /** A small JSON text of what the caller sums over every row (its aggregates). */
+  facts: string;
 }
 
 /** Rows as plain JSON. */
@@ -71,6 +85,9 @@ export interface IndexedRead<R> {
   row: R | null;
   volatile: boolean;
 }
+
+/** A row of {@link RunIndex.entries}: name, group, resource, the sort figure (null: none). */
+export type IndexEntry = [name: string, group: string, resource: number, value: number | null];
 
 /** The folder names under `dir` (none when it is missing). */
 function folders(dir: string): string[] {
@@ -90,6 +107,42 @@ function files(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * How long after a folder's last change its modification time is trusted to say "no entry
+ * came or went": a change within the same clock tick as the time read would not move it, so a
+ * time this recent is not kept (git's "racy" entries, the same reasoning).
+ */
+const SETTLED_MS = 3000;
+
+/** The `runs/` folder's identity and modification time, or null when it is missing. */
+function folderStamp(dir: string): { stamp: string; mtime: number } | null {
+  try {
+    const st = Deno.statSync(dir);
+    const mtime = st.mtime?.getTime() ?? NaN;
+    return { stamp: `${st.ino ?? ""}:${st.dev}:${mtime}`, mtime };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/**
+ * A statement whose rows come as arrays (several times cheaper than objects at 100k rows;
+ * Deno's node:sqlite has it, its type declarations do not yet).
+ */
+function arrayRows(st: StatementSync): StatementSync {
+  (st as unknown as { setReturnArrays(on: boolean): void }).setReturnArrays(true);
+  return st;
+}
+
+/** A JSON path to the figure `name` of a row's figures. */
+const figurePath = (name: string) => `$."${name.replace(/["\\]/g, "")}"`;
+
+/** A statement's rows as arrays. */
+function arrays(db: DatabaseSync, sql: string, ...params: (string | number)[]): unknown[][] {
+  return arrayRows(db.prepare(sql)).all(...params) as unknown as unknown[][];
 }
 
 /** A results folder's run index. */
@@ -119,7 +172,19 @@ export class RunIndex {
           db.exec(`BEGIN IMMEDIATE;
             DROP TABLE IF EXISTS runs;
             DROP TABLE IF EXISTS meta;
-            CREATE TABLE runs (name TEXT PRIMARY KEY, volatile INTEGER NOT NULL, row TEXT);
+            DROP TABLE IF EXISTS listing;
+            DROP TABLE IF EXISTS figures;
+            CREATE TABLE runs (name TEXT PRIMARY KEY, volatile INTEGER NOT NULL, row TEXT,
+              gen INTEGER NOT NULL DEFAULT 0);
+            CREATE INDEX runs_volatile ON runs (volatile) WHERE volatile = 1;
+            -- what orders and sums a listing, apart from the rows: a scan of it is a scan of
+            -- a tenth of the bytes (the runs that are runs only)
+            CREATE TABLE listing (name TEXT PRIMARY KEY, grp TEXT NOT NULL, res REAL NOT NULL,
+              figs TEXT NOT NULL, facts TEXT NOT NULL) WITHOUT ROWID;
+            CREATE INDEX listing_grp ON listing (grp);
+            -- each run's figures, in order: a sorted page reads the first rows of a key
+            CREATE TABLE figures (key TEXT NOT NULL, value REAL NOT NULL, name TEXT NOT NULL,
+              PRIMARY KEY (key, value, name)) WITHOUT ROWID;
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             PRAGMA user_version = ${VERSION};
             COMMIT;`);
@@ -148,35 +213,37 @@ export class RunIndex {
   }
 
   /**
-   * Every run folder's row (in no set order): from the index where it is current, else
-   * from `read` (then stored). Rows `read` gives as null (not a run folder) are left out.
+   * Brings the stored rows up to the folders: marked, new and in-flight folders are read
+   * through `read`, rows of folders that are gone dropped. While the `runs/` folder's
+   * modification time is one this index has seen settle, no entry came or went, so its
+   * listing (100k entries: a third of a second) is spared. Returns how many rows changed.
    */
-  async rows<R>(
+  async sync<R>(
     read: (name: string) => Promise<IndexedRead<R>>,
     codec: RowCodec<R> = jsonCodec<R>(),
-  ): Promise<R[]> {
-    const names = folders(join(this.#results, "runs"));
+  ): Promise<number> {
+    const runsDir = join(this.#results, "runs");
     const dirtyDir = join(this.#results, DIRTY_DIR);
     const dirty = new Set(files(dirtyDir));
-    const known = new Map<string, { volatile: number; row: string | null }>();
-    const all = this.#db.prepare("SELECT name, volatile, row FROM runs").all() as {
-      name: string;
-      volatile: number;
-      row: string | null;
-    }[];
-    for (const r of all) known.set(r.name, r);
-    const present = new Set(names);
-    const upsert = this.#db.prepare(
-      "INSERT INTO runs (name, volatile, row) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET volatile = excluded.volatile, row = excluded.row",
-    );
-    const changes: [string, number, string | null][] = [];
-    const out: R[] = [];
-    for (const name of names) {
-      const k = known.get(name);
-      if (k && !k.volatile && !dirty.has(name)) {
-        if (k.row !== null) out.push(codec.decode(k.row));
-        continue;
-      }
+    const stamp = folderStamp(runsDir);
+    const settled = stamp !== null && this.meta("runsStamp") === stamp.stamp;
+    const toRead = new Set<string>(dirty);
+    for (const [n] of arrays(this.#db, "SELECT name FROM runs WHERE volatile = 1")) {
+      toRead.add(n as string);
+    }
+    let gone: string[] = [];
+    let present: Set<string> | null = null;
+    if (!settled) {
+      const names = stamp ? folders(runsDir) : [];
+      present = new Set(names);
+      const known = new Set(arrays(this.#db, "SELECT name FROM runs").map((r) => r[0] as string));
+      for (const n of names) if (!known.has(n)) toRead.add(n);
+      gone = [...known].filter((n) => !present!.has(n));
+    }
+    const stored = this.#db.prepare("SELECT volatile, row FROM runs WHERE name = ?");
+    const changes: { name: string; volatile: number; text: string | null; f?: RowFacets }[] = [];
+    for (const name of [...toRead].sort()) {
+      if (present && !present.has(name)) continue; // a marker of a folder that is gone
       // the marker goes before the read: a write after this point leaves a new one
       if (dirty.has(name)) {
         try {
@@ -184,37 +251,230 @@ export class RunIndex {
         } catch { /* another listing took it */ }
       }
       const { row, volatile } = await read(name);
+      const before = stored.get(name) as { volatile: number; row: string | null } | undefined;
       if (row === null) {
-        changes.push([name, 1, null]);
+        if (!before || before.row !== null) changes.push({ name, volatile: 1, text: null });
         continue;
       }
       const text = codec.encode(row);
-      // the row as a stored one reads back, so a listing's rows are alike whatever their source
-      out.push(codec.decode(text));
-      changes.push([name, volatile ? 1 : 0, text]);
+      if (before && before.row === text && before.volatile === (volatile ? 1 : 0)) continue;
+      const f = codec.facets?.(row) ?? { group: name, resource: 0, figures: {}, facts: "{}" };
+      changes.push({ name, volatile: volatile ? 1 : 0, text, f });
     }
-    const gone = [...known.keys()].filter((n) => !present.has(n));
     if (changes.length || gone.length) {
+      const upsert = this.#db.prepare(
+        `INSERT INTO runs (name, volatile, row, gen) VALUES (?, ?, ?, ?) ON CONFLICT(name)
+         DO UPDATE SET volatile = excluded.volatile, row = excluded.row, gen = excluded.gen`,
+      );
+      const list = this.#db.prepare(
+        "INSERT OR REPLACE INTO listing (name, grp, res, figs, facts) VALUES (?, ?, ?, ?, ?)",
+      );
       const drop = this.#db.prepare("DELETE FROM runs WHERE name = ?");
+      const unlist = this.#db.prepare("DELETE FROM listing WHERE name = ?");
+      // a run's figures go by their key and value (what its listing row says they were)
+      const oldFigures = arrayRows(this.#db.prepare("SELECT figs FROM listing WHERE name = ?"));
+      const dropFigure = this.#db.prepare(
+        "DELETE FROM figures WHERE key = ? AND value = ? AND name = ?",
+      );
+      const unfigure = (name: string) => {
+        const r = oldFigures.get(name) as unknown as [string] | undefined;
+        if (!r) return;
+        for (const [k, v] of Object.entries(JSON.parse(r[0]))) {
+          if (typeof v === "number") dropFigure.run(k, v, name);
+        }
+      };
+      const figure = this.#db.prepare("INSERT INTO figures (key, value, name) VALUES (?, ?, ?)");
       this.#db.exec("BEGIN IMMEDIATE");
       try {
-        for (const c of changes) upsert.run(...c);
-        for (const n of gone) drop.run(n);
+        // what was summed over the rows is stale; changed rows carry the new generation
+        const generation = this.generation() + 1;
+        this.#setMeta("generation", String(generation));
+        for (const { name, volatile, text, f } of changes) {
+          upsert.run(name, volatile, text, generation);
+          unfigure(name);
+          if (f) {
+            list.run(name, f.group, f.resource, JSON.stringify(f.figures), f.facts);
+            for (const [k, v] of Object.entries(f.figures)) {
+              if (typeof v === "number" && Number.isFinite(v)) figure.run(k, v, name);
+            }
+          } else unlist.run(name);
+        }
+        for (const n of gone) unfigure(n), drop.run(n), unlist.run(n);
         this.#db.exec("COMMIT");
       } catch (e) {
         this.#db.exec("ROLLBACK");
         throw e;
       }
     }
-    // markers of folders that are gone
-    for (const name of dirty) {
-      if (!present.has(name)) {
-        try {
-          Deno.removeSync(join(dirtyDir, name));
-        } catch { /* taken */ }
+    if (present) {
+      // markers of folders that are gone
+      for (const name of dirty) {
+        if (!present.has(name)) {
+          try {
+            Deno.removeSync(join(dirtyDir, name));
+          } catch { /* taken */ }
+        }
       }
+      // the folder's time is kept once settled; a later entry then moves it
+      if (stamp && Date.now() - stamp.mtime > SETTLED_MS) this.#setMeta("runsStamp", stamp.stamp);
+      else this.#db.prepare("DELETE FROM meta WHERE key = 'runsStamp'").run();
+    }
+    return changes.length + gone.length;
+  }
+
+  /**
+   * Every run folder's row (in no set order): from the index where it is current, else
+   * from `read` (then stored). Rows `read` gives as null (not a run folder) are left out.
+   */
+  async rows<R>(
+    read: (name: string) => Promise<IndexedRead<R>>,
+    codec: RowCodec<R> = jsonCodec<R>(),
+  ): Promise<R[]> {
+    await this.sync(read, codec);
+    // every row as a stored one reads back, so a listing's rows are alike whatever their source
+    return this.changedSince(0, codec);
+  }
+
+  /** How many times the stored rows changed (a row changed at generation g has gen g). */
+  generation(): number {
+    return Number(this.meta("generation") ?? 0);
+  }
+
+  /** The stored rows (runs) that changed after generation `since`; 0: every row. */
+  changedSince<R>(since: number, codec: RowCodec<R> = jsonCodec<R>()): R[] {
+    return arrays(this.#db, "SELECT row FROM runs WHERE row IS NOT NULL AND gen > ?", since)
+      .map((r) => codec.decode(r[0] as string));
+  }
+
+  /** The names of the stored rows (folders that are runs), as of the last {@link sync}. */
+  names(): string[] {
+    return arrays(this.#db, "SELECT name FROM runs WHERE row IS NOT NULL").map((r) =>
+      r[0] as string
+    );
+  }
+
+  /** The stored rows of `names`, in that order (a name without one is left out). */
+  get<R>(names: string[], codec: RowCodec<R> = jsonCodec<R>()): R[] {
+    if (names.length > 1000) {
+      // many: one scan beats a lookup each
+      const text = new Map(
+        arrays(this.#db, "SELECT name, row FROM runs WHERE row IS NOT NULL") as [string, string][],
+      );
+      return names.flatMap((n) => {
+        const t = text.get(n);
+        return t === undefined ? [] : [codec.decode(t)];
+      });
+    }
+    const one = arrayRows(
+      this.#db.prepare("SELECT row FROM runs WHERE name = ? AND row IS NOT NULL"),
+    );
+    const out: R[] = [];
+    for (const n of names) {
+      const r = one.get(n) as unknown as [string] | undefined;
+      if (r) out.push(codec.decode(r[0]));
     }
     return out;
+  }
+
+  /** How many stored rows are runs. */
+  count(): number {
+    return arrays(this.#db, "SELECT count(*) FROM listing")[0][0] as number;
+  }
+
+  /**
+   * Every run's name, group and resource, by name (code unit order), for ordering a listing
+   * without decoding its rows; with `sortBy`, by that figure (null where a run has none).
+   */
+  entries(sortBy?: string): IndexEntry[] {
+    if (sortBy === undefined) {
+      return arrays(
+        this.#db,
+        "SELECT name, grp, res, NULL FROM listing ORDER BY name",
+      ) as IndexEntry[];
+    }
+    return arrays(
+      this.#db,
+      "SELECT name, grp, res, json_extract(figs, ?) FROM listing ORDER BY name",
+      figurePath(sortBy),
+    ) as IndexEntry[];
+  }
+
+  /**
+   * The first `limit` runs in order: by name (code unit order), or by the figure `sortBy`
+   * (`descending` or not; equal values by name, runs without it last, by name).
+   */
+  head(limit: number, sortBy?: string, descending = false): IndexEntry[] {
+    const n = Number.isFinite(limit) ? limit : -1;
+    if (sortBy === undefined) {
+      return arrays(
+        this.#db,
+        "SELECT name, grp, res, NULL FROM listing ORDER BY name LIMIT ?",
+        n,
+      ) as IndexEntry[];
+    }
+    const ranked = arrays(
+      this.#db,
+      `SELECT f.name, l.grp, l.res, f.value FROM figures f JOIN listing l ON l.name = f.name
+       WHERE f.key = ? ORDER BY f.value ${descending ? "DESC" : "ASC"}, f.name LIMIT ?`,
+      sortBy,
+      n,
+    ) as IndexEntry[];
+    if (n >= 0 && ranked.length >= n) return ranked;
+    const rest = arrays(
+      this.#db,
+      `SELECT name, grp, res, NULL FROM listing l WHERE NOT EXISTS
+         (SELECT 1 FROM figures f WHERE f.name = l.name AND f.key = ?) ORDER BY name LIMIT ?`,
+      sortBy,
+      n < 0 ? -1 : n - ranked.length,
+    ) as IndexEntry[];
+    return [...ranked, ...rest];
+  }
+
+  /**
+   * Every run of each group in `groups` that holds more than one run, by name, with the
+   * figure `sortBy` (null where a run has none, or without `sortBy`).
+   */
+  groupMembers(groups: string[], sortBy?: string): IndexEntry[] {
+    if (!groups.length) return [];
+    return arrays(
+      this.#db,
+      `SELECT name, grp, res, ${sortBy === undefined ? "NULL" : "json_extract(figs, ?)"}
+       FROM listing WHERE grp IN (
+         SELECT grp FROM listing WHERE grp IN (SELECT value FROM json_each(?))
+         GROUP BY grp HAVING count(*) > 1) ORDER BY name`,
+      ...(sortBy === undefined ? [] : [figurePath(sortBy)]),
+      JSON.stringify([...new Set(groups)]),
+    ) as IndexEntry[];
+  }
+
+  /** Every run's name and facts text (its codec's {@link RowFacets.facts}), by name. */
+  facts(): [name: string, facts: string][] {
+    return arrays(this.#db, "SELECT name, facts FROM listing ORDER BY name") as [
+      string,
+      string,
+    ][];
+  }
+
+  /**
+   * `compute()`'s value, kept under `key` until a row changes (a sum over every row is paid
+   * once per change, not once per listing).
+   */
+  cached<T>(key: string, compute: () => T): T {
+    const generation = this.generation();
+    const kept = this.meta(`cached:${key}`);
+    if (kept !== null) {
+      const { at, value } = JSON.parse(kept);
+      if (at === generation) return value as T;
+    }
+    const value = compute();
+    this.#setMeta(`cached:${key}`, JSON.stringify({ at: generation, value }));
+    return value;
+  }
+
+  #setMeta(key: string, value: string): void {
+    this.#db.prepare(
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    ).run(key, value);
   }
 
   /** A value kept beside the rows (null: none yet). */
@@ -233,7 +493,16 @@ export class RunIndex {
 
   /** Forgets every row (and what they shared): the next listing reads every folder. */
   clear(): void {
-    this.#db.exec("DELETE FROM runs; DELETE FROM meta;");
+    const generation = this.generation() + 1;
+    this.#db.exec(`DELETE FROM runs; DELETE FROM listing; DELETE FROM figures;
+      DELETE FROM meta WHERE key NOT IN ('generation', 'epoch');`);
+    // generations go on counting, so a reader holding rows of an earlier one sees the change
+    this.#setMeta("generation", String(generation));
+  }
+
+  /** This index file's identity: generations count within one (a rebuilt file has another). */
+  epoch(): string {
+    return this.meta("epoch") ?? this.keepMeta("epoch", crypto.randomUUID());
   }
 
   close(): void {

@@ -15,14 +15,20 @@ import { basename, dirname, join, sep as SEP } from "node:path";
 import type { App } from "./app.ts";
 import { parseCommand } from "./args.ts";
 import { UsageError } from "./errors.ts";
-import { canonicalJson } from "./hash.ts";
+import { canonicalJson, sha256Hex } from "./hash.ts";
 import type { RunRecord } from "./runner.ts";
 import { recordProblem, type StageRecord } from "./run_record.ts";
 import { checkResultsDir } from "./store.ts";
 import { type LiveStatus, readLiveStatus, runState } from "./live.ts";
 import { readTags } from "./run_tags.ts";
 import { parseQuery, QueryError } from "./query.ts";
-import { INDEX_FILE, type IndexedRead, type RowCodec, RunIndex } from "./run_index.ts";
+import {
+  INDEX_FILE,
+  type IndexedRead,
+  type IndexEntry,
+  type RowCodec,
+  RunIndex,
+} from "./run_index.ts";
 import {
   csvLine,
   fitColumns,
@@ -177,6 +183,38 @@ async function trainedAt(app: App, runDir: string, rec: RunRecord): Promise<stri
   }
 }
 
+/** Reads a run folder's row for the run index (a run in flight is read again each listing). */
+function indexReader(app: App, root: string, onSkip?: (file: string, problem: string) => void) {
+  return async (name: string): Promise<IndexedRead<RunRow>> => {
+    const row = await runRow(app, join(root, name), onSkip);
+    // a run in flight changes under the index: read again while its status says running (a
+    // killed run's too: runRow asks its lock, which says interrupted)
+    return { row, volatile: row?.live?.state === "running" };
+  };
+}
+
+/**
+ * The run index of `results`, brought up to its folders, with its codec; null where it
+ * cannot be had (then every folder is read, as {@link listRuns} does).
+ */
+async function syncedIndex(
+  app: App,
+  results: string,
+  onSkip?: (file: string, problem: string) => void,
+): Promise<{ index: RunIndex; codec: RowCodec<RunRow>; root: string } | null> {
+  const index = RunIndex.open(results);
+  if (!index) return null;
+  const root = join(results, "runs");
+  const codec = configDeltas(index, app.sweep.resource);
+  try {
+    await index.sync(indexReader(app, root, onSkip), codec);
+  } catch (e) {
+    index.close();
+    throw e;
+  }
+  return { index, codec, root };
+}
+
 /**
  * Every run folder's latest record under `results`, through the run index where it can be
  * had (pipeline/run_index.ts); a record that is not one is left out and named through
@@ -188,17 +226,12 @@ export async function listRuns(
   onSkip?: (file: string, problem: string) => void,
 ): Promise<RunRow[]> {
   const root = join(results, "runs");
-  const read = async (name: string): Promise<IndexedRead<RunRow>> => {
-    const dir = join(root, name);
-    const row = await runRow(app, dir, onSkip);
-    // a run in flight changes under the index: read again while its status says running (a
-    // killed run's too: runRow asks its lock, which says interrupted)
-    return { row, volatile: row?.live?.state === "running" };
-  };
-  const index = RunIndex.open(results);
-  if (index) {
+  const read = indexReader(app, root, onSkip);
+  const synced = await syncedIndex(app, results, onSkip);
+  if (synced) {
+    const { index, codec } = synced;
     try {
-      const rows = await index.rows(read, configDeltas(index));
+      const rows = await index.rows(read, codec);
       // the folder as it is now (the results folder may have moved since the row was stored)
       for (const r of rows) r.dir = root + SEP + r.run;
       return sortByName(rows);
@@ -219,17 +252,219 @@ export async function listRuns(
   return sortByName(rows);
 }
 
+/** The folder-wide facts of a listing: what differs, which figures, whether any run is tagged. */
+interface ListingFacts {
+  /** Config paths whose values are not the same in every run. */
+  differing: string[];
+  /** Every figure a run has, in order of first appearance by run name. */
+  metrics: string[];
+  tagged: boolean;
+  /** Whether any run has a note. */
+  noted: boolean;
+  /** Whether every run name sorts the same by code unit as by locale (see {@link byName}). */
+  plainNames: boolean;
+}
+
 /**
- * Rows in localeCompare's order of their names; names of lower-case letters, digits and
+ * One page of the runs table without decoding every row: the index orders its entries (by
+ * name, or by a figure), groups rungs, and decodes the page's rows only; the folder-wide
+ * facts are summed once per change of the index. Null where there is no index.
+ */
+export async function runsPage(
+  app: App,
+  results: string,
+  { sort, limit = Infinity, rungs = true, onSkip }: {
+    sort?: string;
+    limit?: number;
+    /** Whether a halving point's rungs go under its furthest run (else: the order alone). */
+    rungs?: boolean;
+    onSkip?: (file: string, problem: string) => void;
+  } = {},
+): Promise<
+  ({ ordered: { row: RunRow; rungOf: string | null }[]; total: number } & ListingFacts) | null
+> {
+  const synced = await syncedIndex(app, results, onSkip);
+  if (!synced) return null;
+  const { index, codec, root } = synced;
+  try {
+    const facts = index.cached("listing", () => listingFacts(index, codec));
+    const higher = sort !== undefined && app.sweep.higherIsBetter.includes(sort);
+    // the table's order: by the figure asked (best first, runs without it last), else by name
+    const byFigure = (a: IndexEntry, b: IndexEntry) => {
+      const x = a[3], y = b[3];
+      if (x === null || y === null) return x === null ? (y === null ? 0 : 1) : -1;
+      return higher ? y - x : x - y;
+    };
+    let page: { item: IndexEntry; rungOf: IndexEntry | null }[];
+    if (facts.plainNames && limit < index.count() / 4) {
+      // the index's order is the table's: the first `limit` runs, and the rest of their groups
+      const head = index.head(limit, sort, higher);
+      const groups = new Map<string, IndexEntry[]>();
+      for (const e of rungs ? index.groupMembers(head.map((e) => e[1]), sort) : []) {
+        const g = groups.get(e[1]);
+        if (g) g.push(e);
+        else groups.set(e[1], [e]);
+      }
+      page = [];
+      const done = new Set<string>();
+      for (const e of head) {
+        if (page.length >= limit) break;
+        const g = groups.get(e[1]);
+        if (!g) page.push({ item: e, rungOf: null });
+        else if (!done.has(e[1])) {
+          done.add(e[1]);
+          // a group's runs in the table's order, then by resource (as groupOrder keeps them)
+          if (sort !== undefined) g.sort(byFigure);
+          page.push(...groupOrder(g, () => e[1], (m) => m[2]));
+        }
+      }
+      page = page.slice(0, limit);
+    } else {
+      // most of the runs, or names that sort otherwise by locale than by code unit: every
+      // entry, ordered here
+      const entries = byName(index.entries(sort), (e) => e[0]);
+      if (sort !== undefined) entries.sort(byFigure);
+      page = (rungs
+        ? groupOrder(entries, (e) =>
+          e[1], (e) => e[2])
+        : entries.map((item) => ({ item, rungOf: null }))).slice(0, limit);
+    }
+    const total = index.count();
+    const rows = new Map(index.get(page.map((p) => p.item[0]), codec).map((r) => [r.run, r]));
+    const ordered = page.flatMap(({ item, rungOf }) => {
+      const row = rows.get(item[0]);
+      if (!row) return [];
+      row.dir = root + SEP + row.run;
+      return [{ row, rungOf: rungOf ? rungOf[0] : null }];
+    });
+    return { ordered, total, ...facts };
+  } finally {
+    index.close();
+  }
+}
+
+/**
+ * Every run's row, kept between listings in a long-lived process (the dashboard's): each
+ * listing brings the index up to the folders, then decodes only the rows that changed since
+ * the last one.
+ */
+export class HeldRuns {
+  #epoch = "";
+  #generation = 0;
+  #rows = new Map<string, RunRow>();
+  #sorted: RunRow[] | null = null;
+
+  constructor(
+    readonly app: App,
+    readonly results: string,
+    readonly onSkip?: (file: string, problem: string) => void,
+  ) {}
+
+  /** Every run's row, by name (shared with later calls: not to be changed). */
+  async rows(): Promise<RunRow[]> {
+    const synced = await syncedIndex(this.app, this.results, this.onSkip);
+    if (!synced) return await listRuns(this.app, this.results, this.onSkip);
+    const { index, codec, root } = synced;
+    try {
+      const epoch = index.epoch(), generation = index.generation();
+      if (epoch !== this.#epoch || generation < this.#generation) {
+        // another index file (rebuilt): nothing held is known to be current
+        this.#rows.clear();
+        this.#epoch = epoch;
+        this.#generation = 0;
+        this.#sorted = null;
+      }
+      if (generation !== this.#generation || !this.#sorted) {
+        for (const r of index.changedSince(this.#generation, codec)) {
+          r.dir = root + SEP + r.run;
+          this.#rows.set(r.run, r);
+        }
+        const names = new Set(index.names());
+        for (const n of this.#rows.keys()) if (!names.has(n)) this.#rows.delete(n);
+        this.#sorted = sortByName([...this.#rows.values()]);
+        this.#generation = generation;
+      }
+      return this.#sorted;
+    } finally {
+      index.close();
+    }
+  }
+}
+
+/** The names of the runs under `results` (through the index where it can be had). */
+async function runNames(app: App, results: string): Promise<string[]> {
+  const synced = await syncedIndex(app, results, skipNote);
+  if (!synced) return (await listRuns(app, results, skipNote)).map((r) => r.run);
+  try {
+    return byName(synced.index.names(), (n) => n);
+  } finally {
+    synced.index.close();
+  }
+}
+
+/** One run's row from the index (after {@link runNames}), or from its folder. */
+async function namedRun(app: App, results: string, name: string): Promise<RunRow | null> {
+  const index = RunIndex.open(results);
+  const root = join(results, "runs");
+  if (index) {
+    try {
+      const [row] = index.get([name], configDeltas(index, app.sweep.resource));
+      if (row) return { ...row, dir: root + SEP + row.run };
+    } finally {
+      index.close();
+    }
+  }
+  return await runRow(app, join(root, name), skipNote);
+}
+
+/** Sums every stored row's facts (see {@link configDeltas}) into the listing's facts. */
+function listingFacts(index: RunIndex, codec: RowCodec<RunRow>): ListingFacts {
+  const base = (codec as { base?: () => Record<string, unknown> }).base?.() ?? {};
+  // per path: the first value seen in a row's delta, how many rows hold one, whether two differ
+  const seen = new Map<string, { first: string; count: number; differs: boolean }>();
+  const metrics = new Set<string>();
+  let tagged = false, noted = false, n = 0, plainNames = true;
+  for (const [name, text] of index.facts()) {
+    if (plainNames && !PLAIN_NAME.test(name)) plainNames = false;
+    const f = JSON.parse(text) as { d: Record<string, string>; f: string[]; t: number; n: number };
+    if (f.n) noted = true;
+    n++;
+    for (const m of f.f) metrics.add(m);
+    if (f.t) tagged = true;
+    for (const [p, v] of Object.entries(f.d)) {
+      const s = seen.get(p);
+      if (!s) seen.set(p, { first: v, count: 1, differs: false });
+      else {
+        s.count++;
+        if (v !== s.first) s.differs = true;
+      }
+    }
+  }
+  const differing = [...seen].filter(([p, s]) =>
+    s.differs || (s.count < n && s.first !== canonicalJson(base[p] ?? null))
+  ).map(([p]) => p).sort();
+  return { differing, metrics: [...metrics], tagged, noted, plainNames };
+}
+
+/** Names that sort the same by code unit as by locale. */
+const PLAIN_NAME = /^[a-z0-9-]*$/;
+
+/**
+ * Items in localeCompare's order of their names; names of lower-case letters, digits and
  * hyphens (every name this tool makes) sort the same by code unit, at a fifth of the cost.
  */
-function sortByName(rows: RunRow[]): RunRow[] {
-  if (rows.every((r) => /^[a-z0-9-]*$/.test(r.run))) {
-    return rows.sort((a, b) => (a.run < b.run ? -1 : a.run > b.run ? 1 : 0));
+function byName<T>(items: T[], nameOf: (item: T) => string): T[] {
+  if (items.every((r) => PLAIN_NAME.test(nameOf(r)))) {
+    return items.sort((a, b) => {
+      const x = nameOf(a), y = nameOf(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
   }
-  const byName = new Intl.Collator().compare;
-  return rows.sort((a, b) => byName(a.run, b.run));
+  const collate = new Intl.Collator().compare;
+  return items.sort((a, b) => collate(nameOf(a), nameOf(b)));
 }
+
+const sortByName = (rows: RunRow[]) => byName(rows, (r) => r.run);
 
 /** Whether two config values are the same (arrays by content). */
 function sameValue(a: unknown, b: unknown): boolean {
@@ -240,9 +475,14 @@ function sameValue(a: unknown, b: unknown): boolean {
 /**
  * The run index's codec for rows: a row's config is kept as what differs from one base
  * config (the first one stored), about a tenth of a row's size, and read back as an object
- * whose prototype is the base, so 100k rows share one copy of what they have in common.
+ * whose prototype is the base, so 100k rows share one copy of what they have in common. Its
+ * facets: the group (a hash of the config but `resource`: one sweep point's rungs share it),
+ * the resource, the figures, and as facts the config's delta, figure names and whether tagged.
  */
-function configDeltas(index: RunIndex): RowCodec<RunRow> {
+function configDeltas(
+  index: RunIndex,
+  resource: string | undefined,
+): RowCodec<RunRow> & { base(): Record<string, unknown> } {
   let base: Record<string, unknown> | null = null;
   const baseOf = (config: Record<string, unknown>) => {
     if (!base) {
@@ -252,15 +492,19 @@ function configDeltas(index: RunIndex): RowCodec<RunRow> {
     }
     return base!;
   };
+  const delta = (config: Record<string, unknown>) => {
+    const b = baseOf(config);
+    const set: Record<string, unknown> = {};
+    for (const k of Object.keys(config)) {
+      if (!(k in b) || !sameValue(config[k], b[k])) set[k] = config[k];
+    }
+    const unset = Object.keys(b).filter((k) => !(k in config));
+    return { set, unset };
+  };
   return {
+    base: () => baseOf({}),
     encode(row) {
-      const b = baseOf(row.config);
-      const set: Record<string, unknown> = {};
-      for (const k of Object.keys(row.config)) {
-        if (!(k in b) || !sameValue(row.config[k], b[k])) set[k] = row.config[k];
-      }
-      const unset = Object.keys(b).filter((k) => !(k in row.config));
-      return JSON.stringify({ ...row, dir: "", config: { set, unset } });
+      return JSON.stringify({ ...row, dir: "", config: delta(row.config) });
     },
     decode(text) {
       const r = JSON.parse(text);
@@ -268,6 +512,31 @@ function configDeltas(index: RunIndex): RowCodec<RunRow> {
       for (const k of r.config.unset) config[k] = undefined;
       r.config = config;
       return r;
+    },
+    facets(row) {
+      const { set, unset } = delta(row.config);
+      const d: Record<string, string> = {};
+      for (const [k, v] of Object.entries(set)) d[k] = canonicalJson(v ?? null);
+      for (const k of unset) d[k] = "null";
+      // equal configs but for the resource (null and absent alike, as the table shows them)
+      const kept: [string, unknown][] = [];
+      for (const k in row.config) {
+        if (k !== resource && row.config[k] !== undefined && row.config[k] !== null) {
+          kept.push([k, row.config[k]]);
+        }
+      }
+      kept.sort((x, y) => (x[0] < y[0] ? -1 : 1));
+      return {
+        group: sha256Hex(canonicalJson(kept)).slice(0, 20),
+        resource: Number(resource ? row.config[resource] ?? 0 : 0),
+        figures: row.figures,
+        facts: JSON.stringify({
+          d,
+          f: Object.keys(row.figures),
+          t: row.tags.length ? 1 : 0,
+          n: row.note ? 1 : 0,
+        }),
+      };
     },
   };
 }
@@ -286,7 +555,7 @@ export function configPaths(rows: RunRow[]): string[] {
 
 const RUNS_USAGE =
   `usage: deno task runs [--results DIR] [--where QUERY] [--sort FIGURE] [--columns A,B,...] [--csv|--json]
-                      [--limit N] [--reindex]
+                      [--limit N|all] [--reindex]
   a table of the runs in a results folder: the parameters that differ, the final figures, status,
   tags and training time (cached stages count with the seconds they took when computed)
   --where QUERY     only the runs it matches, e.g. "score > 0.8 and seed = 2", "tag = best",
@@ -296,7 +565,8 @@ const RUNS_USAGE =
                     or a parameter (its path or short name); default: what fits the terminal
   --csv             every row as CSV (all columns unless --columns)
   --json            the rows as JSON
-  --limit N         the first N rows in the order asked (a note says how many more)
+  --limit N|all     the first N rows in the order asked (a note says how many more); the
+                    table shows 500 unless told, --csv and --json every row
   --reindex         rebuild the run index (results/index.sqlite) from the run folders first; the
                     index follows this tool's own writes, not run folders changed by hand
   Runs that differ only in the sweep resource (a halving point's rungs, a run and its extension)
@@ -305,6 +575,30 @@ const RUNS_USAGE =
 const DIFF_USAGE = `usage: deno task diff RUN_A RUN_B [--results DIR]
   the config and figure differences of two runs: run folders (from any results folder), or run
   names or name prefixes under --results`;
+
+/**
+ * Items in table order, each rung of a halving point under the point's furthest run: groups
+ * (by `idOf`) in the order of their first item, each group's items by resource, largest first.
+ */
+function groupOrder<T>(
+  items: T[],
+  idOf: (item: T) => string,
+  resourceOf: (item: T) => number,
+): { item: T; rungOf: T | null }[] {
+  const groups = new Map<string, T[]>();
+  for (const r of items) {
+    const g = groups.get(idOf(r));
+    if (g) g.push(r);
+    else groups.set(idOf(r), [r]);
+  }
+  const out: { item: T; rungOf: T | null }[] = [];
+  for (const g of groups.values()) {
+    if (g.length > 1) g.sort((a, b) => resourceOf(b) - resourceOf(a));
+    out.push({ item: g[0], rungOf: null });
+    for (let i = 1; i < g.length; i++) out.push({ item: g[i], rungOf: g[0] });
+  }
+  return out;
+}
 
 /**
  * Rows in table order, each rung of a halving point under the point's furthest run.
@@ -324,25 +618,11 @@ function groupRungs(
   const ids = new Map<RunRow, string>(
     rows.map((r) => [r, idOfValues(keyPaths.map((p) => r.config[p] ?? null))]),
   );
-  const idOf = (r: RunRow) => ids.get(r)!;
-  const groups = new Map<string, RunRow[]>();
-  for (const r of rows) {
-    const g = groups.get(idOf(r));
-    if (g) g.push(r);
-    else groups.set(idOf(r), [r]);
-  }
-  const resourceOf = (r: RunRow) => Number(resource ? r.config[resource] ?? 0 : 0);
-  const out: { row: RunRow; rungOf: string | null }[] = [];
-  const seen = new Set<string>();
-  for (const r of rows) {
-    const id = idOf(r);
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const g = [...groups.get(id)!].sort((a, b) => resourceOf(b) - resourceOf(a));
-    out.push({ row: g[0], rungOf: null });
-    for (const r2 of g.slice(1)) out.push({ row: r2, rungOf: g[0].run });
-  }
-  return out;
+  return groupOrder(
+    rows,
+    (r) => ids.get(r)!,
+    (r) => Number(resource ? r.config[resource] ?? 0 : 0),
+  ).map(({ item, rungOf }) => ({ row: item, rungOf: rungOf?.run ?? null }));
 }
 
 /** The runs table's columns for these rows. */
@@ -406,15 +686,38 @@ function hiddenNote(hidden: string[], width: number): string {
 const skipNote = (file: string, problem: string) =>
   console.error(`skipped ${file}: ${problem} (the other runs are listed)`);
 
-/** The runs' rows, in the order asked. */
-async function sortedRuns(
+/** The rows a table for people shows unless --limit says otherwise. */
+const TABLE_ROWS = 500;
+
+/**
+ * The runs' rows in the order asked, the first `limit` of them, and the folder-wide facts.
+ * Without a query the index answers a page (see {@link runsPage}); a query is matched
+ * against every row.
+ */
+async function runsListing(
   app: App,
   results: string,
   sort: string | undefined,
   where: string | undefined,
+  limit: number,
 ) {
-  const all = await listRuns(app, results, skipNote);
-  let rows = all;
+  const checkSort = (metrics: string[], any: boolean) => {
+    if (sort !== undefined && !metrics.includes(sort) && any) {
+      throw new UsageError(
+        `--sort ${sort}: no such figure; figures: ${metrics.join(", ")}`,
+        RUNS_USAGE,
+      );
+    }
+  };
+  if (where === undefined) {
+    const page = await runsPage(app, results, { sort, limit, onSkip: skipNote });
+    if (page) {
+      checkSort(page.metrics, page.total > 0);
+      return { ...page, shown: page.ordered };
+    }
+  }
+  const everyRun = await listRuns(app, results, skipNote);
+  let rows = everyRun;
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.figures)))];
   if (where !== undefined) {
     const params = configPaths(rows);
@@ -426,13 +729,8 @@ async function sortedRuns(
       throw e;
     }
   }
+  checkSort(metrics, rows.length > 0);
   if (sort !== undefined) {
-    if (!metrics.includes(sort) && rows.length) {
-      throw new UsageError(
-        `--sort ${sort}: no such figure; figures: ${metrics.join(", ")}`,
-        RUNS_USAGE,
-      );
-    }
     const higher = app.sweep.higherIsBetter.includes(sort);
     rows.sort((a, b) => {
       const x = a.figures[sort], y = b.figures[sort];
@@ -440,7 +738,16 @@ async function sortedRuns(
       return higher ? y - x : x - y;
     });
   }
-  return { rows, metrics, all };
+  // the knobs that differ across the folder, so a filtered table still shows what it filtered on
+  const differing = differingPaths(everyRun.map((r) => r.config));
+  const ordered = groupRungs(app, rows, differing);
+  return {
+    shown: ordered.slice(0, limit),
+    total: ordered.length,
+    differing,
+    metrics,
+    tagged: rows.some((r) => r.tags.length > 0),
+  };
 }
 
 /** `deno task runs`; returns the exit code. */
@@ -481,26 +788,23 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
     index.clear();
     index.close();
   }
-  const { rows, metrics, all: everyRun } = await sortedRuns(
-    app,
-    values.results,
-    values.sort,
-    values.where,
-  );
-  // the knobs that differ across the folder, so a filtered table still shows what it filtered on
-  const differing = differingPaths(everyRun.map((r) => r.config));
-  const params = differing.filter((p) => p !== "name");
-  const ordered = groupRungs(app, rows, differing);
-  const limit = values.limit === undefined ? Infinity : Number(values.limit);
+  // a table for people stops at a page; --csv and --json (for programs) give every row
+  const limit = values.limit === undefined
+    ? (values.csv || values.json ? Infinity : TABLE_ROWS)
+    : values.limit === "all"
+    ? Infinity
+    : Number(values.limit);
   if (!(Number.isInteger(limit) && limit >= 1) && limit !== Infinity) {
     throw new UsageError(
-      `--limit: a whole number of rows, 1 or more; got ${values.limit}`,
+      `--limit: a whole number of rows, 1 or more, or all; got ${values.limit}`,
       RUNS_USAGE,
     );
   }
-  const shown = ordered.slice(0, limit);
-  const limitNote = shown.length < ordered.length
-    ? `\n(${ordered.length - shown.length} more runs: a larger --limit shows them)`
+  const listing = await runsListing(app, values.results, values.sort, values.where, limit);
+  const { shown, total, metrics, tagged } = listing;
+  const params = listing.differing.filter((p) => p !== "name");
+  const limitNote = shown.length < total
+    ? `\n(${total - shown.length} more runs: --limit N or --limit all shows them)`
     : "";
   if (values.json) {
     console.log(JSON.stringify(
@@ -524,7 +828,7 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
     ));
     return 0;
   }
-  const all = runColumns(params, metrics, rows.some((r) => r.tags.length > 0));
+  const all = runColumns(params, metrics, tagged);
   let cols = all;
   if (values.columns !== undefined) {
     cols = values.columns.split(",").map((n) => {
@@ -548,11 +852,11 @@ export async function runsCommand(app: App, args: string[]): Promise<number> {
     }
     return 0;
   }
-  if (!rows.length) {
+  if (!total) {
     console.log(`no runs in ${join(values.results, "runs")}`);
     return 0;
   }
-  const cellOf = (c: (typeof all)[number], { row, rungOf }: (typeof ordered)[number]) =>
+  const cellOf = (c: (typeof all)[number], { row, rungOf }: (typeof shown)[number]) =>
     c.name === "run" && rungOf ? `  \u21b3 ${row.run}` : c.cell(row);
   // every cell once: the widths and the table both come from them
   const cells = new Map(cols.map((c) => [c, shown.map((o) => cellOf(c, o))]));
@@ -591,12 +895,13 @@ export async function findRun(
 ): Promise<RunRow> {
   const direct = x.includes("/") ? await runRow(app, x, skipNote) : null;
   if (direct) return direct;
-  const rows = await listRuns(app, results, skipNote);
-  const exact = rows.find((r) => r.run === basename(x) || r.dir === x);
-  const prefixed = exact ? [exact] : rows.filter((r) => r.run.startsWith(basename(x)));
+  const names = await runNames(app, results);
+  const root = join(results, "runs");
+  const exact = names.find((n) => n === basename(x) || root + SEP + n === x);
+  const prefixed = exact ? [exact] : names.filter((n) => n.startsWith(basename(x)));
   if (prefixed.length > 1) {
     // as git and DVC do: an ambiguous prefix is refused, never resolved to the first match
-    const shown = prefixed.slice(0, 10).map((r) => r.run).join(", ");
+    const shown = prefixed.slice(0, 10).join(", ");
     throw new UsageError(
       `${x} is ambiguous: it starts ${prefixed.length} runs (${shown}${
         prefixed.length > 10 ? ", ..." : ""
@@ -604,11 +909,12 @@ export async function findRun(
       usage,
     );
   }
-  const r = prefixed[0];
+  const r = prefixed.length ? await namedRun(app, results, prefixed[0]) : null;
   if (!r) {
+    const some = names.slice(0, 20).join(", ");
     throw new UsageError(
-      `${x}: no such run in ${join(results, "runs")}; runs: ${
-        rows.map((r) => r.run).join(", ") || "none"
+      `${x}: no such run in ${root}; runs: ${some || "none"}${
+        names.length > 20 ? `, ... (${names.length} in all: deno task runs lists them)` : ""
       }`,
       usage,
     );

@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { APP } from "../stages/app.ts";
-import { configPaths, differingPaths, listRuns, type RunRow } from "../pipeline/runs_cli.ts";
+import {
+  configPaths,
+  differingPaths,
+  HeldRuns,
+  listRuns,
+  type RunRow,
+} from "../pipeline/runs_cli.ts";
 import { DIRTY_DIR, INDEX_FILE, markRunChanged } from "../pipeline/run_index.ts";
 import { syntheticRuns } from "../stages/tools/ui_bench.ts";
 import { cli, ROOT, tinyRun } from "./helpers.ts";
@@ -136,4 +142,125 @@ Deno.test("a run, a tag and a rerun each show at once in runs, through the index
   // rebuilt on request
   const re = await cli(["runs", "--results", results, "--json", "--reindex"]);
   assert.deepEqual(JSON.parse(re.stdout), after);
+});
+
+/** Adds a rung of `source` (same config but its iterations) as a run folder named `name`. */
+async function addRung(dir: string, source: string, name: string, iterations: number) {
+  const rec = JSON.parse(await Deno.readTextFile(join(source, "run.json")));
+  rec.config.adversarial.iterations = iterations;
+  rec.runDir = join(dir, "runs", name);
+  await Deno.mkdir(rec.runDir);
+  await Deno.writeTextFile(join(rec.runDir, "run.json"), JSON.stringify(rec));
+}
+
+/** `runs --json` rows of `args` (through the CLI). */
+async function runsJson(dir: string, args: string[]) {
+  const out = await cli(["runs", "--results", dir, "--json", ...args]);
+  assert.equal(out.code, 0, out.stderr);
+  return JSON.parse(out.stdout) as { run: string; rungOf: string | null }[];
+}
+
+Deno.test("a page from the index is the page of every row: order, sort, rungs, runs without a figure", async () => {
+  const dir = await results(12);
+  const rows = await listRuns(APP, dir);
+  // one point's rungs: the same config at other iterations, named to sort before and after it
+  await addRung(dir, rows[4].dir, "bench-0000-a-rung", 50);
+  await addRung(dir, rows[4].dir, "zz-rung", 9000);
+  // a run without figures goes last in a sorted listing
+  const bare = JSON.parse(await Deno.readTextFile(join(rows[7].dir, "run.json")));
+  bare.stages = [];
+  await Deno.writeTextFile(join(rows[7].dir, "run.json"), JSON.stringify(bare));
+  await markRunChanged(rows[7].dir);
+  const views = [[], ["--sort", "frechet"], ["--sort", "classifierScore"], ["--limit", "3"], [
+    "--sort",
+    "dReal",
+    "--limit",
+    "5",
+  ]];
+  for (const names of [false, true]) {
+    if (names) {
+      // a name that sorts otherwise by locale: the index orders every entry itself
+      await addRung(dir, rows[2].dir, "Upper-run", 77);
+    }
+    for (const view of views) {
+      const paged = await runsJson(dir, view);
+      // a query (here one every run matches) is answered from every row
+      const everyRow = await runsJson(dir, [...view, "--where", "run ~ ''"]);
+      assert.deepEqual(paged, everyRow, view.join(" "));
+    }
+  }
+  const grouped = await runsJson(dir, []);
+  const at = grouped.findIndex((r) => r.run === "zz-rung");
+  assert.equal(grouped[at + 1].run, rows[4].run);
+  assert.equal(grouped[at + 1].rungOf, "zz-rung");
+  assert.equal(grouped[at + 2].run, "bench-0000-a-rung");
+  const sorted = await runsJson(dir, ["--sort", "frechet"]);
+  assert.equal(sorted.at(-1)!.run, rows[7].run);
+});
+
+Deno.test("a settled runs folder is not listed again: its time says no folder came or went", async () => {
+  const dir = await results(3);
+  const runs = join(dir, "runs");
+  const past = new Date(Date.now() - 60_000);
+  await Deno.utime(runs, past, past);
+  const before = await listRuns(APP, dir);
+  // a folder that comes with the time put back (no real change does that): not seen ...
+  const extra = join(runs, "zz-quiet-000000000000");
+  await Deno.mkdir(extra);
+  await Deno.copyFile(join(before[0].dir, "run.json"), join(extra, "run.json"));
+  await Deno.utime(runs, past, past);
+  assert.deepEqual(names(await listRuns(APP, dir)), names(before));
+  // ... until a writer's marker names it, or the folder's time moves
+  await markRunChanged(extra);
+  assert.ok(names(await listRuns(APP, dir)).includes("zz-quiet-000000000000"));
+  await Deno.remove(before[1].dir, { recursive: true });
+  assert.ok(!names(await listRuns(APP, dir)).includes(before[1].run));
+  // a fresh time is not kept (a change in the same tick would not move it): listed every time
+  const late = join(runs, "zz-late-000000000000");
+  await Deno.mkdir(late);
+  await Deno.copyFile(join(before[0].dir, "run.json"), join(late, "run.json"));
+  assert.ok(names(await listRuns(APP, dir)).includes("zz-late-000000000000"));
+});
+
+Deno.test("rows held between listings follow changes, removals and a rebuilt index", async () => {
+  const dir = await results(4);
+  const held = new HeldRuns(APP, dir);
+  const first = await held.rows();
+  assert.equal(first.length, 4);
+  assert.equal(await held.rows(), first, "nothing changed: the same rows");
+  const rec = JSON.parse(await Deno.readTextFile(join(first[1].dir, "run.json")));
+  rec.stages[0].summary.frechet = 4321;
+  await Deno.writeTextFile(join(first[1].dir, "run.json"), JSON.stringify(rec));
+  await markRunChanged(first[1].dir);
+  await Deno.remove(first[3].dir, { recursive: true });
+  const second = await held.rows();
+  assert.deepEqual(names(second), names(first).slice(0, 3));
+  assert.equal(second[1].figures.frechet, 4321);
+  assert.deepEqual(plain(second), plain(await listRuns(APP, dir)));
+  // the index file deleted and rebuilt, or rebuilt on request: still what the folders say
+  await Deno.remove(join(dir, INDEX_FILE));
+  rec.stages[0].summary.frechet = 99;
+  await Deno.writeTextFile(join(first[1].dir, "run.json"), JSON.stringify(rec));
+  assert.equal((await held.rows())[1].figures.frechet, 99);
+  rec.stages[0].summary.frechet = 98;
+  await Deno.writeTextFile(join(first[1].dir, "run.json"), JSON.stringify(rec));
+  const re = await cli(["runs", "--results", dir, "--reindex"]);
+  assert.equal(re.code, 0, re.stderr);
+  assert.equal((await held.rows())[1].figures.frechet, 98);
+});
+
+Deno.test("the runs table shows 500 rows unless asked, and says how to see the rest", async () => {
+  const dir = await results(520);
+  const table = await cli(["runs", "--results", dir]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trimEnd().split("\n");
+  assert.equal(lines.filter((l) => l.startsWith("bench-")).length, 500);
+  assert.match(table.stdout, /\(20 more runs: --limit N or --limit all shows them\)/);
+  const all = await cli(["runs", "--results", dir, "--limit", "all"]);
+  assert.equal(all.stdout.split("\n").filter((l) => l.startsWith("bench-")).length, 520);
+  // programs get every row
+  assert.equal((await runsJson(dir, [])).length, 520);
+  const bad = await cli(["runs", "--results", dir, "--limit", "some"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--limit: a whole number of rows, 1 or more, or all; got some/);
 });

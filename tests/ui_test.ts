@@ -401,6 +401,25 @@ Deno.test({
       await page.click("button.more");
       await page.waitForFunction(`document.querySelectorAll("tbody tr[data-run]").length === 1200`);
       assert.equal(await page.$$eval("button.more", (b) => b.length), 0);
+      // the server pages: the page gets the rows it draws, with how many there are
+      const api = async (q: string) => {
+        const r = await fetch(`${base}/api/runs?${q}`);
+        return { status: r.status, ...(await r.json()) };
+      };
+      const first = await api("limit=10");
+      assert.deepEqual([first.runs.length, first.total, first.matched], [10, 1200, 1200]);
+      assert.equal(first.runs[0].run, "bench-0000-000000000000");
+      const best = await api("limit=3&sort=frechet&offset=1");
+      assert.deepEqual(best.runs.map((r: { figures: { frechet: number } }) => r.figures.frechet), [
+        20,
+        20,
+        20,
+      ]);
+      const words = await api(`limit=5&q=${encodeURIComponent("bench-11")}`);
+      assert.deepEqual([words.runs.length, words.matched], [5, 100]);
+      const bad = await api(`q=${encodeURIComponent("frechett < 1")}`);
+      assert.equal(bad.status, 400);
+      assert.match(bad.error, /unknown field "frechett"/);
       // a filter finds a run that was never drawn at first
       await page.goto(`${base}/?q=${encodeURIComponent("run ~ bench-0007-")}`);
       await page.waitForFunction(

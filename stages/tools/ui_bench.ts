@@ -1,9 +1,10 @@
 /**
  * `deno task bench --ui`: the dashboard's and the runs table's promises, measured in headless
  * chromium on this machine at 1k, 10k and 100k runs (synthetic records, as many files as real
- * ones; `--ui-sizes` to choose). `runs`: the command's wall time, building the run index and
- * then answering from it. First paint: the runs page from navigation to the table drawn.
- * Targets: under 1 s each. Live delay (at the first size): a row appended to a running run's
+ * ones; `--ui-sizes` to choose). `runs`: the command's wall time (its table of 500 rows),
+ * building the run index and then answering from it. First paint: the runs page from
+ * navigation to the table drawn. Targets: under 1 s each. Then the server's answer to views
+ * the index does not order (a sort by a figure, a query), which load every row once. Live delay (at the first size): a row appended to a running run's
  * live file until the run page has drawn it (target: under 2 s), over 10 rows at uneven times.
  */
 import { join } from "node:path";
@@ -153,6 +154,16 @@ export async function uiBench(root: string, sizes = [1000, 10000, 100000]) {
         const page = await browser.newPage();
         const paints = await firstPaints(ui.base, page, i === 0 ? 5 : 3);
         const rows = await page.$eval("table.grid", (t) => t.getAttribute("data-drawn"));
+        // views the index does not order: the first loads every row into the server, once
+        const view = async (q: string) => {
+          const t = performance.now();
+          const r = await fetch(`${ui.base}/api/runs?limit=500&${q}`);
+          if (!r.ok) throw new Error(`/api/runs?${q}: ${r.status}`);
+          await r.json();
+          return performance.now() - t;
+        };
+        const sorted = [await view("sort=frechet"), await view("sort=frechet&desc=1")];
+        const filtered = await view(`q=${encodeURIComponent("frechet < 25 and seed = 2")}`);
         console.log(
           `${n} runs: runs ${cold.toFixed(2)} s building the index, then ${
             median(warm).toFixed(2)
@@ -162,7 +173,11 @@ export async function uiBench(root: string, sizes = [1000, 10000, 100000]) {
             median(paints).toFixed(0)
           } ms (median of ${paints.length}: ${
             paints.map((p) => p.toFixed(0)).join(", ")
-          }; ${rows} rows drawn); targets under 1 s`,
+          }; ${rows} rows drawn); targets under 1 s; a sorted view ${
+            sorted[0].toFixed(0)
+          } ms at first (every row loaded), then ${sorted[1].toFixed(0)} ms; a query ${
+            filtered.toFixed(0)
+          } ms`,
         );
         bySize.push({
           runs: n,
@@ -171,6 +186,8 @@ export async function uiBench(root: string, sizes = [1000, 10000, 100000]) {
           runsLimit50S: limited,
           runsNoRunsS: startup,
           firstPaintMs: paints,
+          sortedViewMs: sorted,
+          queryViewMs: filtered,
         });
         if (live) liveDelayMs = await liveDelays(ui.base, page, live);
         await page.close();

@@ -141,64 +141,45 @@ const embed = async (el, spec) => {
 /** The rows a table draws at first. */
 const PAGE_ROWS = 500;
 
-/** Whether a filter is a query (`frechet < 100 and seed = 2`) rather than words to find. */
-const isQuery = (/** @type {string} */ text) => /[<>=~]/.test(text);
-
 /**
- * A sortable, filterable table. `update(rows)` redraws it with new rows, keeping the sort and
- * the filter. A filter with an operator is a query the server answers (`options.query`);
- * other text finds rows that contain it. `onState` hears every change of the view.
+ * A sortable, filterable table of rows the page holds (a sweep's points); the runs page's,
+ * which the server pages, is {@link remoteTable}. `update(rows)` redraws it with new rows,
+ * keeping the sort and the filter (words a row contains). `onState` hears every change of
+ * the view.
  * @template R
  * @param {R[]} rows
  * @param {Column<R>[]} cols
  * @param {{ filter?: boolean, onRender?: () => void, rowId?: (row: R) => string,
- *   initial?: Partial<TableState>, onState?: (s: TableState) => void,
- *   query?: (text: string) => Promise<{ runs?: string[], error?: string }> }} [options]
+ *   initial?: Partial<TableState>, onState?: (s: TableState) => void }} [options]
  */
 function table(
   rows,
   cols,
-  { filter = true, onRender, rowId = () => "", initial = {}, onState, query: ask } = {},
+  { filter = true, onRender, rowId = () => "", initial = {}, onState } = {},
 ) {
   /** @type {string | null} */
   let sortCol = initial.sort ?? null;
   let desc = initial.desc ?? false, query = (initial.query ?? "").toLowerCase();
-  /** @type {Set<string> | null} rows a query kept (null: no query) */
-  let kept = null;
   const wrap = h("div");
   const input = /** @type {HTMLInputElement} */ (h("input", {
     type: "search",
-    placeholder: ask ? "filter: words, or a query like frechet < 100 and seed = 2" : "filter",
+    placeholder: "filter",
     class: "filter",
   }));
   input.value = initial.query ?? "";
-  const problem = h("span", { class: "error query-error" });
   const state = () => onState?.({ query: input.value, sort: sortCol, desc });
-  const refilter = async () => {
-    const text = input.value;
-    query = text.toLowerCase();
-    if (ask && isQuery(text)) {
-      const answer = await ask(text);
-      if (input.value !== text) return; // a newer filter is on its way
-      problem.textContent = answer.error ?? "";
-      kept = new Set(answer.runs ?? []);
-    } else {
-      problem.textContent = "";
-      kept = null;
-    }
+  input.addEventListener("input", () => {
+    query = input.value.toLowerCase();
     draw();
     state();
-  };
-  input.addEventListener("input", refilter);
+  });
   const tbl = h("table", { class: "grid" });
-  if (filter) wrap.append(input, " ", problem);
+  if (filter) wrap.append(input);
   wrap.append(tbl);
   /** @param {R} r */
   const matches = (r) =>
-    kept ? kept.has(rowId(r)) : !query ||
-      cols.some((c) =>
-        String(c.text ? c.text(r) : c.sort?.(r) ?? "").toLowerCase().includes(query)
-      );
+    !query ||
+    cols.some((c) => String(c.text ? c.text(r) : c.sort?.(r) ?? "").toLowerCase().includes(query));
   /** @param {Column<R>} c */
   const header = (c) =>
     h("th", {
@@ -241,7 +222,6 @@ function table(
     onRender?.();
   }
   draw();
-  if (ask && isQuery(input.value)) refilter();
   return {
     el: wrap,
     /** @param {R[]} next */
@@ -250,6 +230,79 @@ function table(
       draw();
     },
   };
+}
+
+/**
+ * A table whose rows the server pages, sorts and filters (the runs page: 100k runs are not
+ * sent to the page). `load(state, limit)` answers the first `limit` rows of a view; a newer
+ * view's answer wins over an older one still on its way.
+ * @template R
+ * @param {Column<R>[]} cols
+ * @param {(s: TableState, limit: number) => Promise<{ rows: R[], matched: number,
+ *   error: string | null }>} load
+ * @param {{ onRender?: () => void, rowId?: (row: R) => string, initial?: Partial<TableState>,
+ *   onState?: (s: TableState) => void }} [options]
+ */
+function remoteTable(cols, load, { onRender, rowId = () => "", initial = {}, onState } = {}) {
+  /** @type {TableState} */
+  const st = { query: initial.query ?? "", sort: initial.sort ?? null, desc: !!initial.desc };
+  let limit = PAGE_ROWS, asked = 0;
+  const wrap = h("div");
+  const input = /** @type {HTMLInputElement} */ (h("input", {
+    type: "search",
+    placeholder: "filter: words, or a query like frechet < 100 and seed = 2",
+    class: "filter",
+  }));
+  input.value = st.query;
+  const problem = h("span", { class: "error query-error" });
+  const tbl = h("table", { class: "grid" });
+  wrap.append(input, " ", problem, tbl);
+  /** @param {Column<R>} c */
+  const header = (c) =>
+    h("th", {
+      title: c.title ?? c.label,
+      onclick: () => {
+        if (!c.sort) return;
+        st.desc = st.sort === c.key ? !st.desc : false;
+        st.sort = c.key;
+        refresh();
+      },
+    }, c.label + (st.sort === c.key ? (st.desc ? " \u25bc" : " \u25b2") : ""));
+  async function refresh() {
+    const mine = ++asked;
+    const answer = await load({ ...st }, limit);
+    if (mine !== asked) return; // a newer view is on its way
+    problem.textContent = answer.error ?? "";
+    const more = answer.matched - answer.rows.length;
+    const moreButton = h("button", {
+      class: "more",
+      onclick: () => {
+        limit += 10 * PAGE_ROWS;
+        refresh();
+      },
+    }, `show ${Math.min(more, 10 * PAGE_ROWS)} more (${more} not drawn)`);
+    tbl.replaceChildren(
+      h("thead", {}, h("tr", {}, cols.map(header))),
+      h(
+        "tbody",
+        {},
+        answer.rows.map((r) =>
+          h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))
+        ),
+        more > 0 ? h("tr", {}, h("td", { colspan: String(cols.length) }, moreButton)) : [],
+      ),
+    );
+    tbl.dataset.rows = String(answer.matched);
+    tbl.dataset.drawn = String(answer.rows.length);
+    onState?.({ ...st });
+    onRender?.();
+  }
+  input.addEventListener("input", () => {
+    st.query = input.value;
+    limit = PAGE_ROWS;
+    refresh();
+  });
+  return { el: wrap, ready: refresh() };
 }
 
 /**
@@ -287,9 +340,6 @@ function compare(x, y) {
  * @returns {Column<RunsRow>[]}
  */
 function runColumns(data, select) {
-  const shownMetrics = data.metrics.filter((m) =>
-    data.runs.some((r) => r.figures[m] !== undefined)
-  );
   return [
     {
       key: "sel",
@@ -334,7 +384,7 @@ function runColumns(data, select) {
       /** @param {RunsRow} r */
       text: (r) => fmt(r.params[p]),
     })),
-    ...shownMetrics.map((m) => ({
+    ...data.metrics.map((m) => ({
       key: m,
       label: m,
       /** @param {RunsRow} r */
@@ -342,7 +392,7 @@ function runColumns(data, select) {
       /** @param {RunsRow} r */
       sort: (r) => r.figures[m] ?? null,
     })),
-    ...(data.runs.some((r) => r.tags.length || r.note)
+    ...(data.tagged
       ? [{
         key: "tags",
         label: "tags",
@@ -389,13 +439,34 @@ function sweepList(sweeps) {
   );
 }
 
+/**
+ * The runs page's rows of a view: the first `limit`, sorted and filtered by the server.
+ * @param {Partial<TableState>} st
+ * @param {number} limit
+ * @returns {Promise<RunsList>}
+ */
+async function runsOf(st, limit) {
+  const u = new URLSearchParams({ offset: "0", limit: String(limit) });
+  if (st.query) u.set("q", st.query);
+  if (st.sort) u.set("sort", st.sort);
+  if (st.desc) u.set("desc", "1");
+  // a bad query answers 400 with its error in the same shape
+  return (await fetch(`/api/runs?${u}`, { cache: "no-store" })).json();
+}
+
 /** @param {HTMLElement} main */
 async function runsPage(main) {
+  const params = new URLSearchParams(location.search);
+  /** @type {TableState} */
+  const initial = {
+    query: params.get("q") ?? "",
+    sort: params.get("sort"),
+    desc: params.get("desc") === "1",
+  };
   const [data, sweeps] = await Promise.all([
-    /** @type {Promise<RunsList>} */ (getJson("/api/runs")),
+    runsOf(initial, PAGE_ROWS),
     /** @type {Promise<SweepSummary[]>} */ (getJson("/api/sweeps")),
   ]);
-  const params = new URLSearchParams(location.search);
   const selected = new Set();
   const compareButton = h("button", { disabled: "", id: "compare" }, "compare selected");
   compareButton.addEventListener(
@@ -409,28 +480,32 @@ async function runsPage(main) {
       ? compareButton.removeAttribute("disabled")
       : compareButton.setAttribute("disabled", "");
   };
-  main.replaceChildren(
-    h("h1", {}, "Runs"),
-    h("p", { class: "sub" }, `${data.runs.length} runs in ${data.results}; `, compareButton),
-    table(data.runs, runColumns(data, select), {
+  // the first answer draws at once; later views are asked of the server
+  let first = /** @type {RunsList | null} */ (data);
+  const grid = remoteTable(
+    runColumns(data, select),
+    async (st, limit) => {
+      const answer = first ?? await runsOf(st, limit);
+      first = null;
+      return { rows: answer.runs, matched: answer.matched, error: answer.error };
+    },
+    {
       rowId: (r) => r.run,
       // for the benchmark: when the table was first drawn, in ms since the navigation started
       onRender: () => main.dataset.painted ??= String(performance.now()),
       // the view lives in the address: ?q=...&sort=...&desc=1
-      initial: {
-        query: params.get("q") ?? "",
-        sort: params.get("sort"),
-        desc: params.get("desc") === "1",
-      },
+      initial,
       onState: (st) => setAddress({ q: st.query, sort: st.sort, desc: st.desc ? "1" : null }),
-      query: async (q) => {
-        const r = await fetch(`/api/query?q=${encodeURIComponent(q)}`, { cache: "no-store" });
-        return r.json();
-      },
-    }).el,
+    },
+  );
+  main.replaceChildren(
+    h("h1", {}, "Runs"),
+    h("p", { class: "sub" }, `${data.total} runs in ${data.results}; `, compareButton),
+    grid.el,
     h("h2", {}, "Sweeps"),
     sweepList(sweeps),
   );
+  await grid.ready;
 }
 
 // ---- one run ----

@@ -20,7 +20,13 @@ import {
   runState,
 } from "../../pipeline/live.ts";
 import { SWEEP_LOCK } from "../../pipeline/sweep/point.ts";
-import { configPaths, differingPaths, listRuns } from "../../pipeline/runs_cli.ts";
+import {
+  configPaths,
+  differingPaths,
+  HeldRuns,
+  type RunRow,
+  runsPage,
+} from "../../pipeline/runs_cli.ts";
 import { parseQuery, QueryError } from "../../pipeline/query.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
@@ -108,69 +114,184 @@ function note(line: string): void {
   console.error(line);
 }
 
-/** The runs page's rows: every run folder, finished or in flight. */
-export async function runsList(app: App, results: string) {
-  const rows = await listRuns(
-    app,
-    results,
-    (file, problem) => note(`ui: skipped ${file}: ${problem} (the other runs are listed)`),
-  );
-  const sweeps = await sweepOfRuns(results);
-  const params = differingPaths(rows.map((r) => r.config)).filter((p) => p !== "name");
-  const out: RunsRow[] = [];
-  // every row came through the run index: no file is read here but a running run's progress
-  for (const row of rows) {
-    const { live, dir } = row;
-    const state = live ? await runState(dir, live) : null;
-    const running = state === "running";
-    out.push({
-      run: row.run,
-      status: running
-        ? "running"
-        : state === "interrupted"
-        ? "interrupted"
-        : row.status === "ok"
-        ? "done"
-        : row.status ?? "failed",
-      stage: running ? live!.stage : null,
-      progress: running ? await liveProgress(dir, live!.stage) : null,
-      sweep: sweeps(row.run),
-      params: Object.fromEntries(params.map((p) => [p, row.config[p] ?? null])),
-      figures: row.figures,
-      trainedSeconds: row.trained,
-      cachedSeconds: row.cachedSeconds,
-      trainedAt: row.trainedAt,
-      started: live?.started ?? row.finished ?? null,
-      tags: row.tags,
-      note: row.note,
-    });
-  }
-  return { results, params, metrics: [...app.sweep.rankMetrics], runs: out };
+/**
+ * What the runs page asks for: `limit` rows from `offset` of the view sorted by column
+ * `sort` (a column key of the page: run, sweep, status, a param path, a figure, tags, trained,
+ * when) and filtered by `q` (a query such as `frechet < 100 and seed = 2`, or words a row
+ * contains).
+ */
+export interface RunsView {
+  offset: number;
+  limit: number;
+  sort: string | null;
+  desc: boolean;
+  q: string;
 }
 
-/**
- * The runs a query matches (`frechet < 100 and seed = 2`), by name, or the query's error in
- * one line.
- */
-export async function queryRuns(
-  app: App,
-  results: string,
-  text: string,
-): Promise<{ runs: string[] } | { error: string }> {
-  const rows = await listRuns(app, results);
-  const fields = {
-    params: configPaths(rows),
-    figures: [
-      ...new Set([...app.sweep.rankMetrics, ...rows.flatMap((r) => Object.keys(r.figures))]),
-    ],
+/** The view of `/api/runs?offset=&limit=&sort=&desc=1&q=` (every row when none is asked). */
+export function runsViewOf(params: URLSearchParams): RunsView {
+  const num = (k: string, d: number) => {
+    const v = Number(params.get(k) ?? NaN);
+    return Number.isInteger(v) && v >= 0 ? v : d;
   };
-  try {
-    const q = parseQuery(text, fields);
-    return { runs: rows.filter(q).map((r) => r.run) };
-  } catch (e) {
-    if (e instanceof QueryError) return { error: e.message };
-    throw e;
+  return {
+    offset: num("offset", 0),
+    limit: num("limit", Infinity),
+    sort: params.get("sort") || null,
+    desc: params.get("desc") === "1",
+    q: params.get("q") ?? "",
+  };
+}
+
+/** Whether a filter is a query (`frechet < 100`) rather than words to find (as the page says). */
+const isQuery = (text: string) => /[<>=~]/.test(text);
+
+/** Every results folder's rows, held between requests (decoded again only as they change). */
+const held = new Map<string, HeldRuns>();
+
+/** Says a skipped record once per process. */
+const skipped = (file: string, problem: string) =>
+  note(`ui: skipped ${file}: ${problem} (the other runs are listed)`);
+
+/**
+ * Ascending order with empty values last (the page's own order, so the server's pages and a
+ * table sorted in the page agree).
+ */
+function compare(x: unknown, y: unknown): number {
+  if (x === y) return 0;
+  if (x === null || x === undefined || x === "") return 1;
+  if (y === null || y === undefined || y === "") return -1;
+  return (x as number) < (y as number) ? -1 : 1;
+}
+
+/** A page row's value for the column `key` (as the page sorts by it). */
+function sortValue(r: RunsRow, key: string): unknown {
+  switch (key) {
+    case "run":
+      return r.run;
+    case "sweep":
+      return r.sweep ?? "";
+    case "status":
+      return r.status;
+    case "tags":
+      return r.tags.join(",");
+    case "trained":
+      return r.trainedSeconds;
+    case "when":
+      return r.trainedAt ?? "";
   }
+  return key in r.params ? r.params[key] ?? null : r.figures[key] ?? null;
+}
+
+/** The text a row is found by: its name, sweep, status, params, figures, tags and note. */
+const rowText = (r: RunsRow) =>
+  [
+    r.run,
+    r.sweep ?? "",
+    r.status,
+    ...Object.values(r.params).map((v) => typeof v === "string" ? v : JSON.stringify(v)),
+    ...Object.values(r.figures).map(String),
+    ...r.tags,
+    r.note,
+  ].join("\n").toLowerCase();
+
+/**
+ * The runs page's rows: a page of every run folder, finished or in flight, in the order and
+ * filter asked, with how many there are and match. The plain first page (no filter, no sort)
+ * comes from the run index without decoding every row; other views from every row, held in
+ * memory between requests. A bad query answers `{ error }`.
+ */
+export async function runsList(app: App, results: string, view: Partial<RunsView> = {}) {
+  const { offset = 0, limit = Infinity, sort = null, desc = false, q = "" } = view;
+  const sweeps = await sweepOfRuns(results);
+  const rankMetrics = [...app.sweep.rankMetrics];
+  if (!q.trim() && sort === null) {
+    const page = await runsPage(app, results, {
+      limit: offset + limit,
+      rungs: false,
+      onSkip: skipped,
+    });
+    if (page) {
+      const params = page.differing.filter((p) => p !== "name");
+      const rows = await Promise.all(
+        page.ordered.slice(offset).map(({ row }) => pageRow(row, params, sweeps)),
+      );
+      return {
+        results,
+        params,
+        metrics: rankMetrics.filter((m) => page.metrics.includes(m)),
+        tagged: page.tagged || page.noted,
+        total: page.total,
+        matched: page.total,
+        error: null as string | null,
+        runs: rows,
+      };
+    }
+  }
+  let h = held.get(results);
+  if (!h) held.set(results, h = new HeldRuns(app, results, skipped));
+  const all = await h.rows();
+  const params = differingPaths(all.map((r) => r.config)).filter((p) => p !== "name");
+  const figures = [...new Set(all.flatMap((r) => Object.keys(r.figures)))];
+  let error: string | null = null;
+  let kept = all;
+  if (isQuery(q)) {
+    try {
+      kept = all.filter(parseQuery(q, { params: configPaths(all), figures }));
+    } catch (e) {
+      if (!(e instanceof QueryError)) throw e;
+      error = e.message;
+      kept = [];
+    }
+  }
+  let rows = await Promise.all(kept.map((row) => pageRow(row, params, sweeps)));
+  const words = q.trim().toLowerCase();
+  if (words && !isQuery(q)) rows = rows.filter((r) => rowText(r).includes(words));
+  if (sort !== null) {
+    rows.sort((a, b) => compare(sortValue(a, sort), sortValue(b, sort)) * (desc ? -1 : 1));
+  }
+  return {
+    results,
+    params,
+    metrics: rankMetrics.filter((m) => figures.includes(m)),
+    tagged: all.some((r) => r.tags.length > 0 || r.note),
+    total: all.length,
+    matched: rows.length,
+    error,
+    runs: rows.slice(offset, offset + limit),
+  };
+}
+
+/** A run's row as the runs page shows it (a run in flight: its state and progress asked). */
+async function pageRow(
+  row: RunRow,
+  params: string[],
+  sweeps: (run: string) => string | null,
+): Promise<RunsRow> {
+  const { live, dir } = row;
+  const state = live ? await runState(dir, live) : null;
+  const running = state === "running";
+  return {
+    run: row.run,
+    status: running
+      ? "running"
+      : state === "interrupted"
+      ? "interrupted"
+      : row.status === "ok"
+      ? "done"
+      : row.status ?? "failed",
+    stage: running ? live!.stage : null,
+    progress: running ? await liveProgress(dir, live!.stage) : null,
+    sweep: sweeps(row.run),
+    params: Object.fromEntries(params.map((p) => [p, row.config[p] ?? null])),
+    figures: row.figures,
+    trainedSeconds: row.trained,
+    cachedSeconds: row.cachedSeconds,
+    trainedAt: row.trainedAt,
+    started: live?.started ?? row.finished ?? null,
+    tags: row.tags,
+    note: row.note,
+  };
 }
 
 /** The evaluation figures the run and compare pages show, in this order. */

@@ -22,7 +22,7 @@ import type { App } from "../../pipeline/app.ts";
 import { parseCommand } from "../../pipeline/args.ts";
 import { UsageError } from "../../pipeline/errors.ts";
 import { damagedFile } from "../../pipeline/store.ts";
-import { DamagedEntry, queryRuns, runDetail, runsList, sweepDetail, sweepsList } from "./data.ts";
+import { DamagedEntry, runDetail, runsList, runsViewOf, sweepDetail, sweepsList } from "./data.ts";
 import { pageHtml } from "./pages.ts";
 
 const USAGE = `usage: deno task ui [--results DIR] [--port N] [--host H]
@@ -166,10 +166,9 @@ async function apiAnswer(
   rest: string[],
   url: URL,
 ): Promise<Response | null> {
-  if (path === "/api/runs") return json(await runsList(app, results));
-  if (path === "/api/query") {
-    const answer = await queryRuns(app, results, url.searchParams.get("q") ?? "");
-    return json(answer, "error" in answer ? 400 : 200);
+  if (path === "/api/runs") {
+    const list = await runsList(app, results, runsViewOf(url.searchParams));
+    return json(list, list.error ? 400 : 200);
   }
   if (path === "/api/sweeps") return json(await sweepsList(results));
   if (first === "api" && rest[0] === "run" && rest[1]) {
