@@ -142,6 +142,38 @@ const embed = async (el, spec) => {
 const PAGE_ROWS = 500;
 
 /**
+ * Draws `page` (the first rows of a view of `matched` rows) into `tbl` under `headers`, with a
+ * button for more (`more`) when some are not drawn; the table says both counts.
+ * @template R
+ * @param {HTMLElement} tbl
+ * @param {HTMLElement[]} headers
+ * @param {Column<R>[]} cols
+ * @param {R[]} page
+ * @param {number} matched
+ * @param {(row: R) => string} rowId
+ * @param {() => void} more
+ */
+function drawRows(tbl, headers, cols, page, matched, rowId, more) {
+  const left = matched - page.length;
+  const moreButton = h(
+    "button",
+    { class: "more", onclick: more },
+    `show ${Math.min(left, 10 * PAGE_ROWS)} more (${left} not drawn)`,
+  );
+  tbl.replaceChildren(
+    h("thead", {}, h("tr", {}, headers)),
+    h(
+      "tbody",
+      {},
+      page.map((r) => h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))),
+      left > 0 ? h("tr", {}, h("td", { colspan: String(cols.length) }, moreButton)) : [],
+    ),
+  );
+  tbl.dataset.rows = String(matched);
+  tbl.dataset.drawn = String(page.length);
+}
+
+/**
  * A sortable, filterable table of rows the page holds (a sweep's points); the runs page's,
  * which the server pages, is {@link remoteTable}. `update(rows)` redraws it with new rows,
  * keeping the sort and the filter (words a row contains). `onState` hears every change of
@@ -199,26 +231,10 @@ function table(
     const shown = rows.filter(matches);
     const c = cols.find((c) => c.key === sortCol);
     if (c?.sort) shown.sort((a, b) => compare(c.sort?.(a), c.sort?.(b)) * (desc ? -1 : 1));
-    const page = shown.slice(0, limit);
-    const more = shown.length - page.length;
-    const moreButton = h("button", {
-      class: "more",
-      onclick: () => {
-        limit += 10 * PAGE_ROWS;
-        draw();
-      },
-    }, `show ${Math.min(more, 10 * PAGE_ROWS)} more (${more} not drawn)`);
-    tbl.replaceChildren(
-      h("thead", {}, h("tr", {}, cols.map(header))),
-      h(
-        "tbody",
-        {},
-        page.map((r) => h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))),
-        more > 0 ? h("tr", {}, h("td", { colspan: String(cols.length) }, moreButton)) : [],
-      ),
-    );
-    tbl.dataset.rows = String(shown.length);
-    tbl.dataset.drawn = String(page.length);
+    drawRows(tbl, cols.map(header), cols, shown.slice(0, limit), shown.length, rowId, () => {
+      limit += 10 * PAGE_ROWS;
+      draw();
+    });
     onRender?.();
   }
   draw();
@@ -273,27 +289,10 @@ function remoteTable(cols, load, { onRender, rowId = () => "", initial = {}, onS
     const answer = await load({ ...st }, limit);
     if (mine !== asked) return; // a newer view is on its way
     problem.textContent = answer.error ?? "";
-    const more = answer.matched - answer.rows.length;
-    const moreButton = h("button", {
-      class: "more",
-      onclick: () => {
-        limit += 10 * PAGE_ROWS;
-        refresh();
-      },
-    }, `show ${Math.min(more, 10 * PAGE_ROWS)} more (${more} not drawn)`);
-    tbl.replaceChildren(
-      h("thead", {}, h("tr", {}, cols.map(header))),
-      h(
-        "tbody",
-        {},
-        answer.rows.map((r) =>
-          h("tr", { "data-run": rowId(r) }, cols.map((c) => h("td", {}, c.cell(r))))
-        ),
-        more > 0 ? h("tr", {}, h("td", { colspan: String(cols.length) }, moreButton)) : [],
-      ),
-    );
-    tbl.dataset.rows = String(answer.matched);
-    tbl.dataset.drawn = String(answer.rows.length);
+    drawRows(tbl, cols.map(header), cols, answer.rows, answer.matched, rowId, () => {
+      limit += 10 * PAGE_ROWS;
+      refresh();
+    });
     onState?.({ ...st });
     onRender?.();
   }
