@@ -201,7 +201,7 @@ async function syncedIndex(
   app: App,
   results: string,
   onSkip?: (file: string, problem: string) => void,
-): Promise<{ index: RunIndex; codec: RowCodec<RunRow>; root: string } | null> {
+): Promise<{ index: RunIndex; codec: ConfigDeltas; root: string } | null> {
   const index = RunIndex.open(results);
   if (!index) return null;
   const root = join(results, "runs");
@@ -227,11 +227,10 @@ export async function listRuns(
 ): Promise<RunRow[]> {
   const root = join(results, "runs");
   const read = indexReader(app, root, onSkip);
-  const synced = await syncedIndex(app, results, onSkip);
-  if (synced) {
-    const { index, codec } = synced;
+  const index = RunIndex.open(results);
+  if (index) {
     try {
-      const rows = await index.rows(read, codec);
+      const rows = await index.rows(read, configDeltas(index, app.sweep.resource));
       // the folder as it is now (the results folder may have moved since the row was stored)
       for (const r of rows) r.dir = root + SEP + r.run;
       return sortByName(rows);
@@ -360,12 +359,19 @@ export class HeldRuns {
     readonly onSkip?: (file: string, problem: string) => void,
   ) {}
 
-  /** Every run's row, by name (shared with later calls: not to be changed). */
-  async rows(): Promise<RunRow[]> {
+  /**
+   * Every run's row, by name (shared with later calls: not to be changed), and what the
+   * listing sums over them (kept by the index until a row changes).
+   */
+  async rows(): Promise<{ rows: RunRow[]; facts: ListingFacts }> {
     const synced = await syncedIndex(this.app, this.results, this.onSkip);
-    if (!synced) return await listRuns(this.app, this.results, this.onSkip);
+    if (!synced) {
+      const rows = await listRuns(this.app, this.results, this.onSkip);
+      return { rows, facts: factsOfRows(rows) };
+    }
     const { index, codec, root } = synced;
     try {
+      const facts = index.cached("listing", () => listingFacts(index, codec));
       const epoch = index.epoch(), generation = index.generation();
       if (epoch !== this.#epoch || generation < this.#generation) {
         // another index file (rebuilt): nothing held is known to be current
@@ -384,42 +390,27 @@ export class HeldRuns {
         this.#sorted = sortByName([...this.#rows.values()]);
         this.#generation = generation;
       }
-      return this.#sorted;
+      return { rows: this.#sorted, facts };
     } finally {
       index.close();
     }
   }
 }
 
-/** The names of the runs under `results` (through the index where it can be had). */
-async function runNames(app: App, results: string): Promise<string[]> {
-  const synced = await syncedIndex(app, results, skipNote);
-  if (!synced) return (await listRuns(app, results, skipNote)).map((r) => r.run);
-  try {
-    return byName(synced.index.names(), (n) => n);
-  } finally {
-    synced.index.close();
-  }
-}
-
-/** One run's row from the index (after {@link runNames}), or from its folder. */
-async function namedRun(app: App, results: string, name: string): Promise<RunRow | null> {
-  const index = RunIndex.open(results);
-  const root = join(results, "runs");
-  if (index) {
-    try {
-      const [row] = index.get([name], configDeltas(index, app.sweep.resource));
-      if (row) return { ...row, dir: root + SEP + row.run };
-    } finally {
-      index.close();
-    }
-  }
-  return await runRow(app, join(root, name), skipNote);
+/** The listing's facts of rows read from their folders (where there is no index). */
+function factsOfRows(rows: RunRow[]): ListingFacts {
+  return {
+    differing: differingPaths(rows.map((r) => r.config)),
+    metrics: [...new Set(rows.flatMap((r) => Object.keys(r.figures)))],
+    tagged: rows.some((r) => r.tags.length > 0),
+    noted: rows.some((r) => r.note !== ""),
+    plainNames: rows.every((r) => PLAIN_NAME.test(r.run)),
+  };
 }
 
 /** Sums every stored row's facts (see {@link configDeltas}) into the listing's facts. */
-function listingFacts(index: RunIndex, codec: RowCodec<RunRow>): ListingFacts {
-  const base = (codec as { base?: () => Record<string, unknown> }).base?.() ?? {};
+function listingFacts(index: RunIndex, codec: ConfigDeltas): ListingFacts {
+  const base = codec.base();
   // per path: the first value seen in a row's delta, how many rows hold one, whether two differ
   const seen = new Map<string, { first: string; count: number; differs: boolean }>();
   const metrics = new Set<string>();
@@ -479,10 +470,9 @@ function sameValue(a: unknown, b: unknown): boolean {
  * facets: the group (a hash of the config but `resource`: one sweep point's rungs share it),
  * the resource, the figures, and as facts the config's delta, figure names and whether tagged.
  */
-function configDeltas(
-  index: RunIndex,
-  resource: string | undefined,
-): RowCodec<RunRow> & { base(): Record<string, unknown> } {
+type ConfigDeltas = RowCodec<RunRow> & { base(): Record<string, unknown> };
+
+function configDeltas(index: RunIndex, resource: string | undefined): ConfigDeltas {
   let base: Record<string, unknown> | null = null;
   const baseOf = (config: Record<string, unknown>) => {
     if (!base) {
@@ -895,31 +885,43 @@ export async function findRun(
 ): Promise<RunRow> {
   const direct = x.includes("/") ? await runRow(app, x, skipNote) : null;
   if (direct) return direct;
-  const names = await runNames(app, results);
-  const root = join(results, "runs");
-  const exact = names.find((n) => n === basename(x) || root + SEP + n === x);
-  const prefixed = exact ? [exact] : names.filter((n) => n.startsWith(basename(x)));
-  if (prefixed.length > 1) {
-    // as git and DVC do: an ambiguous prefix is refused, never resolved to the first match
-    const shown = prefixed.slice(0, 10).join(", ");
-    throw new UsageError(
-      `${x} is ambiguous: it starts ${prefixed.length} runs (${shown}${
-        prefixed.length > 10 ? ", ..." : ""
-      }); give more of the name`,
-      usage,
-    );
+  // one index, synced once: the names to match, then the match's row
+  const synced = await syncedIndex(app, results, skipNote);
+  try {
+    const root = join(results, "runs");
+    const fromFolders = synced ? [] : await listRuns(app, results, skipNote);
+    const names = synced ? byName(synced.index.names(), (n) => n) : fromFolders.map((r) => r.run);
+    const exact = names.find((n) => n === basename(x) || root + SEP + n === x);
+    const prefixed = exact ? [exact] : names.filter((n) => n.startsWith(basename(x)));
+    if (prefixed.length > 1) {
+      // as git and DVC do: an ambiguous prefix is refused, never resolved to the first match
+      const shown = prefixed.slice(0, 10).join(", ");
+      throw new UsageError(
+        `${x} is ambiguous: it starts ${prefixed.length} runs (${shown}${
+          prefixed.length > 10 ? ", ..." : ""
+        }); give more of the name`,
+        usage,
+      );
+    }
+    const rowOf = (name: string): RunRow | null => {
+      if (!synced) return fromFolders.find((r) => r.run === name) ?? null;
+      const [row] = synced.index.get([name], synced.codec);
+      return row ? { ...row, dir: root + SEP + row.run } : null;
+    };
+    const r = prefixed.length ? rowOf(prefixed[0]) : null;
+    if (!r) {
+      const some = names.slice(0, 20).join(", ");
+      throw new UsageError(
+        `${x}: no such run in ${root}; runs: ${some || "none"}${
+          names.length > 20 ? `, ... (${names.length} in all: deno task runs lists them)` : ""
+        }`,
+        usage,
+      );
+    }
+    return r;
+  } finally {
+    synced?.index.close();
   }
-  const r = prefixed.length ? await namedRun(app, results, prefixed[0]) : null;
-  if (!r) {
-    const some = names.slice(0, 20).join(", ");
-    throw new UsageError(
-      `${x}: no such run in ${root}; runs: ${some || "none"}${
-        names.length > 20 ? `, ... (${names.length} in all: deno task runs lists them)` : ""
-      }`,
-      usage,
-    );
-  }
-  return r;
 }
 
 /**

@@ -20,13 +20,7 @@ import {
   runState,
 } from "../../pipeline/live.ts";
 import { SWEEP_LOCK } from "../../pipeline/sweep/point.ts";
-import {
-  configPaths,
-  differingPaths,
-  HeldRuns,
-  type RunRow,
-  runsPage,
-} from "../../pipeline/runs_cli.ts";
+import { configPaths, HeldRuns, type RunRow, runsPage } from "../../pipeline/runs_cli.ts";
 import { parseQuery, QueryError } from "../../pipeline/query.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
@@ -230,14 +224,13 @@ export async function runsList(app: App, results: string, view: Partial<RunsView
   }
   let h = held.get(results);
   if (!h) held.set(results, h = new HeldRuns(app, results, skipped));
-  const all = await h.rows();
-  const params = differingPaths(all.map((r) => r.config)).filter((p) => p !== "name");
-  const figures = [...new Set(all.flatMap((r) => Object.keys(r.figures)))];
+  const { rows: all, facts } = await h.rows();
+  const params = facts.differing.filter((p) => p !== "name");
   let error: string | null = null;
   let kept = all;
   if (isQuery(q)) {
     try {
-      kept = all.filter(parseQuery(q, { params: configPaths(all), figures }));
+      kept = all.filter(parseQuery(q, { params: configPaths(all), figures: facts.metrics }));
     } catch (e) {
       if (!(e instanceof QueryError)) throw e;
       error = e.message;
@@ -253,8 +246,8 @@ export async function runsList(app: App, results: string, view: Partial<RunsView
   return {
     results,
     params,
-    metrics: rankMetrics.filter((m) => figures.includes(m)),
-    tagged: all.some((r) => r.tags.length > 0 || r.note),
+    metrics: rankMetrics.filter((m) => facts.metrics.includes(m)),
+    tagged: facts.tagged || facts.noted,
     total: all.length,
     matched: rows.length,
     error,
