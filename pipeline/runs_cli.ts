@@ -252,7 +252,7 @@ export async function listRuns(
 }
 
 /** The folder-wide facts of a listing: what differs, which figures, whether any run is tagged. */
-interface ListingFacts {
+export interface ListingFacts {
   /** Config paths whose values are not the same in every run. */
   differing: string[];
   /** Every figure a run has, in order of first appearance by run name. */

@@ -20,7 +20,13 @@ import {
   runState,
 } from "../../pipeline/live.ts";
 import { SWEEP_LOCK } from "../../pipeline/sweep/point.ts";
-import { configPaths, HeldRuns, type RunRow, runsPage } from "../../pipeline/runs_cli.ts";
+import {
+  configPaths,
+  HeldRuns,
+  type ListingFacts,
+  type RunRow,
+  runsPage,
+} from "../../pipeline/runs_cli.ts";
 import { parseQuery, QueryError } from "../../pipeline/query.ts";
 import { badPoints, type PointRecord, sweepRecordProblem } from "../../pipeline/point_record.ts";
 import { goalBySetting } from "../reporting/sweep_report.ts";
@@ -198,7 +204,23 @@ const rowText = (r: RunsRow) =>
 export async function runsList(app: App, results: string, view: Partial<RunsView> = {}) {
   const { offset = 0, limit = Infinity, sort = null, desc = false, q = "" } = view;
   const sweeps = await sweepOfRuns(results);
-  const rankMetrics = [...app.sweep.rankMetrics];
+  // the page's answer: its rows, how many runs there are and match, the folder's columns
+  const answer = (
+    facts: ListingFacts,
+    total: number,
+    matched: number,
+    error: string | null,
+    runs: RunsRow[],
+  ) => ({
+    results,
+    params: facts.differing.filter((p) => p !== "name"),
+    metrics: app.sweep.rankMetrics.filter((m) => facts.metrics.includes(m)),
+    tagged: facts.tagged || facts.noted,
+    total,
+    matched,
+    error,
+    runs,
+  });
   if (!q.trim() && sort === null) {
     const page = await runsPage(app, results, {
       limit: offset + limit,
@@ -210,16 +232,7 @@ export async function runsList(app: App, results: string, view: Partial<RunsView
       const rows = await Promise.all(
         page.ordered.slice(offset).map(({ row }) => pageRow(row, params, sweeps)),
       );
-      return {
-        results,
-        params,
-        metrics: rankMetrics.filter((m) => page.metrics.includes(m)),
-        tagged: page.tagged || page.noted,
-        total: page.total,
-        matched: page.total,
-        error: null as string | null,
-        runs: rows,
-      };
+      return answer(page, page.total, page.total, null, rows);
     }
   }
   let h = held.get(results);
@@ -243,16 +256,7 @@ export async function runsList(app: App, results: string, view: Partial<RunsView
   if (sort !== null) {
     rows.sort((a, b) => compare(sortValue(a, sort), sortValue(b, sort)) * (desc ? -1 : 1));
   }
-  return {
-    results,
-    params,
-    metrics: rankMetrics.filter((m) => facts.metrics.includes(m)),
-    tagged: facts.tagged || facts.noted,
-    total: all.length,
-    matched: rows.length,
-    error,
-    runs: rows.slice(offset, offset + limit),
-  };
+  return answer(facts, all.length, rows.length, error, rows.slice(offset, offset + limit));
 }
 
 /** A run's row as the runs page shows it (a run in flight: its state and progress asked). */
