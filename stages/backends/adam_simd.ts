@@ -14,6 +14,8 @@
  * ```
  */
 
+import { type AdamHelper, type AdamRange, MAX_RANGES, SPLIT_MIN } from "./adam_threads.ts";
+
 /** The constants of one Adam step (see stages/adam.ts for the two forms). */
 export interface AdamConsts {
   lrT: number;
@@ -184,8 +186,11 @@ const BODY = [
   0x0b, // end function
 ];
 
-/** The assembled module's bytes. */
-export function adamModuleBytes(): Uint8Array {
+/**
+ * The assembled module's bytes. `shared`: it imports a shared memory (limits 1 to 65536
+ * pages), which threads can step together.
+ */
+export function adamModuleBytes(shared = false): Uint8Array {
   const type = [0x60, ...leb(10), I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, 1, I32];
   const locals = [2, ...leb(1), I32, ...leb(12), V128];
   const fn = [...locals, ...BODY];
@@ -199,7 +204,13 @@ export function adamModuleBytes(): Uint8Array {
     0x00,
     0x00,
     ...section(1, [1, ...type]),
-    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, 0x01]),
+    ...section(2, [
+      1,
+      ...str("env"),
+      ...str("mem"),
+      0x02,
+      ...(shared ? [0x03, 0x01, ...leb(65536)] : [0x00, 0x01]),
+    ]),
     ...section(3, [1, 0]),
     ...section(7, [1, ...str("adam"), 0x00, 0]),
     ...section(10, [1, ...leb(fn.length), ...fn]),
@@ -207,6 +218,13 @@ export function adamModuleBytes(): Uint8Array {
 }
 
 let compiled: WebAssembly.Module | null | undefined;
+let compiledShared: WebAssembly.Module | undefined;
+
+/** The module that imports a shared memory (for arenas a worker thread steps too). */
+export function sharedModule(): WebAssembly.Module | null {
+  if (!adamModule()) return null;
+  return (compiledShared ??= new WebAssembly.Module(adamModuleBytes(true) as BufferSource));
+}
 
 /** The compiled module, or null where WebAssembly SIMD is unavailable. */
 export function adamModule(): WebAssembly.Module | null {
@@ -239,7 +257,8 @@ type AdamFn = (
 
 /**
  * One optimizer's memory: for each of `sizes`, slices for the parameters, both moments and
- * the gradient, each 16-byte aligned.
+ * the gradient, each 16-byte aligned. With `helper` (see adam_threads.ts) the memory is
+ * shared and {@link SimdAdamArena.stepAll} splits large variables with the worker thread.
  */
 export class SimdAdamArena {
   readonly params: Float32Array[] = [];
@@ -248,14 +267,27 @@ export class SimdAdamArena {
   readonly g: Float32Array[] = [];
   readonly #offsets: number[] = [];
   readonly #fn: AdamFn;
+  readonly #helper: AdamHelper | null;
+  readonly #id: number = 0;
+  /** Per variable, where the worker's part starts (its length when it is not split). */
+  readonly #split: number[];
+  /** The worker's ranges, in variable order. */
+  readonly #theirs: AdamRange[] = [];
 
-  constructor(sizes: number[]) {
+  constructor(sizes: number[], helper: AdamHelper | null = null) {
     const mod = adamModule();
     if (!mod) throw new Error("WebAssembly SIMD is unavailable");
     const padded = sizes.map((n) => Math.ceil(n / 4) * 4);
     const total = padded.reduce((a, b) => a + b, 0) * 4 * 4; // four arrays of float32
-    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(total / 65536)) });
-    const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
+    const pages = Math.max(1, Math.ceil(total / 65536));
+    const splits = sizes.filter((n) => n >= SPLIT_MIN).length;
+    this.#helper = splits > 0 && splits <= MAX_RANGES ? helper : null;
+    const memory = this.#helper
+      ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+      : new WebAssembly.Memory({ initial: pages });
+    const inst = new WebAssembly.Instance(this.#helper ? sharedModule()! : mod, {
+      env: { mem: memory },
+    });
     this.#fn = inst.exports.adam as AdamFn;
     let off = 0;
     const take = (n: number, pad: number) => {
@@ -270,34 +302,69 @@ export class SimdAdamArena {
       this.v.push(take(n, padded[i]));
       this.g.push(take(n, padded[i]));
     });
+    const vecOf = (n: number) => n - (n % 4);
+    this.#split = sizes.map((n) => this.#helper && n >= SPLIT_MIN ? (n >> 3) << 2 : vecOf(n));
+    sizes.forEach((n, i) => {
+      if (this.#split[i] < vecOf(n)) this.#theirs.push(this.#range(i, this.#split[i], vecOf(n)));
+    });
+    if (this.#helper) this.#id = this.#helper.register(memory);
   }
 
-  /** Steps variable `i` with the gradient already in `g[i]`; false if a value is not finite. */
-  step(i: number, c: AdamConsts): boolean {
-    const n = this.params[i].length;
-    const vec = n - (n % 4);
-    const base = this.#offsets[i];
-    const stride = Math.ceil(n / 4) * 16;
-    let ok = this.#fn(
-      base,
-      base + 3 * stride,
-      base + stride,
-      base + 2 * stride,
-      vec * 4,
-      c.lrT,
-      c.b1,
-      c.b2,
-      c.eps,
-      c.corr2,
-    ) === 1;
-    // the last n % 4 values, in plain JS
+  /** Byte offsets of elements [from, to) of variable `i`. */
+  #range(i: number, from: number, to: number): AdamRange {
+    const base = this.#offsets[i], stride = Math.ceil(this.params[i].length / 4) * 16;
+    const at = base + from * 4;
+    return {
+      p: at,
+      g: at + 3 * stride,
+      m: at + stride,
+      v: at + 2 * stride,
+      bytes: (to - from) * 4,
+    };
+  }
+
+  #run(r: AdamRange, c: AdamConsts): boolean {
+    return this.#fn(r.p, r.g, r.m, r.v, r.bytes, c.lrT, c.b1, c.b2, c.eps, c.corr2) === 1;
+  }
+
+  /** The last n % 4 values of variable `i`, in plain JS. */
+  #tail(i: number, c: AdamConsts): boolean {
     const p = this.params[i], g = this.g[i], m = this.m[i], v = this.v[i];
-    for (let k = vec; k < n; k++) {
+    let ok = true;
+    for (let k = p.length - (p.length % 4); k < p.length; k++) {
       m[k] = c.b1 * m[k] + (1 - c.b1) * g[k];
       v[k] = c.b2 * v[k] + (1 - c.b2) * g[k] * g[k];
       p[k] = p[k] - (c.lrT * m[k]) / (Math.sqrt(v[k] * c.corr2) + c.eps);
       if (!Number.isFinite(p[k])) ok = false;
     }
     return ok;
+  }
+
+  /** Steps variable `i` with the gradient already in `g[i]`; false if a value is not finite. */
+  step(i: number, c: AdamConsts): boolean {
+    const n = this.params[i].length;
+    const ok = this.#run(this.#range(i, 0, n - (n % 4)), c);
+    return this.#tail(i, c) && ok;
+  }
+
+  /** Steps every variable (on two threads where the arena has a helper); false if not finite. */
+  stepAll(c: AdamConsts): boolean {
+    const h = this.#helper;
+    if (!h || !h.usable) {
+      let ok = true;
+      for (let i = 0; i < this.params.length; i++) ok = this.step(i, c) && ok;
+      return ok;
+    }
+    const mine = () => {
+      let ok = true;
+      for (let i = 0; i < this.params.length; i++) {
+        const vec = this.#run(this.#range(i, 0, this.#split[i]), c);
+        ok = this.#tail(i, c) && vec && ok;
+      }
+      return ok;
+    };
+    const theirs = () => this.#theirs.reduce((ok, r) => this.#run(r, c) && ok, true);
+    // (run first, then && ok: every range is stepped whatever an earlier one said)
+    return h.run(this.#id, this.#theirs, c, mine, theirs);
   }
 }

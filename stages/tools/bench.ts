@@ -35,6 +35,7 @@ import { sweepBench } from "./sweep_bench.ts";
 import { LiveLog } from "../../pipeline/live.ts";
 import { uiBench } from "./ui_bench.ts";
 import { gpuLoopWorker, gpuMain } from "./gpu_bench.ts";
+import { adamBytesPerIteration, adamTrafficWorker } from "./adam_bench.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TORCH_REF = join(ROOT, "..", "shared", "reference", "torch_gan_bench.py");
@@ -360,6 +361,7 @@ function parseBenchArgs() {
       out: { type: "string", default: join(ROOT, "results", "bench", "bench.json") },
       "no-torch": { type: "boolean", default: false },
       profile: { type: "string" },
+      "adam-traffic": { type: "boolean", default: false },
       "profile-iters": { type: "string", default: "20" },
       sweep: { type: "boolean", default: false },
       ui: { type: "boolean", default: false },
@@ -470,6 +472,9 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
   );
   const ours = await sub(["--loop", String(loopIters)]);
   if (ours) loops["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+  // Adam on the main thread alone (GAN_ADAM_THREADS=1): what its worker thread buys
+  const oneThread = await sub(["--loop", String(loopIters)], { GAN_ADAM_THREADS: "1" });
+  if (oneThread) loops["fast-cpu, Adam on 1 thread"] = oneThread.times as number[];
   // what watching costs: the same loop writing its live rows (the stage always does)
   const live = await sub(["--loop", String(loopIters), "--live"]);
   if (live) loops["fast-cpu + live rows"] = live.times as number[];
@@ -507,6 +512,7 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
       }`,
     );
   };
+  ratioLine("Adam 1 thread / 2", loops["fast-cpu, Adam on 1 thread"]);
   ratioLine("live rows / without", loops["fast-cpu + live rows"]);
   ratioLine("D on 100 rows / 500", loops["fast-cpu, D on 100 rows"]);
   for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
@@ -521,6 +527,47 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
     );
   }
   return loops;
+}
+
+/** The lecture's layer widths of both nets, noise and image sizes included. */
+function lectureWidths(cfg: Awaited<ReturnType<typeof resolveConfig>>) {
+  return {
+    g: [10, ...cfg.model.counterfeiter.hidden, 784],
+    d: [784, ...cfg.model.police.hidden, 1],
+  };
+}
+
+/**
+ * Adam's traffic against this machine's bandwidth: the rate inside the loop (the profile's
+ * Adam phase, two threads by default, then one thread as a second profile), the same steps
+ * alone on one and two threads, and a plain copy. Printed; returned for the JSON record.
+ */
+async function adamTraffic(values: BenchArgs, bytes: number, inLoop: number | null) {
+  const one = await sub(["--profile", values["profile-iters"]], { GAN_ADAM_THREADS: "1" });
+  const inLoopOne = (one?.phases as PhaseTimes)?.adam ?? null;
+  const alone = await sub(["--adam-traffic"]);
+  const gbs = (s: number | null) => (s ? `${(bytes / s / 1e9).toFixed(1)} GB/s` : "-");
+  const rate = (x: unknown) => (typeof x === "number" ? `${x.toFixed(1)} GB/s` : "-");
+  console.log(
+    `\nAdam's traffic: ${
+      (bytes / 1e9).toFixed(2)
+    } GB an iteration (p, m, v, g read; p, m, v written)`,
+  );
+  console.log(
+    `  in the loop: ${inLoop?.toFixed(3) ?? "-"} s = ${gbs(inLoop)} (threads as set);` +
+      ` ${inLoopOne?.toFixed(3) ?? "-"} s = ${gbs(inLoopOne)} with GAN_ADAM_THREADS=1`,
+  );
+  console.log(
+    `  the same steps alone: ${rate(alone?.oneThread)} on one thread, ${
+      rate(alone?.twoThreads)
+    } on two; a plain copy on one thread: ${rate(alone?.copy)}`,
+  );
+  return {
+    bytesPerIteration: bytes,
+    inLoopSeconds: inLoop,
+    inLoopOneThreadSeconds: inLoopOne,
+    alone,
+  };
 }
 
 /** The phases' names as the distance section prints them. */
@@ -609,6 +656,11 @@ async function main() {
   const values = parseBenchArgs();
   if (values.sgemm) return sgemmWorker();
   if (values.profile) return await profileWorker(Number(values.profile));
+  if (values["adam-traffic"]) {
+    const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
+    const { g, d } = lectureWidths(cfg);
+    return await adamTrafficWorker(g, d, cfg.adversarial.batchSize, cfg.adversarial.fitBatchSize);
+  }
   if (values.sweep) return await sweepMain(values);
   if (values.ui) return await uiMain(values);
   if (values["gpu-loop"]) {
@@ -652,10 +704,8 @@ async function main() {
   const loopIters = values.stage ? 500 : Number(values["loop-iters"]);
   const rounds = values.stage ? 0 : Number(values.rounds);
   const cfg = await resolveConfig(join(ROOT, "configs/baseline.json"));
-  const flops = iterationFlops(
-    [10, ...cfg.model.counterfeiter.hidden, 784],
-    [784, ...cfg.model.police.hidden, 1],
-  );
+  const widths = lectureWidths(cfg);
+  const flops = iterationFlops(widths.g, widths.d);
   const sg = await sub(["--sgemm"]);
   const fast = await selectBackend("fast-cpu");
   const machine = {
@@ -674,6 +724,16 @@ async function main() {
     (sg?.gflops as number) ?? null,
     (profile?.phases as PhaseTimes) ?? null,
   );
+  const adam = await adamTraffic(
+    values,
+    adamBytesPerIteration(
+      widths.g,
+      widths.d,
+      cfg.adversarial.batchSize,
+      cfg.adversarial.fitBatchSize,
+    ),
+    (profile?.phases as PhaseTimes)?.adam ?? null,
+  );
   const rows = stepTable(await stepTimes(values, rounds), flops, (sg?.gflops as number) ?? null);
   const loops = loopIters > 0 ? await loopTimes(values, loopIters) : {};
   const report = {
@@ -684,6 +744,7 @@ async function main() {
     flopsPerIteration: flops,
     sgemm: sg,
     limit,
+    adam,
     rows,
     loop: { iterations: loopIters, seconds: loops },
   };

@@ -3,7 +3,8 @@
  * with parameters living in its memory; elsewhere the portable JS engine.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { SimdAdamArena, simdAvailable } from "../backends/adam_simd.ts";
+import { sharedModule, SimdAdamArena, simdAvailable } from "../backends/adam_simd.ts";
+import { adamHelper } from "../backends/adam_threads.ts";
 import { FAST_CPU, liveValues, rehome } from "../backends/fast_cpu.ts";
 import { type AdamConsts, type AdamEngine, JsAdamEngine } from "./adam.ts";
 
@@ -11,7 +12,8 @@ import { type AdamConsts, type AdamEngine, JsAdamEngine } from "./adam.ts";
 export class SimdAdamEngine implements AdamEngine {
   readonly #arena: SimdAdamArena;
   constructor(readonly vars: tf.Variable[]) {
-    this.#arena = new SimdAdamArena(vars.map((v) => v.size));
+    const mod = sharedModule();
+    this.#arena = new SimdAdamArena(vars.map((v) => v.size), mod ? adamHelper(mod) : null);
     vars.forEach((v, i) => rehome(v, this.#arena.params[i]));
   }
   get m(): Float32Array[] {
@@ -28,12 +30,9 @@ export class SimdAdamEngine implements AdamEngine {
     return this.stepBuffered(c);
   }
   stepBuffered(c: AdamConsts): boolean {
-    let ok = true;
-    this.vars.forEach((variable, i) => {
-      rehome(variable, this.#arena.params[i]); // no-op unless something replaced its storage
-      ok = this.#arena.step(i, c) && ok;
-    });
-    return ok;
+    // a no-op unless something replaced a variable's storage
+    this.vars.forEach((variable, i) => rehome(variable, this.#arena.params[i]));
+    return this.#arena.stepAll(c);
   }
 }
 
