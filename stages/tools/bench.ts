@@ -276,6 +276,20 @@ async function sub(
   return JSON.parse(line);
 }
 
+/**
+ * glibc malloc settings for the reference: keep freed memory instead of returning it to the
+ * system. PyTorch allocates each op's output afresh, and glibc maps and unmaps large blocks,
+ * so every op touches new pages; on a VM where a page fault is slow that alone made the
+ * reference 3.2x slower (measured: 1.11 -> 0.34 s an iteration on a 2-core EPYC VM whose
+ * faults cost ~15 us). Ours is unchanged by them (0.298 / 0.299 s; it reuses its buffers), so
+ * they only make the reference faster: the ratios printed are the harder ones.
+ */
+export const TORCH_MALLOC = {
+  MALLOC_MMAP_THRESHOLD_: "4294967296",
+  MALLOC_TRIM_THRESHOLD_: "4294967296",
+  MALLOC_TOP_PAD_: "268435456",
+};
+
 async function torch(
   variant: string,
   iters: number,
@@ -310,6 +324,7 @@ async function torch(
   try {
     const out = await new Deno.Command("/usr/bin/python3", {
       args,
+      env: TORCH_MALLOC,
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -718,6 +733,9 @@ async function main() {
   console.log(`fast-cpu: ${machine.backend}, denormals ${machine.denormals}`);
   for (const n of machine.notes) console.log(`  note: ${n}`);
   console.log(`sgemm 1024^3: ${(sg?.gflops as number)?.toFixed(1)} GFLOP/s via ${sg?.source}`);
+  if (!values["no-torch"]) {
+    console.log("PyTorch reference: glibc malloc keeps freed memory (TORCH_MALLOC in bench.ts)");
+  }
   const profile = await sub(["--profile", values["profile-iters"]]);
   const limit = distanceToLimit(
     flops,
