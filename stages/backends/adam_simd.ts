@@ -307,7 +307,7 @@ export class SimdAdamArena {
     sizes.forEach((n, i) => {
       if (this.#split[i] < vecOf(n)) this.#theirs.push(this.#range(i, this.#split[i], vecOf(n)));
     });
-    if (this.#helper) this.#id = this.#helper.register(memory);
+    if (this.#helper) this.#id = this.#helper.register(this, memory);
   }
 
   /** Byte offsets of elements [from, to) of variable `i`. */

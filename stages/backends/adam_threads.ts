@@ -121,12 +121,20 @@ export class AdamHelper {
     this.#port.unref();
   }
 
-  /** Registers a shared memory; returns the arena id that jobs name. */
-  register(memory: WebAssembly.Memory): number {
+  /**
+   * Registers `owner`'s shared memory; returns the arena id that jobs name. When `owner` is
+   * collected, the worker lets go of the memory too.
+   */
+  register(owner: object, memory: WebAssembly.Memory): number {
     const id = ++this.#arenas;
     this.#port.postMessage({ id, memory });
+    this.#collected.register(owner, id);
     return id;
   }
+
+  readonly #collected = new FinalizationRegistry<number>((id) => {
+    this.#port.postMessage({ id });
+  });
 
   /** Whether a job posted now would be served by the worker. */
   get usable(): boolean {

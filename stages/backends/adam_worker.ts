@@ -1,7 +1,7 @@
 /**
  * The Adam worker thread (see adam_threads.ts): waits for a job in the control block, steps
- * its ranges with the same SIMD kernel as the main thread, says it is done. Arenas arrive as
- * messages; they are read synchronously when a job names one not yet seen.
+ * its ranges with the same SIMD kernel as the main thread, says it is done. Arenas arrive (and
+ * leave) as messages, read synchronously at the start of each job.
  */
 import { type MessagePort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Ctl } from "./adam_threads.ts";
@@ -18,15 +18,29 @@ const ctl = new Int32Array(control);
 const consts = new Float32Array(control, Ctl.Consts * 4, 5);
 const kernels = new Map<number, AdamFn>();
 
-function kernel(id: number): AdamFn {
-  for (let fn = kernels.get(id);; fn = kernels.get(id)) {
-    if (fn) return fn;
-    const msg = receiveMessageOnPort(port);
-    if (!msg) throw new Error(`arena ${id} was never registered`);
-    const { id: got, memory } = msg.message as { id: number; memory: WebAssembly.Memory };
+/** Takes the arenas registered (or dropped) since the last job. */
+function drain(): void {
+  for (let msg = receiveMessageOnPort(port); msg; msg = receiveMessageOnPort(port)) {
+    const { id, memory } = msg.message as { id: number; memory?: WebAssembly.Memory };
+    if (!memory) {
+      kernels.delete(id); // the arena was collected on the main thread
+      continue;
+    }
     const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
-    kernels.set(got, inst.exports.adam as AdamFn);
+    kernels.set(id, inst.exports.adam as AdamFn);
   }
+}
+
+function kernel(id: number): AdamFn {
+  drain();
+  // a message posted just before the job may not be readable yet: wait a little for it
+  for (let waited = 0; !kernels.has(id) && waited < 1000; waited++) {
+    Atomics.wait(ctl, Ctl.Failed, 0, 1);
+    drain();
+  }
+  const fn = kernels.get(id);
+  if (!fn) throw new Error(`arena ${id} was never registered`);
+  return fn;
 }
 
 /** Matches the main thread's denormal mode; false if this thread cannot. */
