@@ -19,15 +19,26 @@ const OPTS = {
   form: "keras" as const,
 };
 
-/** The process's helper once its worker is up. */
-async function readyHelper(): Promise<AdamHelper> {
-  const h = adamHelper(sharedModule()!);
-  assert.ok(h, "no Adam helper: GAN_ADAM_THREADS=1 or one core?");
-  for (let t = 0; !h.usable; t += 10) {
-    assert.ok(t < 10000, "the Adam worker did not come up in 10 s");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return h;
+/**
+ * A test of the threaded Adam, given the process's helper once its worker is up (the worker
+ * outlives the test: it is the process's, unref'd). Skipped where Adam keeps to one thread.
+ */
+function threadedTest(
+  name: string,
+  fn: (helper: AdamHelper) => void,
+  ignore = false,
+): void {
+  Deno.test({
+    name: `threaded Adam: ${name}`,
+    ignore: ignore || !simdAvailable() || adamThreads() < 2,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      const h = adamHelper(sharedModule()!);
+      assert.ok(h, "no Adam helper: GAN_ADAM_THREADS=1 or one core?");
+      fn(await h.whenUsable());
+    },
+  });
 }
 
 /** Two arenas (one threaded) with the same values. */
@@ -53,13 +64,9 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
   assert.equal(at, -1, `${what}: first difference at ${at}`);
 }
 
-Deno.test({
-  name: "threaded Adam: the same bits as one thread over several steps, every size split or not",
-  ignore: !simdAvailable() || adamThreads() < 2,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const helper = await readyHelper();
+threadedTest(
+  "the same bits as one thread over several steps, every size split or not",
+  (helper) => {
     // split with and without a remainder of 4, a large odd one, and biases kept on the main thread
     const sizes = [SPLIT_MIN, 784 * 1024 + 3, 1024, SPLIT_MIN - 1, 3, 40_001];
     const { one, two } = pair(sizes, helper);
@@ -80,48 +87,34 @@ Deno.test({
       }
     });
   },
+);
+
+threadedTest("a NaN in the worker's half is reported", (helper) => {
+  const n = 4 * SPLIT_MIN;
+  const { two } = pair([n], helper);
+  two.g[0][n - 5] = NaN; // past the middle: the worker's part
+  assert.equal(two.stepAll(Adam.consts(OPTS, 1)), false);
+  assert.ok(Number.isNaN(two.params[0][n - 5]));
+  assert.ok(Number.isFinite(two.params[0][0]));
 });
 
-Deno.test({
-  name: "threaded Adam: a NaN in the worker's half is reported",
-  ignore: !simdAvailable() || adamThreads() < 2,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const helper = await readyHelper();
-    const n = 4 * SPLIT_MIN;
-    const { two } = pair([n], helper);
-    two.g[0][n - 5] = NaN; // past the middle: the worker's part
-    assert.equal(two.stepAll(Adam.consts(OPTS, 1)), false);
-    assert.ok(Number.isNaN(two.params[0][n - 5]));
-    assert.ok(Number.isFinite(two.params[0][0]));
-  },
-});
-
-Deno.test({
-  name: "threaded Adam: the worker flushes denormals as the main thread does",
-  ignore: !simdAvailable() || adamThreads() < 2 || typeof fenvLayout() === "string",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const helper = await readyHelper();
-    const n = 2 * SPLIT_MIN;
-    const before = denormalsFlushInJs();
-    try {
-      for (const flush of [true, false]) {
-        flushDenormals(flush);
-        const { two } = pair([n], helper);
-        two.g[0].fill(1e-37); // a normal float; (1 - b1) * g = 1e-38 is denormal
-        two.stepAll({ lrT: 0, b1: 0.9, b2: 0.999, eps: 1e-7, corr2: 1 });
-        const m = bits(two.m[0]), first = m[0], last = m[n - 1];
-        assert.equal(last, first, `flush ${flush}: the worker's half differs`);
-        assert.equal(first === 0, flush, `flush ${flush}: m's bits ${first}`);
-      }
-    } finally {
-      flushDenormals(before);
+threadedTest("the worker flushes denormals as the main thread does", (helper) => {
+  const n = 2 * SPLIT_MIN;
+  const before = denormalsFlushInJs();
+  try {
+    for (const flush of [true, false]) {
+      flushDenormals(flush);
+      const { two } = pair([n], helper);
+      two.g[0].fill(1e-37); // a normal float; (1 - b1) * g = 1e-38 is denormal
+      two.stepAll({ lrT: 0, b1: 0.9, b2: 0.999, eps: 1e-7, corr2: 1 });
+      const m = bits(two.m[0]), first = m[0], last = m[n - 1];
+      assert.equal(last, first, `flush ${flush}: the worker's half differs`);
+      assert.equal(first === 0, flush, `flush ${flush}: m's bits ${first}`);
     }
-  },
-});
+  } finally {
+    flushDenormals(before);
+  }
+}, typeof fenvLayout() === "string");
 
 Deno.test("GAN_ADAM_THREADS: 1 or 2, else a clear error", () => {
   assert.equal(adamThreads({ GAN_ADAM_THREADS: "2" }, 1), 2);
@@ -134,4 +127,17 @@ Deno.test("GAN_ADAM_THREADS: 1 or 2, else a clear error", () => {
     () => adamThreads({ GAN_ADAM_THREADS: "four" }, 4),
     /GAN_ADAM_THREADS=four: expected 1 or 2/,
   );
+});
+
+Deno.test({
+  name: "an arena with nothing large enough to split asks for no worker thread",
+  ignore: !simdAvailable(),
+  fn() {
+    let asked = 0;
+    const ask = () => (asked++, null);
+    new SimdAdamArena([SPLIT_MIN - 1, 4, 1], ask);
+    assert.equal(asked, 0);
+    new SimdAdamArena([SPLIT_MIN, 4], ask);
+    assert.equal(asked, 1);
+  },
 });

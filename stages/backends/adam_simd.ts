@@ -274,14 +274,26 @@ export class SimdAdamArena {
   /** The worker's ranges, in variable order. */
   readonly #theirs: AdamRange[] = [];
 
-  constructor(sizes: number[], helper: AdamHelper | null = null) {
+  /**
+   * `helper`: the worker to split with, or a function that gives it (called only when some
+   * variable is large enough to split, so small nets start no thread).
+   */
+  constructor(
+    sizes: number[],
+    helper: AdamHelper | null | ((mod: WebAssembly.Module) => AdamHelper | null) = null,
+  ) {
     const mod = adamModule();
     if (!mod) throw new Error("WebAssembly SIMD is unavailable");
     const padded = sizes.map((n) => Math.ceil(n / 4) * 4);
     const total = padded.reduce((a, b) => a + b, 0) * 4 * 4; // four arrays of float32
     const pages = Math.max(1, Math.ceil(total / 65536));
     const splits = sizes.filter((n) => n >= SPLIT_MIN).length;
-    this.#helper = splits > 0 && splits <= MAX_RANGES ? helper : null;
+    const splitting = splits > 0 && splits <= MAX_RANGES;
+    this.#helper = !splitting
+      ? null
+      : typeof helper === "function"
+      ? helper(sharedModule()!)
+      : helper;
     const memory = this.#helper
       ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
       : new WebAssembly.Memory({ initial: pages });

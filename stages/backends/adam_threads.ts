@@ -26,6 +26,7 @@
  * ```
  */
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import type { AdamConsts } from "./adam_simd.ts";
 import { denormalsFlushInJs } from "./ftz.ts";
 
 /** Slots of the control block (Int32 indices). */
@@ -142,6 +143,15 @@ export class AdamHelper {
       Atomics.load(this.#ctl, Ctl.Failed) === 0;
   }
 
+  /** Resolves once the worker is up (it starts asynchronously); throws after `timeoutMs`. */
+  async whenUsable(timeoutMs = 10000): Promise<this> {
+    for (let t = 0; !this.usable; t += 10) {
+      if (t > timeoutMs) throw new Error(`Adam's worker thread did not come up in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this;
+  }
+
   /**
    * Posts `ranges` of arena `id` to the worker, runs `mine` here, then waits for the worker.
    * If the worker has not started by then (late or gone), the main thread runs `theirs` (the
@@ -150,7 +160,7 @@ export class AdamHelper {
   run(
     id: number,
     ranges: AdamRange[],
-    c: { lrT: number; b1: number; b2: number; eps: number; corr2: number },
+    c: AdamConsts,
     mine: () => boolean,
     theirs: () => boolean,
   ): boolean {

@@ -48,10 +48,7 @@ async function kernelRate(
   const helper = threaded ? adamHelper(sharedModule()!) : null;
   if (threaded) {
     if (!helper) throw new Error("Adam keeps to one thread here (GAN_ADAM_THREADS=1 or one core)");
-    for (let t = 0; !helper.usable; t += 10) {
-      if (t > 10000) throw new Error("the Adam worker did not come up in 10 s");
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await helper.whenUsable();
   }
   const rng = new Rng(3);
   const arenas = [d, g].map((w) => {

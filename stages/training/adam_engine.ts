@@ -3,7 +3,7 @@
  * with parameters living in its memory; elsewhere the portable JS engine.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { sharedModule, SimdAdamArena, simdAvailable } from "../backends/adam_simd.ts";
+import { SimdAdamArena, simdAvailable } from "../backends/adam_simd.ts";
 import { adamHelper } from "../backends/adam_threads.ts";
 import { FAST_CPU, liveValues, rehome } from "../backends/fast_cpu.ts";
 import { type AdamConsts, type AdamEngine, JsAdamEngine } from "./adam.ts";
@@ -12,8 +12,7 @@ import { type AdamConsts, type AdamEngine, JsAdamEngine } from "./adam.ts";
 export class SimdAdamEngine implements AdamEngine {
   readonly #arena: SimdAdamArena;
   constructor(readonly vars: tf.Variable[]) {
-    const mod = sharedModule();
-    this.#arena = new SimdAdamArena(vars.map((v) => v.size), mod ? adamHelper(mod) : null);
+    this.#arena = new SimdAdamArena(vars.map((v) => v.size), adamHelper);
     vars.forEach((v, i) => rehome(v, this.#arena.params[i]));
   }
   get m(): Float32Array[] {
