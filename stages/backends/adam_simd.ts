@@ -14,16 +14,15 @@
  * ```
  */
 
-import { type AdamHelper, type AdamRange, MAX_RANGES, SPLIT_MIN } from "./adam_threads.ts";
+import {
+  type AdamConsts,
+  type AdamHelper,
+  type AdamRange,
+  MAX_RANGES,
+  SPLIT_MIN,
+} from "./adam_threads.ts";
 
-/** The constants of one Adam step (see stages/adam.ts for the two forms). */
-export interface AdamConsts {
-  lrT: number;
-  b1: number;
-  b2: number;
-  eps: number;
-  corr2: number;
-}
+export type { AdamConsts };
 
 const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
 

@@ -26,7 +26,6 @@
  * ```
  */
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
-import type { AdamConsts } from "./adam_simd.ts";
 import { denormalsFlushInJs } from "./ftz.ts";
 
 /** Slots of the control block (Int32 indices). */
@@ -83,6 +82,18 @@ export function adamThreads(
   }
   const blas = Number(env.OPENBLAS_NUM_THREADS);
   return cores >= 2 && !(blas >= 1 && blas < 2) ? 2 : 1;
+}
+
+/**
+ * The constants of one Adam step (see stages/training/adam.ts for the two forms); here, where
+ * both threads read them, and re-exported by adam_simd.ts.
+ */
+export interface AdamConsts {
+  lrT: number;
+  b1: number;
+  b2: number;
+  eps: number;
+  corr2: number;
 }
 
 /** One range of a variable for a thread to step: byte offsets into the arena's memory. */
