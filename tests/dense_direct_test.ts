@@ -118,3 +118,17 @@ Deno.test("meanD and generate agree with tfjs's inference forward", async () => 
   assert.equal(await a.meanD(fa), await b.meanD(fb));
   await selectBackend("cpu");
 });
+
+Deno.test("the direct path matches tfjs with widths the SIMD kernels cannot take (not multiples of 4)", async () => {
+  // 6 and 10 wide hidden layers: the elementwise steps run in plain JS
+  const cfg = await cfgWith({
+    noiseDim: 3,
+    counterfeiter: { hidden: [6] },
+    police: { hidden: [10, 6], dropout: 0.3 },
+  });
+  const a = await run(cfg, true, 3, 18);
+  const b = await run(cfg, false, 3, 18);
+  assert.deepEqual(a.history, b.history);
+  assert.deepEqual(a.weights, b.weights);
+  await selectBackend("cpu");
+});

@@ -24,33 +24,30 @@ import {
 
 export type { AdamConsts };
 
-const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-const str = (s: string) => [...leb(s.length), ...new TextEncoder().encode(s)];
-const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
-const f32c = (x: number) => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
-
-// Opcodes used.
-const get = (i: number) => [0x20, i],
-  set = (i: number) => [0x21, i],
-  tee = (i: number) => [0x22, i];
-const simd = (op: number) => [0xfd, ...leb(op)];
-const LOAD = [...simd(0x00), 2, 0], STORE = [...simd(0x0b), 2, 0];
-const SPLAT = simd(0x13), SQRT = simd(0xe3), ADD = simd(0xe4), SUB = simd(0xe5);
-const MUL = simd(0xe6), DIV = simd(0xe7);
-const lane = (k: number) => [...simd(0x1f), k];
-const I32_ADD = [0x6a], I32_GE_U = [0x4f], F32_SUB = [0x93], F32_ADD = [0x92], F32_EQ = [0x5b];
+import {
+  ADD,
+  DIV,
+  F32,
+  F32_ADD,
+  F32_EQ,
+  F32_SUB,
+  f32c,
+  get,
+  I32,
+  I32_ADD,
+  I32_GE_U,
+  lane,
+  LOAD,
+  moduleBytes,
+  MUL,
+  set,
+  SPLAT,
+  SQRT,
+  STORE,
+  SUB,
+  tee,
+  V128,
+} from "./wasm_asm.ts";
 
 // Parameters: p g m v nbytes (i32), lrT b1 b2 eps corr2 (f32). Locals after them.
 const [P, G, M, V, N, LR, B1, B2, EPS, C2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -182,7 +179,6 @@ const BODY = [
   ...F32_ADD,
   ...f32c(0),
   ...F32_EQ,
-  0x0b, // end function
 ];
 
 /**
@@ -190,30 +186,14 @@ const BODY = [
  * pages), which threads can step together.
  */
 export function adamModuleBytes(shared = false): Uint8Array {
-  const type = [0x60, ...leb(10), I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, 1, I32];
-  const locals = [2, ...leb(1), I32, ...leb(12), V128];
-  const fn = [...locals, ...BODY];
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [1, ...type]),
-    ...section(2, [
-      1,
-      ...str("env"),
-      ...str("mem"),
-      0x02,
-      ...(shared ? [0x03, 0x01, ...leb(65536)] : [0x00, 0x01]),
-    ]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...str("adam"), 0x00, 0]),
-    ...section(10, [1, ...leb(fn.length), ...fn]),
-  ]);
+  const fn = {
+    name: "adam",
+    params: [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32],
+    results: [I32],
+    locals: [[1, I32], [12, V128]] as [number, number][],
+    body: BODY,
+  };
+  return moduleBytes([fn], shared);
 }
 
 let compiled: WebAssembly.Module | null | undefined;

@@ -21,6 +21,7 @@
  * ```
  */
 import type { Sgemm } from "../backends/blas.ts";
+import { DenseKernels } from "../backends/dense_simd.ts";
 import type { Activation } from "../schema.ts";
 import type { Rng } from "../../pipeline/rng.ts";
 import type { Net } from "./nets.ts";
@@ -94,6 +95,11 @@ export class DenseStack {
   /** The last layer's activation: the police's and classifier's stacks return logits. */
   readonly #output: Activation;
   readonly #leaky: boolean;
+  /** The SIMD elementwise kernels over the scratch memory (null: the JS loops). */
+  #kernels: DenseKernels | null = null;
+  /** Scratch for a layer's bias and for its bias gradient, as wide as the widest layer. */
+  #bias: Float32Array = new Float32Array(0);
+  #sums: Float32Array = new Float32Array(0);
 
   /** `params` are the live arrays of W and b per layer (the optimizer's memory). */
   constructor(readonly net: Net, sgemm: Sgemm, params: LayerParams[]) {
@@ -128,22 +134,59 @@ export class DenseStack {
     if (rows <= this.#rows) return;
     this.#rows = rows;
     const net = this.net;
-    this.#layers = net.layers.map((l, i) => {
+    const shapes = net.layers.map((l, i) => {
       const [nIn, nOut] = l.W.shape;
       const hidden = i < net.layers.length - 1;
-      const a = new Float32Array(rows * nOut);
-      const mask = hidden && net.dropout > 0 ? new Float32Array(rows * nOut) : null;
+      const masked = hidden && net.dropout > 0;
+      const dz = hidden || this.#output !== "linear" ? rows * nOut : 0;
       return {
         nIn,
         nOut,
-        input: a,
-        a,
-        h: mask ? new Float32Array(rows * nOut) : a,
-        mask,
-        dz: new Float32Array(hidden || this.#output !== "linear" ? rows * nOut : 0),
-        dIn: new Float32Array(i > 0 ? rows * nIn : 0),
+        masked,
+        sizes: [rows * nOut, masked ? rows * nOut : 0, dz, i > 0 ? rows * nIn : 0],
       };
     });
+    // the SIMD kernels take whole vectors of 4: every hidden width a multiple of 4
+    const widest = Math.max(...shapes.map((s) => s.nOut));
+    const fits = shapes.every((s, i) => i === shapes.length - 1 || s.nOut % 4 === 0);
+    const bytes = [...shapes.flatMap((s) => [...s.sizes, s.sizes[1]]), widest, widest]
+      .reduce((sum, n) => sum + DenseKernels.bytesFor(n), 0);
+    const k = this.#leaky || !fits ? null : DenseKernels.create(bytes);
+    const take = (n: number) => k ? k.alloc(n) : new Float32Array(n);
+    this.#kernels = k;
+    this.#bias = take(widest);
+    this.#sums = take(widest);
+    this.#layers = shapes.map(({ nIn, nOut, masked, sizes: [a, mask, dz, dIn] }) => {
+      const av = take(a);
+      return {
+        nIn,
+        nOut,
+        input: av,
+        a: av,
+        h: masked ? take(mask) : av,
+        mask: masked ? take(mask) : null,
+        dz: take(dz),
+        dIn: take(dIn),
+      };
+    });
+  }
+
+  /** The last layer's bias added to its `n` rows (no activation). */
+  #addBias(z: Float32Array, l: number, n: number): void {
+    const cols = this.#layers[l].nOut;
+    if (this.#kernels && cols % 4 === 0) {
+      this.#kernels.addBias(z, this.#biasOf(l), n, cols);
+      return;
+    }
+    const b = this.#params[l].b;
+    for (let o = 0; o < n * cols; o += cols) for (let j = 0; j < cols; j++) z[o + j] += b[j];
+  }
+
+  /** Layer `l`'s bias, copied into the kernels' memory. */
+  #biasOf(l: number): Float32Array {
+    const b = this.#params[l].b, out = this.#bias.subarray(0, b.length);
+    out.set(b);
+    return out;
   }
 
   /**
@@ -160,11 +203,14 @@ export class DenseStack {
       const s = this.#layers[l], { W, b } = ps[l], cols = s.nOut, size = n * cols;
       const z = s.a.subarray(0, size);
       this.#sgemm(false, false, n, cols, s.nIn, input, s.nIn, W, cols, z, cols);
+      const k = this.#kernels;
       if (l === last) {
-        for (let o = 0; o < size; o += cols) for (let j = 0; j < cols; j++) z[o + j] += b[j];
+        this.#addBias(z, l, n);
         applyOutput(z, size, this.#output);
       } else if (this.#leaky) {
         this.#leakyHidden(z, b, n, cols, null, z);
+      } else if (k) {
+        k.reluInfer(z, this.#biasOf(l), n, cols);
       } else {
         for (let o = 0; o < size; o += cols) {
           for (let j = 0; j < cols; j++) {
@@ -197,15 +243,22 @@ export class DenseStack {
       const z = s.a.subarray(0, size);
       this.#sgemm(false, false, n, cols, s.nIn, input, s.nIn, W, cols, z, cols);
       if (l === last) {
-        for (let o = 0; o < size; o += cols) for (let j = 0; j < cols; j++) z[o + j] += b[j];
+        this.#addBias(z, l, n);
         applyOutput(z, size, this.#output);
         return z;
       }
+      const k = this.#kernels;
       // tfjs records add(matMul, bias) then relu: two roundings, the same here
       if (this.#leaky) {
         const m = this.#maskUsed ? s.mask!.subarray(0, size) : null;
         if (m) dropoutRng!.fillMask(m, threshold, scale);
         this.#leakyHidden(z, b, n, cols, m, s.h);
+      } else if (k && this.#maskUsed) {
+        const m = s.mask!.subarray(0, size);
+        dropoutRng!.fillMask(m, threshold, scale);
+        k.reluTrainMask(z, this.#biasOf(l), m, s.h, n, cols);
+      } else if (k) {
+        k.reluTrain(z, this.#biasOf(l), n, cols);
       } else if (this.#maskUsed) {
         const m = s.mask!.subarray(0, size);
         dropoutRng!.fillMask(m, threshold, scale);
@@ -262,6 +315,10 @@ export class DenseStack {
           const g = m ? f(d[o] * m[o]) : d[o];
           dz[o] = a[o] > 0 ? g : f(g * slope);
         }
+      } else if (this.#kernels) {
+        dz = s.dz.subarray(0, size);
+        if (this.#maskUsed) this.#kernels.dzMask(d, s.mask!, s.a, dz, size);
+        else this.#kernels.dzPlain(d, s.a, dz, size);
       } else {
         dz = s.dz.subarray(0, size);
         const a = s.a;
@@ -275,7 +332,11 @@ export class DenseStack {
       if (grads) {
         const gW = grads[2 * l], gb = grads[2 * l + 1];
         this.#sgemm(true, false, s.nIn, cols, n, s.input, s.nIn, dz, cols, gW, cols);
-        columnSums(dz, n, cols, gb);
+        if (this.#kernels && l < last && cols % 4 === 0) {
+          const sums = this.#sums.subarray(0, cols);
+          this.#kernels.colSums(dz, sums, n, cols);
+          gb.set(sums);
+        } else columnSums(dz, n, cols, gb);
       }
       if (l > 0 || inputGradOut) {
         const out = l > 0 ? s.dIn.subarray(0, n * s.nIn) : inputGradOut!;
