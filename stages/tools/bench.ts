@@ -9,7 +9,8 @@
  *   whole 500), against the reference's same number of iterations, once with PyTorch's
  *   defaults and once with `torch.set_flush_denormal(True)`. Reported over the early window
  *   (iterations 1-10), the steady state (the last 50) and the whole run: denormals appear
- *   after ~25 iterations, so the first few say little about a run.
+ *   after ~25 iterations, so the first few say little about a run. Ours and the reference
+ *   run back to back; `--loop-pairs N` repeats that set N times and prints the median ratio.
  *
  * Candidates run in separate processes, interleaved over rounds, so a noisy neighbour hits
  * all of them alike. The header names the CPU and the BLAS kernel; results go to a JSON file.
@@ -371,6 +372,7 @@ function parseBenchArgs() {
       rounds: { type: "string", default: "3" },
       "stock-iters": { type: "string", default: "1" },
       "loop-iters": { type: "string", default: "150" },
+      "loop-pairs": { type: "string", default: "1" },
       stage: { type: "boolean", default: false },
       backends: { type: "string", default: CANDIDATES.map((c) => c.label).join(",") },
       out: { type: "string", default: join(ROOT, "results", "bench", "bench.json") },
@@ -479,14 +481,53 @@ function stepTable(
   return rows;
 }
 
-/** The whole adversarial loop, ours against PyTorch with and without denormals flushed. */
-async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<string, number[]>> {
-  const loops: Record<string, number[]> = {};
+/** Ours, then PyTorch with its defaults and flushing, back to back: one comparable set. */
+async function loopPair(values: BenchArgs, loopIters: number): Promise<Record<string, number[]>> {
+  const set: Record<string, number[]> = {};
+  const ours = await sub(["--loop", String(loopIters)]);
+  if (ours) set["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+  if (!values["no-torch"]) {
+    const t = await torch("keras", loopIters, { warmup: 0 });
+    if (t) set["PyTorch CPU (defaults)"] = t;
+    const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
+    if (tFlush) set["PyTorch CPU (flush denormals)"] = tFlush;
+  }
+  return set;
+}
+
+/** One pair's torch/ours over the steady window, for each PyTorch mode it has. */
+function pairRatios(set: Record<string, number[]>, loopIters: number) {
+  const steady = loopWindows(loopIters)[1];
+  const mean = (t: number[] | undefined) => t ? windowMean(t, steady.from, steady.to) : null;
+  const o = mean(set["fast-cpu (FTZ on, the default)"]);
+  const d = mean(set["PyTorch CPU (defaults)"]), f = mean(set["PyTorch CPU (flush denormals)"]);
+  return {
+    ours: o,
+    torch: d,
+    torchFlush: f,
+    vsDefaults: o && d ? d / o : null,
+    vsFlush: o && f ? f / o : null,
+  };
+}
+
+/**
+ * The whole adversarial loop, ours against PyTorch with and without denormals flushed, run
+ * back to back (this machine's speed drifts by tens of percent over minutes, so a ratio is
+ * only fair between neighbouring runs); `--loop-pairs` repeats the set and prints each set's
+ * ratios and their median. Then the variants of ours.
+ */
+async function loopTimes(
+  values: BenchArgs,
+  loopIters: number,
+): Promise<{ loops: Record<string, number[]>; pairs: ReturnType<typeof pairRatios>[] }> {
   console.log(
     `\nthe adversarial loop, ${loopIters} iterations from a fresh initialisation (ours: the real stage's loop, D measurements included)`,
   );
-  const ours = await sub(["--loop", String(loopIters)]);
-  if (ours) loops["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+  const nPairs = Number(values["loop-pairs"]);
+  const sets = [];
+  for (let k = 0; k < nPairs; k++) sets.push(await loopPair(values, loopIters));
+  const loops: Record<string, number[]> = { ...sets[0] };
+  const pairs = sets.map((set) => pairRatios(set, loopIters));
   // Adam on the main thread alone (GAN_ADAM_THREADS=1): what its worker thread buys
   const oneThread = await sub(["--loop", String(loopIters)], { GAN_ADAM_THREADS: "1" });
   if (oneThread) loops["fast-cpu, Adam on 1 thread"] = oneThread.times as number[];
@@ -496,13 +537,8 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
   // the D figures on 100 of the 500 rows (adversarial.measureRows): the same training
   const fewer = await sub(["--loop", String(loopIters), "--measure-rows", "100"]);
   if (fewer) loops["fast-cpu, D on 100 rows"] = fewer.times as number[];
-  if (!values["no-torch"]) {
-    const t = await torch("keras", loopIters, { warmup: 0 });
-    if (t) loops["PyTorch CPU (defaults)"] = t;
-    const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
-    if (tFlush) loops["PyTorch CPU (flush denormals)"] = tFlush;
-  }
   const windows = loopWindows(loopIters);
+  if (nPairs > 1) console.log(`(the table: the first of ${nPairs} sets of ours and PyTorch)`);
   console.log(
     `${"engine".padEnd(32)}${windows.map((w) => w.name.padStart(18)).join("")}${
       "total s".padStart(10)
@@ -541,7 +577,27 @@ async function loopTimes(values: BenchArgs, loopIters: number): Promise<Record<s
       }`,
     );
   }
-  return loops;
+  if (nPairs > 1 && !values["no-torch"]) {
+    const f = (x: number | null, d = 3) => x === null ? "-" : x.toFixed(d);
+    console.log(`each set, ${windows[1].name}: ours, PyTorch defaults / flushing, torch/ours`);
+    pairs.forEach((p, k) =>
+      console.log(
+        `  set ${k + 1}: ${f(p.ours)} s, ${f(p.torch)} / ${f(p.torchFlush)} s, ${
+          f(p.vsDefaults, 2)
+        } / ${f(p.vsFlush, 2)}`,
+      )
+    );
+    const med = (xs: (number | null)[]) => {
+      const v = xs.filter((x): x is number => x !== null);
+      return v.length ? median(v) : null;
+    };
+    console.log(
+      `  median of ${nPairs} sets, torch/ours: ${f(med(pairs.map((p) => p.vsDefaults)), 2)} / ${
+        f(med(pairs.map((p) => p.vsFlush)), 2)
+      }`,
+    );
+  }
+  return { loops, pairs };
 }
 
 /** The lecture's layer widths of both nets, noise and image sizes included. */
@@ -669,6 +725,11 @@ async function uiMain(values: BenchArgs) {
 
 async function main() {
   const values = parseBenchArgs();
+  const nPairs = Number(values["loop-pairs"]);
+  if (!Number.isInteger(nPairs) || nPairs < 1) {
+    console.error(`bench: --loop-pairs takes a whole number >= 1 (got "${values["loop-pairs"]}")`);
+    Deno.exit(2);
+  }
   if (values.sgemm) return sgemmWorker();
   if (values.profile) return await profileWorker(Number(values.profile));
   if (values["adam-traffic"]) {
@@ -753,7 +814,9 @@ async function main() {
     (profile?.phases as PhaseTimes)?.adam ?? null,
   );
   const rows = stepTable(await stepTimes(values, rounds), flops, (sg?.gflops as number) ?? null);
-  const loops = loopIters > 0 ? await loopTimes(values, loopIters) : {};
+  const { loops, pairs } = loopIters > 0
+    ? await loopTimes(values, loopIters)
+    : { loops: {}, pairs: [] };
   const report = {
     date: new Date().toISOString(),
     deno: Deno.version.deno,
@@ -764,7 +827,7 @@ async function main() {
     limit,
     adam,
     rows,
-    loop: { iterations: loopIters, seconds: loops },
+    loop: { iterations: loopIters, seconds: loops, pairs },
   };
   await Deno.mkdir(dirname(values.out), { recursive: true });
   await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");
