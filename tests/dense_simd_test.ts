@@ -122,11 +122,12 @@ Deno.test({
 });
 
 Deno.test({
-  name: "DenseKernels refuses arrays past its memory",
+  name: "DenseKernels refuses arrays past its memory, and memory past 2 GiB (JS loops then)",
   ignore: !available,
   fn() {
     const k = DenseKernels.create(64)!;
     k.alloc(16);
     assert.throws(() => k.alloc(1), /do not fit/);
+    assert.equal(DenseKernels.create(2 ** 31), null);
   },
 });

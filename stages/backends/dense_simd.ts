@@ -237,6 +237,9 @@ function denseModule(): WebAssembly.Module | null {
 
 type Fn = (...args: number[]) => void;
 
+/** Byte offsets are i32 in the kernels: stay below 2 GiB. */
+const MAX_BYTES = 2 ** 31 - 65536;
+
 /**
  * The kernels over one memory of `bytes`, carved into 16-byte-aligned float arrays by
  * {@link DenseKernels.alloc}. Every array a kernel takes must come from `alloc`; column
@@ -255,10 +258,18 @@ export class DenseKernels {
     this.#fns = inst.exports as unknown as Record<string, Fn>;
   }
 
-  /** Kernels over at least `bytes` of memory, or null where WebAssembly SIMD is unavailable. */
+  /**
+   * Kernels over at least `bytes` of memory, or null where WebAssembly SIMD is unavailable or
+   * the memory cannot be had (past a 32-bit memory's 4 GiB): the caller keeps its JS loops.
+   */
   static create(bytes: number): DenseKernels | null {
     const mod = denseModule();
-    return mod ? new DenseKernels(mod, bytes) : null;
+    if (!mod || bytes > MAX_BYTES) return null;
+    try {
+      return new DenseKernels(mod, bytes);
+    } catch {
+      return null;
+    }
   }
 
   /** The bytes `alloc` takes for `n` floats (what to size the memory by). */
