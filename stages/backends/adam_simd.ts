@@ -26,6 +26,7 @@ export type { AdamConsts };
 
 import {
   ADD,
+  compiledOnce,
   DIV,
   F32,
   F32_ADD,
@@ -180,7 +181,6 @@ export function adamModuleBytes(shared = false): Uint8Array {
   return moduleBytes([fn], shared);
 }
 
-let compiled: WebAssembly.Module | null | undefined;
 let compiledShared: WebAssembly.Module | undefined;
 
 /** The module that imports a shared memory (for arenas a worker thread steps too). */
@@ -190,15 +190,7 @@ export function sharedModule(): WebAssembly.Module | null {
 }
 
 /** The compiled module, or null where WebAssembly SIMD is unavailable. */
-export function adamModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  try {
-    compiled = new WebAssembly.Module(adamModuleBytes() as BufferSource);
-  } catch {
-    compiled = null;
-  }
-  return compiled;
-}
+export const adamModule: () => WebAssembly.Module | null = compiledOnce(() => adamModuleBytes());
 
 /** Whether the SIMD Adam can run here. */
 export function simdAvailable(): boolean {

@@ -27,6 +27,7 @@
 import {
   ADD,
   AND,
+  compiledOnce,
   DEMOTE_ZERO,
   f32c,
   F64X2_ADD,
@@ -223,17 +224,7 @@ export function denseModuleBytes(): Uint8Array {
   return moduleBytes(FUNCTIONS, false);
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-
-function denseModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  try {
-    compiled = new WebAssembly.Module(denseModuleBytes() as BufferSource);
-  } catch {
-    compiled = null;
-  }
-  return compiled;
-}
+const denseModule = compiledOnce(denseModuleBytes);
 
 type Fn = (...args: number[]) => void;
 

@@ -148,3 +148,20 @@ export function moduleBytes(fns: WasmFunction[], shared: boolean): Uint8Array {
     ...section(10, [...leb(fns.length), ...codes]),
   ]);
 }
+
+/**
+ * A function that compiles `bytes()` on first call and returns that module from then on, or
+ * null from then on where it does not compile (no WebAssembly SIMD here).
+ */
+export function compiledOnce(bytes: () => Uint8Array): () => WebAssembly.Module | null {
+  let compiled: WebAssembly.Module | null | undefined;
+  return () => {
+    if (compiled !== undefined) return compiled;
+    try {
+      compiled = new WebAssembly.Module(bytes() as BufferSource);
+    } catch {
+      compiled = null;
+    }
+    return compiled;
+  };
+}
