@@ -59,22 +59,25 @@ const at = (base: number, ...offsets: number[]) => [
 ];
 
 /**
- * A kernel over rows: params (z, b, [m, h,] rows, colBytes); for each row offset `o` and
- * column offset `j`, `perLane(v)` where v = z[o+j] + b[j] (on the stack) and ZERO holds +0.
+ * A kernel over rows: params (z, b, [m, h,] rows, colBytes); for each row offset `O` and
+ * column offset `J`, `perLane` runs with the address of z[o+j] and v = z[o+j] + b[j] on the
+ * stack; local `ZERO` holds +0 and `A` is a spare vector.
  */
 function overRows(
   name: string,
   masked: boolean,
-  perLane: (lanes: { Z: number; M: number; H: number; O: number; J: number }) => number[],
+  perLane: (
+    locals: { Z: number; M: number; H: number; O: number; J: number; ZERO: number; A: number },
+  ) => number[],
 ): WasmFunction {
   const [Z, B, M, H] = [0, 1, 2, 3];
   const ROWS = masked ? 4 : 2, COLS = ROWS + 1;
-  const [O, J, END, ZERO] = [COLS + 1, COLS + 2, COLS + 3, COLS + 4];
+  const [O, J, END, ZERO, A] = [COLS + 1, COLS + 2, COLS + 3, COLS + 4, COLS + 5];
   return {
     name,
     params: masked ? [I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32],
     results: [],
-    locals: [[3, I32], [1, V128]],
+    locals: [[3, I32], [2, V128]],
     body: [
       ...V128_ZERO,
       ...set(ZERO),
@@ -93,41 +96,33 @@ function overRows(
           ...at(B, J),
           ...LOAD,
           ...ADD,
-          ...perLane({ Z, M, H, O, J }),
+          ...perLane({ Z, M, H, O, J, ZERO, A }),
         ]),
       ]),
     ],
   };
 }
 
-// overRows leaves the address of z[o+j] and then v on the stack; ZERO is local 9 or 7.
-const zeroOf = (masked: boolean) => (masked ? 4 : 2) + 5;
-
 const FUNCTIONS: WasmFunction[] = [
   // z = z + b
   overRows("addBias", false, () => [...STORE]),
   // z = pmax(z + b, 0): `v < 0 ? 0 : v`
-  overRows("reluInfer", false, () => [...get(zeroOf(false)), ...PMAX, ...STORE]),
+  overRows("reluInfer", false, ({ ZERO }) => [...get(ZERO), ...PMAX, ...STORE]),
   // z = max(z + b, +0): `(v + |v|) / 2` with -inf -> 0
-  overRows("reluTrain", false, () => [...get(zeroOf(false)), ...MAX, ...STORE]),
+  overRows("reluTrain", false, ({ ZERO }) => [...get(ZERO), ...MAX, ...STORE]),
   // z = max(z + b, +0); h = z * m
-  (() => {
-    const A = 10; // an extra v128 local for the activation
-    const f = overRows("reluTrainMask", true, ({ M, H, O, J }) => [
-      ...get(zeroOf(true)),
-      ...MAX,
-      ...tee(A),
-      ...STORE,
-      ...at(H, O, J),
-      ...get(A),
-      ...at(M, O, J),
-      ...LOAD,
-      ...MUL,
-      ...STORE,
-    ]);
-    f.locals = [[3, I32], [2, V128]];
-    return f;
-  })(),
+  overRows("reluTrainMask", true, ({ M, H, O, J, ZERO, A }) => [
+    ...get(ZERO),
+    ...MAX,
+    ...tee(A),
+    ...STORE,
+    ...at(H, O, J),
+    ...get(A),
+    ...at(M, O, J),
+    ...LOAD,
+    ...MUL,
+    ...STORE,
+  ]),
   // dz = (d * m) * (a > 0 ? 1 : 0), over nbytes: params (d, m, a, dz, nbytes)
   flat("dzMask", true),
   // dz = d * (a > 0 ? 1 : 0): params (d, a, dz, nbytes)

@@ -481,16 +481,20 @@ function stepTable(
   return rows;
 }
 
+/** The loop table's rows for ours and the reference. */
+const OURS = "fast-cpu (FTZ on, the default)";
+const TORCH_DEFAULTS = "PyTorch CPU (defaults)", TORCH_FLUSH = "PyTorch CPU (flush denormals)";
+
 /** Ours, then PyTorch with its defaults and flushing, back to back: one comparable set. */
 async function loopPair(values: BenchArgs, loopIters: number): Promise<Record<string, number[]>> {
   const set: Record<string, number[]> = {};
   const ours = await sub(["--loop", String(loopIters)]);
-  if (ours) set["fast-cpu (FTZ on, the default)"] = ours.times as number[];
+  if (ours) set[OURS] = ours.times as number[];
   if (!values["no-torch"]) {
     const t = await torch("keras", loopIters, { warmup: 0 });
-    if (t) set["PyTorch CPU (defaults)"] = t;
+    if (t) set[TORCH_DEFAULTS] = t;
     const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
-    if (tFlush) set["PyTorch CPU (flush denormals)"] = tFlush;
+    if (tFlush) set[TORCH_FLUSH] = tFlush;
   }
   return set;
 }
@@ -499,8 +503,8 @@ async function loopPair(values: BenchArgs, loopIters: number): Promise<Record<st
 function pairRatios(set: Record<string, number[]>, loopIters: number) {
   const steady = loopWindows(loopIters)[1];
   const mean = (t: number[] | undefined) => t ? windowMean(t, steady.from, steady.to) : null;
-  const o = mean(set["fast-cpu (FTZ on, the default)"]);
-  const d = mean(set["PyTorch CPU (defaults)"]), f = mean(set["PyTorch CPU (flush denormals)"]);
+  const o = mean(set[OURS]);
+  const d = mean(set[TORCH_DEFAULTS]), f = mean(set[TORCH_FLUSH]);
   return {
     ours: o,
     torch: d,
@@ -551,7 +555,7 @@ async function loopTimes(
       }${t.reduce((a, b) => a + b, 0).toFixed(1).padStart(10)}`,
     );
   }
-  const o = loops["fast-cpu (FTZ on, the default)"];
+  const o = loops[OURS];
   // a variant's time over the default's, window by window
   const ratioLine = (label: string, variant: number[] | undefined) => {
     if (!o || !variant) return;
@@ -566,7 +570,7 @@ async function loopTimes(
   ratioLine("Adam 1 thread / 2", loops["fast-cpu, Adam on 1 thread"]);
   ratioLine("live rows / without", loops["fast-cpu + live rows"]);
   ratioLine("D on 100 rows / 500", loops["fast-cpu, D on 100 rows"]);
-  for (const ref of ["PyTorch CPU (defaults)", "PyTorch CPU (flush denormals)"]) {
+  for (const ref of [TORCH_DEFAULTS, TORCH_FLUSH]) {
     const t = loops[ref];
     if (!o || !t) continue;
     console.log(

@@ -332,7 +332,7 @@ export class DenseStack {
       if (grads) {
         const gW = grads[2 * l], gb = grads[2 * l + 1];
         this.#sgemm(true, false, s.nIn, cols, n, s.input, s.nIn, dz, cols, gW, cols);
-        if (this.#kernels && l < last && cols % 4 === 0) {
+        if (this.#kernels && l < last) {
           const sums = this.#sums.subarray(0, cols);
           this.#kernels.colSums(dz, sums, n, cols);
           gb.set(sums);
