@@ -485,9 +485,19 @@ function stepTable(
 const OURS = "fast-cpu (FTZ on, the default)";
 const TORCH_DEFAULTS = "PyTorch CPU (defaults)", TORCH_FLUSH = "PyTorch CPU (flush denormals)";
 
-/** Ours, then PyTorch with its defaults and flushing, back to back: one comparable set. */
+/** The sgemm rate a set was measured beside (the label of its one-sample row). */
+const SGEMM = "sgemm 1024^3, GFLOP/s";
+
+/**
+ * This machine's sgemm rate, then ours, then PyTorch with its defaults and flushing, back to
+ * back: one comparable set. The rate is taken again for each set because the machine drifts
+ * (150-344 GFLOP/s measured within a day), and the bound it gives is only fair beside the
+ * loop it is compared with.
+ */
 async function loopPair(values: BenchArgs, loopIters: number): Promise<Record<string, number[]>> {
   const set: Record<string, number[]> = {};
+  const sg = await sub(["--sgemm"]);
+  if (typeof sg?.gflops === "number") set[SGEMM] = [sg.gflops];
   const ours = await sub(["--loop", String(loopIters)]);
   if (ours) set[OURS] = ours.times as number[];
   if (!values["no-torch"]) {
@@ -499,18 +509,24 @@ async function loopPair(values: BenchArgs, loopIters: number): Promise<Record<st
   return set;
 }
 
-/** One pair's torch/ours over the steady window, for each PyTorch mode it has. */
-function pairRatios(set: Record<string, number[]>, loopIters: number) {
+/**
+ * One set's torch/ours over the steady window, for each PyTorch mode it has, and ours as a
+ * multiple of the sgemm bound (`flops` at the rate measured just before it).
+ */
+function pairRatios(set: Record<string, number[]>, loopIters: number, flops: number) {
   const steady = loopWindows(loopIters)[1];
   const mean = (t: number[] | undefined) => t ? windowMean(t, steady.from, steady.to) : null;
   const o = mean(set[OURS]);
   const d = mean(set[TORCH_DEFAULTS]), f = mean(set[TORCH_FLUSH]);
+  const sgemm = set[SGEMM]?.[0] ?? null;
   return {
     ours: o,
     torch: d,
     torchFlush: f,
     vsDefaults: o && d ? d / o : null,
     vsFlush: o && f ? f / o : null,
+    sgemmGflops: sgemm,
+    oursOverBound: o && sgemm ? o / (flops / (sgemm * 1e9)) : null,
   };
 }
 
@@ -523,6 +539,7 @@ function pairRatios(set: Record<string, number[]>, loopIters: number) {
 async function loopTimes(
   values: BenchArgs,
   loopIters: number,
+  flops: number,
 ): Promise<{ loops: Record<string, number[]>; pairs: ReturnType<typeof pairRatios>[] }> {
   console.log(
     `\nthe adversarial loop, ${loopIters} iterations from a fresh initialisation (ours: the real stage's loop, D measurements included)`,
@@ -530,8 +547,8 @@ async function loopTimes(
   const nPairs = Number(values["loop-pairs"]);
   const sets = [];
   for (let k = 0; k < nPairs; k++) sets.push(await loopPair(values, loopIters));
-  const loops: Record<string, number[]> = { ...sets[0] };
-  const pairs = sets.map((set) => pairRatios(set, loopIters));
+  const { [SGEMM]: _rate, ...loops }: Record<string, number[]> = sets[0];
+  const pairs = sets.map((set) => pairRatios(set, loopIters, flops));
   // Adam on the main thread alone (GAN_ADAM_THREADS=1): what its worker thread buys
   const oneThread = await sub(["--loop", String(loopIters)], { GAN_ADAM_THREADS: "1" });
   if (oneThread) loops["fast-cpu, Adam on 1 thread"] = oneThread.times as number[];
@@ -581,24 +598,28 @@ async function loopTimes(
       }`,
     );
   }
-  if (nPairs > 1 && !values["no-torch"]) {
-    const f = (x: number | null, d = 3) => x === null ? "-" : x.toFixed(d);
-    console.log(`each set, ${windows[1].name}: ours, PyTorch defaults / flushing, torch/ours`);
-    pairs.forEach((p, k) =>
-      console.log(
-        `  set ${k + 1}: ${f(p.ours)} s, ${f(p.torch)} / ${f(p.torchFlush)} s, ${
-          f(p.vsDefaults, 2)
-        } / ${f(p.vsFlush, 2)}`,
-      )
-    );
-    const med = (xs: (number | null)[]) => {
-      const v = xs.filter((x): x is number => x !== null);
-      return v.length ? median(v) : null;
-    };
+  const f = (x: number | null, d = 3) => x === null ? "-" : x.toFixed(d);
+  console.log(
+    `each set, ${
+      windows[1].name
+    }: ours, PyTorch defaults / flushing, torch/ours; sgemm rate just before, ours / its bound`,
+  );
+  pairs.forEach((p, k) =>
+    console.log(
+      `  set ${k + 1}: ${f(p.ours)} s, ${f(p.torch)} / ${f(p.torchFlush)} s, ${
+        f(p.vsDefaults, 2)
+      } / ${f(p.vsFlush, 2)}; ${f(p.sgemmGflops, 0)} GFLOP/s, ${f(p.oursOverBound, 2)}x`,
+    )
+  );
+  const med = (xs: (number | null)[]) => {
+    const v = xs.filter((x): x is number => x !== null);
+    return v.length ? median(v) : null;
+  };
+  if (nPairs > 1) {
     console.log(
       `  median of ${nPairs} sets, torch/ours: ${f(med(pairs.map((p) => p.vsDefaults)), 2)} / ${
         f(med(pairs.map((p) => p.vsFlush)), 2)
-      }`,
+      }; ours / the sgemm bound: ${f(med(pairs.map((p) => p.oursOverBound)), 2)}x`,
     );
   }
   return { loops, pairs };
@@ -819,7 +840,7 @@ async function main() {
   );
   const rows = stepTable(await stepTimes(values, rounds), flops, (sg?.gflops as number) ?? null);
   const { loops, pairs } = loopIters > 0
-    ? await loopTimes(values, loopIters)
+    ? await loopTimes(values, loopIters, flops)
     : { loops: {}, pairs: [] };
   const report = {
     date: new Date().toISOString(),
