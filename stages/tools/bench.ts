@@ -485,8 +485,11 @@ function stepTable(
 const OURS = "fast-cpu (FTZ on, the default)";
 const TORCH_DEFAULTS = "PyTorch CPU (defaults)", TORCH_FLUSH = "PyTorch CPU (flush denormals)";
 
-/** The sgemm rate a set was measured beside (the label of its one-sample row). */
-const SGEMM = "sgemm 1024^3, GFLOP/s";
+/** One comparable set: the loop times by row label, and the sgemm rate taken just before. */
+interface LoopSet {
+  times: Record<string, number[]>;
+  sgemmGflops: number | null;
+}
 
 /**
  * This machine's sgemm rate, then ours, then PyTorch with its defaults and flushing, back to
@@ -494,31 +497,29 @@ const SGEMM = "sgemm 1024^3, GFLOP/s";
  * (150-344 GFLOP/s measured within a day), and the bound it gives is only fair beside the
  * loop it is compared with.
  */
-async function loopPair(values: BenchArgs, loopIters: number): Promise<Record<string, number[]>> {
-  const set: Record<string, number[]> = {};
+async function loopPair(values: BenchArgs, loopIters: number): Promise<LoopSet> {
+  const times: Record<string, number[]> = {};
   const sg = await sub(["--sgemm"]);
-  if (typeof sg?.gflops === "number") set[SGEMM] = [sg.gflops];
   const ours = await sub(["--loop", String(loopIters)]);
-  if (ours) set[OURS] = ours.times as number[];
+  if (ours) times[OURS] = ours.times as number[];
   if (!values["no-torch"]) {
     const t = await torch("keras", loopIters, { warmup: 0 });
-    if (t) set[TORCH_DEFAULTS] = t;
+    if (t) times[TORCH_DEFAULTS] = t;
     const tFlush = await torch("keras", loopIters, { warmup: 0, flush: true });
-    if (tFlush) set[TORCH_FLUSH] = tFlush;
+    if (tFlush) times[TORCH_FLUSH] = tFlush;
   }
-  return set;
+  return { times, sgemmGflops: typeof sg?.gflops === "number" ? sg.gflops : null };
 }
 
 /**
  * One set's torch/ours over the steady window, for each PyTorch mode it has, and ours as a
  * multiple of the sgemm bound (`flops` at the rate measured just before it).
  */
-function pairRatios(set: Record<string, number[]>, loopIters: number, flops: number) {
+function pairRatios({ times, sgemmGflops: sgemm }: LoopSet, loopIters: number, flops: number) {
   const steady = loopWindows(loopIters)[1];
   const mean = (t: number[] | undefined) => t ? windowMean(t, steady.from, steady.to) : null;
-  const o = mean(set[OURS]);
-  const d = mean(set[TORCH_DEFAULTS]), f = mean(set[TORCH_FLUSH]);
-  const sgemm = set[SGEMM]?.[0] ?? null;
+  const o = mean(times[OURS]);
+  const d = mean(times[TORCH_DEFAULTS]), f = mean(times[TORCH_FLUSH]);
   return {
     ours: o,
     torch: d,
@@ -545,9 +546,9 @@ async function loopTimes(
     `\nthe adversarial loop, ${loopIters} iterations from a fresh initialisation (ours: the real stage's loop, D measurements included)`,
   );
   const nPairs = Number(values["loop-pairs"]);
-  const sets = [];
+  const sets: LoopSet[] = [];
   for (let k = 0; k < nPairs; k++) sets.push(await loopPair(values, loopIters));
-  const { [SGEMM]: _rate, ...loops }: Record<string, number[]> = sets[0];
+  const loops = { ...sets[0].times };
   const pairs = sets.map((set) => pairRatios(set, loopIters, flops));
   // Adam on the main thread alone (GAN_ADAM_THREADS=1): what its worker thread buys
   const oneThread = await sub(["--loop", String(loopIters)], { GAN_ADAM_THREADS: "1" });
