@@ -2,8 +2,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../stages/backends/mod.ts";
-import { betterCore, loadBlas, sgemmJs } from "../stages/backends/blas.ts";
-import { binaryPattern, FAST_CPU, registerFastCpu } from "../stages/backends/fast_cpu.ts";
+import { betterCore, loadBlas, openblasVersion, sgemmJs } from "../stages/backends/blas.ts";
+import {
+  binaryPattern,
+  blasLabel,
+  FAST_CPU,
+  registerFastCpu,
+} from "../stages/backends/fast_cpu.ts";
 import { SimdAdamArena, simdAvailable } from "../stages/backends/adam_simd.ts";
 import { Rng } from "../pipeline/rng.ts";
 import { Adam, adamUpdateJs, JsAdamEngine } from "../stages/training/adam.ts";
@@ -423,7 +428,7 @@ Deno.test("the fused relu gradient and step equal tfjs's, NaN, infinities and si
   close(rf[0].data, rs[0].data, 0, "relu"); // equal as numbers (ours gives +0 for -0)
 });
 
-Deno.test("OpenBLAS's thread count and CPU kernel are part of the backend fact that goes into cache keys", async () => {
+Deno.test("OpenBLAS's release, thread count and CPU kernel are part of the backend fact that goes into cache keys", async () => {
   const code = `
     import { selectBackend } from "./stages/backends/mod.ts";
     const b = await selectBackend("fast-cpu");
@@ -442,12 +447,32 @@ Deno.test("OpenBLAS's thread count and CPU kernel are part of the backend fact t
     if (r.notes.some((n: string) => n.includes("matmul in TypeScript"))) {
       assert.equal(r.backend, "fast-cpu/js"); // no BLAS here: nothing threaded to record
     } else {
-      // an x86-64 OpenBLAS with every kernel (Debian's) honours OPENBLAS_CORETYPE
-      assert.equal(r.backend, `fast-cpu/openblas-${core}-t${threads}`);
+      // an x86-64 OpenBLAS with every kernel (Debian's) honours OPENBLAS_CORETYPE, and names
+      // its release (releases round differently with the same kernels)
+      const release = loadBlas().version;
+      assert.match(release ?? "", /^\d+\.\d+\.\d+/);
+      assert.equal(r.backend, `fast-cpu/openblas-${release}-${core}-t${threads}`);
     }
     keys.push(r.backend);
   }
   assert.equal(new Set(keys).size, keys[0] === "fast-cpu/js" ? 1 : 3);
+});
+
+Deno.test("the matmul's fact names OpenBLAS's release where the library gives one", () => {
+  assert.equal(
+    openblasVersion("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell"),
+    "0.3.21",
+  );
+  assert.equal(openblasVersion("OpenBLAS 0.3.30.dev DYNAMIC_ARCH"), "0.3.30.dev");
+  assert.equal(openblasVersion("OpenBLAS 0.3.29 NO_LAPACK MAX_THREADS=2"), "0.3.29");
+  assert.equal(openblasVersion("a library of some other name 1.2"), null);
+  const blas = { kind: "blas" as const, core: "Haswell", threads: 2 };
+  assert.equal(blasLabel({ ...blas, version: "0.3.21" }), "openblas-0.3.21-Haswell-t2");
+  assert.equal(blasLabel({ ...blas, version: "0.3.29" }), "openblas-0.3.29-Haswell-t2");
+  // a library that names no release keeps the older fact rather than inventing one
+  assert.equal(blasLabel({ ...blas, version: null }), "openblas-Haswell-t2");
+  assert.equal(blasLabel({ ...blas, version: "0.3 weird/x" }), "openblas-0.3_weird_x-Haswell-t2");
+  assert.equal(blasLabel({ kind: "js", core: null, threads: null }), "js");
 });
 
 Deno.test("OpenBLAS's pick is replaced by the fastest family the CPU's flags allow", () => {

@@ -48,6 +48,14 @@ export interface Blas {
    * where the library does not say (Accelerate, the TypeScript fallback).
    */
   core: string | null;
+  /**
+   * The library's release (`openblas_get_config()`: "0.3.21"), null where it does not say.
+   * Releases round differently with the same kernel family (measured: OpenBLAS 0.3.21 and
+   * 0.3.29 with their Haswell kernels differ in 22% of a 32x784x1024 product's elements), so
+   * it is part of the cache key: a cluster whose nodes have different OpenBLAS releases must
+   * not share one release's numbers as another's.
+   */
+  version?: string | null;
   /** Why a CPU kernel other than the library's own pick is in use, if one is. */
   note?: string;
   sgemm: Sgemm;
@@ -109,6 +117,7 @@ function loadWithBestCore(path: string): Omit<Blas, "kind" | "source"> | null {
     sgemm: l.sgemm,
     threads: l.threads,
     core: l.core,
+    version: l.version,
   });
   if (!first) return null;
   if (!first.core) return keep(first);
@@ -160,13 +169,29 @@ export function blasCandidates(): string[] {
   ];
 }
 
+/**
+ * The release in OpenBLAS's build string ("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." ->
+ * "0.3.21"; a development build's "0.3.30.dev" kept whole), or null where it names none.
+ */
+export function openblasVersion(config: string): string | null {
+  const m = /^\s*OpenBLAS\s+(\d+(?:\.\d+)+(?:[.-]?[A-Za-z0-9]+)*)/.exec(config);
+  return m ? m[1] : null;
+}
+
 function tryLoad(
   path: string,
-): { sgemm: Sgemm; threads: number | null; core: string | null; close: () => void } | null {
+): {
+  sgemm: Sgemm;
+  threads: number | null;
+  core: string | null;
+  version: string | null;
+  close: () => void;
+} | null {
   try {
     const lib = Deno.dlopen(path, {
       openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
       openblas_get_corename: { parameters: [], result: "pointer", optional: true },
+      openblas_get_config: { parameters: [], result: "pointer", optional: true },
       cblas_sgemm: {
         parameters: [
           "i32",
@@ -191,6 +216,10 @@ function tryLoad(
     const threads = lib.symbols.openblas_get_num_threads?.() ?? null;
     const corePtr = lib.symbols.openblas_get_corename?.() ?? null;
     const core = corePtr ? Deno.UnsafePointerView.getCString(corePtr).trim() || null : null;
+    const configPtr = lib.symbols.openblas_get_config?.() ?? null;
+    const version = configPtr
+      ? openblasVersion(Deno.UnsafePointerView.getCString(configPtr))
+      : null;
     const sgemm: Sgemm = (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => {
       if (m === 0 || n === 0) return;
       if (k === 0) {
@@ -214,7 +243,7 @@ function tryLoad(
         ldc,
       );
     };
-    return { sgemm, threads, core, close: () => lib.close() };
+    return { sgemm, threads, core, version, close: () => lib.close() };
   } catch {
     return null;
   }

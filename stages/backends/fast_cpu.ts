@@ -36,7 +36,7 @@ export const FAST_CPU = "fast-cpu";
 /** What {@link registerFastCpu} set up. */
 export interface FastCpuInfo {
   /**
-   * Which matmul runs ("openblas-Zen-t2": OpenBLAS's Zen kernels on 2 threads, "js") and the
+   * Which matmul runs ("openblas-0.3.21-Zen-t2": OpenBLAS 0.3.21's Zen kernels on 2 threads, "js") and the
    * kernels' revision: each rounds differently, so all of it is part of the cache keys.
    */
   kernels: string;
@@ -452,12 +452,15 @@ export function fastCpuSgemm(): Blas["sgemm"] | null {
 }
 
 /**
- * The matmul's part of the backend fact: `openblas-SkylakeX-t2` (library, the CPU kernel it
- * picked, thread count), `blas-t2` where the library names no kernel, or `js`.
+ * The matmul's part of the backend fact: `openblas-0.3.21-SkylakeX-t2` (library and its
+ * release, the CPU kernel it picked, thread count; each rounds differently), `openblas-SkylakeX-t2`
+ * where the library names no release, `blas-t2` where it names no kernel, or `js`.
  */
-export function blasLabel(blas: Pick<Blas, "kind" | "core" | "threads">): string {
+export function blasLabel(blas: Pick<Blas, "kind" | "core" | "threads" | "version">): string {
   if (blas.kind === "js") return "js";
-  const lib = blas.core ? `openblas-${blas.core.replace(/[^A-Za-z0-9_.]+/g, "_")}` : "blas";
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9_.]+/g, "_");
+  const release = blas.version ? `-${safe(blas.version)}` : "";
+  const lib = blas.core ? `openblas${release}-${safe(blas.core)}` : "blas";
   return blas.threads ? `${lib}-t${blas.threads}` : lib;
 }
 

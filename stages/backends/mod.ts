@@ -46,8 +46,8 @@ export interface BackendChoice {
 /** The facts that change a tensor stage's numbers. */
 export interface TensorFacts {
   /**
-   * The engine and whatever in it rounds differently: `fast-cpu/openblas-SkylakeX-t2` is
-   * fast-cpu with OpenBLAS's SkylakeX kernels on 2 threads. The kernels' code is in the key
+   * The engine and whatever in it rounds differently: `fast-cpu/openblas-0.3.21-SkylakeX-t2` is
+   * fast-cpu with OpenBLAS 0.3.21's SkylakeX kernels on 2 threads. The kernels' code is in the key
    * through the runtime's modules, so no revision number is kept by hand.
    */
   backend: string;
