@@ -36,8 +36,9 @@ export const FAST_CPU = "fast-cpu";
 /** What {@link registerFastCpu} set up. */
 export interface FastCpuInfo {
   /**
-   * Which matmul runs ("openblas-0.3.21-Zen-t2": OpenBLAS 0.3.21's Zen kernels on 2 threads, "js") and the
-   * kernels' revision: each rounds differently, so all of it is part of the cache keys.
+   * Which matmul runs ("openblas-0.3.21-Zen-t2": OpenBLAS 0.3.21's Zen kernels on 2 threads,
+   * "js") and the kernels' revision: each rounds differently, so all of it is part of the cache
+   * keys.
    */
   kernels: string;
   notes: string[];
@@ -453,8 +454,8 @@ export function fastCpuSgemm(): Blas["sgemm"] | null {
 
 /**
  * The matmul's part of the backend fact: `openblas-0.3.21-SkylakeX-t2` (library and its
- * release, the CPU kernel it picked, thread count; each rounds differently), `openblas-SkylakeX-t2`
- * where the library names no release, `blas-t2` where it names no kernel, or `js`.
+ * release, the CPU kernel it picked, thread count; each rounds differently),
+ * `openblas-SkylakeX-t2` where the library names no release, `blas-t2` where it names no kernel, or `js`.
  */
 export function blasLabel(blas: Pick<Blas, "kind" | "core" | "threads" | "version">): string {
   if (blas.kind === "js") return "js";
