@@ -472,7 +472,7 @@ Deno.test("the matmul's fact names OpenBLAS's release where the library gives on
   // a library that names no release keeps the older fact rather than inventing one
   assert.equal(blasLabel({ ...blas, version: null }), "openblas-Haswell-t2");
   assert.equal(blasLabel({ ...blas, version: "0.3 weird/x" }), "openblas-0.3_weird_x-Haswell-t2");
-  assert.equal(blasLabel({ kind: "js", core: null, threads: null }), "js");
+  assert.equal(blasLabel({ kind: "js", core: null, threads: null, version: null }), "js");
 });
 
 Deno.test("OpenBLAS's pick is replaced by the fastest family the CPU's flags allow", () => {

@@ -55,7 +55,7 @@ export interface Blas {
    * it is part of the cache key: a cluster whose nodes have different OpenBLAS releases must
    * not share one release's numbers as another's.
    */
-  version?: string | null;
+  version: string | null;
   /** Why a CPU kernel other than the library's own pick is in use, if one is. */
   note?: string;
   sgemm: Sgemm;
@@ -174,7 +174,7 @@ export function blasCandidates(): string[] {
  * "0.3.21"; a development build's "0.3.30.dev" kept whole), or null where it names none.
  */
 export function openblasVersion(config: string): string | null {
-  const m = /^\s*OpenBLAS\s+(\d+(?:\.\d+)+(?:[.-]?[A-Za-z0-9]+)*)/.exec(config);
+  const m = /^\s*OpenBLAS\s+(\d[\w.-]*)/.exec(config);
   return m ? m[1] : null;
 }
 
@@ -295,7 +295,14 @@ export function blasLoaded(): boolean {
 export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
   if (cached && opts.allowFfi !== false) return cached;
   if (opts.allowFfi === false) {
-    return { kind: "js", source: "BLAS disabled", sgemm: sgemmJs, threads: null, core: null };
+    return {
+      kind: "js",
+      source: "BLAS disabled",
+      sgemm: sgemmJs,
+      threads: null,
+      core: null,
+      version: null,
+    };
   }
   // OpenBLAS's idle threads spin for a long while after each call, taking the core the
   // elementwise kernels between matmuls need; a short timeout measured 15% faster here.
@@ -318,6 +325,7 @@ export function loadBlas(opts: { allowFfi?: boolean } = {}): Blas {
     sgemm: sgemmJs,
     threads: null,
     core: null,
+    version: null,
   };
   return cached;
 }

@@ -527,7 +527,7 @@ function pairRatios({ times, sgemmGflops: sgemm }: LoopSet, loopIters: number, f
     vsDefaults: o && d ? d / o : null,
     vsFlush: o && f ? f / o : null,
     sgemmGflops: sgemm,
-    oursOverBound: o && sgemm ? o / (flops / (sgemm * 1e9)) : null,
+    oursOverBound: o && sgemm ? o / sgemmBound(flops, sgemm) : null,
   };
 }
 
@@ -676,13 +676,18 @@ const PHASE_NAMES: Record<keyof PhaseTimes, string> = {
   other: "noise, rows, copies",
 };
 
+/** Seconds `flops` take at this machine's sgemm rate: the bound an iteration is measured against. */
+function sgemmBound(flops: number, sgemmGflops: number): number {
+  return flops / (sgemmGflops * 1e9);
+}
+
 /**
  * How far a lecture iteration is from the sgemm bound (its training matmuls at this machine's
  * sgemm rate), and where the rest goes; printed, and returned for the JSON record.
  */
 function distanceToLimit(flops: number, sgemmGflops: number | null, phases: PhaseTimes | null) {
   if (!sgemmGflops || !phases) return null;
-  const bound = flops / (sgemmGflops * 1e9);
+  const bound = sgemmBound(flops, sgemmGflops);
   const total = Object.values(phases).reduce((a, b) => a + b, 0);
   console.log(
     `\ndistance to the limit: an iteration's fakes and fits are ${
